@@ -1,0 +1,2 @@
+//! Procedural macros for `duroxide`. Use them through `duroxide::prelude`.
+#![forbid(unsafe_code)]

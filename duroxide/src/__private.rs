@@ -1,0 +1,1 @@
+//! Items the macros expand to. Not public API: no stability promise.

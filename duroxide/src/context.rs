@@ -1,0 +1,814 @@
+//! What orchestration and activity code sees: [`OrchestrationContext`], its durable futures,
+//! deterministic `select`/`join`, and [`ActivityContext`].
+//!
+//! Every scheduling call on an [`OrchestrationContext`] is a *decision*: it is recorded in
+//! history the first time and matched against history on replay (see [`crate::replay`]).
+//! The call is made when the method is called (not when the future is first polled), so the
+//! order of decisions is the program order of the calls.
+
+use crate::history::{ErrorDetails, EventKind};
+use crate::replay::{Action, CompletionValue, ReplayState, TaskKind, lock};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio_util_lite::CancellationToken;
+
+/// The orchestration's handle to the runtime. Cheap to clone.
+///
+/// Orchestration code must be deterministic: everything that can differ between runs (time,
+/// randomness, I/O) goes through this context or an activity.
+///
+/// ```no_run
+/// use duroxide::{OrchestrationContext, OrchestrationError};
+/// async fn greet(ctx: OrchestrationContext, name: String) -> Result<String, OrchestrationError> {
+///     let greeting = ctx.schedule_activity("Greet", name).await?;
+///     ctx.trace_info(format!("greeted: {greeting}"));
+///     Ok(greeting)
+/// }
+/// ```
+#[derive(Clone)]
+pub struct OrchestrationContext {
+    state: Arc<Mutex<ReplayState>>,
+}
+
+impl std::fmt::Debug for OrchestrationContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let st = lock(&self.state);
+        f.debug_struct("OrchestrationContext")
+            .field("instance", &st.instance)
+            .field("execution_id", &st.execution_id)
+            .field("name", &st.name)
+            .field("version", &st.version)
+            .finish()
+    }
+}
+
+fn call_site(loc: &std::panic::Location<'_>) -> Option<String> {
+    Some(format!("{}:{}:{}", loc.file(), loc.line(), loc.column()))
+}
+
+impl OrchestrationContext {
+    pub(crate) fn new(state: Arc<Mutex<ReplayState>>) -> Self {
+        Self { state }
+    }
+
+    /// This instance's id.
+    pub fn instance_id(&self) -> String {
+        lock(&self.state).instance.clone()
+    }
+
+    /// The current execution (1 for the first, +1 after each continue-as-new).
+    pub fn execution_id(&self) -> u64 {
+        lock(&self.state).execution_id
+    }
+
+    /// The orchestration's registered name.
+    pub fn orchestration_name(&self) -> String {
+        lock(&self.state).name.clone()
+    }
+
+    /// The version this execution is pinned to.
+    pub fn orchestration_version(&self) -> String {
+        lock(&self.state).version.clone()
+    }
+
+    /// True while the code re-runs decisions already in history. Side effects such as logs
+    /// should happen only when this is false (the `trace_*` methods do that for you).
+    pub fn is_replaying(&self) -> bool {
+        lock(&self.state).is_replaying()
+    }
+
+    fn oversized(&self, what: &str, payload: &str) -> Option<ErrorDetails> {
+        let limit = lock(&self.state).env.max_payload_bytes;
+        (payload.len() > limit).then(|| {
+            ErrorDetails::configuration(format!(
+                "{what} is {} bytes; the limit is {limit} bytes",
+                payload.len()
+            ))
+        })
+    }
+
+    /// Schedules an activity and returns a future of its result.
+    ///
+    /// Dropping the future before it completes (for example when it loses a
+    /// [`select2`](Self::select2)) cancels the activity.
+    #[track_caller]
+    pub fn schedule_activity(&self, name: impl Into<String>, input: impl Into<String>) -> ActivityFuture {
+        let loc = std::panic::Location::caller();
+        let (name, input) = (name.into(), input.into());
+        if let Some(e) = self.oversized(&format!("input of activity '{name}'"), &input) {
+            return ActivityFuture(TaskFuture::failed(self.state.clone(), e));
+        }
+        let id = lock(&self.state).decide(
+            |_| EventKind::ActivityScheduled {
+                name: name.clone(),
+                input: input.clone(),
+                call_site: call_site(loc),
+            },
+            |id, _| Some(Action::ScheduleActivity { event_id: id, name: name.clone(), input: input.clone() }),
+        );
+        ActivityFuture(TaskFuture::new(self.state.clone(), id, TaskKind::Activity))
+    }
+
+    /// A durable timer: completes after `delay`, surviving restarts.
+    #[track_caller]
+    pub fn schedule_timer(&self, delay: Duration) -> TimerFuture {
+        let loc = std::panic::Location::caller();
+        let delay_ms = delay.as_millis().min(u64::MAX as u128) as u64;
+        let mut st = lock(&self.state);
+        let fire_at_ms = st.env.now_ms.saturating_add(delay_ms);
+        let id = st.decide(
+            |_| EventKind::TimerCreated { delay_ms, fire_at_ms, call_site: call_site(loc) },
+            |id, _| Some(Action::CreateTimer { event_id: id, fire_at_ms }),
+        );
+        drop(st);
+        TimerFuture(TaskFuture::new(self.state.clone(), id, TaskKind::Timer))
+    }
+
+    /// Waits for an external event raised with [`crate::Client::raise_event`]. Events raised
+    /// before the wait are kept: the n-th wait for a name receives the n-th event of that name.
+    #[track_caller]
+    pub fn schedule_wait(&self, name: impl Into<String>) -> EventFuture {
+        let loc = std::panic::Location::caller();
+        let name = name.into();
+        let mut st = lock(&self.state);
+        let id = st.decide(
+            |_| EventKind::ExternalSubscribed { name: name.clone(), call_site: call_site(loc) },
+            |_, _| None,
+        );
+        if let Some(id) = id {
+            st.register_task(id, TaskKind::External);
+            st.subscribe(id, &name);
+        }
+        drop(st);
+        EventFuture(TaskFuture::new(self.state.clone(), id, TaskKind::External))
+    }
+
+    /// Starts a child orchestration (instance id derived from this instance) and returns a
+    /// future of its output. Dropping the future cancels the child.
+    #[track_caller]
+    pub fn schedule_sub_orchestration(
+        &self,
+        name: impl Into<String>,
+        input: impl Into<String>,
+    ) -> SubOrchestrationFuture {
+        self.sub_orchestration(std::panic::Location::caller(), name.into(), None, None, input.into())
+    }
+
+    /// Like [`schedule_sub_orchestration`](Self::schedule_sub_orchestration) with an explicit
+    /// child instance id.
+    #[track_caller]
+    pub fn schedule_sub_orchestration_with_id(
+        &self,
+        name: impl Into<String>,
+        instance: impl Into<String>,
+        input: impl Into<String>,
+    ) -> SubOrchestrationFuture {
+        let loc = std::panic::Location::caller();
+        self.sub_orchestration(loc, name.into(), None, Some(instance.into()), input.into())
+    }
+
+    /// Starts a child orchestration at a specific version (`None`: the child's policy
+    /// decides) and optional explicit instance id.
+    #[track_caller]
+    pub fn schedule_sub_orchestration_versioned(
+        &self,
+        name: impl Into<String>,
+        version: Option<String>,
+        instance: Option<String>,
+        input: impl Into<String>,
+    ) -> SubOrchestrationFuture {
+        let loc = std::panic::Location::caller();
+        self.sub_orchestration(loc, name.into(), version, instance, input.into())
+    }
+
+    fn sub_orchestration(
+        &self,
+        loc: &std::panic::Location<'_>,
+        name: String,
+        version: Option<String>,
+        instance: Option<String>,
+        input: String,
+    ) -> SubOrchestrationFuture {
+        if let Some(e) = self.oversized(&format!("input of sub-orchestration '{name}'"), &input) {
+            return SubOrchestrationFuture(TaskFuture::failed(self.state.clone(), e));
+        }
+        let mut st = lock(&self.state);
+        let (parent, exec) = (st.instance.clone(), st.execution_id);
+        let child_id = |id: u64| instance.clone().unwrap_or_else(|| format!("{parent}::sub::{exec}.{id}"));
+        let id = st.decide(
+            |id| EventKind::SubOrchestrationScheduled {
+                name: name.clone(),
+                version: version.clone(),
+                instance: child_id(id),
+                input: input.clone(),
+                call_site: call_site(loc),
+            },
+            |id, _| {
+                Some(Action::StartSubOrchestration {
+                    event_id: id,
+                    name: name.clone(),
+                    version: version.clone(),
+                    instance: child_id(id),
+                    input: input.clone(),
+                })
+            },
+        );
+        if let Some(id) = id {
+            st.register_child(id, child_id(id));
+        }
+        drop(st);
+        SubOrchestrationFuture(TaskFuture::new(self.state.clone(), id, TaskKind::SubOrchestration))
+    }
+
+    /// Starts an independent (detached) orchestration. Its outcome is not reported back.
+    #[track_caller]
+    pub fn schedule_orchestration(
+        &self,
+        name: impl Into<String>,
+        instance: impl Into<String>,
+        input: impl Into<String>,
+    ) {
+        let loc = std::panic::Location::caller();
+        self.detached(loc, name.into(), None, instance.into(), input.into())
+    }
+
+    /// Starts an independent orchestration at a specific version.
+    #[track_caller]
+    pub fn schedule_orchestration_versioned(
+        &self,
+        name: impl Into<String>,
+        version: impl Into<String>,
+        instance: impl Into<String>,
+        input: impl Into<String>,
+    ) {
+        let loc = std::panic::Location::caller();
+        self.detached(loc, name.into(), Some(version.into()), instance.into(), input.into())
+    }
+
+    fn detached(
+        &self,
+        loc: &std::panic::Location<'_>,
+        name: String,
+        version: Option<String>,
+        instance: String,
+        input: String,
+    ) {
+        lock(&self.state).decide(
+            |_| EventKind::OrchestrationChained {
+                name: name.clone(),
+                version: version.clone(),
+                instance: instance.clone(),
+                input: input.clone(),
+                call_site: call_site(loc),
+            },
+            |_, _| {
+                Some(Action::StartDetached {
+                    name: name.clone(),
+                    version: version.clone(),
+                    instance: instance.clone(),
+                    input: input.clone(),
+                })
+            },
+        );
+    }
+
+    /// Ends this execution and starts a new one of the same instance and version with
+    /// `input` and an empty history. Return from the orchestration right after calling it;
+    /// whatever it returns is ignored.
+    pub fn continue_as_new(&self, input: impl Into<String>) {
+        let mut st = lock(&self.state);
+        let version = st.version.clone();
+        st.continue_as_new = Some((input.into(), version));
+    }
+
+    /// Like [`continue_as_new`](Self::continue_as_new), moving the instance to `version`.
+    pub fn continue_as_new_versioned(&self, version: impl Into<String>, input: impl Into<String>) {
+        lock(&self.state).continue_as_new = Some((input.into(), version.into()));
+    }
+
+    fn system_call(&self, loc: &std::panic::Location<'_>, op: &str, fresh: String) -> SystemCallFuture {
+        let mut st = lock(&self.state);
+        let id = st.decide(
+            |_| EventKind::SystemCall { op: op.to_string(), value: fresh.clone(), call_site: call_site(loc) },
+            |_, _| None,
+        );
+        let value = id.and_then(|id| match &st.history[(id - 1) as usize].kind {
+            EventKind::SystemCall { value, .. } => Some((id, value.clone())),
+            _ => None,
+        });
+        SystemCallFuture { value }
+    }
+
+    /// A new GUID, recorded in history so replays see the same value.
+    #[track_caller]
+    pub fn system_new_guid(&self) -> SystemCallFuture {
+        let loc = std::panic::Location::caller();
+        self.system_call(loc, "guid", uuid::Uuid::new_v4().to_string())
+    }
+
+    /// The current time, recorded in history so replays see the same value.
+    #[track_caller]
+    pub fn utc_now(&self) -> UtcNowFuture {
+        let loc = std::panic::Location::caller();
+        let now = lock(&self.state).env.now_ms;
+        UtcNowFuture(self.system_call(loc, "utc_now", now.to_string()))
+    }
+
+    /// Resolves to whichever future completed first in history order; the other is dropped
+    /// (and so cancelled).
+    pub fn select2<A: DurableFuture, B: DurableFuture>(&self, a: A, b: B) -> Select2<A, B> {
+        Select2 { a: Some(a), b: Some(b) }
+    }
+
+    /// Resolves to `(index, output)` of the future that completed first in history order; the
+    /// others are dropped (and so cancelled).
+    pub fn select<F: DurableFuture>(&self, futures: Vec<F>) -> Select<F> {
+        Select { futures }
+    }
+
+    /// Resolves when all futures completed, with their outputs in the given order.
+    pub fn join<F: DurableFuture>(&self, futures: Vec<F>) -> Join<F> {
+        let n = futures.len();
+        Join { futures: futures.into_iter().map(Some).collect(), outputs: (0..n).map(|_| None).collect() }
+    }
+
+    /// Resolves when both futures completed.
+    pub fn join2<A: DurableFuture, B: DurableFuture>(&self, a: A, b: B) -> Join2<A, B> {
+        Join2 { a, b, ra: None, rb: None }
+    }
+
+    /// Sets the custom status shown by [`crate::Client::get_orchestration_status`].
+    pub fn set_custom_status(&self, status: impl Into<String>) {
+        lock(&self.state).set_custom_status(Some(status.into()));
+    }
+
+    /// Clears the custom status.
+    pub fn clear_custom_status(&self) {
+        lock(&self.state).set_custom_status(None);
+    }
+
+    /// The custom status as last set by this execution.
+    pub fn custom_status(&self) -> Option<String> {
+        lock(&self.state).custom_status.clone().flatten()
+    }
+
+    fn trace(&self, level: tracing::Level, message: &str) {
+        let st = lock(&self.state);
+        if st.is_replaying() {
+            return;
+        }
+        let (instance, exec, name) = (st.instance.clone(), st.execution_id, st.name.clone());
+        drop(st);
+        match level {
+            tracing::Level::ERROR => {
+                tracing::error!(target: "duroxide::orchestration", instance = %instance, execution_id = exec, orchestration = %name, "{message}")
+            }
+            tracing::Level::WARN => {
+                tracing::warn!(target: "duroxide::orchestration", instance = %instance, execution_id = exec, orchestration = %name, "{message}")
+            }
+            tracing::Level::INFO => {
+                tracing::info!(target: "duroxide::orchestration", instance = %instance, execution_id = exec, orchestration = %name, "{message}")
+            }
+            _ => {
+                tracing::debug!(target: "duroxide::orchestration", instance = %instance, execution_id = exec, orchestration = %name, "{message}")
+            }
+        }
+    }
+
+    /// Logs at INFO, only when not replaying.
+    pub fn trace_info(&self, message: impl AsRef<str>) {
+        self.trace(tracing::Level::INFO, message.as_ref())
+    }
+    /// Logs at WARN, only when not replaying.
+    pub fn trace_warn(&self, message: impl AsRef<str>) {
+        self.trace(tracing::Level::WARN, message.as_ref())
+    }
+    /// Logs at ERROR, only when not replaying.
+    pub fn trace_error(&self, message: impl AsRef<str>) {
+        self.trace(tracing::Level::ERROR, message.as_ref())
+    }
+    /// Logs at DEBUG, only when not replaying.
+    pub fn trace_debug(&self, message: impl AsRef<str>) {
+        self.trace(tracing::Level::DEBUG, message.as_ref())
+    }
+}
+
+/// A future whose completion is ordered by history, usable with
+/// [`OrchestrationContext::select2`], [`select`](OrchestrationContext::select) and
+/// [`join`](OrchestrationContext::join).
+pub trait DurableFuture: Future + Unpin + Send {
+    /// Position in history of the event that completed this future, once it has completed.
+    fn completion_seq(&self) -> Option<u64>;
+}
+
+/// Shared implementation of the scheduled-task futures.
+struct TaskFuture {
+    state: Arc<Mutex<ReplayState>>,
+    /// `None` when scheduling failed (nondeterminism): the future never completes and the
+    /// engine fails the instance.
+    id: Option<u64>,
+    /// An error known at scheduling time (oversized payload).
+    immediate: Option<ErrorDetails>,
+    done: bool,
+}
+
+impl TaskFuture {
+    fn new(state: Arc<Mutex<ReplayState>>, id: Option<u64>, kind: TaskKind) -> Self {
+        if let Some(id) = id {
+            lock(&state).register_task(id, kind);
+        }
+        Self { state, id, immediate: None, done: false }
+    }
+
+    fn failed(state: Arc<Mutex<ReplayState>>, e: ErrorDetails) -> Self {
+        Self { state, id: None, immediate: Some(e), done: false }
+    }
+
+    fn seq(&self) -> Option<u64> {
+        if self.immediate.is_some() {
+            return Some(0);
+        }
+        let id = self.id?;
+        lock(&self.state).completion(id).map(|c| c.seq)
+    }
+
+    fn poll_value(&mut self) -> Poll<CompletionValue> {
+        if let Some(e) = self.immediate.take() {
+            self.done = true;
+            return Poll::Ready(CompletionValue::Err(e));
+        }
+        let Some(id) = self.id else { return Poll::Pending };
+        match lock(&self.state).completion(id) {
+            Some(c) => {
+                self.done = true;
+                Poll::Ready(c.value.clone())
+            }
+            None => Poll::Pending,
+        }
+    }
+}
+
+impl Drop for TaskFuture {
+    fn drop(&mut self) {
+        if let (false, Some(id)) = (self.done, self.id) {
+            lock(&self.state).cancel_task(id, "the orchestration no longer waits for it");
+        }
+    }
+}
+
+fn into_result(v: CompletionValue) -> Result<String, ErrorDetails> {
+    match v {
+        CompletionValue::Ok(s) => Ok(s),
+        CompletionValue::Err(e) => Err(e),
+        CompletionValue::Unit => Ok(String::new()),
+    }
+}
+
+macro_rules! task_future {
+    ($(#[$doc:meta])* $name:ident, $out:ty, $map:expr) => {
+        $(#[$doc])*
+        #[must_use = "durable futures do nothing useful unless awaited; dropping one cancels its work"]
+        pub struct $name(TaskFuture);
+
+        impl Future for $name {
+            type Output = $out;
+            fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<$out> {
+                self.get_mut().0.poll_value().map($map)
+            }
+        }
+
+        impl DurableFuture for $name {
+            fn completion_seq(&self) -> Option<u64> {
+                self.0.seq()
+            }
+        }
+
+        impl std::fmt::Debug for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($name)).field("event_id", &self.0.id).finish()
+            }
+        }
+    };
+}
+
+task_future!(
+    /// The result of an activity: its output, or why it failed.
+    ActivityFuture,
+    Result<String, ErrorDetails>,
+    into_result
+);
+task_future!(
+    /// Completes when the durable timer fires.
+    TimerFuture,
+    (),
+    |_| ()
+);
+task_future!(
+    /// The payload of an external event.
+    EventFuture,
+    String,
+    |v| into_result(v).unwrap_or_default()
+);
+task_future!(
+    /// The output of a sub-orchestration, or why it failed.
+    SubOrchestrationFuture,
+    Result<String, ErrorDetails>,
+    into_result
+);
+
+/// A recorded system value (a GUID). Ready at once.
+#[derive(Debug)]
+#[must_use = "await the recorded value"]
+pub struct SystemCallFuture {
+    value: Option<(u64, String)>,
+}
+
+impl Future for SystemCallFuture {
+    type Output = String;
+    fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<String> {
+        match &self.value {
+            Some((_, v)) => Poll::Ready(v.clone()),
+            // Nondeterminism: the engine fails the instance.
+            None => Poll::Pending,
+        }
+    }
+}
+
+impl DurableFuture for SystemCallFuture {
+    fn completion_seq(&self) -> Option<u64> {
+        self.value.as_ref().map(|(id, _)| id - 1)
+    }
+}
+
+/// The recorded current time. Ready at once.
+#[derive(Debug)]
+#[must_use = "await the recorded time"]
+pub struct UtcNowFuture(SystemCallFuture);
+
+impl Future for UtcNowFuture {
+    type Output = SystemTime;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<SystemTime> {
+        Pin::new(&mut self.0).poll(cx).map(|v| {
+            let ms = v.parse::<u64>().unwrap_or(0);
+            UNIX_EPOCH + Duration::from_millis(ms)
+        })
+    }
+}
+
+impl DurableFuture for UtcNowFuture {
+    fn completion_seq(&self) -> Option<u64> {
+        self.0.completion_seq()
+    }
+}
+
+/// Output of [`OrchestrationContext::select2`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Either2<A, B> {
+    /// The first future won.
+    First(A),
+    /// The second future won.
+    Second(B),
+}
+
+/// Future returned by [`OrchestrationContext::select2`].
+#[must_use = "futures do nothing unless awaited"]
+pub struct Select2<A, B> {
+    a: Option<A>,
+    b: Option<B>,
+}
+
+impl<A: DurableFuture, B: DurableFuture> Future for Select2<A, B> {
+    type Output = Either2<A::Output, B::Output>;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let sa = self.a.as_ref().and_then(|a| a.completion_seq());
+        let sb = self.b.as_ref().and_then(|b| b.completion_seq());
+        let first = match (sa, sb) {
+            (Some(x), Some(y)) => x <= y,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (None, None) => return Poll::Pending,
+        };
+        if first {
+            let Some(mut a) = self.a.take() else { return Poll::Pending };
+            let out = Pin::new(&mut a).poll(cx);
+            if let Poll::Ready(v) = out {
+                self.b = None;
+                return Poll::Ready(Either2::First(v));
+            }
+            self.a = Some(a);
+        } else {
+            let Some(mut b) = self.b.take() else { return Poll::Pending };
+            let out = Pin::new(&mut b).poll(cx);
+            if let Poll::Ready(v) = out {
+                self.a = None;
+                return Poll::Ready(Either2::Second(v));
+            }
+            self.b = Some(b);
+        }
+        Poll::Pending
+    }
+}
+
+impl<A: DurableFuture, B: DurableFuture> Unpin for Select2<A, B> {}
+
+/// Future returned by [`OrchestrationContext::select`].
+#[must_use = "futures do nothing unless awaited"]
+pub struct Select<F> {
+    futures: Vec<F>,
+}
+
+impl<F: DurableFuture> Future for Select<F> {
+    type Output = (usize, F::Output);
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let winner =
+            self.futures.iter().enumerate().filter_map(|(i, f)| f.completion_seq().map(|s| (s, i))).min();
+        let Some((_, i)) = winner else { return Poll::Pending };
+        match Pin::new(&mut self.futures[i]).poll(cx) {
+            Poll::Ready(v) => {
+                // Losers are dropped here, which cancels their work.
+                self.futures.clear();
+                Poll::Ready((i, v))
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+/// Future returned by [`OrchestrationContext::join`].
+#[must_use = "futures do nothing unless awaited"]
+pub struct Join<F: Future> {
+    futures: Vec<Option<F>>,
+    outputs: Vec<Option<F::Output>>,
+}
+
+impl<F: DurableFuture> Unpin for Join<F> {}
+
+impl<F: DurableFuture> Future for Join<F> {
+    type Output = Vec<F::Output>;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        for (slot, out) in this.futures.iter_mut().zip(this.outputs.iter_mut()) {
+            if let Some(f) = slot
+                && let Poll::Ready(v) = Pin::new(f).poll(cx)
+            {
+                *out = Some(v);
+                *slot = None;
+            }
+        }
+        if this.outputs.iter().all(Option::is_some) {
+            Poll::Ready(this.outputs.iter_mut().filter_map(Option::take).collect())
+        } else {
+            Poll::Pending
+        }
+    }
+}
+
+/// Future returned by [`OrchestrationContext::join2`].
+#[must_use = "futures do nothing unless awaited"]
+pub struct Join2<A: Future, B: Future> {
+    a: A,
+    b: B,
+    ra: Option<A::Output>,
+    rb: Option<B::Output>,
+}
+
+impl<A: DurableFuture, B: DurableFuture> Unpin for Join2<A, B> {}
+
+impl<A: DurableFuture, B: DurableFuture> Future for Join2<A, B> {
+    type Output = (A::Output, B::Output);
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        if this.ra.is_none()
+            && let Poll::Ready(v) = Pin::new(&mut this.a).poll(cx)
+        {
+            this.ra = Some(v);
+        }
+        if this.rb.is_none()
+            && let Poll::Ready(v) = Pin::new(&mut this.b).poll(cx)
+        {
+            this.rb = Some(v);
+        }
+        match (this.ra.take(), this.rb.take()) {
+            (Some(a), Some(b)) => Poll::Ready((a, b)),
+            (ra, rb) => {
+                this.ra = ra;
+                this.rb = rb;
+                Poll::Pending
+            }
+        }
+    }
+}
+
+/// What an activity sees: who called it, which attempt this is, and a cancellation signal.
+#[derive(Clone, Debug)]
+pub struct ActivityContext {
+    pub(crate) instance: String,
+    pub(crate) execution_id: u64,
+    pub(crate) event_id: u64,
+    pub(crate) name: String,
+    pub(crate) attempt: u32,
+    pub(crate) cancel: CancellationToken,
+}
+
+impl ActivityContext {
+    /// Builds a context for calling an activity function directly, e.g. in unit tests.
+    pub fn for_test(name: impl Into<String>) -> Self {
+        Self {
+            instance: "test-instance".into(),
+            execution_id: 1,
+            event_id: 1,
+            name: name.into(),
+            attempt: 1,
+            cancel: CancellationToken::new(),
+        }
+    }
+    /// Instance that scheduled this activity.
+    pub fn instance_id(&self) -> &str {
+        &self.instance
+    }
+    /// Execution that scheduled this activity.
+    pub fn execution_id(&self) -> u64 {
+        self.execution_id
+    }
+    /// Id of the `ActivityScheduled` event; stable across attempts, useful as an
+    /// idempotency key together with the instance id.
+    pub fn event_id(&self) -> u64 {
+        self.event_id
+    }
+    /// The activity's registered name.
+    pub fn activity_name(&self) -> &str {
+        &self.name
+    }
+    /// Which delivery of this work item this is (1 for the first). Activities run at least
+    /// once: an attempt above 1 means an earlier run may have had effects.
+    pub fn attempt(&self) -> u32 {
+        self.attempt
+    }
+    /// True once the orchestration stopped waiting for this activity, or its lock was lost.
+    pub fn is_cancelled(&self) -> bool {
+        self.cancel.is_cancelled()
+    }
+    /// Completes when the activity is cancelled; use in `tokio::select!` to stop early.
+    pub async fn cancelled(&self) {
+        self.cancel.cancelled().await
+    }
+    /// Logs at INFO with the activity's identity.
+    pub fn trace_info(&self, message: impl AsRef<str>) {
+        tracing::info!(target: "duroxide::activity", instance = %self.instance, activity = %self.name, attempt = self.attempt, "{}", message.as_ref());
+    }
+    /// Logs at WARN.
+    pub fn trace_warn(&self, message: impl AsRef<str>) {
+        tracing::warn!(target: "duroxide::activity", instance = %self.instance, activity = %self.name, attempt = self.attempt, "{}", message.as_ref());
+    }
+    /// Logs at ERROR.
+    pub fn trace_error(&self, message: impl AsRef<str>) {
+        tracing::error!(target: "duroxide::activity", instance = %self.instance, activity = %self.name, attempt = self.attempt, "{}", message.as_ref());
+    }
+    /// Logs at DEBUG.
+    pub fn trace_debug(&self, message: impl AsRef<str>) {
+        tracing::debug!(target: "duroxide::activity", instance = %self.instance, activity = %self.name, attempt = self.attempt, "{}", message.as_ref());
+    }
+}
+
+/// A tiny cancellation token (set once, awaitable), so we need no extra dependency.
+pub(crate) mod tokio_util_lite {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use tokio::sync::Notify;
+
+    #[derive(Clone, Debug, Default)]
+    pub struct CancellationToken {
+        inner: Arc<Inner>,
+    }
+
+    #[derive(Debug, Default)]
+    struct Inner {
+        flag: AtomicBool,
+        notify: Notify,
+    }
+
+    impl CancellationToken {
+        pub fn new() -> Self {
+            Self::default()
+        }
+        pub fn cancel(&self) {
+            self.inner.flag.store(true, Ordering::SeqCst);
+            self.inner.notify.notify_waiters();
+        }
+        pub fn is_cancelled(&self) -> bool {
+            self.inner.flag.load(Ordering::SeqCst)
+        }
+        pub async fn cancelled(&self) {
+            loop {
+                let notified = self.inner.notify.notified();
+                if self.is_cancelled() {
+                    return;
+                }
+                notified.await;
+            }
+        }
+    }
+}

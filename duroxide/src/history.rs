@@ -1,0 +1,410 @@
+//! The history log: the events that record everything an orchestration did.
+//!
+//! An instance's history is a list of [`Event`]s per execution. It is the single source of
+//! truth that deterministic replay rebuilds orchestration state from, so its JSON form is
+//! stable: event and field names never change, and fields added later are
+//! `#[serde(default)]` so histories written by older duroxide versions always load.
+//! This module holds data only; the replay rules live in [`crate::replay`].
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::fmt;
+
+/// The version of duroxide that is writing histories (this crate's version).
+pub const DUROXIDE_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// One entry of an execution's history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Position of this event in its execution's history, starting at 1. Scheduling events
+    /// are referred to by this id from their completions.
+    pub event_id: u64,
+    /// Wall-clock time (milliseconds since the Unix epoch) at which the event was recorded.
+    /// Informational only: replay never reads it.
+    #[serde(default)]
+    pub timestamp_ms: u64,
+    /// What happened.
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+/// Link from a sub-orchestration to the parent that scheduled it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParentLink {
+    /// The parent's instance id.
+    pub instance: String,
+    /// The parent's execution that scheduled the child.
+    pub execution_id: u64,
+    /// The id of the parent's `SubOrchestrationScheduled` event.
+    pub event_id: u64,
+}
+
+/// Everything that can be recorded in a history.
+///
+/// The `type` tag and field names are part of the storage format.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum EventKind {
+    /// First event of every execution.
+    OrchestrationStarted {
+        /// Registered orchestration name.
+        name: String,
+        /// Orchestration version this execution is pinned to.
+        version: String,
+        /// Input of this execution.
+        input: String,
+        /// Set when this instance is a sub-orchestration.
+        #[serde(default)]
+        parent: Option<ParentLink>,
+        /// The duroxide version that wrote this execution's history.
+        duroxide_version: String,
+    },
+    /// The orchestration returned `Ok`.
+    OrchestrationCompleted {
+        /// Serialized output.
+        output: String,
+    },
+    /// The orchestration failed (returned `Err`, panicked, was cancelled, diverged from its
+    /// history or was poisoned).
+    OrchestrationFailed {
+        /// Why.
+        details: ErrorDetails,
+    },
+    /// The execution ended by continuing as a new execution.
+    OrchestrationContinuedAsNew {
+        /// Input of the next execution.
+        input: String,
+        /// Version of the next execution.
+        version: String,
+    },
+    /// Someone asked to cancel the instance.
+    OrchestrationCancelRequested {
+        /// The reason given by the caller.
+        reason: String,
+    },
+    /// An activity was scheduled.
+    ActivityScheduled {
+        /// Activity name.
+        name: String,
+        /// Serialized input.
+        input: String,
+        /// Where in the orchestration's source the call was made (`file:line:column`).
+        #[serde(default)]
+        call_site: Option<String>,
+    },
+    /// An activity returned `Ok`.
+    ActivityCompleted {
+        /// The `ActivityScheduled` event this completes.
+        source_event_id: u64,
+        /// Serialized result.
+        result: String,
+    },
+    /// An activity failed (returned `Err`, panicked, or was poisoned).
+    ActivityFailed {
+        /// The `ActivityScheduled` event this completes.
+        source_event_id: u64,
+        /// Why.
+        details: ErrorDetails,
+    },
+    /// The orchestration no longer waits for an activity (it lost a select or was dropped).
+    ActivityCancelRequested {
+        /// The `ActivityScheduled` event being cancelled.
+        source_event_id: u64,
+    },
+    /// A durable timer was created.
+    TimerCreated {
+        /// Requested delay in milliseconds.
+        delay_ms: u64,
+        /// When it fires, in milliseconds since the Unix epoch.
+        fire_at_ms: u64,
+        /// Call site of `schedule_timer`.
+        #[serde(default)]
+        call_site: Option<String>,
+    },
+    /// A durable timer fired.
+    TimerFired {
+        /// The `TimerCreated` event.
+        source_event_id: u64,
+        /// When it was due.
+        fire_at_ms: u64,
+    },
+    /// The orchestration started waiting for an external event.
+    ExternalSubscribed {
+        /// Event name.
+        name: String,
+        /// Call site of `schedule_wait`.
+        #[serde(default)]
+        call_site: Option<String>,
+    },
+    /// An external event was raised for this instance. The n-th event of a name is delivered
+    /// to the n-th subscription of that name, whichever came first.
+    ExternalRaised {
+        /// Event name.
+        name: String,
+        /// Payload.
+        data: String,
+    },
+    /// A sub-orchestration was scheduled.
+    SubOrchestrationScheduled {
+        /// Orchestration name.
+        name: String,
+        /// Requested version (`None`: the child's version policy decides).
+        #[serde(default)]
+        version: Option<String>,
+        /// Child instance id.
+        instance: String,
+        /// Serialized input.
+        input: String,
+        /// Call site.
+        #[serde(default)]
+        call_site: Option<String>,
+    },
+    /// A sub-orchestration completed.
+    SubOrchestrationCompleted {
+        /// The `SubOrchestrationScheduled` event.
+        source_event_id: u64,
+        /// Serialized output.
+        result: String,
+    },
+    /// A sub-orchestration failed or was cancelled.
+    SubOrchestrationFailed {
+        /// The `SubOrchestrationScheduled` event.
+        source_event_id: u64,
+        /// Why.
+        details: ErrorDetails,
+    },
+    /// The orchestration no longer waits for a sub-orchestration; the child is cancelled.
+    SubOrchestrationCancelRequested {
+        /// The `SubOrchestrationScheduled` event.
+        source_event_id: u64,
+    },
+    /// A detached (fire-and-forget) orchestration was started.
+    OrchestrationChained {
+        /// Orchestration name.
+        name: String,
+        /// Requested version.
+        #[serde(default)]
+        version: Option<String>,
+        /// Instance id of the new orchestration.
+        instance: String,
+        /// Serialized input.
+        input: String,
+        /// Call site.
+        #[serde(default)]
+        call_site: Option<String>,
+    },
+    /// A nondeterministic value (a guid, the current time) recorded so replay returns the same.
+    SystemCall {
+        /// Which call: `"guid"` or `"utc_now"`.
+        op: String,
+        /// The recorded value.
+        value: String,
+        /// Call site.
+        #[serde(default)]
+        call_site: Option<String>,
+    },
+    /// The orchestration set its custom status.
+    CustomStatusSet {
+        /// The new custom status (`None` clears it).
+        status: Option<String>,
+    },
+}
+
+impl EventKind {
+    /// The stable type name of this event (its `type` tag).
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            EventKind::OrchestrationStarted { .. } => "OrchestrationStarted",
+            EventKind::OrchestrationCompleted { .. } => "OrchestrationCompleted",
+            EventKind::OrchestrationFailed { .. } => "OrchestrationFailed",
+            EventKind::OrchestrationContinuedAsNew { .. } => "OrchestrationContinuedAsNew",
+            EventKind::OrchestrationCancelRequested { .. } => "OrchestrationCancelRequested",
+            EventKind::ActivityScheduled { .. } => "ActivityScheduled",
+            EventKind::ActivityCompleted { .. } => "ActivityCompleted",
+            EventKind::ActivityFailed { .. } => "ActivityFailed",
+            EventKind::ActivityCancelRequested { .. } => "ActivityCancelRequested",
+            EventKind::TimerCreated { .. } => "TimerCreated",
+            EventKind::TimerFired { .. } => "TimerFired",
+            EventKind::ExternalSubscribed { .. } => "ExternalSubscribed",
+            EventKind::ExternalRaised { .. } => "ExternalRaised",
+            EventKind::SubOrchestrationScheduled { .. } => "SubOrchestrationScheduled",
+            EventKind::SubOrchestrationCompleted { .. } => "SubOrchestrationCompleted",
+            EventKind::SubOrchestrationFailed { .. } => "SubOrchestrationFailed",
+            EventKind::SubOrchestrationCancelRequested { .. } => "SubOrchestrationCancelRequested",
+            EventKind::OrchestrationChained { .. } => "OrchestrationChained",
+            EventKind::SystemCall { .. } => "SystemCall",
+            EventKind::CustomStatusSet { .. } => "CustomStatusSet",
+        }
+    }
+
+    /// True for events that record a decision of the orchestration code (matched by sequence
+    /// during replay).
+    pub fn is_decision(&self) -> bool {
+        matches!(
+            self,
+            EventKind::ActivityScheduled { .. }
+                | EventKind::TimerCreated { .. }
+                | EventKind::ExternalSubscribed { .. }
+                | EventKind::SubOrchestrationScheduled { .. }
+                | EventKind::OrchestrationChained { .. }
+                | EventKind::SystemCall { .. }
+        )
+    }
+
+    /// True for events that end an execution.
+    pub fn is_terminal(&self) -> bool {
+        matches!(
+            self,
+            EventKind::OrchestrationCompleted { .. }
+                | EventKind::OrchestrationFailed { .. }
+                | EventKind::OrchestrationContinuedAsNew { .. }
+        )
+    }
+}
+
+/// Broad class of a failure, so operators and retry logic can tell them apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCategory {
+    /// The user's code returned an error or panicked.
+    Application,
+    /// The deployment is wrong: nondeterministic code change, unregistered name or version,
+    /// oversized payload, undecodable input.
+    Configuration,
+    /// Storage or runtime trouble.
+    Infrastructure,
+    /// The item was attempted more than `max_attempts` times.
+    Poison,
+    /// The work was cancelled.
+    Cancelled,
+}
+
+impl fmt::Display for ErrorCategory {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ErrorCategory::Application => "application",
+            ErrorCategory::Configuration => "configuration",
+            ErrorCategory::Infrastructure => "infrastructure",
+            ErrorCategory::Poison => "poison",
+            ErrorCategory::Cancelled => "cancelled",
+        })
+    }
+}
+
+/// Why an activity, sub-orchestration or orchestration failed. Stored in history and
+/// returned to the code that awaited the failed work.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{category} error: {message}")]
+pub struct ErrorDetails {
+    /// What kind of failure this is.
+    pub category: ErrorCategory,
+    /// Human-readable description.
+    pub message: String,
+    /// Whether retrying may help (set by activities through [`crate::ActivityError`]).
+    #[serde(default = "default_true")]
+    pub retryable: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+impl ErrorDetails {
+    /// An error raised by user code.
+    pub fn application(message: impl Into<String>) -> Self {
+        Self::new(ErrorCategory::Application, message)
+    }
+    /// A deployment or code-change error.
+    pub fn configuration(message: impl Into<String>) -> Self {
+        Self::new(ErrorCategory::Configuration, message)
+    }
+    /// A storage or runtime error.
+    pub fn infrastructure(message: impl Into<String>) -> Self {
+        Self::new(ErrorCategory::Infrastructure, message)
+    }
+    /// A poison error: too many attempts.
+    pub fn poison(message: impl Into<String>) -> Self {
+        Self::new(ErrorCategory::Poison, message)
+    }
+    /// Cancelled work.
+    pub fn cancelled(message: impl Into<String>) -> Self {
+        Self::new(ErrorCategory::Cancelled, message)
+    }
+    /// Any category.
+    pub fn new(category: ErrorCategory, message: impl Into<String>) -> Self {
+        Self { category, message: message.into(), retryable: true }
+    }
+}
+
+impl From<ErrorDetails> for String {
+    fn from(e: ErrorDetails) -> String {
+        e.to_string()
+    }
+}
+
+/// Short, stable digest of a payload, used in error messages instead of the payload itself.
+pub fn digest(payload: &str) -> String {
+    let hash = Sha256::digest(payload.as_bytes());
+    hash.iter().take(6).map(|b| format!("{b:02x}")).collect()
+}
+
+/// Serializes a history to JSON (one array).
+pub fn to_json(events: &[Event]) -> Result<String, serde_json::Error> {
+    serde_json::to_string(events)
+}
+
+/// Parses a history written by [`to_json`] (or any earlier duroxide version).
+pub fn from_json(json: &str) -> Result<Vec<Event>, serde_json::Error> {
+    serde_json::from_str(json)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_roundtrip_with_stable_tags() {
+        let e = Event {
+            event_id: 2,
+            timestamp_ms: 7,
+            kind: EventKind::ActivityScheduled {
+                name: "A".into(),
+                input: "x".into(),
+                call_site: Some("src/main.rs:1:1".into()),
+            },
+        };
+        let json = serde_json::to_string(&e).unwrap();
+        assert!(json.contains(r#""type":"ActivityScheduled""#), "{json}");
+        assert_eq!(serde_json::from_str::<Event>(&json).unwrap(), e);
+    }
+
+    #[test]
+    fn old_events_without_optional_fields_load() {
+        let json = r#"{"event_id":1,"type":"ActivityScheduled","name":"A","input":"i"}"#;
+        let e: Event = serde_json::from_str(json).unwrap();
+        assert_eq!(
+            e.kind,
+            EventKind::ActivityScheduled { name: "A".into(), input: "i".into(), call_site: None }
+        );
+        assert_eq!(e.timestamp_ms, 0);
+    }
+
+    #[test]
+    fn unknown_event_type_is_an_error() {
+        let json = r#"{"event_id":1,"type":"SomethingFromTheFuture"}"#;
+        assert!(serde_json::from_str::<Event>(json).is_err());
+    }
+
+    #[test]
+    fn error_details_convert_to_string_with_category() {
+        let s: String = ErrorDetails::application("boom").into();
+        assert_eq!(s, "application error: boom");
+    }
+
+    #[test]
+    fn digest_is_short_and_stable() {
+        assert_eq!(digest("abc"), digest("abc"));
+        assert_ne!(digest("abc"), digest("abd"));
+        assert_eq!(digest("abc").len(), 12);
+    }
+}

@@ -1,0 +1,99 @@
+//! # duroxide: durable code execution for Rust
+//!
+//! Write long-running processes as plain async Rust. duroxide records every step of an
+//! *orchestration* in a history log; after a crash or a deploy, the orchestration resumes by
+//! deterministic replay of that log. *Activities* (the side-effecting steps) run at least
+//! once on workers; orchestrations (the control flow) must be deterministic.
+//!
+//! ```no_run
+//! use duroxide::prelude::*;
+//! use std::{sync::Arc, time::Duration};
+//!
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let activities = ActivityRegistry::builder()
+//!     .register("Greet", |_ctx: ActivityContext, name: String| async move {
+//!         Ok(format!("Hello, {name}!"))
+//!     })
+//!     .build();
+//! let orchestrations = OrchestrationRegistry::builder()
+//!     .register("HelloWorld", |ctx: OrchestrationContext, name: String| async move {
+//!         let greeting = ctx.schedule_activity("Greet", name).await?;
+//!         Ok(greeting)
+//!     })
+//!     .build();
+//! let store = Arc::new(SqliteProvider::new("sqlite:./hello.db", None).await?);
+//! let rt = Runtime::start_with_store(store.clone(), activities, orchestrations).await;
+//! let client = Client::new(store);
+//! client.start_orchestration("hello-1", "HelloWorld", "World").await?;
+//! let status = client.wait_for_orchestration("hello-1", Duration::from_secs(10)).await?;
+//! println!("{status:?}");
+//! rt.shutdown(None).await;
+//! # Ok(()) }
+//! ```
+//!
+//! ## Map of the crate
+//! - [`history`]: the events of the history log and [`ErrorDetails`]; serde-stable.
+//! - [`replay`]: the replay engine, a pure function of history and new messages.
+//! - [`context`]: [`OrchestrationContext`] (durable futures, `select`/`join`, system calls)
+//!   and [`ActivityContext`].
+//! - [`registry`]: activity and orchestration registries, versions and [`VersionPolicy`].
+//! - [`runtime`]: the dispatchers that run turns and activities over a store.
+//! - [`client`]: start, raise events, cancel, status, wait.
+//! - [`provider`]: the [`Provider`] storage trait and the SQLite store.
+//! - [`error`]: [`ActivityError`] and [`OrchestrationError`].
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod client;
+pub mod context;
+pub mod error;
+pub mod history;
+pub mod provider;
+pub mod registry;
+pub mod replay;
+pub mod runtime;
+mod typed;
+
+#[doc(hidden)]
+pub mod __private;
+
+pub use client::{Client, ClientError, OrchestrationStatus};
+pub use context::{
+    ActivityContext, ActivityFuture, DurableFuture, Either2, EventFuture, OrchestrationContext,
+    SubOrchestrationFuture, SystemCallFuture, TimerFuture, UtcNowFuture,
+};
+pub use error::{ActivityError, OrchestrationError};
+pub use history::{ErrorCategory, ErrorDetails, Event, EventKind};
+#[cfg(feature = "sqlite")]
+pub use provider::sqlite::{SqliteDurability, SqliteOptions, SqliteProvider};
+pub use provider::{Provider, ProviderError, SemverRange};
+pub use registry::{
+    ActivityRegistry, ActivityRegistryBuilder, OrchestrationRegistry, OrchestrationRegistryBuilder,
+    RegistryError, VersionPolicy,
+};
+pub use runtime::{Runtime, RuntimeOptions};
+#[allow(unused_imports)] // filled by the typed layer
+pub use typed::*;
+
+/// Everything an application usually needs, in one import.
+pub mod prelude {
+    #[cfg(feature = "sqlite")]
+    pub use crate::SqliteProvider;
+    pub use crate::{
+        ActivityContext, ActivityError, ActivityRegistry, Client, ErrorDetails, OrchestrationContext,
+        OrchestrationError, OrchestrationRegistry, OrchestrationStatus, Runtime, RuntimeOptions, SemverRange,
+        VersionPolicy,
+    };
+    pub use serde::{Deserialize, Serialize};
+}
+
+/// Default limit for payloads (inputs, outputs, event data): 1 MiB.
+pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 1024 * 1024;
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

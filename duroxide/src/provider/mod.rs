@@ -1,0 +1,508 @@
+//! Storage: the [`Provider`] trait every store implements, and the data it moves.
+//!
+//! A provider keeps, per instance, the history of each execution, a queue of messages for
+//! the orchestration (start, completions, timers, events, cancellation) and a queue of
+//! activity work. Its central promise is [`Provider::commit_turn`]: one atomic call that
+//! appends a turn's events, enqueues its work and messages, deletes the messages the turn
+//! consumed and releases the instance lock. A crash before that call loses nothing: the
+//! messages become visible again when the lock expires and the turn runs again.
+//!
+//! Implementations: [`sqlite`] (the embedded default).
+
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
+
+use crate::history::{ErrorDetails, Event, ParentLink};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Notify, broadcast};
+
+/// A message for an orchestration instance, kept in its queue until a turn consumes it.
+///
+/// Serialized as JSON with a `type` tag; the names are part of the storage format.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum OrchestratorMessage {
+    /// Start the instance's first execution.
+    StartOrchestration {
+        /// Orchestration name.
+        name: String,
+        /// Pinned version, or `None` to let the node's policy choose.
+        #[serde(default)]
+        version: Option<String>,
+        /// Input.
+        input: String,
+        /// Parent, for sub-orchestrations.
+        #[serde(default)]
+        parent: Option<ParentLink>,
+    },
+    /// Start execution `execution_id` after a continue-as-new.
+    ContinueAsNew {
+        /// The new execution's id.
+        execution_id: u64,
+        /// Orchestration name.
+        name: String,
+        /// Version of the new execution.
+        version: String,
+        /// Input.
+        input: String,
+        /// Parent link carried over from the first execution.
+        #[serde(default)]
+        parent: Option<ParentLink>,
+    },
+    /// An activity succeeded.
+    ActivityCompleted {
+        /// Execution that scheduled it.
+        execution_id: u64,
+        /// Its `ActivityScheduled` event id.
+        event_id: u64,
+        /// Output.
+        result: String,
+    },
+    /// An activity failed.
+    ActivityFailed {
+        /// Execution that scheduled it.
+        execution_id: u64,
+        /// Its `ActivityScheduled` event id.
+        event_id: u64,
+        /// Why.
+        details: ErrorDetails,
+    },
+    /// A timer is due.
+    TimerFired {
+        /// Execution that created it.
+        execution_id: u64,
+        /// Its `TimerCreated` event id.
+        event_id: u64,
+        /// Due time.
+        fire_at_ms: u64,
+    },
+    /// An external event.
+    ExternalRaised {
+        /// Event name.
+        name: String,
+        /// Payload.
+        data: String,
+    },
+    /// A child orchestration completed.
+    SubOrchestrationCompleted {
+        /// Parent execution that scheduled it.
+        execution_id: u64,
+        /// The parent's `SubOrchestrationScheduled` event id.
+        event_id: u64,
+        /// Output.
+        result: String,
+    },
+    /// A child orchestration failed or was cancelled.
+    SubOrchestrationFailed {
+        /// Parent execution that scheduled it.
+        execution_id: u64,
+        /// The parent's `SubOrchestrationScheduled` event id.
+        event_id: u64,
+        /// Why.
+        details: ErrorDetails,
+    },
+    /// Cancel the instance.
+    CancelRequested {
+        /// Why.
+        reason: String,
+    },
+}
+
+impl OrchestratorMessage {
+    /// Stable type name.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            OrchestratorMessage::StartOrchestration { .. } => "StartOrchestration",
+            OrchestratorMessage::ContinueAsNew { .. } => "ContinueAsNew",
+            OrchestratorMessage::ActivityCompleted { .. } => "ActivityCompleted",
+            OrchestratorMessage::ActivityFailed { .. } => "ActivityFailed",
+            OrchestratorMessage::TimerFired { .. } => "TimerFired",
+            OrchestratorMessage::ExternalRaised { .. } => "ExternalRaised",
+            OrchestratorMessage::SubOrchestrationCompleted { .. } => "SubOrchestrationCompleted",
+            OrchestratorMessage::SubOrchestrationFailed { .. } => "SubOrchestrationFailed",
+            OrchestratorMessage::CancelRequested { .. } => "CancelRequested",
+        }
+    }
+}
+
+/// A message addressed to an instance, as committed by a turn or a client.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboundMessage {
+    /// Target instance.
+    pub instance: String,
+    /// The message.
+    pub message: OrchestratorMessage,
+    /// Not visible before this time (ms since the epoch); timers use it.
+    pub visible_at_ms: Option<u64>,
+}
+
+/// Lifecycle state of an instance as stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum InstanceState {
+    /// Created; no turn has run yet.
+    Pending,
+    /// At least one turn ran; not finished.
+    Running,
+    /// Finished with an output.
+    Completed,
+    /// Finished with an error (including cancellation).
+    Failed,
+}
+
+impl InstanceState {
+    /// Stable storage name.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            InstanceState::Pending => "Pending",
+            InstanceState::Running => "Running",
+            InstanceState::Completed => "Completed",
+            InstanceState::Failed => "Failed",
+        }
+    }
+    /// Parses a storage name.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "Pending" => InstanceState::Pending,
+            "Running" => InstanceState::Running,
+            "Completed" => InstanceState::Completed,
+            "Failed" => InstanceState::Failed,
+            _ => return None,
+        })
+    }
+    /// True for Completed and Failed.
+    pub fn is_terminal(&self) -> bool {
+        matches!(self, InstanceState::Completed | InstanceState::Failed)
+    }
+}
+
+/// What a provider knows about an instance, without its history.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InstanceRecord {
+    /// Instance id.
+    pub instance: String,
+    /// Orchestration name.
+    pub name: String,
+    /// Pinned version of the current execution (`None` until the first turn picks one).
+    pub version: Option<String>,
+    /// Current execution id (0 before the first turn).
+    pub execution_id: u64,
+    /// Lifecycle state.
+    pub state: InstanceState,
+    /// Output, when completed.
+    pub output: Option<String>,
+    /// Error, when failed.
+    pub error: Option<ErrorDetails>,
+    /// Custom status set by the orchestration.
+    pub custom_status: Option<String>,
+    /// Parent instance, for sub-orchestrations.
+    pub parent_instance: Option<String>,
+    /// The duroxide version that wrote the current execution.
+    pub duroxide_version: Option<String>,
+    /// Why the instance is not making progress, when the runtime knows (e.g. no node has
+    /// its orchestration registered).
+    pub status_note: Option<String>,
+    /// Creation time, ms since the epoch.
+    pub created_at_ms: u64,
+    /// Last update, ms since the epoch.
+    pub updated_at_ms: u64,
+}
+
+/// Summary of one execution of an instance.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExecutionRecord {
+    /// Execution id.
+    pub execution_id: u64,
+    /// Version it ran.
+    pub version: String,
+    /// How it ended (`Running` while current).
+    pub state: InstanceState,
+    /// Number of events.
+    pub event_count: u64,
+}
+
+/// A locked batch of messages for one instance, with the history needed to run a turn.
+#[derive(Debug, Clone)]
+pub struct OrchestrationItem {
+    /// Instance id.
+    pub instance: String,
+    /// Token that proves this lock; pass it to commit/abandon.
+    pub lock_token: String,
+    /// The instance record (created when the instance was started).
+    pub record: InstanceRecord,
+    /// History of the current execution, in order.
+    pub history: Vec<Event>,
+    /// Set when the stored history could not be read (corrupt, or written by a newer
+    /// duroxide with unknown event types); `history` is empty then.
+    pub history_error: Option<String>,
+    /// Number of events stored for the current execution (also when unreadable).
+    pub history_len: u64,
+    /// The locked messages, oldest first.
+    pub messages: Vec<OrchestratorMessage>,
+    /// How many times these messages have been fetched, this time included.
+    pub attempt: u32,
+}
+
+/// A locked activity to run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActivityWorkItem {
+    /// Instance that scheduled it.
+    pub instance: String,
+    /// Execution that scheduled it.
+    pub execution_id: u64,
+    /// The `ActivityScheduled` event id.
+    pub event_id: u64,
+    /// Activity name.
+    pub name: String,
+    /// Input.
+    pub input: String,
+    /// Token proving the lock (empty when enqueuing).
+    pub lock_token: String,
+    /// How many times it has been fetched, this time included (0 when enqueuing).
+    pub attempt: u32,
+}
+
+/// New state of the instance after a turn.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InstanceUpdate {
+    /// Orchestration name.
+    pub name: String,
+    /// Version of the current execution.
+    pub version: String,
+    /// Lifecycle state.
+    pub state: InstanceState,
+    /// Output, when completed.
+    pub output: Option<String>,
+    /// Error, when failed.
+    pub error: Option<ErrorDetails>,
+    /// `Some(x)`: set the custom status to `x`; `None`: leave it.
+    pub custom_status: Option<Option<String>>,
+}
+
+/// Everything one turn changes, committed atomically by [`Provider::commit_turn`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct TurnCommit {
+    /// The execution the events belong to.
+    pub execution_id: u64,
+    /// Events to append (ids continue the stored history).
+    pub new_events: Vec<Event>,
+    /// New instance state.
+    pub update: InstanceUpdate,
+    /// When set, the instance's current execution becomes this one (continue-as-new).
+    pub next_execution_id: Option<u64>,
+    /// Activities to enqueue.
+    pub activities: Vec<ActivityWorkItem>,
+    /// Activities (by `ActivityScheduled` id in this execution) whose queued work must be
+    /// dropped, or whose running worker must be told to stop.
+    pub cancelled_activities: Vec<u64>,
+    /// Messages to this and other instances. A `StartOrchestration` creates its instance;
+    /// if that instance exists already and the message has a parent, the provider sends
+    /// the parent a `SubOrchestrationFailed` instead.
+    pub messages: Vec<OutboundMessage>,
+}
+
+/// Which orchestration items a node may fetch.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FetchFilter {
+    /// Only instances whose name is listed; for pinned instances, also only listed
+    /// versions (`None`: any).
+    pub orchestrations: Option<Vec<(String, Vec<String>)>>,
+    /// Only executions written by a duroxide version in this range (`None`: any).
+    pub duroxide_versions: Option<SemverRange>,
+}
+
+/// An inclusive range of semantic versions.
+///
+/// ```
+/// use duroxide::SemverRange;
+/// use semver::Version;
+/// let r = SemverRange::new(Version::new(0, 1, 0), Version::new(0, 9, 0));
+/// assert!(r.contains(&Version::new(0, 2, 3)));
+/// assert!(!r.contains(&Version::new(1, 0, 0)));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SemverRange {
+    /// Lowest version included.
+    pub min: semver::Version,
+    /// Highest version included.
+    pub max: semver::Version,
+}
+
+impl SemverRange {
+    /// The range `min..=max`.
+    pub fn new(min: semver::Version, max: semver::Version) -> Self {
+        Self { min, max }
+    }
+    /// Whether `v` is inside.
+    pub fn contains(&self, v: &semver::Version) -> bool {
+        *v >= self.min && *v <= self.max
+    }
+}
+
+/// A storage failure.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProviderError {
+    /// An instance with this id exists already.
+    #[error("instance '{0}' already exists")]
+    InstanceExists(String),
+    /// No instance with this id.
+    #[error("instance '{0}' not found")]
+    InstanceNotFound(String),
+    /// The lock token is no longer valid (expired and taken by someone else).
+    #[error("lock lost: {0}")]
+    LockLost(String),
+    /// The work item was cancelled by its orchestration.
+    #[error("work item cancelled by its orchestration")]
+    Cancelled,
+    /// Stored data cannot be read (corrupt, or written by a newer duroxide). Permanent.
+    #[error("corrupt or unreadable data: {0}")]
+    Corrupt(String),
+    /// The database failed; retrying may help.
+    #[error("storage error: {0}")]
+    Storage(String),
+    /// The schema could not be created or upgraded.
+    #[error("migration error: {0}")]
+    Migration(String),
+    /// The provider was configured wrongly (bad URL, bad option).
+    #[error("invalid configuration: {0}")]
+    Configuration(String),
+}
+
+impl ProviderError {
+    /// True for errors that may go away when retried.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, ProviderError::Storage(_))
+    }
+}
+
+/// In-process wake-ups, so dispatchers in the same process react to new work at once
+/// instead of waiting for the next poll.
+#[derive(Debug)]
+pub struct Notifiers {
+    /// New orchestration messages are visible.
+    pub orchestrator: Notify,
+    /// New activity work is visible.
+    pub worker: Notify,
+    /// An instance reached a terminal state (its id).
+    pub finished: broadcast::Sender<String>,
+}
+
+impl Default for Notifiers {
+    fn default() -> Self {
+        Self { orchestrator: Notify::new(), worker: Notify::new(), finished: broadcast::channel(1024).0 }
+    }
+}
+
+impl Notifiers {
+    /// Wakes orchestration dispatchers now, or at `visible_at_ms` for delayed messages.
+    pub fn wake_orchestrator_at(self: &Arc<Self>, visible_at_ms: Option<u64>) {
+        let delay = visible_at_ms.map(|t| t.saturating_sub(crate::now_ms())).unwrap_or(0);
+        if delay == 0 {
+            self.orchestrator.notify_waiters();
+            return;
+        }
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            let me = Arc::downgrade(self);
+            handle.spawn(async move {
+                tokio::time::sleep(Duration::from_millis(delay)).await;
+                if let Some(me) = me.upgrade() {
+                    me.orchestrator.notify_waiters();
+                }
+            });
+        }
+    }
+}
+
+/// A durable store for histories and queues.
+///
+/// All methods must be safe to call concurrently from many tasks (and, for stores that
+/// support it, many processes). See the module docs for the contract of `commit_turn`.
+#[async_trait::async_trait]
+pub trait Provider: Send + Sync + 'static {
+    /// Creates an instance and enqueues its start message. Fails with
+    /// [`ProviderError::InstanceExists`] if the id is taken.
+    async fn create_instance(
+        &self,
+        instance: &str,
+        name: &str,
+        version: Option<&str>,
+        input: &str,
+    ) -> Result<(), ProviderError>;
+
+    /// Enqueues a message for an existing instance (events, cancellation).
+    async fn enqueue_message(&self, message: OutboundMessage) -> Result<(), ProviderError>;
+
+    /// Locks the oldest instance with visible messages that `filter` allows and returns
+    /// them with the current execution's history. Each call counts an attempt on the
+    /// returned messages.
+    async fn fetch_orchestration_item(
+        &self,
+        lock_timeout: Duration,
+        filter: &FetchFilter,
+    ) -> Result<Option<OrchestrationItem>, ProviderError>;
+
+    /// Atomically applies a turn and releases the lock (see the module docs).
+    async fn commit_turn(&self, lock_token: &str, commit: TurnCommit) -> Result<(), ProviderError>;
+
+    /// Releases the lock without consuming the messages; they become visible again after
+    /// `delay`. `note` is recorded on the instance for operators. When `count_attempt` is
+    /// false the fetch does not count toward poison.
+    async fn abandon_orchestration_item(
+        &self,
+        lock_token: &str,
+        delay: Option<Duration>,
+        note: Option<String>,
+        count_attempt: bool,
+    ) -> Result<(), ProviderError>;
+
+    /// Extends an orchestration lock.
+    async fn renew_orchestration_lock(
+        &self,
+        lock_token: &str,
+        lock_timeout: Duration,
+    ) -> Result<(), ProviderError>;
+
+    /// Locks the next visible activity.
+    async fn fetch_work_item(
+        &self,
+        lock_timeout: Duration,
+    ) -> Result<Option<ActivityWorkItem>, ProviderError>;
+
+    /// Extends an activity lock. Fails with [`ProviderError::Cancelled`] when the
+    /// orchestration cancelled the activity, [`ProviderError::LockLost`] when it expired.
+    async fn renew_work_item(&self, lock_token: &str, lock_timeout: Duration) -> Result<(), ProviderError>;
+
+    /// Atomically deletes the work item and enqueues its completion for the instance.
+    async fn complete_work_item(
+        &self,
+        lock_token: &str,
+        completion: OutboundMessage,
+    ) -> Result<(), ProviderError>;
+
+    /// Releases an activity lock; the item is retried after `delay`.
+    async fn abandon_work_item(&self, lock_token: &str, delay: Option<Duration>)
+    -> Result<(), ProviderError>;
+
+    /// The instance record.
+    async fn get_instance(&self, instance: &str) -> Result<Option<InstanceRecord>, ProviderError>;
+
+    /// History of one execution (`None`: the current one).
+    async fn read_history(
+        &self,
+        instance: &str,
+        execution_id: Option<u64>,
+    ) -> Result<Vec<Event>, ProviderError>;
+
+    /// All executions of an instance, oldest first.
+    async fn list_executions(&self, instance: &str) -> Result<Vec<ExecutionRecord>, ProviderError>;
+
+    /// All instance ids, oldest first.
+    async fn list_instances(&self) -> Result<Vec<String>, ProviderError>;
+
+    /// In-process wake-ups; `None` means dispatchers must poll.
+    fn notifiers(&self) -> Option<Arc<Notifiers>> {
+        None
+    }
+}

@@ -1,0 +1,821 @@
+//! The embedded SQLite provider (sqlx, bundled SQLite, WAL).
+//!
+//! `SqliteProvider::new("sqlite:./data.db", None)` opens (creating if missing) a database
+//! file; `sqlite::memory:` gives a private in-memory store for tests. The schema lives in
+//! numbered migrations (`migrations/sqlite/`) embedded in the binary and applied on open;
+//! sqlx's migrator refuses a database whose applied migrations were changed.
+//!
+//! ## Durability
+//! Every write is one `BEGIN IMMEDIATE` transaction. The journal is WAL and, by default,
+//! `synchronous = FULL`: when `commit_turn` returns, the turn is on disk and survives a
+//! process crash *and* a power loss. [`SqliteDurability::Normal`] trades the last few
+//! commits on power loss (never on a process crash, never corruption) for fewer fsyncs.
+//! Writes from this process are serialized by an in-process lock so they queue in Rust
+//! instead of spinning in SQLite's busy handler; other processes on the same file are
+//! handled by `busy_timeout`.
+
+use super::*;
+use crate::history::{EventKind, ParentLink};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, Sqlite, SqlitePool, Transaction};
+use std::str::FromStr;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// How hard SQLite works to keep committed data on power loss.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SqliteDurability {
+    /// `synchronous = FULL`: every commit is fsynced. Nothing committed is lost.
+    #[default]
+    Full,
+    /// `synchronous = NORMAL`: WAL is fsynced at checkpoints. A power loss may drop the
+    /// most recent commits (the database stays consistent; the affected turns run again).
+    Normal,
+}
+
+/// Options for [`SqliteProvider::new`].
+#[derive(Debug, Clone)]
+pub struct SqliteOptions {
+    /// Durability mode (default [`SqliteDurability::Full`]).
+    pub durability: SqliteDurability,
+    /// Connections in the pool (file databases; in-memory ones always use 1).
+    pub max_connections: u32,
+    /// How long a write waits for another process's write lock.
+    pub busy_timeout: Duration,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        Self { durability: SqliteDurability::Full, max_connections: 4, busy_timeout: Duration::from_secs(10) }
+    }
+}
+
+/// The SQLite store.
+pub struct SqliteProvider {
+    pool: SqlitePool,
+    /// Serializes this process's write transactions (see module docs).
+    write_lock: tokio::sync::Mutex<()>,
+    notifiers: Arc<Notifiers>,
+}
+
+impl std::fmt::Debug for SqliteProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteProvider").finish_non_exhaustive()
+    }
+}
+
+fn storage(e: sqlx::Error) -> ProviderError {
+    ProviderError::Storage(e.to_string())
+}
+
+fn ms(v: u64) -> i64 {
+    v.min(i64::MAX as u64) as i64
+}
+
+fn token() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+fn parse_details(s: Option<String>) -> Option<ErrorDetails> {
+    s.map(|s| serde_json::from_str(&s).unwrap_or_else(|_| ErrorDetails::infrastructure(s)))
+}
+
+fn to_json<T: Serialize>(v: &T) -> Result<String, ProviderError> {
+    serde_json::to_string(v).map_err(|e| ProviderError::Corrupt(format!("cannot serialize: {e}")))
+}
+
+impl SqliteProvider {
+    /// Opens `url` (`sqlite:path`, `sqlite://path`, or `sqlite::memory:`), creating the file
+    /// if missing and applying migrations.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), duroxide::ProviderError> {
+    /// use duroxide::SqliteProvider;
+    /// let store = SqliteProvider::new("sqlite:./duroxide.db", None).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn new(url: &str, options: Option<SqliteOptions>) -> Result<Self, ProviderError> {
+        let options = options.unwrap_or_default();
+        let memory = url.contains(":memory:") || url.contains("mode=memory");
+        let mut connect = SqliteConnectOptions::from_str(url)
+            .map_err(|e| ProviderError::Configuration(format!("bad SQLite URL '{url}': {e}")))?
+            .create_if_missing(true)
+            .foreign_keys(false)
+            .busy_timeout(options.busy_timeout);
+        if !memory {
+            connect = connect.journal_mode(SqliteJournalMode::Wal).synchronous(match options.durability {
+                SqliteDurability::Full => SqliteSynchronous::Full,
+                SqliteDurability::Normal => SqliteSynchronous::Normal,
+            });
+        }
+        // An in-memory database lives as long as its one connection: keep it forever.
+        let pool_opts = if memory {
+            SqlitePoolOptions::new()
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+        } else {
+            SqlitePoolOptions::new().max_connections(options.max_connections.max(1))
+        };
+        let pool = pool_opts.connect_with(connect).await.map_err(|e| match e {
+            sqlx::Error::Configuration(c) => ProviderError::Configuration(c.to_string()),
+            other => ProviderError::Storage(format!("cannot open '{url}': {other}")),
+        })?;
+        MIGRATOR.run(&pool).await.map_err(|e| ProviderError::Migration(e.to_string()))?;
+        Ok(Self { pool, write_lock: tokio::sync::Mutex::new(()), notifiers: Arc::new(Notifiers::default()) })
+    }
+
+    /// A fresh private in-memory store.
+    pub async fn in_memory() -> Result<Self, ProviderError> {
+        Self::new("sqlite::memory:", None).await
+    }
+
+    async fn begin(
+        &self,
+    ) -> Result<(tokio::sync::MutexGuard<'_, ()>, Transaction<'static, Sqlite>), ProviderError> {
+        let guard = self.write_lock.lock().await;
+        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(storage)?;
+        Ok((guard, tx))
+    }
+
+    async fn instance_row(
+        conn: &mut sqlx::SqliteConnection,
+        instance: &str,
+    ) -> Result<Option<InstanceRecord>, ProviderError> {
+        let row = sqlx::query(
+            "SELECT instance_id, name, version, execution_id, state, output, error, custom_status, \
+             parent_instance, duroxide_version, status_note, created_at, updated_at \
+             FROM instances WHERE instance_id = ?",
+        )
+        .bind(instance)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(storage)?;
+        let Some(r) = row else { return Ok(None) };
+        let state: String = r.try_get("state").map_err(storage)?;
+        Ok(Some(InstanceRecord {
+            instance: r.try_get("instance_id").map_err(storage)?,
+            name: r.try_get("name").map_err(storage)?,
+            version: r.try_get("version").map_err(storage)?,
+            execution_id: r.try_get::<i64, _>("execution_id").map_err(storage)? as u64,
+            state: InstanceState::parse(&state)
+                .ok_or_else(|| ProviderError::Corrupt(format!("unknown instance state '{state}'")))?,
+            output: r.try_get("output").map_err(storage)?,
+            error: parse_details(r.try_get("error").map_err(storage)?),
+            custom_status: r.try_get("custom_status").map_err(storage)?,
+            parent_instance: r.try_get("parent_instance").map_err(storage)?,
+            duroxide_version: r.try_get("duroxide_version").map_err(storage)?,
+            status_note: r.try_get("status_note").map_err(storage)?,
+            created_at_ms: r.try_get::<i64, _>("created_at").map_err(storage)? as u64,
+            updated_at_ms: r.try_get::<i64, _>("updated_at").map_err(storage)? as u64,
+        }))
+    }
+
+    async fn insert_message(
+        tx: &mut sqlx::SqliteConnection,
+        instance: &str,
+        message: &OrchestratorMessage,
+        visible_at_ms: Option<u64>,
+        now: u64,
+    ) -> Result<(), ProviderError> {
+        sqlx::query(
+            "INSERT INTO orchestrator_queue (instance_id, message, visible_at, enqueued_at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(instance)
+        .bind(to_json(message)?)
+        .bind(ms(visible_at_ms.unwrap_or(now)))
+        .bind(ms(now))
+        .execute(&mut *tx)
+        .await
+        .map_err(storage)?;
+        Ok(())
+    }
+
+    /// Inserts an instance row; false when it exists already.
+    async fn insert_instance(
+        tx: &mut sqlx::SqliteConnection,
+        instance: &str,
+        name: &str,
+        version: Option<&str>,
+        parent: Option<&str>,
+        now: u64,
+    ) -> Result<bool, ProviderError> {
+        let done = sqlx::query(
+            "INSERT OR IGNORE INTO instances (instance_id, name, version, state, parent_instance, created_at, updated_at) \
+             VALUES (?, ?, ?, 'Pending', ?, ?, ?)",
+        )
+        .bind(instance)
+        .bind(name)
+        .bind(version)
+        .bind(parent)
+        .bind(ms(now))
+        .bind(ms(now))
+        .execute(&mut *tx)
+        .await
+        .map_err(storage)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn load_history(
+        conn: &mut sqlx::SqliteConnection,
+        instance: &str,
+        execution_id: u64,
+    ) -> Result<(Vec<Event>, Option<String>, u64), ProviderError> {
+        let rows = sqlx::query(
+            "SELECT event_id, data FROM history WHERE instance_id = ? AND execution_id = ? ORDER BY event_id",
+        )
+        .bind(instance)
+        .bind(ms(execution_id))
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(storage)?;
+        let len = rows.len() as u64;
+        let mut events = Vec::with_capacity(rows.len());
+        for r in rows {
+            let data: String = r.try_get("data").map_err(storage)?;
+            match serde_json::from_str::<Event>(&data) {
+                Ok(e) => events.push(e),
+                Err(e) => {
+                    let id: i64 = r.try_get("event_id").map_err(storage)?;
+                    return Ok((
+                        Vec::new(),
+                        Some(format!("event {id} of execution {execution_id}: {e}")),
+                        len,
+                    ));
+                }
+            }
+        }
+        Ok((events, None, len))
+    }
+}
+
+#[async_trait::async_trait]
+impl Provider for SqliteProvider {
+    async fn create_instance(
+        &self,
+        instance: &str,
+        name: &str,
+        version: Option<&str>,
+        input: &str,
+    ) -> Result<(), ProviderError> {
+        let now = crate::now_ms();
+        let (_g, mut tx) = self.begin().await?;
+        if !Self::insert_instance(&mut tx, instance, name, version, None, now).await? {
+            return Err(ProviderError::InstanceExists(instance.to_string()));
+        }
+        let msg = OrchestratorMessage::StartOrchestration {
+            name: name.to_string(),
+            version: version.map(str::to_string),
+            input: input.to_string(),
+            parent: None,
+        };
+        Self::insert_message(&mut tx, instance, &msg, None, now).await?;
+        tx.commit().await.map_err(storage)?;
+        self.notifiers.wake_orchestrator_at(None);
+        Ok(())
+    }
+
+    async fn enqueue_message(&self, message: OutboundMessage) -> Result<(), ProviderError> {
+        let now = crate::now_ms();
+        let (_g, mut tx) = self.begin().await?;
+        let exists = sqlx::query("SELECT 1 FROM instances WHERE instance_id = ?")
+            .bind(&message.instance)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(storage)?;
+        if exists.is_none() {
+            return Err(ProviderError::InstanceNotFound(message.instance));
+        }
+        Self::insert_message(&mut tx, &message.instance, &message.message, message.visible_at_ms, now)
+            .await?;
+        tx.commit().await.map_err(storage)?;
+        self.notifiers.wake_orchestrator_at(message.visible_at_ms);
+        Ok(())
+    }
+
+    async fn fetch_orchestration_item(
+        &self,
+        lock_timeout: Duration,
+        filter: &FetchFilter,
+    ) -> Result<Option<OrchestrationItem>, ProviderError> {
+        let now = crate::now_ms();
+        let (_g, mut tx) = self.begin().await?;
+        // Candidates in message order; the filter needs the instance's name and versions,
+        // which SQL checks for names and Rust checks for versions (semver ranges).
+        let rows = sqlx::query(
+            "SELECT q.instance_id AS instance_id, i.name AS name, i.version AS version, \
+             i.duroxide_version AS dv \
+             FROM orchestrator_queue q JOIN instances i ON i.instance_id = q.instance_id \
+             WHERE q.visible_at <= ? AND (i.lock_token IS NULL OR i.locked_until <= ?) \
+             GROUP BY q.instance_id ORDER BY MIN(q.id) LIMIT 64",
+        )
+        .bind(ms(now))
+        .bind(ms(now))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(storage)?;
+        let mut chosen = None;
+        for r in rows {
+            let instance: String = r.try_get("instance_id").map_err(storage)?;
+            let name: String = r.try_get("name").map_err(storage)?;
+            let version: Option<String> = r.try_get("version").map_err(storage)?;
+            let dv: Option<String> = r.try_get("dv").map_err(storage)?;
+            if filter_allows(filter, &name, version.as_deref(), dv.as_deref()) {
+                chosen = Some(instance);
+                break;
+            }
+        }
+        let Some(instance) = chosen else { return Ok(None) };
+        let lock_token = token();
+        let locked_until = now + lock_timeout.as_millis() as u64;
+        sqlx::query("UPDATE instances SET lock_token = ?, locked_until = ? WHERE instance_id = ?")
+            .bind(&lock_token)
+            .bind(ms(locked_until))
+            .bind(&instance)
+            .execute(&mut *tx)
+            .await
+            .map_err(storage)?;
+        sqlx::query(
+            "UPDATE orchestrator_queue SET lock_token = ?, attempt_count = attempt_count + 1 \
+             WHERE instance_id = ? AND visible_at <= ?",
+        )
+        .bind(&lock_token)
+        .bind(&instance)
+        .bind(ms(now))
+        .execute(&mut *tx)
+        .await
+        .map_err(storage)?;
+        let rows = sqlx::query(
+            "SELECT id, message, attempt_count FROM orchestrator_queue WHERE lock_token = ? ORDER BY id",
+        )
+        .bind(&lock_token)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(storage)?;
+        let mut messages = Vec::with_capacity(rows.len());
+        let mut attempt = 0u32;
+        let mut unreadable = None;
+        for r in rows {
+            let id: i64 = r.try_get("id").map_err(storage)?;
+            let data: String = r.try_get("message").map_err(storage)?;
+            attempt = attempt.max(r.try_get::<i64, _>("attempt_count").map_err(storage)? as u32);
+            match serde_json::from_str::<OrchestratorMessage>(&data) {
+                Ok(m) => messages.push(m),
+                Err(e) => unreadable = Some(format!("queued message {id}: {e}")),
+            }
+        }
+        let record = Self::instance_row(&mut tx, &instance)
+            .await?
+            .ok_or_else(|| ProviderError::Corrupt(format!("instance '{instance}' vanished")))?;
+        let (history, history_error, history_len) =
+            Self::load_history(&mut tx, &instance, record.execution_id).await?;
+        tx.commit().await.map_err(storage)?;
+        Ok(Some(OrchestrationItem {
+            instance,
+            lock_token,
+            record,
+            history,
+            history_error: history_error.or(unreadable),
+            history_len,
+            messages,
+            attempt,
+        }))
+    }
+
+    async fn commit_turn(&self, lock_token: &str, commit: TurnCommit) -> Result<(), ProviderError> {
+        let now = crate::now_ms();
+        let (_g, mut tx) = self.begin().await?;
+        let instance: Option<String> =
+            sqlx::query_scalar("SELECT instance_id FROM instances WHERE lock_token = ?")
+                .bind(lock_token)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(storage)?;
+        let Some(instance) = instance else {
+            return Err(ProviderError::LockLost(format!("instance lock {lock_token} is no longer held")));
+        };
+        let exec = ms(commit.execution_id);
+        let started = commit.new_events.iter().find_map(|e| match &e.kind {
+            EventKind::OrchestrationStarted { version, duroxide_version, .. } => {
+                Some((version.clone(), duroxide_version.clone()))
+            }
+            _ => None,
+        });
+        for e in &commit.new_events {
+            sqlx::query("INSERT INTO history (instance_id, execution_id, event_id, event_type, data) VALUES (?, ?, ?, ?, ?)")
+                .bind(&instance)
+                .bind(exec)
+                .bind(ms(e.event_id))
+                .bind(e.kind.type_name())
+                .bind(to_json(e)?)
+                .execute(&mut *tx)
+                .await
+                .map_err(|err| ProviderError::Storage(format!("appending event {} failed: {err}", e.event_id)))?;
+        }
+        let exec_state = match commit.update.state {
+            InstanceState::Completed | InstanceState::Failed => commit.update.state,
+            _ if commit.next_execution_id.is_some() => InstanceState::Completed,
+            _ => InstanceState::Running,
+        };
+        if let Some((version, dv)) = &started {
+            sqlx::query(
+                "INSERT INTO executions (instance_id, execution_id, version, state, duroxide_version, started_at, updated_at) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(&instance)
+            .bind(exec)
+            .bind(version)
+            .bind(exec_state.as_str())
+            .bind(dv)
+            .bind(ms(now))
+            .bind(ms(now))
+            .execute(&mut *tx)
+            .await
+            .map_err(storage)?;
+        } else if !commit.new_events.is_empty() {
+            sqlx::query(
+                "UPDATE executions SET state = ?, updated_at = ? WHERE instance_id = ? AND execution_id = ?",
+            )
+            .bind(exec_state.as_str())
+            .bind(ms(now))
+            .bind(&instance)
+            .bind(exec)
+            .execute(&mut *tx)
+            .await
+            .map_err(storage)?;
+        }
+        let u = &commit.update;
+        let error = u.error.as_ref().map(to_json).transpose()?;
+        let (set_cs, cs) = match &u.custom_status {
+            Some(v) => (1, v.clone()),
+            None => (0, None),
+        };
+        let next_exec = commit.next_execution_id.map(ms).unwrap_or(exec);
+        sqlx::query(
+            "UPDATE instances SET name = ?, version = ?, execution_id = ?, state = ?, output = ?, error = ?, \
+             custom_status = CASE WHEN ? = 1 THEN ? ELSE custom_status END, \
+             duroxide_version = COALESCE(?, duroxide_version), status_note = NULL, updated_at = ?, \
+             lock_token = NULL, locked_until = 0 WHERE instance_id = ?",
+        )
+        .bind(&u.name)
+        .bind(&u.version)
+        .bind(next_exec)
+        .bind(u.state.as_str())
+        .bind(&u.output)
+        .bind(error)
+        .bind(set_cs)
+        .bind(cs)
+        .bind(started.as_ref().map(|(_, dv)| dv.clone()))
+        .bind(ms(now))
+        .bind(&instance)
+        .execute(&mut *tx)
+        .await
+        .map_err(storage)?;
+        for a in &commit.activities {
+            sqlx::query(
+                "INSERT OR IGNORE INTO worker_queue (instance_id, execution_id, event_id, name, input, visible_at) \
+                 VALUES (?, ?, ?, ?, ?, ?)",
+            )
+            .bind(&instance)
+            .bind(ms(a.execution_id))
+            .bind(ms(a.event_id))
+            .bind(&a.name)
+            .bind(&a.input)
+            .bind(ms(now))
+            .execute(&mut *tx)
+            .await
+            .map_err(storage)?;
+        }
+        for id in &commit.cancelled_activities {
+            // Queued work is dropped; running work is flagged so its lock renewal fails.
+            sqlx::query(
+                "DELETE FROM worker_queue WHERE instance_id = ? AND execution_id = ? AND event_id = ? \
+                 AND (lock_token IS NULL OR locked_until <= ?)",
+            )
+            .bind(&instance)
+            .bind(exec)
+            .bind(ms(*id))
+            .bind(ms(now))
+            .execute(&mut *tx)
+            .await
+            .map_err(storage)?;
+            sqlx::query(
+                "UPDATE worker_queue SET cancel_requested = 1 WHERE instance_id = ? AND execution_id = ? AND event_id = ?",
+            )
+            .bind(&instance)
+            .bind(exec)
+            .bind(ms(*id))
+            .execute(&mut *tx)
+            .await
+            .map_err(storage)?;
+        }
+        let mut wake_at: Vec<Option<u64>> = Vec::new();
+        for m in &commit.messages {
+            if let OrchestratorMessage::StartOrchestration { name, version, parent, .. } = &m.message {
+                let created = Self::insert_instance(
+                    &mut tx,
+                    &m.instance,
+                    name,
+                    version.as_deref(),
+                    parent.as_ref().map(|p| p.instance.as_str()),
+                    now,
+                )
+                .await?;
+                if !created {
+                    if let Some(p) = parent {
+                        let failure = OrchestratorMessage::SubOrchestrationFailed {
+                            execution_id: p.execution_id,
+                            event_id: p.event_id,
+                            details: ErrorDetails::configuration(format!(
+                                "cannot start sub-orchestration: instance '{}' already exists",
+                                m.instance
+                            )),
+                        };
+                        Self::insert_message(&mut tx, &p.instance, &failure, None, now).await?;
+                        wake_at.push(None);
+                    } else {
+                        tracing::warn!(instance = %m.instance, "detached start skipped: instance already exists");
+                    }
+                    continue;
+                }
+            } else {
+                let exists = sqlx::query("SELECT 1 FROM instances WHERE instance_id = ?")
+                    .bind(&m.instance)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(storage)?;
+                if exists.is_none() {
+                    tracing::warn!(instance = %m.instance, message = m.message.type_name(), "message to unknown instance dropped");
+                    continue;
+                }
+            }
+            Self::insert_message(&mut tx, &m.instance, &m.message, m.visible_at_ms, now).await?;
+            wake_at.push(m.visible_at_ms);
+        }
+        sqlx::query("DELETE FROM orchestrator_queue WHERE lock_token = ?")
+            .bind(lock_token)
+            .execute(&mut *tx)
+            .await
+            .map_err(storage)?;
+        tx.commit().await.map_err(storage)?;
+        for w in wake_at {
+            self.notifiers.wake_orchestrator_at(w);
+        }
+        if !commit.activities.is_empty() {
+            self.notifiers.worker.notify_waiters();
+        }
+        if commit.update.state.is_terminal() {
+            let _ = self.notifiers.finished.send(instance);
+        }
+        Ok(())
+    }
+
+    async fn abandon_orchestration_item(
+        &self,
+        lock_token: &str,
+        delay: Option<Duration>,
+        note: Option<String>,
+        count_attempt: bool,
+    ) -> Result<(), ProviderError> {
+        let now = crate::now_ms();
+        let visible = now + delay.map(|d| d.as_millis() as u64).unwrap_or(0);
+        let (_g, mut tx) = self.begin().await?;
+        let done = sqlx::query(
+            "UPDATE instances SET lock_token = NULL, locked_until = 0, status_note = COALESCE(?, status_note), \
+             updated_at = ? WHERE lock_token = ?",
+        )
+        .bind(note)
+        .bind(ms(now))
+        .bind(lock_token)
+        .execute(&mut *tx)
+        .await
+        .map_err(storage)?;
+        if done.rows_affected() == 0 {
+            return Err(ProviderError::LockLost(format!("instance lock {lock_token} is no longer held")));
+        }
+        sqlx::query(
+            "UPDATE orchestrator_queue SET lock_token = NULL, visible_at = MAX(visible_at, ?), \
+             attempt_count = attempt_count - ? WHERE lock_token = ?",
+        )
+        .bind(ms(visible))
+        .bind(if count_attempt { 0 } else { 1 })
+        .bind(lock_token)
+        .execute(&mut *tx)
+        .await
+        .map_err(storage)?;
+        tx.commit().await.map_err(storage)?;
+        self.notifiers.wake_orchestrator_at(Some(visible));
+        Ok(())
+    }
+
+    async fn renew_orchestration_lock(
+        &self,
+        lock_token: &str,
+        lock_timeout: Duration,
+    ) -> Result<(), ProviderError> {
+        let until = crate::now_ms() + lock_timeout.as_millis() as u64;
+        let (_g, mut tx) = self.begin().await?;
+        let done = sqlx::query("UPDATE instances SET locked_until = ? WHERE lock_token = ?")
+            .bind(ms(until))
+            .bind(lock_token)
+            .execute(&mut *tx)
+            .await
+            .map_err(storage)?;
+        tx.commit().await.map_err(storage)?;
+        if done.rows_affected() == 0 {
+            return Err(ProviderError::LockLost(format!("instance lock {lock_token} is no longer held")));
+        }
+        Ok(())
+    }
+
+    async fn fetch_work_item(
+        &self,
+        lock_timeout: Duration,
+    ) -> Result<Option<ActivityWorkItem>, ProviderError> {
+        let now = crate::now_ms();
+        let (_g, mut tx) = self.begin().await?;
+        // Cancelled work whose worker died is dropped here.
+        sqlx::query("DELETE FROM worker_queue WHERE cancel_requested = 1 AND locked_until <= ?")
+            .bind(ms(now))
+            .execute(&mut *tx)
+            .await
+            .map_err(storage)?;
+        let row = sqlx::query(
+            "SELECT id, instance_id, execution_id, event_id, name, input, attempt_count FROM worker_queue \
+             WHERE visible_at <= ? AND (lock_token IS NULL OR locked_until <= ?) ORDER BY id LIMIT 1",
+        )
+        .bind(ms(now))
+        .bind(ms(now))
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(storage)?;
+        let Some(r) = row else { return Ok(None) };
+        let id: i64 = r.try_get("id").map_err(storage)?;
+        let lock_token = token();
+        sqlx::query("UPDATE worker_queue SET lock_token = ?, locked_until = ?, attempt_count = attempt_count + 1 WHERE id = ?")
+            .bind(&lock_token)
+            .bind(ms(now + lock_timeout.as_millis() as u64))
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(storage)?;
+        let item = ActivityWorkItem {
+            instance: r.try_get("instance_id").map_err(storage)?,
+            execution_id: r.try_get::<i64, _>("execution_id").map_err(storage)? as u64,
+            event_id: r.try_get::<i64, _>("event_id").map_err(storage)? as u64,
+            name: r.try_get("name").map_err(storage)?,
+            input: r.try_get("input").map_err(storage)?,
+            lock_token,
+            attempt: r.try_get::<i64, _>("attempt_count").map_err(storage)? as u32 + 1,
+        };
+        tx.commit().await.map_err(storage)?;
+        Ok(Some(item))
+    }
+
+    async fn renew_work_item(&self, lock_token: &str, lock_timeout: Duration) -> Result<(), ProviderError> {
+        let until = crate::now_ms() + lock_timeout.as_millis() as u64;
+        let (_g, mut tx) = self.begin().await?;
+        let cancel: Option<i64> = sqlx::query_scalar(
+            "UPDATE worker_queue SET locked_until = ? WHERE lock_token = ? RETURNING cancel_requested",
+        )
+        .bind(ms(until))
+        .bind(lock_token)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(storage)?;
+        tx.commit().await.map_err(storage)?;
+        match cancel {
+            None => Err(ProviderError::LockLost(format!("activity lock {lock_token} is no longer held"))),
+            Some(1) => Err(ProviderError::Cancelled),
+            Some(_) => Ok(()),
+        }
+    }
+
+    async fn complete_work_item(
+        &self,
+        lock_token: &str,
+        completion: OutboundMessage,
+    ) -> Result<(), ProviderError> {
+        let now = crate::now_ms();
+        let (_g, mut tx) = self.begin().await?;
+        let done = sqlx::query("DELETE FROM worker_queue WHERE lock_token = ?")
+            .bind(lock_token)
+            .execute(&mut *tx)
+            .await
+            .map_err(storage)?;
+        if done.rows_affected() == 0 {
+            return Err(ProviderError::LockLost(format!("activity lock {lock_token} is no longer held")));
+        }
+        Self::insert_message(&mut tx, &completion.instance, &completion.message, None, now).await?;
+        tx.commit().await.map_err(storage)?;
+        self.notifiers.wake_orchestrator_at(None);
+        Ok(())
+    }
+
+    async fn abandon_work_item(
+        &self,
+        lock_token: &str,
+        delay: Option<Duration>,
+    ) -> Result<(), ProviderError> {
+        let visible = crate::now_ms() + delay.map(|d| d.as_millis() as u64).unwrap_or(0);
+        let (_g, mut tx) = self.begin().await?;
+        sqlx::query("UPDATE worker_queue SET lock_token = NULL, locked_until = 0, visible_at = ? WHERE lock_token = ?")
+            .bind(ms(visible))
+            .bind(lock_token)
+            .execute(&mut *tx)
+            .await
+            .map_err(storage)?;
+        tx.commit().await.map_err(storage)?;
+        Ok(())
+    }
+
+    async fn get_instance(&self, instance: &str) -> Result<Option<InstanceRecord>, ProviderError> {
+        let mut conn = self.pool.acquire().await.map_err(storage)?;
+        Self::instance_row(&mut conn, instance).await
+    }
+
+    async fn read_history(
+        &self,
+        instance: &str,
+        execution_id: Option<u64>,
+    ) -> Result<Vec<Event>, ProviderError> {
+        let mut conn = self.pool.acquire().await.map_err(storage)?;
+        let exec = match execution_id {
+            Some(e) => e,
+            None => match Self::instance_row(&mut conn, instance).await? {
+                Some(r) => r.execution_id,
+                None => return Err(ProviderError::InstanceNotFound(instance.to_string())),
+            },
+        };
+        let (events, err, _) = Self::load_history(&mut conn, instance, exec).await?;
+        match err {
+            Some(e) => Err(ProviderError::Corrupt(e)),
+            None => Ok(events),
+        }
+    }
+
+    async fn list_executions(&self, instance: &str) -> Result<Vec<ExecutionRecord>, ProviderError> {
+        let mut conn = self.pool.acquire().await.map_err(storage)?;
+        let rows = sqlx::query(
+            "SELECT e.execution_id AS execution_id, e.version AS version, e.state AS state, \
+             (SELECT COUNT(*) FROM history h WHERE h.instance_id = e.instance_id AND h.execution_id = e.execution_id) AS n \
+             FROM executions e WHERE e.instance_id = ? ORDER BY e.execution_id",
+        )
+        .bind(instance)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(storage)?;
+        rows.into_iter()
+            .map(|r| {
+                let state: String = r.try_get("state").map_err(storage)?;
+                Ok(ExecutionRecord {
+                    execution_id: r.try_get::<i64, _>("execution_id").map_err(storage)? as u64,
+                    version: r.try_get("version").map_err(storage)?,
+                    state: InstanceState::parse(&state).ok_or_else(|| {
+                        ProviderError::Corrupt(format!("unknown execution state '{state}'"))
+                    })?,
+                    event_count: r.try_get::<i64, _>("n").map_err(storage)? as u64,
+                })
+            })
+            .collect()
+    }
+
+    async fn list_instances(&self) -> Result<Vec<String>, ProviderError> {
+        sqlx::query_scalar("SELECT instance_id FROM instances ORDER BY created_at, instance_id")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(storage)
+    }
+
+    fn notifiers(&self) -> Option<Arc<Notifiers>> {
+        Some(self.notifiers.clone())
+    }
+}
+
+/// Whether a node with `filter` may run this instance.
+pub(crate) fn filter_allows(
+    filter: &FetchFilter,
+    name: &str,
+    version: Option<&str>,
+    dv: Option<&str>,
+) -> bool {
+    if let Some(allowed) = &filter.orchestrations {
+        let Some((_, versions)) = allowed.iter().find(|(n, _)| n == name) else { return false };
+        if let Some(v) = version
+            && !versions.iter().any(|x| x == v)
+        {
+            return false;
+        }
+    }
+    if let (Some(range), Some(dv)) = (&filter.duroxide_versions, dv) {
+        match semver::Version::parse(dv) {
+            Ok(v) if range.contains(&v) => {}
+            _ => return false,
+        }
+    }
+    true
+}
+
+#[allow(dead_code)]
+fn _parent_link_is_used(_: ParentLink) {}

@@ -1,0 +1,695 @@
+//! The runtime: orchestration and activity dispatchers over a [`Provider`].
+//!
+//! The orchestration dispatcher fetches a locked batch of messages for one instance, runs a
+//! turn with the [`ReplayEngine`](crate::replay::ReplayEngine) and commits the result in one
+//! [`Provider::commit_turn`] call. The activity dispatcher fetches peek-locked work items,
+//! renews their locks while they run and completes them atomically. Both wake at once on
+//! work enqueued in this process (through [`Notifiers`]) and poll only as a fallback for work
+//! written by other processes and for due timers.
+
+use crate::context::ActivityContext;
+use crate::context::tokio_util_lite::CancellationToken;
+use crate::history::{ErrorDetails, Event, EventKind, ParentLink};
+use crate::provider::{
+    ActivityWorkItem, FetchFilter, InstanceState, InstanceUpdate, Notifiers, OrchestrationItem,
+    OrchestratorMessage, OutboundMessage, Provider, ProviderError, SemverRange, TurnCommit,
+};
+use crate::registry::{ActivityRegistry, OrchestrationRegistry};
+use crate::replay::{Action, ReplayEngine, TurnEnv, TurnOutcome, panic_message, started_event};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// Runtime settings. Construct with struct-update syntax:
+///
+/// ```
+/// use duroxide::RuntimeOptions;
+/// let opts = RuntimeOptions { max_attempts: 5, ..Default::default() };
+/// assert_eq!(opts.max_attempts, 5);
+/// ```
+#[derive(Debug, Clone)]
+pub struct RuntimeOptions {
+    /// Orchestration turns run concurrently (on different instances).
+    pub orchestration_concurrency: usize,
+    /// Activities run concurrently.
+    pub worker_concurrency: usize,
+    /// How often idle dispatchers look for work written by other processes and for due
+    /// timers. Work enqueued in this process wakes them at once.
+    pub dispatcher_poll_interval: Duration,
+    /// How long an instance stays locked by a turn before another node may take it.
+    pub orchestration_lock_timeout: Duration,
+    /// How long an activity stays locked without renewal; running activities renew at a
+    /// third of this.
+    pub activity_lock_timeout: Duration,
+    /// Fetches of one item (orchestration messages or activity) before it fails as poison.
+    pub max_attempts: u32,
+    /// Largest payload (input, output, event data) in bytes.
+    pub max_payload_bytes: usize,
+    /// Only run executions written by duroxide versions in this range (`None`: any this
+    /// node can read).
+    pub supported_replay_versions: Option<SemverRange>,
+    /// Longest wait before retrying an instance this node cannot run yet (unregistered
+    /// orchestration); the wait doubles from 100 ms up to this.
+    pub max_unregistered_backoff: Duration,
+}
+
+impl Default for RuntimeOptions {
+    fn default() -> Self {
+        Self {
+            orchestration_concurrency: 2,
+            worker_concurrency: 4,
+            dispatcher_poll_interval: Duration::from_millis(100),
+            orchestration_lock_timeout: Duration::from_secs(30),
+            activity_lock_timeout: Duration::from_secs(30),
+            max_attempts: 10,
+            max_payload_bytes: crate::DEFAULT_MAX_PAYLOAD_BYTES,
+            supported_replay_versions: None,
+            max_unregistered_backoff: Duration::from_secs(10),
+        }
+    }
+}
+
+struct Inner {
+    store: Arc<dyn Provider>,
+    activities: Arc<ActivityRegistry>,
+    orchestrations: Arc<OrchestrationRegistry>,
+    options: RuntimeOptions,
+    notifiers: Option<Arc<Notifiers>>,
+    filter: FetchFilter,
+}
+
+/// A running node: dispatchers for orchestrations and activities.
+///
+/// Dropping the runtime aborts its tasks at once (as a crash would; nothing committed is
+/// lost). Call [`shutdown`](Self::shutdown) to let in-flight work finish first.
+pub struct Runtime {
+    inner: Arc<Inner>,
+    stop: watch::Sender<bool>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime").field("options", &self.inner.options).finish_non_exhaustive()
+    }
+}
+
+impl Runtime {
+    /// Starts a runtime with default options.
+    pub async fn start_with_store(
+        store: Arc<dyn Provider>,
+        activities: impl Into<Arc<ActivityRegistry>>,
+        orchestrations: impl Into<Arc<OrchestrationRegistry>>,
+    ) -> Runtime {
+        Self::start_with_options(store, activities, orchestrations, RuntimeOptions::default()).await
+    }
+
+    /// Starts a runtime.
+    pub async fn start_with_options(
+        store: Arc<dyn Provider>,
+        activities: impl Into<Arc<ActivityRegistry>>,
+        orchestrations: impl Into<Arc<OrchestrationRegistry>>,
+        options: RuntimeOptions,
+    ) -> Runtime {
+        let orchestrations = orchestrations.into();
+        let filter = FetchFilter {
+            orchestrations: None,
+            duroxide_versions: options.supported_replay_versions.clone(),
+        };
+        let inner = Arc::new(Inner {
+            notifiers: store.notifiers(),
+            store,
+            activities: activities.into(),
+            orchestrations,
+            options,
+            filter,
+        });
+        let (stop, _) = watch::channel(false);
+        let mut tasks = Vec::new();
+        for _ in 0..inner.options.orchestration_concurrency.max(1) {
+            tasks.push(tokio::spawn(orchestration_loop(inner.clone(), stop.subscribe())));
+        }
+        for _ in 0..inner.options.worker_concurrency.max(1) {
+            tasks.push(tokio::spawn(worker_loop(inner.clone(), stop.subscribe())));
+        }
+        Runtime { inner, stop, tasks: Mutex::new(tasks) }
+    }
+
+    /// The store this runtime uses.
+    pub fn store(&self) -> Arc<dyn Provider> {
+        self.inner.store.clone()
+    }
+
+    /// Stops fetching new work and waits for in-flight turns and activities to finish,
+    /// at most `timeout` (`None`: 30 s); whatever is still running then is aborted (its
+    /// work is retried by the next runtime). Returns as soon as everything stopped.
+    pub async fn shutdown(&self, timeout: Option<Duration>) {
+        let _ = self.stop.send(true);
+        let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|e| e.into_inner()));
+        let aborts: Vec<_> = tasks.iter().map(|t| t.abort_handle()).collect();
+        let all = futures::future::join_all(tasks);
+        if tokio::time::timeout(timeout.unwrap_or(Duration::from_secs(30)), all).await.is_err() {
+            tracing::warn!("runtime shutdown timed out; aborting in-flight work");
+            for a in aborts {
+                a.abort();
+            }
+        }
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+        for t in self.tasks.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            t.abort();
+        }
+    }
+}
+
+/// Waits for a wake-up, the poll interval, or shutdown. Returns false on shutdown.
+async fn idle(
+    notified: std::pin::Pin<&mut tokio::sync::futures::Notified<'_>>,
+    poll: Duration,
+    stop: &mut watch::Receiver<bool>,
+) -> bool {
+    tokio::select! {
+        _ = notified => true,
+        _ = tokio::time::sleep(poll) => true,
+        _ = stop.changed() => false,
+    }
+}
+
+async fn orchestration_loop(inner: Arc<Inner>, mut stop: watch::Receiver<bool>) {
+    let fallback = Arc::new(Notifiers::default());
+    let notifiers = inner.notifiers.clone().unwrap_or(fallback);
+    let mut error_backoff = Duration::from_millis(50);
+    while !*stop.borrow() {
+        let notified = notifiers.orchestrator.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        match inner
+            .store
+            .fetch_orchestration_item(inner.options.orchestration_lock_timeout, &inner.filter)
+            .await
+        {
+            Ok(Some(item)) => {
+                error_backoff = Duration::from_millis(50);
+                process_orchestration_item(&inner, item).await;
+            }
+            Ok(None) => {
+                if !idle(notified, inner.options.dispatcher_poll_interval, &mut stop).await {
+                    break;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "fetching orchestration work failed; retrying");
+                tokio::time::sleep(error_backoff).await;
+                error_backoff = (error_backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+fn update_from(item: &OrchestrationItem, name: &str, version: &str, state: InstanceState) -> InstanceUpdate {
+    InstanceUpdate {
+        name: name.to_string(),
+        version: version.to_string(),
+        state,
+        output: item.record.output.clone(),
+        error: item.record.error.clone(),
+        custom_status: None,
+    }
+}
+
+async fn commit_or_abandon(inner: &Inner, item: &OrchestrationItem, commit: TurnCommit) {
+    match inner.store.commit_turn(&item.lock_token, commit).await {
+        Ok(()) => {}
+        Err(ProviderError::LockLost(msg)) => {
+            tracing::warn!(instance = %item.instance, "turn discarded, lock lost: {msg}");
+        }
+        Err(e) => {
+            tracing::warn!(instance = %item.instance, error = %e, "turn commit failed; messages will be retried");
+            let _ = inner
+                .store
+                .abandon_orchestration_item(&item.lock_token, Some(Duration::from_millis(100)), None, true)
+                .await;
+        }
+    }
+}
+
+/// Fails the instance without running its code (poison, corrupt history).
+async fn fail_without_replay(inner: &Inner, item: &OrchestrationItem, details: ErrorDetails) {
+    tracing::error!(instance = %item.instance, error = %details, "instance failed");
+    let name = item.record.name.clone();
+    let version = item.record.version.clone().unwrap_or_else(|| "0.0.0".into());
+    let exec = item.record.execution_id.max(1);
+    let mut new_events = Vec::new();
+    if item.history_len == 0 {
+        let input = item
+            .messages
+            .iter()
+            .find_map(|m| match m {
+                OrchestratorMessage::StartOrchestration { input, .. } => Some(input.clone()),
+                _ => None,
+            })
+            .unwrap_or_default();
+        new_events.push(started_event(&name, &version, &input, None, crate::now_ms()));
+    }
+    new_events.push(Event {
+        event_id: item.history_len.max(new_events.len() as u64) + 1,
+        timestamp_ms: crate::now_ms(),
+        kind: EventKind::OrchestrationFailed { details: details.clone() },
+    });
+    let mut update = update_from(item, &name, &version, InstanceState::Failed);
+    update.error = Some(details.clone());
+    let mut messages = Vec::new();
+    if let Some(parent) = parent_of(item) {
+        messages.push(OutboundMessage {
+            instance: parent.instance.clone(),
+            message: OrchestratorMessage::SubOrchestrationFailed {
+                execution_id: parent.execution_id,
+                event_id: parent.event_id,
+                details,
+            },
+            visible_at_ms: None,
+        });
+    }
+    let commit = TurnCommit {
+        execution_id: exec,
+        new_events,
+        update,
+        next_execution_id: None,
+        activities: Vec::new(),
+        cancelled_activities: Vec::new(),
+        messages,
+    };
+    commit_or_abandon(inner, item, commit).await;
+}
+
+fn parent_of(item: &OrchestrationItem) -> Option<ParentLink> {
+    let from_history = item.history.first().and_then(|e| match &e.kind {
+        EventKind::OrchestrationStarted { parent, .. } => parent.clone(),
+        _ => None,
+    });
+    from_history.or_else(|| {
+        item.messages.iter().find_map(|m| match m {
+            OrchestratorMessage::StartOrchestration { parent, .. }
+            | OrchestratorMessage::ContinueAsNew { parent, .. } => parent.clone(),
+            _ => None,
+        })
+    })
+}
+
+async fn process_orchestration_item(inner: &Inner, item: OrchestrationItem) {
+    let opts = &inner.options;
+    let now = crate::now_ms();
+
+    // A finished instance consumes late messages without running anything.
+    if item.record.state.is_terminal() {
+        let version = item.record.version.clone().unwrap_or_default();
+        let update = update_from(&item, &item.record.name, &version, item.record.state);
+        let commit = TurnCommit {
+            execution_id: item.record.execution_id,
+            new_events: Vec::new(),
+            update,
+            next_execution_id: None,
+            activities: Vec::new(),
+            cancelled_activities: Vec::new(),
+            messages: Vec::new(),
+        };
+        commit_or_abandon(inner, &item, commit).await;
+        return;
+    }
+
+    if item.attempt > opts.max_attempts {
+        let why =
+            item.history_error.clone().or_else(|| item.record.status_note.clone()).unwrap_or_else(|| {
+                "earlier turns did not commit (crash, lock expiry or storage errors)".into()
+            });
+        let details = ErrorDetails::poison(format!(
+            "instance '{}' was fetched {} times, more than max_attempts = {}; last problem: {why}",
+            item.instance, item.attempt, opts.max_attempts
+        ));
+        fail_without_replay(inner, &item, details).await;
+        return;
+    }
+
+    if let Some(err) = &item.history_error {
+        tracing::warn!(instance = %item.instance, attempt = item.attempt, "unreadable history: {err}");
+        let _ = inner
+            .store
+            .abandon_orchestration_item(
+                &item.lock_token,
+                Some(backoff(item.attempt, opts)),
+                Some(err.clone()),
+                true,
+            )
+            .await;
+        return;
+    }
+
+    // Which execution runs, and its history (a fresh execution gets its start event now).
+    let mut history = item.history.clone();
+    let persisted_len = history.len();
+    let mut exec = item.record.execution_id;
+    if history.is_empty() {
+        let start = item.messages.iter().find_map(|m| match m {
+            OrchestratorMessage::StartOrchestration { name, version, input, parent } if exec == 0 => {
+                Some((1, name.clone(), version.clone(), input.clone(), parent.clone()))
+            }
+            OrchestratorMessage::ContinueAsNew { execution_id, name, version, input, parent }
+                if *execution_id == exec =>
+            {
+                Some((*execution_id, name.clone(), Some(version.clone()), input.clone(), parent.clone()))
+            }
+            _ => None,
+        });
+        let Some((e, name, version, input, parent)) = start else {
+            let _ = inner
+                .store
+                .abandon_orchestration_item(
+                    &item.lock_token,
+                    Some(backoff(item.attempt, opts)),
+                    Some("messages arrived before the instance's start message".into()),
+                    true,
+                )
+                .await;
+            return;
+        };
+        let resolved = match inner.orchestrations.resolve(&name, version.as_deref()) {
+            Ok((v, _)) => v,
+            Err(err) => return not_runnable_here(inner, &item, err.to_string()).await,
+        };
+        exec = e;
+        history.push(started_event(&name, &resolved, &input, parent, now));
+    }
+    let (name, version) = match &history[0].kind {
+        EventKind::OrchestrationStarted { name, version, .. } => (name.clone(), version.clone()),
+        _ => {
+            let details =
+                ErrorDetails::configuration("corrupt history: first event is not OrchestrationStarted");
+            return fail_without_replay(inner, &item, details).await;
+        }
+    };
+    let handler = match inner.orchestrations.resolve(&name, Some(&version)) {
+        Ok((_, h)) => h,
+        Err(err) => return not_runnable_here(inner, &item, err.to_string()).await,
+    };
+    let mut engine = match ReplayEngine::new(handler, &item.instance, exec, history, persisted_len) {
+        Ok(e) => e,
+        Err(err) => {
+            return fail_without_replay(inner, &item, ErrorDetails::configuration(err.to_string())).await;
+        }
+    };
+    let messages = item.messages.iter().filter_map(|m| to_event(m, exec)).collect();
+    let result =
+        engine.run_turn(messages, TurnEnv { now_ms: now, max_payload_bytes: opts.max_payload_bytes });
+    for d in &result.dropped {
+        tracing::debug!(instance = %item.instance, "{d}");
+    }
+    let parent = parent_of(&item).or_else(|| match &result.new_events.first().map(|e| &e.kind) {
+        Some(EventKind::OrchestrationStarted { parent, .. }) => parent.clone(),
+        _ => None,
+    });
+
+    let mut commit = TurnCommit {
+        execution_id: exec,
+        new_events: result.new_events,
+        update: InstanceUpdate {
+            name: name.clone(),
+            version: version.clone(),
+            state: InstanceState::Running,
+            output: None,
+            error: None,
+            custom_status: result.custom_status,
+        },
+        next_execution_id: None,
+        activities: Vec::new(),
+        cancelled_activities: Vec::new(),
+        messages: Vec::new(),
+    };
+    for action in result.actions {
+        match action {
+            Action::ScheduleActivity { event_id, name, input } => commit.activities.push(ActivityWorkItem {
+                instance: item.instance.clone(),
+                execution_id: exec,
+                event_id,
+                name,
+                input,
+                lock_token: String::new(),
+                attempt: 0,
+            }),
+            Action::CreateTimer { event_id, fire_at_ms } => commit.messages.push(OutboundMessage {
+                instance: item.instance.clone(),
+                message: OrchestratorMessage::TimerFired { execution_id: exec, event_id, fire_at_ms },
+                visible_at_ms: Some(fire_at_ms),
+            }),
+            Action::StartSubOrchestration { event_id, name, version, instance, input } => {
+                commit.messages.push(OutboundMessage {
+                    instance,
+                    message: OrchestratorMessage::StartOrchestration {
+                        name,
+                        version,
+                        input,
+                        parent: Some(ParentLink {
+                            instance: item.instance.clone(),
+                            execution_id: exec,
+                            event_id,
+                        }),
+                    },
+                    visible_at_ms: None,
+                })
+            }
+            Action::StartDetached { name, version, instance, input } => {
+                commit.messages.push(OutboundMessage {
+                    instance,
+                    message: OrchestratorMessage::StartOrchestration { name, version, input, parent: None },
+                    visible_at_ms: None,
+                })
+            }
+            Action::CancelActivity { event_id } => commit.cancelled_activities.push(event_id),
+            Action::CancelSubOrchestration { instance, reason } => commit.messages.push(OutboundMessage {
+                instance,
+                message: OrchestratorMessage::CancelRequested { reason },
+                visible_at_ms: None,
+            }),
+        }
+    }
+    let to_parent = |message: OrchestratorMessage| OutboundMessage {
+        instance: parent.as_ref().map(|p| p.instance.clone()).unwrap_or_default(),
+        message,
+        visible_at_ms: None,
+    };
+    match result.outcome {
+        TurnOutcome::Pending => {}
+        TurnOutcome::Completed(output) => {
+            commit.update.state = InstanceState::Completed;
+            commit.update.output = Some(output.clone());
+            if let Some(p) = &parent {
+                commit.messages.push(to_parent(OrchestratorMessage::SubOrchestrationCompleted {
+                    execution_id: p.execution_id,
+                    event_id: p.event_id,
+                    result: output,
+                }));
+            }
+        }
+        TurnOutcome::Failed(details) => {
+            if details.category != crate::ErrorCategory::Cancelled {
+                tracing::warn!(instance = %item.instance, error = %details, "orchestration failed");
+            }
+            commit.update.state = InstanceState::Failed;
+            commit.update.error = Some(details.clone());
+            if let Some(p) = &parent {
+                commit.messages.push(to_parent(OrchestratorMessage::SubOrchestrationFailed {
+                    execution_id: p.execution_id,
+                    event_id: p.event_id,
+                    details,
+                }));
+            }
+        }
+        TurnOutcome::ContinuedAsNew { input, version: next_version } => {
+            let next = exec + 1;
+            commit.next_execution_id = Some(next);
+            commit.update.custom_status = Some(None);
+            commit.messages.push(OutboundMessage {
+                instance: item.instance.clone(),
+                message: OrchestratorMessage::ContinueAsNew {
+                    execution_id: next,
+                    name: name.clone(),
+                    version: next_version.clone(),
+                    input,
+                    parent,
+                },
+                visible_at_ms: None,
+            });
+            commit.update.version = next_version;
+        }
+    }
+    commit_or_abandon(inner, &item, commit).await;
+}
+
+/// This node cannot run the instance (name or version not registered): leave it for a node
+/// that can, with a growing delay and a note for operators. Does not count toward poison:
+/// the instance is not at fault.
+async fn not_runnable_here(inner: &Inner, item: &OrchestrationItem, why: String) {
+    tracing::warn!(instance = %item.instance, "{why}; will retry");
+    let delay = backoff(item.attempt, &inner.options).min(inner.options.max_unregistered_backoff);
+    let _ = inner.store.abandon_orchestration_item(&item.lock_token, Some(delay), Some(why), false).await;
+}
+
+fn backoff(attempt: u32, opts: &RuntimeOptions) -> Duration {
+    let exp = attempt.saturating_sub(1).min(10);
+    (Duration::from_millis(100) * 2u32.pow(exp)).min(opts.max_unregistered_backoff)
+}
+
+/// Converts a queued message into the history event the engine delivers, dropping those
+/// addressed to another execution.
+fn to_event(m: &OrchestratorMessage, exec: u64) -> Option<EventKind> {
+    let mine = |e: u64| e == exec;
+    Some(match m.clone() {
+        OrchestratorMessage::StartOrchestration { .. } | OrchestratorMessage::ContinueAsNew { .. } => {
+            return None;
+        }
+        OrchestratorMessage::ActivityCompleted { execution_id, event_id, result } if mine(execution_id) => {
+            EventKind::ActivityCompleted { source_event_id: event_id, result }
+        }
+        OrchestratorMessage::ActivityFailed { execution_id, event_id, details } if mine(execution_id) => {
+            EventKind::ActivityFailed { source_event_id: event_id, details }
+        }
+        OrchestratorMessage::TimerFired { execution_id, event_id, fire_at_ms } if mine(execution_id) => {
+            EventKind::TimerFired { source_event_id: event_id, fire_at_ms }
+        }
+        OrchestratorMessage::SubOrchestrationCompleted { execution_id, event_id, result }
+            if mine(execution_id) =>
+        {
+            EventKind::SubOrchestrationCompleted { source_event_id: event_id, result }
+        }
+        OrchestratorMessage::SubOrchestrationFailed { execution_id, event_id, details }
+            if mine(execution_id) =>
+        {
+            EventKind::SubOrchestrationFailed { source_event_id: event_id, details }
+        }
+        OrchestratorMessage::ExternalRaised { name, data } => EventKind::ExternalRaised { name, data },
+        OrchestratorMessage::CancelRequested { reason } => EventKind::OrchestrationCancelRequested { reason },
+        _ => return None,
+    })
+}
+
+async fn worker_loop(inner: Arc<Inner>, mut stop: watch::Receiver<bool>) {
+    let fallback = Arc::new(Notifiers::default());
+    let notifiers = inner.notifiers.clone().unwrap_or(fallback);
+    let mut error_backoff = Duration::from_millis(50);
+    while !*stop.borrow() {
+        let notified = notifiers.worker.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        match inner.store.fetch_work_item(inner.options.activity_lock_timeout).await {
+            Ok(Some(item)) => {
+                error_backoff = Duration::from_millis(50);
+                run_activity(&inner, item).await;
+            }
+            Ok(None) => {
+                if !idle(notified, inner.options.dispatcher_poll_interval, &mut stop).await {
+                    break;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "fetching activity work failed; retrying");
+                tokio::time::sleep(error_backoff).await;
+                error_backoff = (error_backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+async fn run_activity(inner: &Inner, item: ActivityWorkItem) {
+    let opts = &inner.options;
+    let fail = |details: ErrorDetails| OrchestratorMessage::ActivityFailed {
+        execution_id: item.execution_id,
+        event_id: item.event_id,
+        details,
+    };
+    let message = if item.attempt > opts.max_attempts {
+        fail(ErrorDetails::poison(format!(
+            "activity '{}' (instance '{}', event {}) was fetched {} times, more than max_attempts = {}; \
+             earlier attempts did not complete (worker crash, lock expiry or not registered on the nodes that fetched it)",
+            item.name, item.instance, item.event_id, item.attempt, opts.max_attempts
+        )))
+    } else if let Some(handler) = inner.activities.get(&item.name) {
+        let cancel = CancellationToken::new();
+        let ctx = ActivityContext {
+            instance: item.instance.clone(),
+            execution_id: item.execution_id,
+            event_id: item.event_id,
+            name: item.name.clone(),
+            attempt: item.attempt,
+            cancel: cancel.clone(),
+        };
+        let renewal = tokio::spawn(renew_loop(
+            inner.store.clone(),
+            item.lock_token.clone(),
+            opts.activity_lock_timeout,
+            cancel.clone(),
+        ));
+        let run = tokio::spawn(handler.invoke(ctx, item.input.clone()));
+        let outcome = run.await;
+        renewal.abort();
+        let lost = renewal.await.ok().flatten();
+        if let Some(ProviderError::LockLost(_)) = lost {
+            tracing::warn!(activity = %item.name, instance = %item.instance, "activity lock lost; result dropped, another worker retries");
+            return;
+        }
+        match outcome {
+            Ok(Ok(output)) if output.len() > opts.max_payload_bytes => {
+                fail(ErrorDetails::configuration(format!(
+                    "output of activity '{}' is {} bytes; the limit is {} bytes",
+                    item.name,
+                    output.len(),
+                    opts.max_payload_bytes
+                )))
+            }
+            Ok(Ok(output)) => OrchestratorMessage::ActivityCompleted {
+                execution_id: item.execution_id,
+                event_id: item.event_id,
+                result: output,
+            },
+            Ok(Err(e)) => fail(e.into_details()),
+            Err(join) if join.is_panic() => {
+                let msg = panic_message(&join.into_panic());
+                fail(ErrorDetails::application(format!("activity '{}' panicked: {msg}", item.name)))
+            }
+            Err(_) => return, // aborted by shutdown: the lock expires and the work is retried
+        }
+    } else {
+        tracing::warn!(activity = %item.name, "activity not registered on this node; leaving it for another node");
+        let _ = inner.store.abandon_work_item(&item.lock_token, Some(backoff(item.attempt, opts))).await;
+        return;
+    };
+    let completion = OutboundMessage { instance: item.instance.clone(), message, visible_at_ms: None };
+    if let Err(e) = inner.store.complete_work_item(&item.lock_token, completion).await {
+        tracing::warn!(activity = %item.name, instance = %item.instance, error = %e, "could not complete activity; it will be retried");
+    }
+}
+
+/// Renews an activity lock until aborted. Returns the error that ended renewal (the
+/// activity was cancelled or its lock lost), after signalling the activity.
+async fn renew_loop(
+    store: Arc<dyn Provider>,
+    token: String,
+    lock_timeout: Duration,
+    cancel: CancellationToken,
+) -> Option<ProviderError> {
+    let every = (lock_timeout / 3).max(Duration::from_millis(50));
+    loop {
+        tokio::time::sleep(every).await;
+        match store.renew_work_item(&token, lock_timeout).await {
+            Ok(()) => {}
+            Err(e @ (ProviderError::Cancelled | ProviderError::LockLost(_))) => {
+                cancel.cancel();
+                return Some(e);
+            }
+            Err(e) => tracing::warn!(error = %e, "activity lock renewal failed; retrying"),
+        }
+    }
+}

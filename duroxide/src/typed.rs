@@ -1,0 +1,1 @@
+//! The typed layer under the `#[activity]` and `#[orchestration]` macros.

@@ -1,0 +1,101 @@
+//! Shared helpers for the end-to-end tests.
+#![allow(dead_code)] // each test binary uses a different subset
+
+use duroxide::history::{Event, EventKind};
+use duroxide::{Client, OrchestrationStatus, Provider, Runtime, RuntimeOptions, SqliteProvider};
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A store for one test, and the temp dir that holds its file (if any).
+pub struct TestStore {
+    pub store: Arc<dyn Provider>,
+    pub dir: Option<tempfile::TempDir>,
+    pub url: String,
+}
+
+pub async fn memory_store() -> TestStore {
+    let url = "sqlite::memory:".to_string();
+    let store = Arc::new(SqliteProvider::new(&url, None).await.expect("open in-memory store"));
+    TestStore { store, dir: None, url }
+}
+
+pub async fn file_store() -> TestStore {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite:{}", dir.path().join("test.db").display());
+    let store = Arc::new(SqliteProvider::new(&url, None).await.expect("open file store"));
+    TestStore { store, dir: Some(dir), url }
+}
+
+/// Options that keep tests fast: short polls and locks.
+pub fn fast_options() -> RuntimeOptions {
+    RuntimeOptions {
+        dispatcher_poll_interval: Duration::from_millis(20),
+        orchestration_lock_timeout: Duration::from_secs(2),
+        activity_lock_timeout: Duration::from_secs(2),
+        max_unregistered_backoff: Duration::from_millis(200),
+        ..Default::default()
+    }
+}
+
+pub async fn wait(client: &Client, instance: &str) -> OrchestrationStatus {
+    client.wait_for_orchestration(instance, Duration::from_secs(30)).await.expect("instance finished in time")
+}
+
+pub async fn completed(client: &Client, instance: &str) -> String {
+    match wait(client, instance).await {
+        OrchestrationStatus::Completed { output } => output,
+        other => panic!("instance {instance} did not complete: {other:?}"),
+    }
+}
+
+/// Asserts a history is well-formed: ids 1..n, one terminal event at most, each scheduled
+/// task completed at most once.
+pub fn assert_clean_history(history: &[Event]) {
+    let mut completed = HashSet::new();
+    for (i, e) in history.iter().enumerate() {
+        assert_eq!(e.event_id, i as u64 + 1, "event ids must run 1..n: {history:?}");
+        let source = match &e.kind {
+            EventKind::ActivityCompleted { source_event_id, .. }
+            | EventKind::ActivityFailed { source_event_id, .. }
+            | EventKind::TimerFired { source_event_id, .. }
+            | EventKind::SubOrchestrationCompleted { source_event_id, .. }
+            | EventKind::SubOrchestrationFailed { source_event_id, .. } => Some(*source_event_id),
+            _ => None,
+        };
+        if let Some(s) = source {
+            assert!(completed.insert(s), "task {s} completed twice: {history:?}");
+        }
+    }
+    assert!(history.iter().filter(|e| e.kind.is_terminal()).count() <= 1, "{history:?}");
+}
+
+pub async fn start_runtime(
+    store: &Arc<dyn Provider>,
+    activities: duroxide::ActivityRegistry,
+    orchestrations: duroxide::OrchestrationRegistry,
+) -> Runtime {
+    Runtime::start_with_options(store.clone(), activities, orchestrations, fast_options()).await
+}
+
+/// Runs a scenario once on an in-memory store and once on a file store.
+#[macro_export]
+macro_rules! on_both_stores {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn memory() {
+                let ts = common::memory_store().await;
+                ($body)(ts).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn file() {
+                let mut ts = common::file_store().await;
+                // Closures capture only the fields they use: keep the directory alive here.
+                let _dir = ts.dir.take();
+                ($body)(ts).await;
+            }
+        }
+    };
+}

@@ -1,0 +1,1 @@
+//! trybuild UI tests for the duroxide macros live in `tests/`.
