@@ -32,15 +32,16 @@
 //! ```
 //!
 //! ## Map of the crate
-//! - [`history`]: the events of the history log and [`ErrorDetails`]; serde-stable.
-//! - [`replay`]: the replay engine, a pure function of history and new messages.
-//! - [`context`]: [`OrchestrationContext`] (durable futures, `select`/`join`, system calls)
-//!   and [`ActivityContext`].
-//! - [`registry`]: activity and orchestration registries, versions and [`VersionPolicy`].
-//! - [`runtime`]: the dispatchers that run turns and activities over a store.
-//! - [`client`]: start, raise events, cancel, status, wait.
-//! - [`provider`]: the [`Provider`] storage trait and the SQLite store.
-//! - [`error`]: [`ActivityError`] and [`OrchestrationError`].
+//! - [`history`] holds the events of the history log and [`ErrorDetails`]; serde-stable.
+//! - [`replay`] is the replay engine, a pure function of history and new messages.
+//! - [`context`] has [`OrchestrationContext`] (durable futures, `select`/`join`, system
+//!   calls) and [`ActivityContext`].
+//! - [`registry`] keeps activity and orchestration registries, versions and
+//!   [`VersionPolicy`].
+//! - [`runtime`] runs the dispatchers that execute turns and activities over a store.
+//! - [`client`] starts instances, raises events, cancels, reads status and waits.
+//! - [`provider`] defines the [`Provider`] storage trait and the SQLite store.
+//! - [`error`] has [`ActivityError`] and [`OrchestrationError`].
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

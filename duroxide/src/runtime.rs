@@ -626,16 +626,18 @@ async fn run_activity(inner: &Inner, item: ActivityWorkItem) {
             attempt: item.attempt,
             cancel: cancel.clone(),
         };
-        let renewal = tokio::spawn(renew_loop(
+        // Both tasks die with this one (shutdown timeout, runtime dropped): an orphaned
+        // renewal would keep the lock alive forever and no other worker could retry.
+        let mut renewal = AbortOnDrop(tokio::spawn(renew_loop(
             inner.store.clone(),
             item.lock_token.clone(),
             opts.activity_lock_timeout,
             cancel.clone(),
-        ));
-        let run = tokio::spawn(handler.invoke(ctx, item.input.clone()));
-        let outcome = run.await;
-        renewal.abort();
-        let lost = renewal.await.ok().flatten();
+        )));
+        let mut run = AbortOnDrop(tokio::spawn(handler.invoke(ctx, item.input.clone())));
+        let outcome = (&mut run.0).await;
+        renewal.0.abort();
+        let lost = (&mut renewal.0).await.ok().flatten();
         if let Some(ProviderError::LockLost(_)) = lost {
             tracing::warn!(activity = %item.name, instance = %item.instance, "activity lock lost; result dropped, another worker retries");
             return;
@@ -669,6 +671,15 @@ async fn run_activity(inner: &Inner, item: ActivityWorkItem) {
     let completion = OutboundMessage { instance: item.instance.clone(), message, visible_at_ms: None };
     if let Err(e) = inner.store.complete_work_item(&item.lock_token, completion).await {
         tracing::warn!(activity = %item.name, instance = %item.instance, error = %e, "could not complete activity; it will be retried");
+    }
+}
+
+/// Aborts a spawned task when dropped.
+struct AbortOnDrop<T>(JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

@@ -14,13 +14,22 @@ pub struct TestStore {
     pub url: String,
 }
 
+/// Logs to the test's output when `RUST_LOG` is set.
+pub fn init_tracing() {
+    if std::env::var("RUST_LOG").is_ok() {
+        let _ = tracing_subscriber::fmt().with_test_writer().try_init();
+    }
+}
+
 pub async fn memory_store() -> TestStore {
+    init_tracing();
     let url = "sqlite::memory:".to_string();
     let store = Arc::new(SqliteProvider::new(&url, None).await.expect("open in-memory store"));
     TestStore { store, dir: None, url }
 }
 
 pub async fn file_store() -> TestStore {
+    init_tracing();
     let dir = tempfile::tempdir().expect("temp dir");
     let url = format!("sqlite:{}", dir.path().join("test.db").display());
     let store = Arc::new(SqliteProvider::new(&url, None).await.expect("open file store"));
