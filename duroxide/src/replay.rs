@@ -765,6 +765,8 @@ impl ReplayEngine {
             return;
         }
         let reason = match &outcome {
+            // A cancellation cascades to children with the caller's own reason.
+            TurnOutcome::Failed(d) if d.category == crate::ErrorCategory::Cancelled => d.message.clone(),
             TurnOutcome::Failed(d) => format!("the orchestration ended: {d}"),
             _ => "the orchestration ended".to_string(),
         };

@@ -319,13 +319,11 @@ on_both_stores!(custom_status_is_visible_while_running, |ts: TestStore| async mo
     client.start_orchestration("st", "Status", "").await.unwrap();
     let mut seen = None;
     for _ in 0..300 {
-        if let OrchestrationStatus::Running { custom_status } =
+        if let OrchestrationStatus::Running { custom_status: Some(s) } =
             client.get_orchestration_status("st").await.unwrap()
         {
-            if custom_status.is_some() {
-                seen = custom_status;
-                break;
-            }
+            seen = Some(s);
+            break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
