@@ -6,7 +6,7 @@
 use crate::history::{ErrorCategory, ErrorDetails, Event};
 use crate::provider::{
     ExecutionRecord, InstanceRecord, InstanceState, OrchestratorMessage, OutboundMessage, Provider,
-    ProviderError,
+    ProviderError, VersionCount,
 };
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -324,6 +324,27 @@ impl Client {
     /// All executions of an instance.
     pub async fn list_executions(&self, instance: &str) -> Result<Vec<ExecutionRecord>, ClientError> {
         Ok(self.store.list_executions(instance).await?)
+    }
+
+    /// Instance counts per (name, version, state): a version whose `Pending` and `Running`
+    /// counts are zero can be removed from the registries.
+    pub async fn count_instances_by_version(&self) -> Result<Vec<VersionCount>, ClientError> {
+        Ok(self.store.count_instances_by_version().await?)
+    }
+
+    /// Running and pending instances per (name, version).
+    pub async fn list_running_versions(&self) -> Result<Vec<(String, Option<String>, u64)>, ClientError> {
+        let mut out: Vec<(String, Option<String>, u64)> = Vec::new();
+        for c in self.count_instances_by_version().await? {
+            if c.state.is_terminal() {
+                continue;
+            }
+            match out.last_mut() {
+                Some((n, v, k)) if *n == c.name && *v == c.version => *k += c.count,
+                _ => out.push((c.name, c.version, c.count)),
+            }
+        }
+        Ok(out)
     }
 
     /// All instance ids.

@@ -12,6 +12,8 @@ CREATE TABLE instances (
     custom_status    TEXT,
     parent_instance  TEXT,
     duroxide_version TEXT,
+    -- duroxide_version as a sortable integer (see provider::version_key), for fetch filters.
+    duroxide_version_key INTEGER,
     status_note      TEXT,
     created_at       INTEGER NOT NULL,
     updated_at       INTEGER NOT NULL,

@@ -340,6 +340,39 @@ impl SemverRange {
     }
 }
 
+/// A sortable integer for a version (`major`, `minor`, `patch`, 20 bits each; pre-release
+/// tags are ignored), so stores can filter duroxide-version ranges in their queries.
+pub fn version_key(v: &semver::Version) -> i64 {
+    const MAX: u64 = (1 << 20) - 1;
+    ((v.major.min(MAX) << 40) | (v.minor.min(MAX) << 20) | v.patch.min(MAX)) as i64
+}
+
+/// How many instances of one (name, version) are in one state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionCount {
+    /// Orchestration name.
+    pub name: String,
+    /// Version of the current execution (`None`: not started yet, no version pinned).
+    pub version: Option<String>,
+    /// Lifecycle state.
+    pub state: InstanceState,
+    /// Number of instances.
+    pub count: u64,
+}
+
+/// An instance with visible messages that a [`FetchFilter`] keeps a node from running.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockedInstance {
+    /// Instance id.
+    pub instance: String,
+    /// Orchestration name.
+    pub name: String,
+    /// Pinned version, if any.
+    pub version: Option<String>,
+    /// The duroxide version that wrote its current execution, if any.
+    pub duroxide_version: Option<String>,
+}
+
 /// A storage failure.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -500,6 +533,21 @@ pub trait Provider: Send + Sync + 'static {
 
     /// All instance ids, oldest first.
     async fn list_instances(&self) -> Result<Vec<String>, ProviderError>;
+
+    /// Instances with visible, unlocked messages that `filter` rejects (at most `limit`),
+    /// so a node can tell operators why they do not run.
+    async fn list_blocked_instances(
+        &self,
+        filter: &FetchFilter,
+        limit: u32,
+    ) -> Result<Vec<BlockedInstance>, ProviderError>;
+
+    /// Instance counts per (name, version, state), sorted by name and version; operators
+    /// use it to see when a version has no running instances left and can be retired.
+    async fn count_instances_by_version(&self) -> Result<Vec<VersionCount>, ProviderError>;
+
+    /// Records why an instance is not making progress (shown in its status while pending).
+    async fn set_status_note(&self, instance: &str, note: &str) -> Result<(), ProviderError>;
 
     /// In-process wake-ups; `None` means dispatchers must poll.
     fn notifiers(&self) -> Option<Arc<Notifiers>> {

@@ -15,7 +15,7 @@
 //! handled by `busy_timeout`.
 
 use super::*;
-use crate::history::{EventKind, ParentLink};
+use crate::history::EventKind;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, Sqlite, SqlitePool, Transaction};
 use std::str::FromStr;
@@ -301,31 +301,17 @@ impl Provider for SqliteProvider {
     ) -> Result<Option<OrchestrationItem>, ProviderError> {
         let now = crate::now_ms();
         let (_g, mut tx) = self.begin().await?;
-        // Candidates in message order; the filter needs the instance's name and versions,
-        // which SQL checks for names and Rust checks for versions (semver ranges).
-        let rows = sqlx::query(
-            "SELECT q.instance_id AS instance_id, i.name AS name, i.version AS version, \
-             i.duroxide_version AS dv \
-             FROM orchestrator_queue q JOIN instances i ON i.instance_id = q.instance_id \
-             WHERE q.visible_at <= ? AND (i.lock_token IS NULL OR i.locked_until <= ?) \
-             GROUP BY q.instance_id ORDER BY MIN(q.id) LIMIT 64",
-        )
-        .bind(ms(now))
-        .bind(ms(now))
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(storage)?;
-        let mut chosen = None;
-        for r in rows {
-            let instance: String = r.try_get("instance_id").map_err(storage)?;
-            let name: String = r.try_get("name").map_err(storage)?;
-            let version: Option<String> = r.try_get("version").map_err(storage)?;
-            let dv: Option<String> = r.try_get("dv").map_err(storage)?;
-            if filter_allows(filter, &name, version.as_deref(), dv.as_deref()) {
-                chosen = Some(instance);
-                break;
-            }
+        let (clause, binds) = filter_sql(filter);
+        let sql = format!(
+            "SELECT q.instance_id FROM orchestrator_queue q JOIN instances i ON i.instance_id = q.instance_id \
+             WHERE q.visible_at <= ? AND (i.lock_token IS NULL OR i.locked_until <= ?) AND {clause} \
+             ORDER BY q.id LIMIT 1"
+        );
+        let mut query = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql)).bind(ms(now)).bind(ms(now));
+        for b in binds {
+            query = b.bind_to(query);
         }
+        let chosen = query.fetch_optional(&mut *tx).await.map_err(storage)?;
         let Some(instance) = chosen else { return Ok(None) };
         let lock_token = token();
         let locked_until = now + lock_timeout.as_millis() as u64;
@@ -455,7 +441,8 @@ impl Provider for SqliteProvider {
         sqlx::query(
             "UPDATE instances SET name = ?, version = ?, execution_id = ?, state = ?, output = ?, error = ?, \
              custom_status = CASE WHEN ? = 1 THEN ? ELSE custom_status END, \
-             duroxide_version = COALESCE(?, duroxide_version), status_note = NULL, updated_at = ?, \
+             duroxide_version = COALESCE(?, duroxide_version), \
+             duroxide_version_key = COALESCE(?, duroxide_version_key), status_note = NULL, updated_at = ?, \
              lock_token = NULL, locked_until = 0 WHERE instance_id = ?",
         )
         .bind(&u.name)
@@ -467,6 +454,7 @@ impl Provider for SqliteProvider {
         .bind(set_cs)
         .bind(cs)
         .bind(started.as_ref().map(|(_, dv)| dv.clone()))
+        .bind(started.as_ref().and_then(|(_, dv)| semver::Version::parse(dv).ok()).map(|v| version_key(&v)))
         .bind(ms(now))
         .bind(&instance)
         .execute(&mut *tx)
@@ -788,34 +776,123 @@ impl Provider for SqliteProvider {
             .map_err(storage)
     }
 
+    async fn list_blocked_instances(
+        &self,
+        filter: &FetchFilter,
+        limit: u32,
+    ) -> Result<Vec<BlockedInstance>, ProviderError> {
+        let now = crate::now_ms();
+        let (clause, binds) = filter_sql(filter);
+        let sql = format!(
+            "SELECT DISTINCT i.instance_id FROM orchestrator_queue q JOIN instances i ON i.instance_id = q.instance_id \
+             WHERE q.visible_at <= ? AND (i.lock_token IS NULL OR i.locked_until <= ?) AND NOT ({clause}) \
+             LIMIT ?"
+        );
+        let mut query = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql)).bind(ms(now)).bind(ms(now));
+        for b in binds {
+            query = b.bind_to(query);
+        }
+        let ids = query.bind(i64::from(limit)).fetch_all(&self.pool).await.map_err(storage)?;
+        let mut conn = self.pool.acquire().await.map_err(storage)?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(r) = Self::instance_row(&mut conn, &id).await? {
+                out.push(BlockedInstance {
+                    instance: r.instance,
+                    name: r.name,
+                    version: r.version,
+                    duroxide_version: r.duroxide_version,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    async fn count_instances_by_version(&self) -> Result<Vec<VersionCount>, ProviderError> {
+        let rows = sqlx::query(
+            "SELECT name, version, state, COUNT(*) AS n FROM instances GROUP BY name, version, state \
+             ORDER BY name, version, state",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(storage)?;
+        rows.into_iter()
+            .map(|r| {
+                let state: String = r.try_get("state").map_err(storage)?;
+                Ok(VersionCount {
+                    name: r.try_get("name").map_err(storage)?,
+                    version: r.try_get("version").map_err(storage)?,
+                    state: InstanceState::parse(&state)
+                        .ok_or_else(|| ProviderError::Corrupt(format!("unknown instance state '{state}'")))?,
+                    count: r.try_get::<i64, _>("n").map_err(storage)? as u64,
+                })
+            })
+            .collect()
+    }
+
+    async fn set_status_note(&self, instance: &str, note: &str) -> Result<(), ProviderError> {
+        let (_g, mut tx) = self.begin().await?;
+        sqlx::query("UPDATE instances SET status_note = ? WHERE instance_id = ?")
+            .bind(note)
+            .bind(instance)
+            .execute(&mut *tx)
+            .await
+            .map_err(storage)?;
+        tx.commit().await.map_err(storage)?;
+        Ok(())
+    }
+
     fn notifiers(&self) -> Option<Arc<Notifiers>> {
         Some(self.notifiers.clone())
     }
 }
 
-/// Whether a node with `filter` may run this instance.
-pub(crate) fn filter_allows(
-    filter: &FetchFilter,
-    name: &str,
-    version: Option<&str>,
-    dv: Option<&str>,
-) -> bool {
-    if let Some(allowed) = &filter.orchestrations {
-        let Some((_, versions)) = allowed.iter().find(|(n, _)| n == name) else { return false };
-        if let Some(v) = version
-            && !versions.iter().any(|x| x == v)
-        {
-            return false;
-        }
-    }
-    if let (Some(range), Some(dv)) = (&filter.duroxide_versions, dv) {
-        match semver::Version::parse(dv) {
-            Ok(v) if range.contains(&v) => {}
-            _ => return false,
-        }
-    }
-    true
+/// A value bound into a filter clause.
+enum Bind {
+    Text(String),
+    Int(i64),
 }
 
-#[allow(dead_code)]
-fn _parent_link_is_used(_: ParentLink) {}
+impl Bind {
+    fn bind_to<'q, O>(
+        self,
+        q: sqlx::query::QueryScalar<'q, Sqlite, O, sqlx::sqlite::SqliteArguments>,
+    ) -> sqlx::query::QueryScalar<'q, Sqlite, O, sqlx::sqlite::SqliteArguments> {
+        match self {
+            Bind::Text(t) => q.bind(t),
+            Bind::Int(i) => q.bind(i),
+        }
+    }
+}
+
+/// The SQL condition (over instance alias `i`) for a fetch filter, with its bound values.
+/// Names, pinned versions and the duroxide-version range are all checked in the query, so
+/// items a node cannot run never block the ones it can.
+fn filter_sql(filter: &FetchFilter) -> (String, Vec<Bind>) {
+    let mut parts = vec!["1 = 1".to_string()];
+    let mut binds = Vec::new();
+    if let Some(allowed) = &filter.orchestrations {
+        if allowed.is_empty() {
+            parts.push("0 = 1".into());
+        } else {
+            let names = vec!["?"; allowed.len()].join(", ");
+            parts.push(format!("i.name IN ({names})"));
+            binds.extend(allowed.iter().map(|(n, _)| Bind::Text(n.clone())));
+            let pairs: Vec<String> =
+                allowed.iter().flat_map(|(n, vs)| vs.iter().map(move |v| format!("{n}\u{0}{v}"))).collect();
+            if pairs.is_empty() {
+                parts.push("i.version IS NULL".into());
+            } else {
+                let marks = vec!["?"; pairs.len()].join(", ");
+                parts.push(format!("(i.version IS NULL OR (i.name || char(0) || i.version) IN ({marks}))"));
+                binds.extend(pairs.into_iter().map(Bind::Text));
+            }
+        }
+    }
+    if let Some(range) = &filter.duroxide_versions {
+        parts.push("(i.duroxide_version_key IS NULL OR i.duroxide_version_key BETWEEN ? AND ?)".into());
+        binds.push(Bind::Int(version_key(&range.min)));
+        binds.push(Bind::Int(version_key(&range.max)));
+    }
+    (parts.join(" AND "), binds)
+}
