@@ -42,6 +42,8 @@
 //! - [`client`] starts instances, raises events, cancels, reads status and waits.
 //! - [`provider`] defines the [`Provider`] storage trait and the SQLite store.
 //! - [`error`] has [`ActivityError`] and [`OrchestrationError`].
+//! - [`testing`] runs orchestrations in tests and replays recorded histories against new code.
+//! - [`transfer`] moves instances between stores.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -53,6 +55,8 @@ pub mod provider;
 pub mod registry;
 pub mod replay;
 pub mod runtime;
+pub mod testing;
+pub mod transfer;
 mod typed;
 
 #[doc(hidden)]

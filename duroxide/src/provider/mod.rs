@@ -139,7 +139,7 @@ pub struct OutboundMessage {
 }
 
 /// Lifecycle state of an instance as stored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum InstanceState {
     /// Created; no turn has run yet.
     Pending,
@@ -178,7 +178,7 @@ impl InstanceState {
 }
 
 /// What a provider knows about an instance, without its history.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InstanceRecord {
     /// Instance id.
     pub instance: String,
@@ -210,7 +210,7 @@ pub struct InstanceRecord {
 }
 
 /// Summary of one execution of an instance.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ExecutionRecord {
     /// Execution id.
     pub execution_id: u64,
@@ -245,7 +245,7 @@ pub struct OrchestrationItem {
 }
 
 /// A locked activity to run.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ActivityWorkItem {
     /// Instance that scheduled it.
     pub instance: String,
@@ -345,6 +345,40 @@ impl SemverRange {
 pub fn version_key(v: &semver::Version) -> i64 {
     const MAX: u64 = (1 << 20) - 1;
     ((v.major.min(MAX) << 40) | (v.minor.min(MAX) << 20) | v.patch.min(MAX)) as i64
+}
+
+/// Everything a store holds about one instance, for moving it to another store
+/// ([`Provider::export_instance`], [`Provider::import_instance`], [`crate::transfer`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InstanceSnapshot {
+    /// The instance record (state, pinned versions, custom status, ...).
+    pub record: InstanceRecord,
+    /// Every execution with its full history, oldest first.
+    pub executions: Vec<ExecutionSnapshot>,
+    /// Messages not yet consumed (events, completions, timers with their due time).
+    pub messages: Vec<PendingMessage>,
+    /// Activity work not yet completed (imported unlocked, attempts kept).
+    pub activities: Vec<ActivityWorkItem>,
+}
+
+/// One execution in an [`InstanceSnapshot`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExecutionSnapshot {
+    /// The execution's summary.
+    pub record: ExecutionRecord,
+    /// The duroxide version that wrote it.
+    pub duroxide_version: String,
+    /// Its history.
+    pub history: Vec<Event>,
+}
+
+/// A queued message in an [`InstanceSnapshot`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PendingMessage {
+    /// The message.
+    pub message: OrchestratorMessage,
+    /// When it becomes visible (ms since the epoch).
+    pub visible_at_ms: u64,
 }
 
 /// How many instances of one (name, version) are in one state.
@@ -545,6 +579,14 @@ pub trait Provider: Send + Sync + 'static {
     /// Instance counts per (name, version, state), sorted by name and version; operators
     /// use it to see when a version has no running instances left and can be retired.
     async fn count_instances_by_version(&self) -> Result<Vec<VersionCount>, ProviderError>;
+
+    /// Reads everything about an instance for moving it to another store. Stop runtimes
+    /// first: work locked by a running node is exported as if unlocked.
+    async fn export_instance(&self, instance: &str) -> Result<InstanceSnapshot, ProviderError>;
+
+    /// Recreates an exported instance (fails with [`ProviderError::InstanceExists`] if the
+    /// id is taken). Running instances continue on this store.
+    async fn import_instance(&self, snapshot: InstanceSnapshot) -> Result<(), ProviderError>;
 
     /// Records why an instance is not making progress (shown in its status while pending).
     async fn set_status_note(&self, instance: &str, note: &str) -> Result<(), ProviderError>;

@@ -830,6 +830,169 @@ impl Provider for SqliteProvider {
             .collect()
     }
 
+    async fn export_instance(&self, instance: &str) -> Result<InstanceSnapshot, ProviderError> {
+        // One read transaction, so the snapshot is consistent.
+        let mut tx = self.pool.begin().await.map_err(storage)?;
+        let record = Self::instance_row(&mut tx, instance)
+            .await?
+            .ok_or_else(|| ProviderError::InstanceNotFound(instance.to_string()))?;
+        let execs = sqlx::query(
+            "SELECT execution_id, version, state, duroxide_version FROM executions WHERE instance_id = ? ORDER BY execution_id",
+        )
+        .bind(instance)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(storage)?;
+        let mut executions = Vec::with_capacity(execs.len());
+        for r in execs {
+            let execution_id = r.try_get::<i64, _>("execution_id").map_err(storage)? as u64;
+            let state: String = r.try_get("state").map_err(storage)?;
+            let (history, err, len) = Self::load_history(&mut tx, instance, execution_id).await?;
+            if let Some(e) = err {
+                return Err(ProviderError::Corrupt(e));
+            }
+            executions.push(ExecutionSnapshot {
+                record: ExecutionRecord {
+                    execution_id,
+                    version: r.try_get("version").map_err(storage)?,
+                    state: InstanceState::parse(&state).ok_or_else(|| {
+                        ProviderError::Corrupt(format!("unknown execution state '{state}'"))
+                    })?,
+                    event_count: len,
+                },
+                duroxide_version: r.try_get("duroxide_version").map_err(storage)?,
+                history,
+            });
+        }
+        let rows = sqlx::query(
+            "SELECT message, visible_at FROM orchestrator_queue WHERE instance_id = ? ORDER BY id",
+        )
+        .bind(instance)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(storage)?;
+        let mut messages = Vec::with_capacity(rows.len());
+        for r in rows {
+            let data: String = r.try_get("message").map_err(storage)?;
+            messages.push(PendingMessage {
+                message: serde_json::from_str(&data)
+                    .map_err(|e| ProviderError::Corrupt(format!("queued message: {e}")))?,
+                visible_at_ms: r.try_get::<i64, _>("visible_at").map_err(storage)? as u64,
+            });
+        }
+        let rows = sqlx::query(
+            "SELECT execution_id, event_id, name, input, attempt_count FROM worker_queue \
+             WHERE instance_id = ? AND cancel_requested = 0 ORDER BY id",
+        )
+        .bind(instance)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(storage)?;
+        let mut activities = Vec::with_capacity(rows.len());
+        for r in rows {
+            activities.push(ActivityWorkItem {
+                instance: instance.to_string(),
+                execution_id: r.try_get::<i64, _>("execution_id").map_err(storage)? as u64,
+                event_id: r.try_get::<i64, _>("event_id").map_err(storage)? as u64,
+                name: r.try_get("name").map_err(storage)?,
+                input: r.try_get("input").map_err(storage)?,
+                lock_token: String::new(),
+                attempt: r.try_get::<i64, _>("attempt_count").map_err(storage)? as u32,
+            });
+        }
+        tx.rollback().await.map_err(storage)?;
+        Ok(InstanceSnapshot { record, executions, messages, activities })
+    }
+
+    async fn import_instance(&self, snapshot: InstanceSnapshot) -> Result<(), ProviderError> {
+        let now = crate::now_ms();
+        let r = &snapshot.record;
+        let (_g, mut tx) = self.begin().await?;
+        let error = r.error.as_ref().map(to_json).transpose()?;
+        let dv_key = r
+            .duroxide_version
+            .as_deref()
+            .and_then(|v| semver::Version::parse(v).ok())
+            .map(|v| version_key(&v));
+        let done = sqlx::query(
+            "INSERT OR IGNORE INTO instances (instance_id, name, version, execution_id, state, output, error, \
+             custom_status, parent_instance, duroxide_version, duroxide_version_key, status_note, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&r.instance)
+        .bind(&r.name)
+        .bind(&r.version)
+        .bind(ms(r.execution_id))
+        .bind(r.state.as_str())
+        .bind(&r.output)
+        .bind(error)
+        .bind(&r.custom_status)
+        .bind(&r.parent_instance)
+        .bind(&r.duroxide_version)
+        .bind(dv_key)
+        .bind(&r.status_note)
+        .bind(ms(r.created_at_ms))
+        .bind(ms(now))
+        .execute(&mut *tx)
+        .await
+        .map_err(storage)?;
+        if done.rows_affected() == 0 {
+            return Err(ProviderError::InstanceExists(r.instance.clone()));
+        }
+        for e in &snapshot.executions {
+            sqlx::query(
+                "INSERT INTO executions (instance_id, execution_id, version, state, duroxide_version, started_at, updated_at) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(&r.instance)
+            .bind(ms(e.record.execution_id))
+            .bind(&e.record.version)
+            .bind(e.record.state.as_str())
+            .bind(&e.duroxide_version)
+            .bind(ms(now))
+            .bind(ms(now))
+            .execute(&mut *tx)
+            .await
+            .map_err(storage)?;
+            for ev in &e.history {
+                sqlx::query(
+                    "INSERT INTO history (instance_id, execution_id, event_id, event_type, data) VALUES (?, ?, ?, ?, ?)",
+                )
+                .bind(&r.instance)
+                .bind(ms(e.record.execution_id))
+                .bind(ms(ev.event_id))
+                .bind(ev.kind.type_name())
+                .bind(to_json(ev)?)
+                .execute(&mut *tx)
+                .await
+                .map_err(storage)?;
+            }
+        }
+        for m in &snapshot.messages {
+            Self::insert_message(&mut tx, &r.instance, &m.message, Some(m.visible_at_ms), now).await?;
+        }
+        for a in &snapshot.activities {
+            sqlx::query(
+                "INSERT INTO worker_queue (instance_id, execution_id, event_id, name, input, visible_at, attempt_count) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(&r.instance)
+            .bind(ms(a.execution_id))
+            .bind(ms(a.event_id))
+            .bind(&a.name)
+            .bind(&a.input)
+            .bind(ms(now))
+            .bind(i64::from(a.attempt))
+            .execute(&mut *tx)
+            .await
+            .map_err(storage)?;
+        }
+        tx.commit().await.map_err(storage)?;
+        self.notifiers.wake_orchestrator_at(None);
+        self.notifiers.worker.notify_waiters();
+        Ok(())
+    }
+
     async fn set_status_note(&self, instance: &str, note: &str) -> Result<(), ProviderError> {
         let (_g, mut tx) = self.begin().await?;
         sqlx::query("UPDATE instances SET status_note = ? WHERE instance_id = ?")
