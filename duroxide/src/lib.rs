@@ -43,11 +43,13 @@
 //! - [`provider`] defines the [`Provider`] storage trait and the SQLite store.
 //! - [`error`] has [`ActivityError`] and [`OrchestrationError`].
 //! - [`testing`] runs orchestrations in tests and replays recorded histories against new code.
-//! - [`transfer`] moves instances between stores.
+//! - [`transfer`] moves instances between stores; [`compat`] keeps the early history-store API.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod client;
+#[cfg(feature = "sqlite")]
+pub mod compat;
 pub mod context;
 pub mod error;
 pub mod history;
