@@ -32,6 +32,8 @@ fn activities() -> ActivityRegistry {
         .build()
 }
 
+// The guide's snippet verbatim ends with `let orchestrations = ...; ` and returning it.
+#[allow(clippy::let_and_return)]
 fn versioning_strategy(policy: VersionPolicy) -> OrchestrationRegistry {
     // Version 1.0.0
     let orchestration_v1 = |ctx: OrchestrationContext, input: String| async move {
