@@ -95,15 +95,19 @@ pub fn snapshot_from_history(instance: &str, history: Vec<Event>) -> Result<Inst
     if !state.is_terminal() {
         for e in history.iter().filter(|e| !done.contains(&e.event_id)) {
             match &e.kind {
-                EventKind::ActivityScheduled { name, input, .. } => activities.push(ActivityWorkItem {
-                    instance: instance.to_string(),
-                    execution_id: 1,
-                    event_id: e.event_id,
-                    name: name.clone(),
-                    input: input.clone(),
-                    lock_token: String::new(),
-                    attempt: 0,
-                }),
+                EventKind::ActivityScheduled { name, input, session_id, .. } => {
+                    activities.push(ActivityWorkItem {
+                        instance: instance.to_string(),
+                        execution_id: 1,
+                        event_id: e.event_id,
+                        name: name.clone(),
+                        input: input.clone(),
+                        session_id: session_id.clone(),
+                        lock_token: String::new(),
+                        attempt: 0,
+                        session_claimed: false,
+                    })
+                }
                 EventKind::TimerCreated { fire_at_ms, .. } => messages.push(PendingMessage {
                     message: OrchestratorMessage::TimerFired {
                         execution_id: 1,

@@ -45,7 +45,7 @@ impl std::fmt::Debug for OrchestrationContext {
     }
 }
 
-fn call_site(loc: &std::panic::Location<'_>) -> Option<String> {
+pub(crate) fn call_site(loc: &std::panic::Location<'_>) -> Option<String> {
     Some(format!("{}:{}:{}", loc.file(), loc.line(), loc.column()))
 }
 
@@ -96,8 +96,30 @@ impl OrchestrationContext {
     /// [`select2`](Self::select2)) cancels the activity.
     #[track_caller]
     pub fn schedule_activity(&self, name: impl Into<String>, input: impl Into<String>) -> ActivityFuture {
+        self.activity_at(std::panic::Location::caller(), name.into(), input.into(), None)
+    }
+
+    /// Schedules an activity on a session: every activity of one session id runs on the
+    /// worker that holds the session (so it can keep state in memory between calls). The
+    /// session id is part of the decision: changing it is a nondeterminism error.
+    #[track_caller]
+    pub fn schedule_activity_on_session(
+        &self,
+        name: impl Into<String>,
+        input: impl Into<String>,
+        session_id: impl Into<String>,
+    ) -> ActivityFuture {
         let loc = std::panic::Location::caller();
-        let (name, input) = (name.into(), input.into());
+        self.activity_at(loc, name.into(), input.into(), Some(session_id.into()))
+    }
+
+    pub(crate) fn activity_at(
+        &self,
+        loc: &std::panic::Location<'_>,
+        name: String,
+        input: String,
+        session_id: Option<String>,
+    ) -> ActivityFuture {
         if let Some(e) = self.oversized(&format!("input of activity '{name}'"), &input) {
             return ActivityFuture(TaskFuture::failed(self.state.clone(), e));
         }
@@ -106,8 +128,16 @@ impl OrchestrationContext {
                 name: name.clone(),
                 input: input.clone(),
                 call_site: call_site(loc),
+                session_id: session_id.clone(),
             },
-            |id, _| Some(Action::ScheduleActivity { event_id: id, name: name.clone(), input: input.clone() }),
+            |id, _| {
+                Some(Action::ScheduleActivity {
+                    event_id: id,
+                    name: name.clone(),
+                    input: input.clone(),
+                    session_id: session_id.clone(),
+                })
+            },
         );
         ActivityFuture(TaskFuture::new(self.state.clone(), id, TaskKind::Activity))
     }
@@ -115,7 +145,10 @@ impl OrchestrationContext {
     /// A durable timer: completes after `delay`, surviving restarts.
     #[track_caller]
     pub fn schedule_timer(&self, delay: Duration) -> TimerFuture {
-        let loc = std::panic::Location::caller();
+        self.timer_at(std::panic::Location::caller(), delay)
+    }
+
+    pub(crate) fn timer_at(&self, loc: &std::panic::Location<'_>, delay: Duration) -> TimerFuture {
         let delay_ms = delay.as_millis().min(u64::MAX as u128) as u64;
         let mut st = lock(&self.state);
         let fire_at_ms = st.env.now_ms.saturating_add(delay_ms);
@@ -711,6 +744,22 @@ pub struct ActivityContext {
     pub(crate) name: String,
     pub(crate) attempt: u32,
     pub(crate) cancel: CancellationToken,
+    pub(crate) session_id: Option<String>,
+    pub(crate) session_new: bool,
+    pub(crate) session_state: Option<Arc<SessionState>>,
+    pub(crate) worker_id: String,
+}
+
+/// Per-session state kept in memory by the worker that holds the session.
+#[derive(Default)]
+pub struct SessionState {
+    slot: Mutex<Option<Arc<dyn std::any::Any + Send + Sync>>>,
+}
+
+impl std::fmt::Debug for SessionState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionState").finish_non_exhaustive()
+    }
 }
 
 impl ActivityContext {
@@ -723,7 +772,61 @@ impl ActivityContext {
             name: name.into(),
             attempt: 1,
             cancel: CancellationToken::new(),
+            session_id: None,
+            session_new: false,
+            session_state: None,
+            worker_id: "test-worker".into(),
         }
+    }
+
+    /// Like [`for_test`](Self::for_test), on a session (with fresh session state).
+    pub fn for_test_on_session(name: impl Into<String>, session_id: impl Into<String>) -> Self {
+        Self {
+            session_id: Some(session_id.into()),
+            session_new: true,
+            session_state: Some(Arc::default()),
+            ..Self::for_test(name)
+        }
+    }
+
+    /// The session this activity runs on, if it was scheduled on one.
+    pub fn session_id(&self) -> Option<&str> {
+        self.session_id.as_deref()
+    }
+
+    /// True when this worker has just claimed the session: the first activity of the
+    /// session here, or a takeover after the previous holder's lease expired. In-memory
+    /// session state starts empty then.
+    pub fn is_new_session(&self) -> bool {
+        self.session_new
+    }
+
+    /// The runtime (worker process) running this activity.
+    pub fn worker_id(&self) -> &str {
+        &self.worker_id
+    }
+
+    /// State shared by all activities of this session on this worker, created with
+    /// `T::default()` on first use (or when a different `T` is asked for). `None` outside
+    /// a session. Use interior mutability (`T = Mutex<..>`) to change it.
+    ///
+    /// ```
+    /// use duroxide::ActivityContext;
+    /// use std::sync::Mutex;
+    /// let ctx = ActivityContext::for_test_on_session("Chat", "conversation-7");
+    /// let turns = ctx.session_state::<Mutex<Vec<String>>>().unwrap();
+    /// turns.lock().unwrap().push("hello".into());
+    /// assert_eq!(ctx.session_state::<Mutex<Vec<String>>>().unwrap().lock().unwrap().len(), 1);
+    /// ```
+    pub fn session_state<T: Default + Send + Sync + 'static>(&self) -> Option<Arc<T>> {
+        let state = self.session_state.as_ref()?;
+        let mut slot = state.slot.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(existing) = slot.as_ref().and_then(|v| v.clone().downcast::<T>().ok()) {
+            return Some(existing);
+        }
+        let fresh = Arc::new(T::default());
+        *slot = Some(fresh.clone());
+        Some(fresh)
     }
     /// Instance that scheduled this activity.
     pub fn instance_id(&self) -> &str {

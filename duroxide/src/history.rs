@@ -91,6 +91,10 @@ pub enum EventKind {
         /// Where in the orchestration's source the call was made (`file:line:column`).
         #[serde(default)]
         call_site: Option<String>,
+        /// The session the activity must run on (`None`: any worker). Histories written
+        /// before sessions existed load with `None`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        session_id: Option<String>,
     },
     /// An activity returned `Ok`.
     ActivityCompleted {
@@ -371,6 +375,7 @@ mod tests {
                 name: "A".into(),
                 input: "x".into(),
                 call_site: Some("src/main.rs:1:1".into()),
+                session_id: None,
             },
         };
         let json = serde_json::to_string(&e).unwrap();
@@ -384,7 +389,12 @@ mod tests {
         let e: Event = serde_json::from_str(json).unwrap();
         assert_eq!(
             e.kind,
-            EventKind::ActivityScheduled { name: "A".into(), input: "i".into(), call_site: None }
+            EventKind::ActivityScheduled {
+                name: "A".into(),
+                input: "i".into(),
+                call_site: None,
+                session_id: None
+            }
         );
         assert_eq!(e.timestamp_ms, 0);
     }

@@ -36,6 +36,7 @@
 //! - [`replay`] is the replay engine, a pure function of history and new messages.
 //! - [`context`] has [`OrchestrationContext`] (durable futures, `select`/`join`, system
 //!   calls) and [`ActivityContext`].
+//! - [`retry`] has activity retry policies (durable backoff, per-attempt timeouts).
 //! - [`registry`] keeps activity and orchestration registries, versions and
 //!   [`VersionPolicy`].
 //! - [`runtime`] runs the dispatchers that execute turns and activities over a store.
@@ -56,6 +57,7 @@ pub mod history;
 pub mod provider;
 pub mod registry;
 pub mod replay;
+pub mod retry;
 pub mod runtime;
 pub mod testing;
 pub mod transfer;
@@ -66,7 +68,7 @@ pub mod __private;
 
 pub use client::{Client, ClientError, OrchestrationStatus};
 pub use context::{
-    ActivityContext, ActivityFuture, DurableFuture, Either2, EventFuture, OrchestrationContext,
+    ActivityContext, ActivityFuture, DurableFuture, Either2, EventFuture, OrchestrationContext, SessionState,
     SubOrchestrationFuture, SystemCallFuture, TimerFuture, UtcNowFuture,
 };
 pub use error::{ActivityError, OrchestrationError};
@@ -78,6 +80,7 @@ pub use registry::{
     ActivityRegistry, ActivityRegistryBuilder, OrchestrationRegistry, OrchestrationRegistryBuilder,
     RegistryError, VersionPolicy,
 };
+pub use retry::{Backoff, RetryPolicy};
 pub use runtime::{Runtime, RuntimeOptions};
 #[allow(unused_imports)] // filled by the typed layer
 pub use typed::*;
@@ -87,9 +90,9 @@ pub mod prelude {
     #[cfg(feature = "sqlite")]
     pub use crate::SqliteProvider;
     pub use crate::{
-        ActivityContext, ActivityError, ActivityRegistry, Client, ErrorDetails, OrchestrationContext,
-        OrchestrationError, OrchestrationRegistry, OrchestrationStatus, Runtime, RuntimeOptions, SemverRange,
-        VersionPolicy,
+        ActivityContext, ActivityError, ActivityRegistry, Backoff, Client, ErrorDetails,
+        OrchestrationContext, OrchestrationError, OrchestrationRegistry, OrchestrationStatus, RetryPolicy,
+        Runtime, RuntimeOptions, SemverRange, VersionPolicy,
     };
     pub use serde::{Deserialize, Serialize};
 }

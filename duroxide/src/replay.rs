@@ -62,6 +62,8 @@ pub enum Action {
         name: String,
         /// Input.
         input: String,
+        /// Session it must run on.
+        session_id: Option<String>,
     },
     /// Deliver a `TimerFired` at `fire_at_ms`.
     CreateTimer {
@@ -419,9 +421,10 @@ fn scheduling_kind(kind: &EventKind) -> Option<TaskKind> {
 fn decision_matches(recorded: &EventKind, now: &EventKind) -> bool {
     use EventKind::*;
     match (recorded, now) {
-        (ActivityScheduled { name: a, input: ai, .. }, ActivityScheduled { name: b, input: bi, .. }) => {
-            a == b && ai == bi
-        }
+        (
+            ActivityScheduled { name: a, input: ai, session_id: asn, .. },
+            ActivityScheduled { name: b, input: bi, session_id: bsn, .. },
+        ) => a == b && ai == bi && asn == bsn,
         (TimerCreated { delay_ms: a, .. }, TimerCreated { delay_ms: b, .. }) => a == b,
         (ExternalSubscribed { name: a, .. }, ExternalSubscribed { name: b, .. }) => a == b,
         (
@@ -443,9 +446,14 @@ fn describe(kind: &EventKind, recorded_by: Option<&str>) -> String {
     let site = |s: &Option<String>| s.clone().unwrap_or_else(|| "unknown call site".into());
     let by = recorded_by.map(|v| format!(", recorded by version {v}")).unwrap_or_default();
     match kind {
-        EventKind::ActivityScheduled { name, input, call_site } => {
+        EventKind::ActivityScheduled { name, input, call_site, session_id: None } => {
             format!("schedule_activity(\"{name}\", input #{}) at {}{by}", digest(input), site(call_site))
         }
+        EventKind::ActivityScheduled { name, input, call_site, session_id: Some(session) } => format!(
+            "schedule_activity_on_session(\"{name}\", input #{}, session \"{session}\") at {}{by}",
+            digest(input),
+            site(call_site)
+        ),
         EventKind::TimerCreated { delay_ms, call_site, .. } => {
             format!("schedule_timer({delay_ms} ms) at {}{by}", site(call_site))
         }

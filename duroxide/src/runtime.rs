@@ -7,15 +7,16 @@
 //! work enqueued in this process (through [`Notifiers`]) and poll only as a fallback for work
 //! written by other processes and for due timers.
 
-use crate::context::ActivityContext;
 use crate::context::tokio_util_lite::CancellationToken;
+use crate::context::{ActivityContext, SessionState};
 use crate::history::{ErrorDetails, Event, EventKind, ParentLink};
 use crate::provider::{
     ActivityWorkItem, FetchFilter, InstanceState, InstanceUpdate, Notifiers, OrchestrationItem,
-    OrchestratorMessage, OutboundMessage, Provider, ProviderError, SemverRange, TurnCommit,
+    OrchestratorMessage, OutboundMessage, Provider, ProviderError, SemverRange, TurnCommit, WorkerIdentity,
 };
 use crate::registry::{ActivityRegistry, OrchestrationRegistry};
 use crate::replay::{Action, ReplayEngine, TurnEnv, TurnOutcome, panic_message, started_event};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -52,6 +53,13 @@ pub struct RuntimeOptions {
     /// Longest wait before retrying an instance this node cannot run yet (unregistered
     /// orchestration); the wait doubles from 100 ms up to this.
     pub max_unregistered_backoff: Duration,
+    /// How long a session stays with this worker without a heartbeat; after a crash, other
+    /// workers take its sessions over once this has passed.
+    pub session_lock_timeout: Duration,
+    /// A session with no activity for this long (and none running) is released.
+    pub session_idle_timeout: Duration,
+    /// Most sessions this worker holds at once.
+    pub max_sessions_per_worker: u32,
 }
 
 impl Default for RuntimeOptions {
@@ -66,6 +74,9 @@ impl Default for RuntimeOptions {
             max_payload_bytes: crate::DEFAULT_MAX_PAYLOAD_BYTES,
             supported_replay_versions: None,
             max_unregistered_backoff: Duration::from_secs(10),
+            session_lock_timeout: Duration::from_secs(30),
+            session_idle_timeout: Duration::from_secs(300),
+            max_sessions_per_worker: 64,
         }
     }
 }
@@ -77,6 +88,9 @@ struct Inner {
     options: RuntimeOptions,
     notifiers: Option<Arc<Notifiers>>,
     filter: FetchFilter,
+    worker: WorkerIdentity,
+    /// In-memory state of the sessions this worker holds (see `ActivityContext::session_state`).
+    sessions: Mutex<HashMap<String, Arc<SessionState>>>,
 }
 
 /// A running node: dispatchers for orchestrations and activities.
@@ -122,6 +136,12 @@ impl Runtime {
             store,
             activities: activities.into(),
             orchestrations,
+            worker: WorkerIdentity {
+                worker_id: format!("worker-{}", uuid::Uuid::new_v4()),
+                session_lease: options.session_lock_timeout,
+                max_sessions: options.max_sessions_per_worker.max(1),
+            },
+            sessions: Mutex::new(HashMap::new()),
             options,
             filter,
         });
@@ -129,6 +149,7 @@ impl Runtime {
         let (stop, _) = watch::channel(false);
         let mut tasks = Vec::new();
         tasks.push(tokio::spawn(blocked_scan_loop(inner.clone(), stop.subscribe())));
+        tasks.push(tokio::spawn(session_heartbeat_loop(inner.clone(), stop.subscribe())));
         for _ in 0..inner.options.orchestration_concurrency.max(1) {
             tasks.push(tokio::spawn(orchestration_loop(inner.clone(), stop.subscribe())));
         }
@@ -505,15 +526,19 @@ async fn process_orchestration_item(inner: &Inner, item: OrchestrationItem) {
     };
     for action in result.actions {
         match action {
-            Action::ScheduleActivity { event_id, name, input } => commit.activities.push(ActivityWorkItem {
-                instance: item.instance.clone(),
-                execution_id: exec,
-                event_id,
-                name,
-                input,
-                lock_token: String::new(),
-                attempt: 0,
-            }),
+            Action::ScheduleActivity { event_id, name, input, session_id } => {
+                commit.activities.push(ActivityWorkItem {
+                    instance: item.instance.clone(),
+                    execution_id: exec,
+                    event_id,
+                    name,
+                    input,
+                    session_id,
+                    lock_token: String::new(),
+                    attempt: 0,
+                    session_claimed: false,
+                })
+            }
             Action::CreateTimer { event_id, fire_at_ms } => commit.messages.push(OutboundMessage {
                 instance: item.instance.clone(),
                 message: OrchestratorMessage::TimerFired { execution_id: exec, event_id, fire_at_ms },
@@ -658,7 +683,7 @@ async fn worker_loop(inner: Arc<Inner>, mut stop: watch::Receiver<bool>) {
         let notified = notifiers.worker.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        match inner.store.fetch_work_item(inner.options.activity_lock_timeout).await {
+        match inner.store.fetch_work_item(inner.options.activity_lock_timeout, &inner.worker).await {
             Ok(Some(item)) => {
                 error_backoff = Duration::from_millis(50);
                 run_activity(&inner, item).await;
@@ -692,6 +717,15 @@ async fn run_activity(inner: &Inner, item: ActivityWorkItem) {
         )))
     } else if let Some(handler) = inner.activities.get(&item.name) {
         let cancel = CancellationToken::new();
+        let session_state = item.session_id.as_ref().map(|sid| {
+            let mut sessions = inner.sessions.lock().unwrap_or_else(|e| e.into_inner());
+            if item.session_claimed {
+                // New on this worker (first use, or taken over): state from an earlier tenure
+                // may be stale, since another worker may have run the session meanwhile.
+                sessions.remove(sid);
+            }
+            sessions.entry(sid.clone()).or_default().clone()
+        });
         let ctx = ActivityContext {
             instance: item.instance.clone(),
             execution_id: item.execution_id,
@@ -699,6 +733,10 @@ async fn run_activity(inner: &Inner, item: ActivityWorkItem) {
             name: item.name.clone(),
             attempt: item.attempt,
             cancel: cancel.clone(),
+            session_id: item.session_id.clone(),
+            session_new: item.session_claimed,
+            session_state,
+            worker_id: inner.worker.worker_id.clone(),
         };
         // Both tasks die with this one (shutdown timeout, runtime dropped): an orphaned
         // renewal would keep the lock alive forever and no other worker could retry.
@@ -745,6 +783,28 @@ async fn run_activity(inner: &Inner, item: ActivityWorkItem) {
     let completion = OutboundMessage { instance: item.instance.clone(), message, visible_at_ms: None };
     if let Err(e) = inner.store.complete_work_item(&item.lock_token, completion).await {
         tracing::warn!(activity = %item.name, instance = %item.instance, error = %e, "could not complete activity; it will be retried");
+    }
+}
+
+/// Renews this worker's session leases and releases idle sessions (and their state).
+async fn session_heartbeat_loop(inner: Arc<Inner>, mut stop: watch::Receiver<bool>) {
+    let every = (inner.options.session_lock_timeout / 3).max(Duration::from_millis(20));
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.changed() => return,
+        }
+        match inner.store.renew_sessions(&inner.worker, inner.options.session_idle_timeout).await {
+            Ok(released) if !released.is_empty() => {
+                let mut sessions = inner.sessions.lock().unwrap_or_else(|e| e.into_inner());
+                for sid in released {
+                    tracing::debug!(session = %sid, "session released after being idle");
+                    sessions.remove(&sid);
+                }
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "renewing sessions failed; retrying"),
+        }
     }
 }
 

@@ -38,6 +38,7 @@ fn sched(name: &str, input: &str) -> EventKind {
         name: name.into(),
         input: input.into(),
         call_site: Some("orig.rs:1:1".into()),
+        session_id: None,
     }
 }
 
@@ -78,12 +79,12 @@ fn fresh_run_schedules_first_activity() {
     assert_eq!(r.outcome, TurnOutcome::Pending);
     assert_eq!(r.new_events.len(), 2, "start event and ActivityScheduled are new");
     assert!(
-        matches!(&r.new_events[1].kind, EventKind::ActivityScheduled { name, input, call_site: Some(site) }
+        matches!(&r.new_events[1].kind, EventKind::ActivityScheduled { name, input, call_site: Some(site), session_id: None }
         if name == "A" && input == "x" && site.contains("replay_engine.rs"))
     );
     assert_eq!(
         r.actions,
-        vec![Action::ScheduleActivity { event_id: 2, name: "A".into(), input: "x".into() }]
+        vec![Action::ScheduleActivity { event_id: 2, name: "A".into(), input: "x".into(), session_id: None }]
     );
 }
 

@@ -257,10 +257,28 @@ pub struct ActivityWorkItem {
     pub name: String,
     /// Input.
     pub input: String,
+    /// Session the activity must run on (`None`: any worker).
+    #[serde(default)]
+    pub session_id: Option<String>,
     /// Token proving the lock (empty when enqueuing).
     pub lock_token: String,
     /// How many times it has been fetched, this time included (0 when enqueuing).
     pub attempt: u32,
+    /// True when this fetch claimed the session for this worker (its first activity here,
+    /// or a takeover from a worker whose lease expired).
+    #[serde(default)]
+    pub session_claimed: bool,
+}
+
+/// Who is fetching activity work, for session affinity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerIdentity {
+    /// Unique per runtime (process); sessions are held by it.
+    pub worker_id: String,
+    /// How long a claimed session stays with this worker without renewal.
+    pub session_lease: Duration,
+    /// Most sessions this worker holds at once; work of further sessions is left to others.
+    pub max_sessions: u32,
 }
 
 /// New state of the instance after a turn.
@@ -531,11 +549,22 @@ pub trait Provider: Send + Sync + 'static {
         lock_timeout: Duration,
     ) -> Result<(), ProviderError>;
 
-    /// Locks the next visible activity.
+    /// Locks the next visible activity `worker` may run: one without a session, one of a
+    /// session this worker holds, or one of a free or expired session, which this worker
+    /// then claims (if it holds fewer than `max_sessions`).
     async fn fetch_work_item(
         &self,
         lock_timeout: Duration,
+        worker: &WorkerIdentity,
     ) -> Result<Option<ActivityWorkItem>, ProviderError>;
+
+    /// Extends the leases of `worker`'s sessions and releases those idle for longer than
+    /// `idle_timeout` with no activity running. Returns the released session ids.
+    async fn renew_sessions(
+        &self,
+        worker: &WorkerIdentity,
+        idle_timeout: Duration,
+    ) -> Result<Vec<String>, ProviderError>;
 
     /// Extends an activity lock. Fails with [`ProviderError::Cancelled`] when the
     /// orchestration cancelled the activity, [`ProviderError::LockLost`] when it expired.

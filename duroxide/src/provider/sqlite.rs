@@ -462,8 +462,8 @@ impl Provider for SqliteProvider {
         .map_err(storage)?;
         for a in &commit.activities {
             sqlx::query(
-                "INSERT OR IGNORE INTO worker_queue (instance_id, execution_id, event_id, name, input, visible_at) \
-                 VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT OR IGNORE INTO worker_queue (instance_id, execution_id, event_id, name, input, visible_at, session_id) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(&instance)
             .bind(ms(a.execution_id))
@@ -471,6 +471,7 @@ impl Provider for SqliteProvider {
             .bind(&a.name)
             .bind(&a.input)
             .bind(ms(now))
+            .bind(&a.session_id)
             .execute(&mut *tx)
             .await
             .map_err(storage)?;
@@ -620,6 +621,7 @@ impl Provider for SqliteProvider {
     async fn fetch_work_item(
         &self,
         lock_timeout: Duration,
+        worker: &WorkerIdentity,
     ) -> Result<Option<ActivityWorkItem>, ProviderError> {
         let now = crate::now_ms();
         let (_g, mut tx) = self.begin().await?;
@@ -629,17 +631,58 @@ impl Provider for SqliteProvider {
             .execute(&mut *tx)
             .await
             .map_err(storage)?;
+        let held: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM sessions WHERE worker_id = ? AND locked_until > ?")
+                .bind(&worker.worker_id)
+                .bind(ms(now))
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(storage)?;
+        let can_claim = held < i64::from(worker.max_sessions);
+        // Runnable: no session; or a session this worker holds; or (if it may claim more) a
+        // session nobody holds or whose lease expired.
         let row = sqlx::query(
-            "SELECT id, instance_id, execution_id, event_id, name, input, attempt_count FROM worker_queue \
-             WHERE visible_at <= ? AND (lock_token IS NULL OR locked_until <= ?) ORDER BY id LIMIT 1",
+            "SELECT w.id AS id, w.instance_id AS instance_id, w.execution_id AS execution_id, \
+             w.event_id AS event_id, w.name AS name, w.input AS input, w.attempt_count AS attempt_count, \
+             w.session_id AS session_id, (s.worker_id = ? AND s.locked_until > ?) AS mine \
+             FROM worker_queue w LEFT JOIN sessions s ON s.session_id = w.session_id \
+             WHERE w.visible_at <= ? AND (w.lock_token IS NULL OR w.locked_until <= ?) AND ( \
+               w.session_id IS NULL \
+               OR (s.worker_id = ? AND s.locked_until > ?) \
+               OR (? AND (s.session_id IS NULL OR s.locked_until <= ?))) \
+             ORDER BY w.id LIMIT 1",
         )
+        .bind(&worker.worker_id)
         .bind(ms(now))
+        .bind(ms(now))
+        .bind(ms(now))
+        .bind(&worker.worker_id)
+        .bind(ms(now))
+        .bind(can_claim)
         .bind(ms(now))
         .fetch_optional(&mut *tx)
         .await
         .map_err(storage)?;
         let Some(r) = row else { return Ok(None) };
         let id: i64 = r.try_get("id").map_err(storage)?;
+        let session_id: Option<String> = r.try_get("session_id").map_err(storage)?;
+        let mine: Option<bool> = r.try_get("mine").map_err(storage)?;
+        let mut session_claimed = false;
+        if let Some(sid) = &session_id {
+            session_claimed = mine != Some(true);
+            sqlx::query(
+                "INSERT INTO sessions (session_id, worker_id, locked_until, last_activity_at) VALUES (?, ?, ?, ?) \
+                 ON CONFLICT (session_id) DO UPDATE SET worker_id = excluded.worker_id, \
+                 locked_until = excluded.locked_until, last_activity_at = excluded.last_activity_at",
+            )
+            .bind(sid)
+            .bind(&worker.worker_id)
+            .bind(ms(now + worker.session_lease.as_millis() as u64))
+            .bind(ms(now))
+            .execute(&mut *tx)
+            .await
+            .map_err(storage)?;
+        }
         let lock_token = token();
         sqlx::query("UPDATE worker_queue SET lock_token = ?, locked_until = ?, attempt_count = attempt_count + 1 WHERE id = ?")
             .bind(&lock_token)
@@ -654,11 +697,43 @@ impl Provider for SqliteProvider {
             event_id: r.try_get::<i64, _>("event_id").map_err(storage)? as u64,
             name: r.try_get("name").map_err(storage)?,
             input: r.try_get("input").map_err(storage)?,
+            session_id,
             lock_token,
             attempt: r.try_get::<i64, _>("attempt_count").map_err(storage)? as u32 + 1,
+            session_claimed,
         };
         tx.commit().await.map_err(storage)?;
         Ok(Some(item))
+    }
+
+    async fn renew_sessions(
+        &self,
+        worker: &WorkerIdentity,
+        idle_timeout: Duration,
+    ) -> Result<Vec<String>, ProviderError> {
+        let now = crate::now_ms();
+        let idle_since = now.saturating_sub(idle_timeout.as_millis() as u64);
+        let (_g, mut tx) = self.begin().await?;
+        let released: Vec<String> = sqlx::query_scalar(
+            "DELETE FROM sessions WHERE worker_id = ? AND last_activity_at <= ? AND NOT EXISTS ( \
+               SELECT 1 FROM worker_queue w WHERE w.session_id = sessions.session_id \
+               AND w.lock_token IS NOT NULL AND w.locked_until > ?) \
+             RETURNING session_id",
+        )
+        .bind(&worker.worker_id)
+        .bind(ms(idle_since))
+        .bind(ms(now))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(storage)?;
+        sqlx::query("UPDATE sessions SET locked_until = ? WHERE worker_id = ?")
+            .bind(ms(now + worker.session_lease.as_millis() as u64))
+            .bind(&worker.worker_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(storage)?;
+        tx.commit().await.map_err(storage)?;
+        Ok(released)
     }
 
     async fn renew_work_item(&self, lock_token: &str, lock_timeout: Duration) -> Result<(), ProviderError> {
@@ -687,13 +762,23 @@ impl Provider for SqliteProvider {
     ) -> Result<(), ProviderError> {
         let now = crate::now_ms();
         let (_g, mut tx) = self.begin().await?;
-        let done = sqlx::query("DELETE FROM worker_queue WHERE lock_token = ?")
-            .bind(lock_token)
-            .execute(&mut *tx)
-            .await
-            .map_err(storage)?;
-        if done.rows_affected() == 0 {
+        let session: Option<Option<String>> =
+            sqlx::query_scalar("DELETE FROM worker_queue WHERE lock_token = ? RETURNING session_id")
+                .bind(lock_token)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(storage)?;
+        let Some(session) = session else {
             return Err(ProviderError::LockLost(format!("activity lock {lock_token} is no longer held")));
+        };
+        if let Some(sid) = session {
+            // The idle clock of a session starts when its last activity finished.
+            sqlx::query("UPDATE sessions SET last_activity_at = ? WHERE session_id = ?")
+                .bind(ms(now))
+                .bind(sid)
+                .execute(&mut *tx)
+                .await
+                .map_err(storage)?;
         }
         Self::insert_message(&mut tx, &completion.instance, &completion.message, None, now).await?;
         tx.commit().await.map_err(storage)?;
@@ -881,7 +966,7 @@ impl Provider for SqliteProvider {
             });
         }
         let rows = sqlx::query(
-            "SELECT execution_id, event_id, name, input, attempt_count FROM worker_queue \
+            "SELECT execution_id, event_id, name, input, attempt_count, session_id FROM worker_queue \
              WHERE instance_id = ? AND cancel_requested = 0 ORDER BY id",
         )
         .bind(instance)
@@ -896,8 +981,10 @@ impl Provider for SqliteProvider {
                 event_id: r.try_get::<i64, _>("event_id").map_err(storage)? as u64,
                 name: r.try_get("name").map_err(storage)?,
                 input: r.try_get("input").map_err(storage)?,
+                session_id: r.try_get("session_id").map_err(storage)?,
                 lock_token: String::new(),
                 attempt: r.try_get::<i64, _>("attempt_count").map_err(storage)? as u32,
+                session_claimed: false,
             });
         }
         tx.rollback().await.map_err(storage)?;
@@ -973,8 +1060,8 @@ impl Provider for SqliteProvider {
         }
         for a in &snapshot.activities {
             sqlx::query(
-                "INSERT INTO worker_queue (instance_id, execution_id, event_id, name, input, visible_at, attempt_count) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO worker_queue (instance_id, execution_id, event_id, name, input, visible_at, attempt_count, session_id) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(&r.instance)
             .bind(ms(a.execution_id))
@@ -983,6 +1070,7 @@ impl Provider for SqliteProvider {
             .bind(&a.input)
             .bind(ms(now))
             .bind(i64::from(a.attempt))
+            .bind(&a.session_id)
             .execute(&mut *tx)
             .await
             .map_err(storage)?;

@@ -1,0 +1,190 @@
+//! Activity retry policies: durable, visible in history, deterministic.
+//!
+//! A retried activity is a loop in the orchestration: each attempt is its own
+//! `ActivityScheduled` event, each wait between attempts a durable timer, and a per-attempt
+//! timeout a race between the attempt and a timer (the losing attempt is cancelled). A
+//! crash during a backoff therefore resumes the wait where it was, and the history shows
+//! every attempt and why it failed.
+
+use crate::context::{Either2, OrchestrationContext};
+use crate::history::ErrorDetails;
+use futures::future::BoxFuture;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long to wait between attempts. No jitter: the schedule must replay identically.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Backoff {
+    /// Retry at once.
+    None,
+    /// The same wait every time.
+    Fixed(Duration),
+    /// `initial * n` before attempt n+1, at most `max`.
+    Linear {
+        /// Wait before the second attempt.
+        initial: Duration,
+        /// Longest wait.
+        max: Duration,
+    },
+    /// `initial * 2^(n-1)` before attempt n+1, at most `max`.
+    Exponential {
+        /// Wait before the second attempt.
+        initial: Duration,
+        /// Longest wait.
+        max: Duration,
+    },
+}
+
+impl Backoff {
+    /// The wait after failed attempt `attempt` (1-based).
+    ///
+    /// ```
+    /// use duroxide::Backoff;
+    /// use std::time::Duration;
+    /// let b = Backoff::Exponential { initial: Duration::from_millis(100), max: Duration::from_secs(1) };
+    /// assert_eq!(b.delay(1), Duration::from_millis(100));
+    /// assert_eq!(b.delay(3), Duration::from_millis(400));
+    /// assert_eq!(b.delay(10), Duration::from_secs(1));
+    /// ```
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let n = attempt.max(1);
+        match *self {
+            Backoff::None => Duration::ZERO,
+            Backoff::Fixed(d) => d,
+            Backoff::Linear { initial, max } => initial.saturating_mul(n).min(max),
+            Backoff::Exponential { initial, max } => {
+                initial.saturating_mul(2u32.saturating_pow((n - 1).min(31))).min(max)
+            }
+        }
+    }
+}
+
+/// How an activity is retried.
+///
+/// ```
+/// use duroxide::{Backoff, RetryPolicy};
+/// use std::time::Duration;
+/// let policy = RetryPolicy {
+///     max_attempts: 5,
+///     backoff: Backoff::Exponential { initial: Duration::from_millis(100), max: Duration::from_secs(30) },
+///     timeout: Some(Duration::from_secs(10)),
+/// };
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts in total, the first included (at least 1).
+    pub max_attempts: u32,
+    /// Wait between attempts.
+    pub backoff: Backoff,
+    /// Longest time one attempt may take; a slower attempt is cancelled and counts as a
+    /// retryable failure. `None`: no limit.
+    pub timeout: Option<Duration>,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 3,
+            backoff: Backoff::Exponential { initial: Duration::from_secs(1), max: Duration::from_secs(60) },
+            timeout: None,
+        }
+    }
+}
+
+/// Decides whether a failure may be retried.
+pub type RetryPredicate = Arc<dyn Fn(&ErrorDetails) -> bool + Send + Sync>;
+
+impl OrchestrationContext {
+    /// Schedules an activity and retries it per `policy`. Failures marked not retryable
+    /// (`ActivityError::non_retryable`) end the retries at once. Resolves to the first
+    /// success, or to the last failure with the number of attempts in its message.
+    #[track_caller]
+    pub fn schedule_activity_with_retry(
+        &self,
+        name: impl Into<String>,
+        input: impl Into<String>,
+        policy: RetryPolicy,
+    ) -> BoxFuture<'static, Result<String, ErrorDetails>> {
+        let loc = std::panic::Location::caller();
+        self.retry_at(loc, name.into(), input.into(), None, policy, Arc::new(|e: &ErrorDetails| e.retryable))
+    }
+
+    /// Like [`schedule_activity_with_retry`](Self::schedule_activity_with_retry), retrying
+    /// only failures for which `retryable` returns true.
+    #[track_caller]
+    pub fn schedule_activity_with_retry_when(
+        &self,
+        name: impl Into<String>,
+        input: impl Into<String>,
+        policy: RetryPolicy,
+        retryable: impl Fn(&ErrorDetails) -> bool + Send + Sync + 'static,
+    ) -> BoxFuture<'static, Result<String, ErrorDetails>> {
+        let loc = std::panic::Location::caller();
+        self.retry_at(loc, name.into(), input.into(), None, policy, Arc::new(retryable))
+    }
+
+    /// Retries an activity that runs on a session.
+    #[track_caller]
+    pub fn schedule_activity_on_session_with_retry(
+        &self,
+        name: impl Into<String>,
+        input: impl Into<String>,
+        session_id: impl Into<String>,
+        policy: RetryPolicy,
+    ) -> BoxFuture<'static, Result<String, ErrorDetails>> {
+        let loc = std::panic::Location::caller();
+        let pred: RetryPredicate = Arc::new(|e: &ErrorDetails| e.retryable);
+        self.retry_at(loc, name.into(), input.into(), Some(session_id.into()), policy, pred)
+    }
+
+    pub(crate) fn retry_at(
+        &self,
+        loc: &'static std::panic::Location<'static>,
+        name: String,
+        input: String,
+        session_id: Option<String>,
+        policy: RetryPolicy,
+        retryable: RetryPredicate,
+    ) -> BoxFuture<'static, Result<String, ErrorDetails>> {
+        let ctx = self.clone();
+        Box::pin(async move {
+            let max = policy.max_attempts.max(1);
+            let mut attempt = 1;
+            loop {
+                let work = ctx.activity_at(loc, name.clone(), input.clone(), session_id.clone());
+                let result = match policy.timeout {
+                    None => work.await,
+                    Some(limit) => match ctx.select2(work, ctx.timer_at(loc, limit)).await {
+                        Either2::First(r) => r,
+                        Either2::Second(()) => Err(ErrorDetails::application(format!(
+                            "activity '{name}' attempt {attempt} timed out after {limit:?}"
+                        ))),
+                    },
+                };
+                let err = match result {
+                    Ok(v) => return Ok(v),
+                    Err(e) => e,
+                };
+                if attempt >= max || !retryable(&err) {
+                    let why = if attempt >= max { "attempts exhausted" } else { "not retryable" };
+                    let mut last = err;
+                    last.message = format!(
+                        "activity '{name}' failed after {attempt} attempt(s) ({why}): {}",
+                        last.message
+                    );
+                    return Err(last);
+                }
+                ctx.trace_warn(format!(
+                    "activity '{name}' attempt {attempt} failed: {}; retrying",
+                    err.message
+                ));
+                let wait = policy.backoff.delay(attempt);
+                if !wait.is_zero() {
+                    ctx.timer_at(loc, wait).await;
+                }
+                attempt += 1;
+            }
+        })
+    }
+}
