@@ -60,6 +60,10 @@ pub struct RuntimeOptions {
     pub session_idle_timeout: Duration,
     /// Most sessions this worker holds at once.
     pub max_sessions_per_worker: u32,
+    /// Live orchestrations kept in memory between turns, so a turn on this node does not
+    /// replay the history from the start (0 disables; every turn replays then). Cached and
+    /// replayed execution write identical histories.
+    pub instance_cache_size: usize,
 }
 
 impl Default for RuntimeOptions {
@@ -77,6 +81,7 @@ impl Default for RuntimeOptions {
             session_lock_timeout: Duration::from_secs(30),
             session_idle_timeout: Duration::from_secs(300),
             max_sessions_per_worker: 64,
+            instance_cache_size: 1024,
         }
     }
 }
@@ -91,6 +96,7 @@ struct Inner {
     worker: WorkerIdentity,
     /// In-memory state of the sessions this worker holds (see `ActivityContext::session_state`).
     sessions: Mutex<HashMap<String, Arc<SessionState>>>,
+    cache: Mutex<InstanceCache>,
 }
 
 /// A running node: dispatchers for orchestrations and activities.
@@ -142,6 +148,7 @@ impl Runtime {
                 max_sessions: options.max_sessions_per_worker.max(1),
             },
             sessions: Mutex::new(HashMap::new()),
+            cache: Mutex::new(InstanceCache::default()),
             options,
             filter,
         });
@@ -317,11 +324,14 @@ fn update_from(item: &OrchestrationItem, name: &str, version: &str, state: Insta
     }
 }
 
-async fn commit_or_abandon(inner: &Inner, item: &OrchestrationItem, commit: TurnCommit) {
+/// Commits a turn; on failure releases the lock so the messages are retried. Returns
+/// whether the turn is now stored.
+async fn commit_or_abandon(inner: &Inner, item: &OrchestrationItem, commit: TurnCommit) -> bool {
     match inner.store.commit_turn(&item.lock_token, commit).await {
-        Ok(()) => {}
+        Ok(()) => true,
         Err(ProviderError::LockLost(msg)) => {
             tracing::warn!(instance = %item.instance, "turn discarded, lock lost: {msg}");
+            false
         }
         Err(e) => {
             tracing::warn!(instance = %item.instance, error = %e, "turn commit failed; messages will be retried");
@@ -329,6 +339,7 @@ async fn commit_or_abandon(inner: &Inner, item: &OrchestrationItem, commit: Turn
                 .store
                 .abandon_orchestration_item(&item.lock_token, Some(Duration::from_millis(100)), None, true)
                 .await;
+            false
         }
     }
 }
@@ -491,15 +502,24 @@ async fn process_orchestration_item(inner: &Inner, item: OrchestrationItem) {
         Ok((_, h)) => h,
         Err(err) => return not_runnable_here(inner, &item, err.to_string()).await,
     };
-    let mut engine = match ReplayEngine::new(handler, &item.instance, exec, history, persisted_len) {
-        Ok(e) => e,
-        Err(err) => {
-            return fail_without_replay(inner, &item, ErrorDetails::configuration(err.to_string())).await;
-        }
+    // A live engine from this node's previous turn skips the replay, if it is exactly at
+    // the stored history (no other node ran a turn in between).
+    let cached = inner.cache.lock().unwrap_or_else(|e| e.into_inner()).take(&item.instance).filter(|c| {
+        persisted_len > 0 && c.execution_id == exec && c.engine.history_len() as u64 == item.history_len
+    });
+    let mut engine = match cached {
+        Some(c) => c.engine,
+        None => match ReplayEngine::new(handler, &item.instance, exec, history, persisted_len) {
+            Ok(e) => e,
+            Err(err) => {
+                return fail_without_replay(inner, &item, ErrorDetails::configuration(err.to_string())).await;
+            }
+        },
     };
     let messages = item.messages.iter().filter_map(|m| to_event(m, exec)).collect();
     let result =
         engine.run_turn(messages, TurnEnv { now_ms: now, max_payload_bytes: opts.max_payload_bytes });
+    let finished = result.outcome.is_terminal();
     for d in &result.dropped {
         tracing::debug!(instance = %item.instance, "{d}");
     }
@@ -625,7 +645,48 @@ async fn process_orchestration_item(inner: &Inner, item: OrchestrationItem) {
             commit.update.version = next_version;
         }
     }
-    commit_or_abandon(inner, &item, commit).await;
+    let keep = !finished && inner.options.instance_cache_size > 0;
+    if commit_or_abandon(inner, &item, commit).await && keep {
+        let mut cache = inner.cache.lock().unwrap_or_else(|e| e.into_inner());
+        cache.put(
+            item.instance.clone(),
+            CachedInstance { execution_id: exec, engine },
+            inner.options.instance_cache_size,
+        );
+    }
+}
+
+/// A live orchestration kept between turns (see `RuntimeOptions::instance_cache_size`).
+struct CachedInstance {
+    execution_id: u64,
+    engine: ReplayEngine,
+}
+
+/// A bounded least-recently-used map of live orchestrations.
+#[derive(Default)]
+struct InstanceCache {
+    tick: u64,
+    entries: HashMap<String, (u64, CachedInstance)>,
+    order: std::collections::BTreeMap<u64, String>,
+}
+
+impl InstanceCache {
+    fn take(&mut self, instance: &str) -> Option<CachedInstance> {
+        let (tick, c) = self.entries.remove(instance)?;
+        self.order.remove(&tick);
+        Some(c)
+    }
+
+    fn put(&mut self, instance: String, c: CachedInstance, capacity: usize) {
+        self.take(&instance);
+        self.tick += 1;
+        self.order.insert(self.tick, instance.clone());
+        self.entries.insert(instance, (self.tick, c));
+        while self.entries.len() > capacity {
+            let Some((_, oldest)) = self.order.pop_first() else { break };
+            self.entries.remove(&oldest);
+        }
+    }
 }
 
 /// This node cannot run the instance (name or version not registered): leave it for a node

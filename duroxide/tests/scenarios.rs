@@ -47,7 +47,7 @@ on_both_stores!(function_chaining, |ts: TestStore| async move {
             Ok(v)
         })
         .build();
-    let rt = start_runtime(&ts.store, basic_activities(), orchestrations).await;
+    let rt = start_runtime(&ts, basic_activities(), orchestrations).await;
     let client = Client::new(ts.store.clone());
     client.start_orchestration("chain-1", "Chain", "10").await.unwrap();
     assert_eq!(completed(&client, "chain-1").await, "15");
@@ -68,7 +68,7 @@ on_both_stores!(fan_out_fan_in_100, |ts: TestStore| async move {
             Ok(sum.to_string())
         })
         .build();
-    let rt = start_runtime(&ts.store, basic_activities(), orchestrations).await;
+    let rt = start_runtime(&ts, basic_activities(), orchestrations).await;
     let client = Client::new(ts.store.clone());
     client.start_orchestration("fan-1", "FanOut", "").await.unwrap();
     // sum of 1..=100
@@ -87,7 +87,7 @@ on_both_stores!(durable_timer, |ts: TestStore| async move {
             Ok((waited >= Duration::from_millis(300)).to_string())
         })
         .build();
-    let rt = start_runtime(&ts.store, basic_activities(), orchestrations).await;
+    let rt = start_runtime(&ts, basic_activities(), orchestrations).await;
     let client = Client::new(ts.store.clone());
     client.start_orchestration("timer-1", "Timer", "").await.unwrap();
     assert_eq!(completed(&client, "timer-1").await, "true");
@@ -117,7 +117,7 @@ fn approval_orchestrations() -> OrchestrationRegistry {
 }
 
 on_both_stores!(external_events_before_and_after_the_wait, |ts: TestStore| async move {
-    let rt = start_runtime(&ts.store, basic_activities(), approval_orchestrations()).await;
+    let rt = start_runtime(&ts, basic_activities(), approval_orchestrations()).await;
     let client = Client::new(ts.store.clone());
     client.start_orchestration("ev-1", "Approval", "").await.unwrap();
     // Raised immediately: may land before the orchestration subscribes.
@@ -139,7 +139,7 @@ on_both_stores!(external_events_before_and_after_the_wait, |ts: TestStore| async
 });
 
 on_both_stores!(select_between_timer_and_event, |ts: TestStore| async move {
-    let rt = start_runtime(&ts.store, basic_activities(), approval_orchestrations()).await;
+    let rt = start_runtime(&ts, basic_activities(), approval_orchestrations()).await;
     let client = Client::new(ts.store.clone());
     client.start_orchestration("dl-timeout", "Deadline", "100").await.unwrap();
     assert_eq!(completed(&client, "dl-timeout").await, "timed out");
@@ -173,7 +173,7 @@ fn parent_child() -> OrchestrationRegistry {
 }
 
 on_both_stores!(sub_orchestrations_success_and_failure, |ts: TestStore| async move {
-    let rt = start_runtime(&ts.store, basic_activities(), parent_child()).await;
+    let rt = start_runtime(&ts, basic_activities(), parent_child()).await;
     let client = Client::new(ts.store.clone());
     client.start_orchestration("p-ok", "Parent", "41").await.unwrap();
     client.start_orchestration("p-fail", "Parent", "fail").await.unwrap();
@@ -188,7 +188,7 @@ on_both_stores!(sub_orchestrations_success_and_failure, |ts: TestStore| async mo
 });
 
 on_both_stores!(cancel_cascades_to_sub_orchestrations, |ts: TestStore| async move {
-    let rt = start_runtime(&ts.store, basic_activities(), parent_child()).await;
+    let rt = start_runtime(&ts, basic_activities(), parent_child()).await;
     let client = Client::new(ts.store.clone());
     client.start_orchestration("p-wait", "ParentWithId", "wait").await.unwrap();
     // Wait until the child runs.
@@ -224,7 +224,7 @@ on_both_stores!(cancel_running_instance_stops_its_activity, |ts: TestStore| asyn
             Ok(ctx.schedule_activity("Sleep", "60000").await?)
         })
         .build();
-    let rt = start_runtime(&ts.store, basic_activities(), orchestrations).await;
+    let rt = start_runtime(&ts, basic_activities(), orchestrations).await;
     let client = Client::new(ts.store.clone());
     client.start_orchestration("long-1", "Long", "").await.unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -252,7 +252,7 @@ on_both_stores!(detached_orchestration, |ts: TestStore| async move {
             Ok(ctx.schedule_activity("Echo", input).await?)
         })
         .build();
-    let rt = start_runtime(&ts.store, basic_activities(), orchestrations).await;
+    let rt = start_runtime(&ts, basic_activities(), orchestrations).await;
     let client = Client::new(ts.store.clone());
     client.start_orchestration("launcher", "Launcher", "job7").await.unwrap();
     assert_eq!(completed(&client, "launcher").await, "launched");
@@ -278,7 +278,7 @@ on_both_stores!(continue_as_new_keeps_each_execution, |ts: TestStore| async move
             Ok(format!("done at {n} in execution {}", ctx.execution_id()))
         })
         .build();
-    let rt = start_runtime(&ts.store, basic_activities(), orchestrations).await;
+    let rt = start_runtime(&ts, basic_activities(), orchestrations).await;
     let client = Client::new(ts.store.clone());
     client.start_orchestration("counter", "Counter", "0").await.unwrap();
     assert_eq!(completed(&client, "counter").await, "done at 3 in execution 3");
@@ -314,7 +314,7 @@ on_both_stores!(custom_status_is_visible_while_running, |ts: TestStore| async mo
             Ok(ctx.custom_status().unwrap_or_default())
         })
         .build();
-    let rt = start_runtime(&ts.store, basic_activities(), orchestrations).await;
+    let rt = start_runtime(&ts, basic_activities(), orchestrations).await;
     let client = Client::new(ts.store.clone());
     client.start_orchestration("st", "Status", "").await.unwrap();
     let mut seen = None;
@@ -374,7 +374,7 @@ on_both_stores!(user_retry_loop_and_failures_are_visible, |ts: TestStore| async 
             Ok(ctx.schedule_activity("Panic", "").await?)
         })
         .build();
-    let rt = start_runtime(&ts.store, activities, orchestrations).await;
+    let rt = start_runtime(&ts, activities, orchestrations).await;
     let client = Client::new(ts.store.clone());
     client.start_orchestration("retry", "Retry", "").await.unwrap();
     assert_eq!(completed(&client, "retry").await, "ok after 3 attempts");
@@ -395,7 +395,7 @@ on_both_stores!(bad_input_gets_typed_errors, |ts: TestStore| async move {
             Ok(ctx.schedule_activity("Echo", input).await?)
         })
         .build();
-    let rt = start_runtime(&ts.store, basic_activities(), orchestrations).await;
+    let rt = start_runtime(&ts, basic_activities(), orchestrations).await;
     let client = Client::new(ts.store.clone()).with_max_payload_bytes(1000);
     client.start_orchestration("dup", "Echo", "1").await.unwrap();
     assert_eq!(
@@ -427,7 +427,7 @@ on_both_stores!(bad_input_gets_typed_errors, |ts: TestStore| async move {
 });
 
 on_both_stores!(unregistered_orchestration_stays_pending_with_a_reason, |ts: TestStore| async move {
-    let rt = start_runtime(&ts.store, basic_activities(), OrchestrationRegistry::builder().build()).await;
+    let rt = start_runtime(&ts, basic_activities(), OrchestrationRegistry::builder().build()).await;
     let client = Client::new(ts.store.clone());
     client.start_orchestration("orphan", "NobodyHasThis", "").await.unwrap();
     let mut note = None;
@@ -453,7 +453,7 @@ on_both_stores!(unregistered_orchestration_stays_pending_with_a_reason, |ts: Tes
             Ok("found".to_string())
         })
         .build();
-    let rt = start_runtime(&ts.store, basic_activities(), orchestrations).await;
+    let rt = start_runtime(&ts, basic_activities(), orchestrations).await;
     assert_eq!(completed(&client, "orphan").await, "found");
     rt.shutdown(None).await;
 });
@@ -467,7 +467,7 @@ on_both_stores!(oversized_activity_output_fails_the_activity, |ts: TestStore| as
             Ok(ctx.schedule_activity("Big", "").await?)
         })
         .build();
-    let opts = RuntimeOptions { max_payload_bytes: 1000, ..common::fast_options() };
+    let opts = RuntimeOptions { max_payload_bytes: 1000, ..ts.options.clone() };
     let rt = Runtime::start_with_options(ts.store.clone(), activities, orchestrations, opts).await;
     let client = Client::new(ts.store.clone());
     client.start_orchestration("big", "Big", "").await.unwrap();
@@ -479,3 +479,90 @@ on_both_stores!(oversized_activity_output_fails_the_activity, |ts: TestStore| as
     }
     rt.shutdown(None).await;
 });
+
+/// The same workload with and without the instance cache writes the same histories
+/// (event for event; timestamps and recorded guid/time values aside).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cached_and_uncached_runs_write_identical_histories() {
+    async fn run(ts: TestStore) -> Vec<Vec<String>> {
+        let orchestrations = OrchestrationRegistry::builder()
+            .register("Mixed", |ctx: OrchestrationContext, input: String| async move {
+                let a = ctx.schedule_activity("Add1", &input).await?;
+                ctx.set_custom_status(format!("a={a}"));
+                let fan = (0..5).map(|i| ctx.schedule_activity("Add1", i.to_string())).collect();
+                let joined: Vec<String> = ctx.join(fan).await.into_iter().collect::<Result<_, _>>()?;
+                let _guid = ctx.system_new_guid().await;
+                let ev = ctx.schedule_wait("Go");
+                let t = ctx.schedule_timer(Duration::from_secs(60));
+                let go = match ctx.select2(ev, t).await {
+                    Either2::First(d) => d,
+                    Either2::Second(()) => "timeout".into(),
+                };
+                ctx.schedule_timer(Duration::from_millis(20)).await;
+                let child = ctx.schedule_sub_orchestration("Child", a.as_str()).await?;
+                Ok(format!("{a}/{}/{go}/{child}", joined.join(",")))
+            })
+            .register("Child", |ctx: OrchestrationContext, input: String| async move {
+                Ok(ctx.schedule_activity("Add1", input).await?)
+            })
+            .build();
+        let rt = start_runtime(&ts, basic_activities(), orchestrations).await;
+        let client = Client::new(ts.store.clone());
+        client.start_orchestration("mixed", "Mixed", "1").await.unwrap();
+        for _ in 0..500 {
+            let h = client.read_execution_history("mixed", None).await.unwrap();
+            if h.iter().any(|e| matches!(e.kind, EventKind::ExternalSubscribed { .. })) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        client.raise_event("mixed", "Go", "go").await.unwrap();
+        assert_eq!(completed(&client, "mixed").await, "2/1,2,3,4,5/go/3");
+        rt.shutdown(None).await;
+        let mut out = Vec::new();
+        let child = client
+            .list_instances()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|i| i.starts_with("mixed::sub::"))
+            .unwrap();
+        for id in ["mixed".to_string(), child] {
+            let h = client.read_execution_history(&id, None).await.unwrap();
+            out.push(
+                h.into_iter()
+                    .map(|mut e| {
+                        e.timestamp_ms = 0;
+                        match &mut e.kind {
+                            EventKind::SystemCall { value, .. } => *value = String::new(),
+                            EventKind::TimerCreated { fire_at_ms, .. }
+                            | EventKind::TimerFired { fire_at_ms, .. } => *fire_at_ms = 0,
+                            _ => {}
+                        }
+                        // Activity completions of a join may land in different orders in
+                        // different runs; compare the set of events by id and kind instead
+                        // of requiring equal arrival order.
+                        format!("{:?}", e.kind)
+                    })
+                    .collect(),
+            );
+        }
+        out
+    }
+    let cached = run(common::memory_store().await).await;
+    let uncached = run(common::uncached(common::memory_store().await)).await;
+    let sorted = |v: &Vec<Vec<String>>| {
+        v.iter()
+            .map(|h| {
+                let mut h = h.clone();
+                h.sort();
+                h
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        cached.iter().map(Vec::len).collect::<Vec<_>>(),
+        uncached.iter().map(Vec::len).collect::<Vec<_>>()
+    );
+    assert_eq!(sorted(&cached), sorted(&uncached));
+}

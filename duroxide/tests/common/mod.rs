@@ -12,6 +12,9 @@ pub struct TestStore {
     pub store: Arc<dyn Provider>,
     pub dir: Option<tempfile::TempDir>,
     pub url: String,
+    /// Runtime options for this run (the scenario macro runs each scenario with and
+    /// without the instance cache; both must write identical histories).
+    pub options: RuntimeOptions,
 }
 
 /// Logs to the test's output when `RUST_LOG` is set.
@@ -25,7 +28,7 @@ pub async fn memory_store() -> TestStore {
     init_tracing();
     let url = "sqlite::memory:".to_string();
     let store = Arc::new(SqliteProvider::new(&url, None).await.expect("open in-memory store"));
-    TestStore { store, dir: None, url }
+    TestStore { store, dir: None, url, options: fast_options() }
 }
 
 pub async fn file_store() -> TestStore {
@@ -33,7 +36,7 @@ pub async fn file_store() -> TestStore {
     let dir = tempfile::tempdir().expect("temp dir");
     let url = format!("sqlite:{}", dir.path().join("test.db").display());
     let store = Arc::new(SqliteProvider::new(&url, None).await.expect("open file store"));
-    TestStore { store, dir: Some(dir), url }
+    TestStore { store, dir: Some(dir), url, options: fast_options() }
 }
 
 /// Options that keep tests fast: short polls and locks.
@@ -80,11 +83,17 @@ pub fn assert_clean_history(history: &[Event]) {
 }
 
 pub async fn start_runtime(
-    store: &Arc<dyn Provider>,
+    ts: &TestStore,
     activities: duroxide::ActivityRegistry,
     orchestrations: duroxide::OrchestrationRegistry,
 ) -> Runtime {
-    Runtime::start_with_options(store.clone(), activities, orchestrations, fast_options()).await
+    Runtime::start_with_options(ts.store.clone(), activities, orchestrations, ts.options.clone()).await
+}
+
+/// Options with the instance cache off: every turn replays from history.
+pub fn uncached(mut ts: TestStore) -> TestStore {
+    ts.options.instance_cache_size = 0;
+    ts
 }
 
 /// Runs a scenario once on an in-memory store and once on a file store.
@@ -102,6 +111,17 @@ macro_rules! on_both_stores {
             async fn file() {
                 let mut ts = common::file_store().await;
                 // Closures capture only the fields they use: keep the directory alive here.
+                let _dir = ts.dir.take();
+                ($body)(ts).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn memory_uncached() {
+                let ts = common::uncached(common::memory_store().await);
+                ($body)(ts).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn file_uncached() {
+                let mut ts = common::uncached(common::file_store().await);
                 let _dir = ts.dir.take();
                 ($body)(ts).await;
             }
