@@ -290,11 +290,16 @@ async fn orchestration_loop(inner: Arc<Inner>, mut stop: watch::Receiver<bool>) 
         let notified = notifiers.orchestrator.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        match inner
+        let cache = &inner.cache;
+        let known = |instance: &str| {
+            let cache = cache.lock().unwrap_or_else(|e| e.into_inner());
+            cache.peek(instance).map(|c| (c.execution_id, c.engine.history_len() as u64))
+        };
+        let fetched = inner
             .store
-            .fetch_orchestration_item(inner.options.orchestration_lock_timeout, &inner.filter)
-            .await
-        {
+            .fetch_orchestration_item_cached(inner.options.orchestration_lock_timeout, &inner.filter, &known)
+            .await;
+        match fetched {
             Ok(Some(item)) => {
                 error_backoff = Duration::from_millis(50);
                 process_orchestration_item(&inner, item).await;
@@ -456,8 +461,32 @@ async fn process_orchestration_item(inner: &Inner, item: OrchestrationItem) {
     }
 
     // Which execution runs, and its history (a fresh execution gets its start event now).
+    // The store skipped the history because this node's cache holds the instance at that
+    // length; take the engine now, or read the history if it was evicted meanwhile.
+    let skipped = item.history.is_empty() && item.history_len > 0;
+    let mut cached = inner.cache.lock().unwrap_or_else(|e| e.into_inner()).take(&item.instance).filter(|c| {
+        c.execution_id == item.record.execution_id && c.engine.history_len() as u64 == item.history_len
+    });
     let mut history = item.history.clone();
-    let persisted_len = history.len();
+    if skipped && cached.is_none() {
+        match inner.store.read_history(&item.instance, Some(item.record.execution_id)).await {
+            Ok(h) => history = h,
+            Err(e) => {
+                tracing::warn!(instance = %item.instance, error = %e, "reading history failed; retrying");
+                let _ = inner
+                    .store
+                    .abandon_orchestration_item(
+                        &item.lock_token,
+                        Some(Duration::from_millis(100)),
+                        None,
+                        true,
+                    )
+                    .await;
+                return;
+            }
+        }
+    }
+    let persisted_len = if skipped && cached.is_some() { item.history_len as usize } else { history.len() };
     let mut exec = item.record.execution_id;
     if history.is_empty() {
         let start = item.messages.iter().find_map(|m| match m {
@@ -504,10 +533,7 @@ async fn process_orchestration_item(inner: &Inner, item: OrchestrationItem) {
     };
     // A live engine from this node's previous turn skips the replay, if it is exactly at
     // the stored history (no other node ran a turn in between).
-    let cached = inner.cache.lock().unwrap_or_else(|e| e.into_inner()).take(&item.instance).filter(|c| {
-        persisted_len > 0 && c.execution_id == exec && c.engine.history_len() as u64 == item.history_len
-    });
-    let mut engine = match cached {
+    let mut engine = match cached.take().filter(|_| persisted_len > 0) {
         Some(c) => c.engine,
         None => match ReplayEngine::new(handler, &item.instance, exec, history, persisted_len) {
             Ok(e) => e,
@@ -671,6 +697,10 @@ struct InstanceCache {
 }
 
 impl InstanceCache {
+    fn peek(&self, instance: &str) -> Option<&CachedInstance> {
+        self.entries.get(instance).map(|(_, c)| c)
+    }
+
     fn take(&mut self, instance: &str) -> Option<CachedInstance> {
         let (tick, c) = self.entries.remove(instance)?;
         self.order.remove(&tick);

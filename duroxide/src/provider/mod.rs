@@ -528,6 +528,21 @@ pub trait Provider: Send + Sync + 'static {
         filter: &FetchFilter,
     ) -> Result<Option<OrchestrationItem>, ProviderError>;
 
+    /// Like [`fetch_orchestration_item`](Self::fetch_orchestration_item) for a node that
+    /// keeps live orchestrations in memory: `cached(instance)` returns the execution id and
+    /// history length this node already holds. When they equal what is stored, the store
+    /// may skip reading the history and return the item with an empty `history` (and the
+    /// stored `history_len`); the node then continues from memory. The default reads it.
+    async fn fetch_orchestration_item_cached(
+        &self,
+        lock_timeout: Duration,
+        filter: &FetchFilter,
+        cached: &(dyn for<'s> Fn(&'s str) -> Option<(u64, u64)> + Send + Sync),
+    ) -> Result<Option<OrchestrationItem>, ProviderError> {
+        let _ = cached;
+        self.fetch_orchestration_item(lock_timeout, filter).await
+    }
+
     /// Atomically applies a turn and releases the lock (see the module docs).
     async fn commit_turn(&self, lock_token: &str, commit: TurnCommit) -> Result<(), ProviderError>;
 

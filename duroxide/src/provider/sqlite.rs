@@ -299,6 +299,15 @@ impl Provider for SqliteProvider {
         lock_timeout: Duration,
         filter: &FetchFilter,
     ) -> Result<Option<OrchestrationItem>, ProviderError> {
+        self.fetch_orchestration_item_cached(lock_timeout, filter, &|_| None).await
+    }
+
+    async fn fetch_orchestration_item_cached(
+        &self,
+        lock_timeout: Duration,
+        filter: &FetchFilter,
+        cached: &(dyn for<'s> Fn(&'s str) -> Option<(u64, u64)> + Send + Sync),
+    ) -> Result<Option<OrchestrationItem>, ProviderError> {
         let now = crate::now_ms();
         let (_g, mut tx) = self.begin().await?;
         let (clause, binds) = filter_sql(filter);
@@ -354,8 +363,25 @@ impl Provider for SqliteProvider {
         let record = Self::instance_row(&mut tx, &instance)
             .await?
             .ok_or_else(|| ProviderError::Corrupt(format!("instance '{instance}' vanished")))?;
-        let (history, history_error, history_len) =
-            Self::load_history(&mut tx, &instance, record.execution_id).await?;
+        let known = cached(&instance).filter(|(exec, _)| *exec == record.execution_id);
+        let (history, history_error, history_len) = match known {
+            Some((_, len)) => {
+                let stored: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM history WHERE instance_id = ? AND execution_id = ?",
+                )
+                .bind(&instance)
+                .bind(ms(record.execution_id))
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(storage)?;
+                if stored as u64 == len && len > 0 {
+                    (Vec::new(), None, len)
+                } else {
+                    Self::load_history(&mut tx, &instance, record.execution_id).await?
+                }
+            }
+            None => Self::load_history(&mut tx, &instance, record.execution_id).await?,
+        };
         tx.commit().await.map_err(storage)?;
         Ok(Some(OrchestrationItem {
             instance,
