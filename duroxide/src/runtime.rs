@@ -460,86 +460,22 @@ async fn process_orchestration_item(inner: &Inner, item: OrchestrationItem) {
         return;
     }
 
-    // Which execution runs, and its history (a fresh execution gets its start event now).
-    // The store skipped the history because this node's cache holds the instance at that
-    // length; take the engine now, or read the history if it was evicted meanwhile.
-    let skipped = item.history.is_empty() && item.history_len > 0;
-    let mut cached = inner.cache.lock().unwrap_or_else(|e| e.into_inner()).take(&item.instance).filter(|c| {
-        c.execution_id == item.record.execution_id && c.engine.history_len() as u64 == item.history_len
+    // A live engine from this node's previous turn continues without replay, if it is
+    // exactly at the stored history (no other node ran a turn in between). The store may
+    // then have skipped reading the history at all.
+    let live = inner.cache.lock().unwrap_or_else(|e| e.into_inner()).take(&item.instance).filter(|c| {
+        item.history_len > 0
+            && c.execution_id == item.record.execution_id
+            && c.engine.history_len() as u64 == item.history_len
     });
-    let mut history = item.history.clone();
-    if skipped && cached.is_none() {
-        match inner.store.read_history(&item.instance, Some(item.record.execution_id)).await {
-            Ok(h) => history = h,
-            Err(e) => {
-                tracing::warn!(instance = %item.instance, error = %e, "reading history failed; retrying");
-                let _ = inner
-                    .store
-                    .abandon_orchestration_item(
-                        &item.lock_token,
-                        Some(Duration::from_millis(100)),
-                        None,
-                        true,
-                    )
-                    .await;
-                return;
-            }
+    let (name, version, exec, mut engine) = match live {
+        Some(c) => {
+            let version = item.record.version.clone().unwrap_or_default();
+            (item.record.name.clone(), version, c.execution_id, c.engine)
         }
-    }
-    let persisted_len = if skipped && cached.is_some() { item.history_len as usize } else { history.len() };
-    let mut exec = item.record.execution_id;
-    if history.is_empty() {
-        let start = item.messages.iter().find_map(|m| match m {
-            OrchestratorMessage::StartOrchestration { name, version, input, parent } if exec == 0 => {
-                Some((1, name.clone(), version.clone(), input.clone(), parent.clone()))
-            }
-            OrchestratorMessage::ContinueAsNew { execution_id, name, version, input, parent }
-                if *execution_id == exec =>
-            {
-                Some((*execution_id, name.clone(), Some(version.clone()), input.clone(), parent.clone()))
-            }
-            _ => None,
-        });
-        let Some((e, name, version, input, parent)) = start else {
-            let _ = inner
-                .store
-                .abandon_orchestration_item(
-                    &item.lock_token,
-                    Some(backoff(item.attempt, opts)),
-                    Some("messages arrived before the instance's start message".into()),
-                    true,
-                )
-                .await;
-            return;
-        };
-        let resolved = match inner.orchestrations.resolve(&name, version.as_deref()) {
-            Ok((v, _)) => v,
-            Err(err) => return not_runnable_here(inner, &item, err.to_string()).await,
-        };
-        exec = e;
-        history.push(started_event(&name, &resolved, &input, parent, now));
-    }
-    let (name, version) = match &history[0].kind {
-        EventKind::OrchestrationStarted { name, version, .. } => (name.clone(), version.clone()),
-        _ => {
-            let details =
-                ErrorDetails::configuration("corrupt history: first event is not OrchestrationStarted");
-            return fail_without_replay(inner, &item, details).await;
-        }
-    };
-    let handler = match inner.orchestrations.resolve(&name, Some(&version)) {
-        Ok((_, h)) => h,
-        Err(err) => return not_runnable_here(inner, &item, err.to_string()).await,
-    };
-    // A live engine from this node's previous turn skips the replay, if it is exactly at
-    // the stored history (no other node ran a turn in between).
-    let mut engine = match cached.take().filter(|_| persisted_len > 0) {
-        Some(c) => c.engine,
-        None => match ReplayEngine::new(handler, &item.instance, exec, history, persisted_len) {
-            Ok(e) => e,
-            Err(err) => {
-                return fail_without_replay(inner, &item, ErrorDetails::configuration(err.to_string())).await;
-            }
+        None => match prepare_engine(inner, &item, now).await {
+            Some(prepared) => prepared,
+            None => return,
         },
     };
     let messages = item.messages.iter().filter_map(|m| to_event(m, exec)).collect();
@@ -715,6 +651,82 @@ impl InstanceCache {
         while self.entries.len() > capacity {
             let Some((_, oldest)) = self.order.pop_first() else { break };
             self.entries.remove(&oldest);
+        }
+    }
+}
+
+/// Builds the replay engine for an item from its history (read now if the store skipped
+/// it), starting a fresh execution when there is none. Returns `None` after handling the
+/// item some other way (abandoned, failed).
+async fn prepare_engine(
+    inner: &Inner,
+    item: &OrchestrationItem,
+    now: u64,
+) -> Option<(String, String, u64, ReplayEngine)> {
+    let opts = &inner.options;
+    let mut history = item.history.clone();
+    if history.is_empty() && item.history_len > 0 {
+        match inner.store.read_history(&item.instance, Some(item.record.execution_id)).await {
+            Ok(h) => history = h,
+            Err(e) => {
+                tracing::warn!(instance = %item.instance, error = %e, "reading history failed; retrying");
+                let delay = Some(Duration::from_millis(100));
+                let _ = inner.store.abandon_orchestration_item(&item.lock_token, delay, None, true).await;
+                return None;
+            }
+        }
+    }
+    let persisted_len = history.len();
+    let mut exec = item.record.execution_id;
+    if history.is_empty() {
+        let start = item.messages.iter().find_map(|m| match m {
+            OrchestratorMessage::StartOrchestration { name, version, input, parent } if exec == 0 => {
+                Some((1, name.clone(), version.clone(), input.clone(), parent.clone()))
+            }
+            OrchestratorMessage::ContinueAsNew { execution_id, name, version, input, parent }
+                if *execution_id == exec =>
+            {
+                Some((*execution_id, name.clone(), Some(version.clone()), input.clone(), parent.clone()))
+            }
+            _ => None,
+        });
+        let Some((e, name, version, input, parent)) = start else {
+            let note = Some("messages arrived before the instance's start message".to_string());
+            let delay = Some(backoff(item.attempt, opts));
+            let _ = inner.store.abandon_orchestration_item(&item.lock_token, delay, note, true).await;
+            return None;
+        };
+        let resolved = match inner.orchestrations.resolve(&name, version.as_deref()) {
+            Ok((v, _)) => v,
+            Err(err) => {
+                not_runnable_here(inner, item, err.to_string()).await;
+                return None;
+            }
+        };
+        exec = e;
+        history.push(started_event(&name, &resolved, &input, parent, now));
+    }
+    let (name, version) = match &history[0].kind {
+        EventKind::OrchestrationStarted { name, version, .. } => (name.clone(), version.clone()),
+        _ => {
+            let details =
+                ErrorDetails::configuration("corrupt history: first event is not OrchestrationStarted");
+            fail_without_replay(inner, item, details).await;
+            return None;
+        }
+    };
+    let handler = match inner.orchestrations.resolve(&name, Some(&version)) {
+        Ok((_, h)) => h,
+        Err(err) => {
+            not_runnable_here(inner, item, err.to_string()).await;
+            return None;
+        }
+    };
+    match ReplayEngine::new(handler, &item.instance, exec, history, persisted_len) {
+        Ok(engine) => Some((name, version, exec, engine)),
+        Err(err) => {
+            fail_without_replay(inner, item, ErrorDetails::configuration(err.to_string())).await;
+            None
         }
     }
 }
