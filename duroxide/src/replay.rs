@@ -592,6 +592,14 @@ impl ReplayEngine {
         })
     }
 
+    /// The parent link recorded in this execution's start event (sub-orchestrations).
+    pub fn parent(&self) -> Option<crate::history::ParentLink> {
+        match lock(&self.state).history.first().map(|e| &e.kind) {
+            Some(EventKind::OrchestrationStarted { parent, .. }) => parent.clone(),
+            _ => None,
+        }
+    }
+
     /// Length of the history, including events appended by earlier turns of this engine.
     pub fn history_len(&self) -> usize {
         lock(&self.state).history.len()

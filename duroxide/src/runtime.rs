@@ -485,10 +485,8 @@ async fn process_orchestration_item(inner: &Inner, item: OrchestrationItem) {
     for d in &result.dropped {
         tracing::debug!(instance = %item.instance, "{d}");
     }
-    let parent = parent_of(&item).or_else(|| match &result.new_events.first().map(|e| &e.kind) {
-        Some(EventKind::OrchestrationStarted { parent, .. }) => parent.clone(),
-        _ => None,
-    });
+    // The engine holds the execution's start event, also when the store skipped the history.
+    let parent = engine.parent();
 
     let mut commit = TurnCommit {
         execution_id: exec,
