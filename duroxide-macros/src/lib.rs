@@ -1,2 +1,162 @@
-//! Procedural macros for `duroxide`. Use them through `duroxide::prelude`.
+//! Procedural macros for `duroxide`: `#[activity]` and `#[orchestration]`.
+//!
+//! Use them through `duroxide::prelude` (or `duroxide::{activity, orchestration}`); the
+//! generated code names `::duroxide` paths only. `docs/macros.md` in the repository is the
+//! full guide. Internals: `args` parses the attribute, `validate` checks the signature,
+//! `determinism` scans orchestration bodies, `expand` generates, `ctxt` collects errors so
+//! one compile reports all of them.
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod args;
+mod ast;
+mod ctxt;
+mod determinism;
+mod expand;
+mod validate;
+
+use proc_macro::TokenStream;
+
+use crate::args::MacroKind;
+
+/// Turns `async fn name(ctx: ActivityContext, input: In) -> Result<Out, E>` into a typed
+/// activity.
+///
+/// `In: DeserializeOwned + Serialize`, `Out: Serialize + DeserializeOwned`,
+/// `E: Into<ActivityError>`. Key: `name = ".."` (the registered name; default: the function's
+/// name).
+///
+/// ```ignore
+/// #[activity(name = "ReserveStock")]
+/// async fn reserve_stock(ctx: ActivityContext, order: Order) -> Result<Reservation, ActivityError> {
+///     ..
+/// }
+///
+/// let activities = ActivityRegistry::builder().register_typed(reserve_stock).build();
+/// let reservation = ctx.call(reserve_stock, order).await?;   // in an orchestration
+/// let reservation = reserve_stock(activity_ctx, order).await; // in a unit test
+/// ```
+///
+/// is equivalent to (without the macro):
+///
+/// ```ignore
+/// /// (the function's docs)
+/// #[derive(Clone, Copy, Debug, Default)]
+/// struct reserve_stock;
+///
+/// const _: () = {
+///     async fn __duroxide_reserve_stock(ctx: ActivityContext, order: Order)
+///         -> Result<Reservation, ActivityError> { .. }
+///
+///     // Keeps `reserve_stock(ctx, order).await` working: calls auto-deref the callee.
+///     impl Deref for reserve_stock {
+///         type Target = fn(ActivityContext, Order) -> BoxFuture<Result<Reservation, ActivityError>>;
+///         fn deref(&self) -> &Self::Target { /* Box::pin(__duroxide_reserve_stock(..)) */ }
+///     }
+///
+///     impl ActivityDefinition for reserve_stock {
+///         const NAME: &'static str = "ReserveStock";
+///         type Input = Order;
+///         type Output = Reservation;
+///         fn invoke(self, ctx: ActivityContext, input: Order)
+///             -> BoxFuture<Result<Reservation, ActivityError>> {
+///             Box::pin(async move {
+///                 __duroxide_reserve_stock(ctx, input).await.map_err(Into::into)
+///             })
+///         }
+///     }
+/// };
+///
+/// // which `register_typed` turns into the string-typed registration:
+/// ActivityRegistry::builder().register("ReserveStock", |ctx: ActivityContext, input: String| async move {
+///     let order: Order = serde_json::from_str(&input)
+///         .map_err(|e| ActivityError::non_retryable(format!("activity `ReserveStock` ...: {e}")))?;
+///     let reservation = reserve_stock(ctx, order).await?;
+///     Ok(serde_json::to_string(&reservation)?)
+/// });
+/// ```
+#[proc_macro_attribute]
+pub fn activity(args: TokenStream, item: TokenStream) -> TokenStream {
+    entry(MacroKind::Activity, args, item)
+}
+
+/// Turns `async fn name(ctx: OrchestrationContext, input: In) -> Result<Out, E>` into a typed,
+/// versioned orchestration, and rejects nondeterministic calls in its body.
+///
+/// `In: Serialize + DeserializeOwned`, `Out: Serialize + DeserializeOwned`,
+/// `E: Into<OrchestrationError>`. Keys:
+/// - `name = ".."`: the registered name (default: the function's name);
+/// - `version = "x.y.z"`: semver, checked at compile time (default `"1.0.0"`);
+/// - `accepts(OldInput => upgrade_fn, ..)`: older input shapes this version still accepts;
+///   `upgrade_fn: fn(OldInput) -> In` (a path or a closure).
+///
+/// The body may not call `SystemTime::now`, `Instant::now`, `rand::*`, `Uuid::new_v4`,
+/// `tokio::time::sleep`, `tokio::spawn`, `std::thread::*`, `std::env::var`, file or network
+/// I/O, or use `tokio::select!`; each error names the replacement (`ctx.utc_now()`,
+/// `ctx.system_new_guid()`, `ctx.schedule_timer()`, `ctx.select2()`, an activity). The
+/// function also gets `#[deny(clippy::disallowed_methods)]`, so the workspace `clippy.toml`
+/// catches what a token scan cannot (aliases, imports).
+///
+/// ```ignore
+/// #[orchestration(name = "ProcessOrder", version = "2.0.0", accepts(OrderV1 => upgrade))]
+/// async fn process_order(ctx: OrchestrationContext, order: OrderV2) -> Result<Receipt, OrchestrationError> {
+///     let reservation = ctx.call(reserve_stock, order).await?;
+///     ..
+/// }
+/// ```
+///
+/// is equivalent to (without the macro):
+///
+/// ```ignore
+/// #[derive(Clone, Copy, Debug, Default)]
+/// struct process_order;
+///
+/// const _: () = {
+///     #[deny(clippy::disallowed_methods)]
+///     async fn __duroxide_process_order(ctx: OrchestrationContext, order: OrderV2)
+///         -> Result<Receipt, OrchestrationError> { .. }
+///
+///     impl Deref for process_order { /* as for activities */ }
+///
+///     impl OrchestrationDefinition for process_order {
+///         const NAME: &'static str = "ProcessOrder";
+///         const VERSION: &'static str = "2.0.0";
+///         type Input = OrderV2;
+///         type Output = Receipt;
+///         fn invoke(self, ctx: OrchestrationContext, input: OrderV2)
+///             -> BoxFuture<Result<Receipt, OrchestrationError>> { /* as for activities */ }
+///
+///         // Only with `accepts(..)`; otherwise the default decodes `OrderV2` alone.
+///         fn decode_input(raw: &str) -> Result<OrderV2, OrchestrationError> {
+///             #[derive(Deserialize)]
+///             #[serde(untagged)]
+///             enum Accepted { Current(OrderV2), Accepted0(OrderV1) }
+///             match serde_json::from_str::<Accepted>(raw) {
+///                 Ok(Accepted::Current(input)) => Ok(input),
+///                 Ok(Accepted::Accepted0(old)) => Ok(upgrade(old)),
+///                 Err(_) => Err(/* names the orchestration, version and each shape tried */),
+///             }
+///         }
+///     }
+/// };
+///
+/// // `register_typed(process_order)` is
+/// // `register_versioned("ProcessOrder", "2.0.0", |ctx, input: String| /* decode_input, invoke, encode */)`.
+/// ```
+#[proc_macro_attribute]
+pub fn orchestration(args: TokenStream, item: TokenStream) -> TokenStream {
+    entry(MacroKind::Orchestration, args, item)
+}
+
+fn entry(kind: MacroKind, args: TokenStream, item: TokenStream) -> TokenStream {
+    match syn::parse::<syn::ItemFn>(item.clone()) {
+        Ok(function) => expand::expand(kind, args.into(), function).into(),
+        Err(error) => {
+            // Not a function at all: say so, and hand the item back untouched.
+            let message = format!("{} applies to an `async fn` only", kind.attribute());
+            let mut tokens = syn::Error::new(error.span(), message).to_compile_error();
+            tokens.extend(proc_macro2::TokenStream::from(item));
+            tokens.into()
+        }
+    }
+}

@@ -48,6 +48,9 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+// Lets the macros' absolute `::duroxide::..` paths resolve inside this crate too.
+extern crate self as duroxide;
+
 pub mod client;
 #[cfg(feature = "sqlite")]
 pub mod compat;
@@ -71,8 +74,11 @@ pub use context::{
     ActivityContext, ActivityFuture, DurableFuture, Either2, EventFuture, OrchestrationContext, SessionState,
     SubOrchestrationFuture, SystemCallFuture, TimerFuture, UtcNowFuture,
 };
+pub use duroxide_macros::{activity, orchestration};
 pub use error::{ActivityError, OrchestrationError};
 pub use history::{ErrorCategory, ErrorDetails, Event, EventKind};
+#[cfg(feature = "postgres")]
+pub use provider::postgres::{PostgresOptions, PostgresProvider};
 #[cfg(feature = "sqlite")]
 pub use provider::sqlite::{SqliteDurability, SqliteOptions, SqliteProvider};
 pub use provider::{Provider, ProviderError, SemverRange};
@@ -82,11 +88,12 @@ pub use registry::{
 };
 pub use retry::{Backoff, RetryPolicy};
 pub use runtime::{Runtime, RuntimeOptions};
-#[allow(unused_imports)] // filled by the typed layer
 pub use typed::*;
 
 /// Everything an application usually needs, in one import.
 pub mod prelude {
+    #[cfg(feature = "postgres")]
+    pub use crate::PostgresProvider;
     #[cfg(feature = "sqlite")]
     pub use crate::SqliteProvider;
     pub use crate::{
@@ -94,6 +101,7 @@ pub mod prelude {
         OrchestrationContext, OrchestrationError, OrchestrationRegistry, OrchestrationStatus, RetryPolicy,
         Runtime, RuntimeOptions, SemverRange, VersionPolicy,
     };
+    pub use crate::{ActivityDefinition, OrchestrationDefinition, TypedClientError, activity, orchestration};
     pub use serde::{Deserialize, Serialize};
 }
 

@@ -9,8 +9,12 @@
 //!
 //! Implementations: [`sqlite`] (the embedded default).
 
+#[cfg(feature = "postgres")]
+pub mod postgres;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
+#[cfg(feature = "provider-test")]
+pub mod validation;
 
 use crate::history::{ErrorDetails, Event, ParentLink};
 use serde::{Deserialize, Serialize};

@@ -1,0 +1,1424 @@
+//! The PostgreSQL provider (sqlx), for several runtime processes on one database.
+//!
+//! `PostgresProvider::new("postgres://user@host/db", None)` connects, creates its schema if
+//! missing and applies the embedded migrations (`migrations/postgres/`). Every table lives in
+//! one schema (default `public`; set [`PostgresOptions::schema`] to give each deployment or
+//! test its own), selected through `search_path` on every pooled connection.
+//!
+//! ## Several processes
+//! - Opening is safe when many processes start at once: schema creation runs under a
+//!   per-schema advisory lock and sqlx's migrator takes its own database-wide advisory lock.
+//! - Queue fetches use `FOR UPDATE SKIP LOCKED`, so concurrent dispatchers never block on or
+//!   double-take the same row. Instance locks carry a token and an expiry (`locked_until`):
+//!   a dead process's instances and activities are taken over once their locks expire, and
+//!   the dead process's late commit fails with [`ProviderError::LockLost`].
+//! - `commit_turn` is one transaction that first re-checks the lock token under a row lock.
+//! - Wake-ups: every enqueue sends `pg_notify` on the channel `duroxide_<schema>` inside
+//!   its transaction (delivered on commit). A background task owned by the provider (stopped
+//!   when it is dropped) LISTENs and wakes this process's dispatchers, so idle runtimes in
+//!   other processes react at once; polling remains the fallback.
+//!
+//! ## Errors
+//! Connection loss and other database failures are [`ProviderError::Storage`] (retryable);
+//! a malformed URL or schema name is [`ProviderError::Configuration`]; a failed migration is
+//! [`ProviderError::Migration`].
+
+use super::*;
+use crate::history::EventKind;
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
+use sqlx::{Connection, PgConnection, PgPool, Postgres, Row, Transaction};
+use std::str::FromStr;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Options for [`PostgresProvider::new`].
+#[derive(Debug, Clone)]
+pub struct PostgresOptions {
+    /// Schema holding all tables (created if missing). `None`: `public`. Lowercase ASCII
+    /// letters, digits and `_`, starting with a letter or `_`, at most 48 characters.
+    pub schema: Option<String>,
+    /// Connections in the pool (one more is used by the notification listener).
+    pub max_connections: u32,
+    /// How long to wait for a connection before failing with [`ProviderError::Storage`].
+    pub acquire_timeout: Duration,
+    /// Listen for notifications from other processes (LISTEN/NOTIFY). Default true.
+    pub listen: bool,
+    /// `application_name` of the connections, shown in `pg_stat_activity`. Default
+    /// `duroxide`.
+    pub application_name: String,
+}
+
+impl Default for PostgresOptions {
+    fn default() -> Self {
+        Self {
+            schema: None,
+            max_connections: 10,
+            acquire_timeout: Duration::from_secs(10),
+            listen: true,
+            application_name: "duroxide".to_string(),
+        }
+    }
+}
+
+/// The PostgreSQL store.
+pub struct PostgresProvider {
+    pool: PgPool,
+    schema: String,
+    channel: String,
+    notifiers: Arc<Notifiers>,
+    listener: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for PostgresProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresProvider").field("schema", &self.schema).finish_non_exhaustive()
+    }
+}
+
+impl Drop for PostgresProvider {
+    fn drop(&mut self) {
+        if let Some(l) = self.listener.take() {
+            l.abort();
+        }
+    }
+}
+
+fn storage(e: sqlx::Error) -> ProviderError {
+    ProviderError::Storage(e.to_string())
+}
+
+fn ms(v: u64) -> i64 {
+    v.min(i64::MAX as u64) as i64
+}
+
+fn token() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+fn parse_details(s: Option<String>) -> Option<ErrorDetails> {
+    s.map(|s| serde_json::from_str(&s).unwrap_or_else(|_| ErrorDetails::infrastructure(s)))
+}
+
+fn to_json<T: Serialize>(v: &T) -> Result<String, ProviderError> {
+    serde_json::to_string(v).map_err(|e| ProviderError::Corrupt(format!("cannot serialize: {e}")))
+}
+
+fn lock_lost(kind: &str, lock_token: &str) -> ProviderError {
+    ProviderError::LockLost(format!("{kind} lock {lock_token} is no longer held"))
+}
+
+/// Checks a schema name: it is spliced into DDL and a channel name, so only a safe subset
+/// of identifiers is accepted.
+pub fn validate_schema_name(schema: &str) -> Result<(), ProviderError> {
+    let mut chars = schema.chars();
+    let first_ok = matches!(chars.next(), Some(c) if c.is_ascii_lowercase() || c == '_');
+    let rest_ok = chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if !first_ok || !rest_ok || schema.len() > 48 || schema.starts_with("pg_") {
+        return Err(ProviderError::Configuration(format!(
+            "invalid schema name '{schema}': use 1-48 lowercase ASCII letters, digits or '_', \
+             starting with a letter or '_' (and not 'pg_')"
+        )));
+    }
+    Ok(())
+}
+
+/// The fetch-filter condition over instance alias `i`, with parameters `$2..$7` (see
+/// [`FilterParams`]). Names, pinned versions and the duroxide-version range are all checked
+/// in the query, so items a node cannot run never block the ones it can.
+const FILTER_SQL: &str = "($2::boolean OR i.name = ANY($3::text[])) \
+     AND ($2::boolean OR i.version IS NULL \
+          OR (i.name, i.version) IN (SELECT p.n, p.v FROM UNNEST($4::text[], $5::text[]) AS p(n, v))) \
+     AND ($6::bigint IS NULL OR i.duroxide_version_key IS NULL \
+          OR i.duroxide_version_key BETWEEN $6 AND $7)";
+
+/// The bound values of [`FILTER_SQL`].
+struct FilterParams {
+    any_orchestration: bool,
+    names: Vec<String>,
+    pair_names: Vec<String>,
+    pair_versions: Vec<String>,
+    min_key: Option<i64>,
+    max_key: Option<i64>,
+}
+
+impl FilterParams {
+    fn new(filter: &FetchFilter) -> Self {
+        let mut p = FilterParams {
+            any_orchestration: filter.orchestrations.is_none(),
+            names: Vec::new(),
+            pair_names: Vec::new(),
+            pair_versions: Vec::new(),
+            min_key: filter.duroxide_versions.as_ref().map(|r| version_key(&r.min)),
+            max_key: filter.duroxide_versions.as_ref().map(|r| version_key(&r.max)),
+        };
+        for (name, versions) in filter.orchestrations.iter().flatten() {
+            p.names.push(name.clone());
+            for v in versions {
+                p.pair_names.push(name.clone());
+                p.pair_versions.push(v.clone());
+            }
+        }
+        p
+    }
+
+    fn bind<'q, O>(
+        self,
+        q: sqlx::query::QueryScalar<'q, Postgres, O, sqlx::postgres::PgArguments>,
+    ) -> sqlx::query::QueryScalar<'q, Postgres, O, sqlx::postgres::PgArguments> {
+        q.bind(self.any_orchestration)
+            .bind(self.names)
+            .bind(self.pair_names)
+            .bind(self.pair_versions)
+            .bind(self.min_key)
+            .bind(self.max_key)
+    }
+}
+
+/// What a notification asks this process to do.
+fn handle_notification(notifiers: &Arc<Notifiers>, payload: &str) {
+    match payload.split_once(':') {
+        Some(("o", at)) => notifiers.wake_orchestrator_at(at.parse().ok()),
+        Some(("f", instance)) => {
+            let _ = notifiers.finished.send(instance.to_string());
+        }
+        _ if payload == "w" => notifiers.worker.notify_waiters(),
+        _ => notifiers.orchestrator.notify_waiters(),
+    }
+}
+
+async fn listen_loop(pool: PgPool, channel: String, notifiers: Arc<Notifiers>) {
+    loop {
+        let mut listener = match PgListener::connect_with(&pool).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(error = %e, "postgres listener cannot connect; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        if let Err(e) = listener.listen(&channel).await {
+            tracing::warn!(error = %e, "postgres LISTEN failed; retrying");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
+        }
+        loop {
+            match listener.try_recv().await {
+                Ok(Some(n)) => handle_notification(&notifiers, n.payload()),
+                Ok(None) => {
+                    // Connection lost (sqlx reconnects): notifications may have been missed,
+                    // so wake everyone to poll once.
+                    notifiers.orchestrator.notify_waiters();
+                    notifiers.worker.notify_waiters();
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "postgres listener failed; reconnecting");
+                    notifiers.orchestrator.notify_waiters();
+                    notifiers.worker.notify_waiters();
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    break;
+                }
+            }
+        }
+    }
+}
+
+impl PostgresProvider {
+    /// Connects to `url` (`postgres://user:pass@host:port/db`), creates the schema if missing
+    /// and applies migrations. Safe to call from many processes at once.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), duroxide::ProviderError> {
+    /// use duroxide::{PostgresOptions, PostgresProvider};
+    /// let store = PostgresProvider::new(
+    ///     "postgres://postgres@127.0.0.1:5432/app",
+    ///     Some(PostgresOptions { schema: Some("orders".into()), ..Default::default() }),
+    /// )
+    /// .await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn new(url: &str, options: Option<PostgresOptions>) -> Result<Self, ProviderError> {
+        let options = options.unwrap_or_default();
+        let schema = options.schema.clone().unwrap_or_else(|| "public".to_string());
+        validate_schema_name(&schema)?;
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(ProviderError::Configuration(format!(
+                "bad PostgreSQL URL '{url}': expected postgres://user@host:port/database"
+            )));
+        }
+        let connect = PgConnectOptions::from_str(url)
+            .map_err(|e| ProviderError::Configuration(format!("bad PostgreSQL URL '{url}': {e}")))?
+            .application_name(&options.application_name);
+        // One direct connection first: a pool hides why it cannot connect behind a timeout.
+        let probe = tokio::time::timeout(options.acquire_timeout, PgConnection::connect_with(&connect))
+            .await
+            .map_err(|_| ProviderError::Storage(format!("cannot connect to '{url}': timed out")))?
+            .map_err(|e| match e {
+                sqlx::Error::Configuration(c) => ProviderError::Configuration(c.to_string()),
+                other => ProviderError::Storage(format!("cannot connect to '{url}': {other}")),
+            })?;
+        let _ = probe.close().await;
+        let search_path = format!("\"{schema}\"");
+        let extra = if options.listen { 1 } else { 0 };
+        let pool = PgPoolOptions::new()
+            .max_connections(options.max_connections.max(1) + extra)
+            .acquire_timeout(options.acquire_timeout)
+            .after_connect(move |conn, _meta| {
+                let search_path = search_path.clone();
+                Box::pin(async move {
+                    sqlx::query("SELECT set_config('search_path', $1, false)")
+                        .bind(search_path)
+                        .execute(conn)
+                        .await?;
+                    Ok(())
+                })
+            })
+            .connect_with(connect)
+            .await
+            .map_err(|e| match e {
+                sqlx::Error::Configuration(c) => ProviderError::Configuration(c.to_string()),
+                other => ProviderError::Storage(format!("cannot connect to '{url}': {other}")),
+            })?;
+        Self::migrate(&pool, &schema).await?;
+        let channel = format!("duroxide_{schema}");
+        let notifiers = Arc::new(Notifiers::default());
+        let listener = if options.listen {
+            Some(tokio::spawn(listen_loop(pool.clone(), channel.clone(), notifiers.clone())))
+        } else {
+            None
+        };
+        Ok(Self { pool, schema, channel, notifiers, listener })
+    }
+
+    /// The schema this store uses.
+    pub fn schema(&self) -> &str {
+        &self.schema
+    }
+
+    async fn migrate(pool: &PgPool, schema: &str) -> Result<(), ProviderError> {
+        let mut conn = pool.acquire().await.map_err(storage)?;
+        // `CREATE SCHEMA IF NOT EXISTS` races with itself; serialize per schema.
+        let key = format!("duroxide-schema:{schema}");
+        sqlx::query("SELECT pg_advisory_lock(hashtext($1))")
+            .bind(&key)
+            .execute(&mut *conn)
+            .await
+            .map_err(storage)?;
+        let result = async {
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\"")))
+                .execute(&mut *conn)
+                .await
+                .map_err(|e| ProviderError::Migration(format!("cannot create schema '{schema}': {e}")))?;
+            MIGRATOR
+                .run_direct(None, &mut *conn, false)
+                .await
+                .map_err(|e| ProviderError::Migration(e.to_string()))
+        }
+        .await;
+        let unlock =
+            sqlx::query("SELECT pg_advisory_unlock(hashtext($1))").bind(&key).execute(&mut *conn).await;
+        result?;
+        unlock.map_err(storage)?;
+        Ok(())
+    }
+
+    async fn begin(&self) -> Result<Transaction<'static, Postgres>, ProviderError> {
+        self.pool.begin().await.map_err(storage)
+    }
+
+    async fn notify(&self, conn: &mut PgConnection, payload: &str) -> Result<(), ProviderError> {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(&self.channel)
+            .bind(payload)
+            .execute(&mut *conn)
+            .await
+            .map_err(storage)?;
+        Ok(())
+    }
+
+    async fn notify_orchestrator(
+        &self,
+        conn: &mut PgConnection,
+        visible_at_ms: Option<u64>,
+    ) -> Result<(), ProviderError> {
+        match visible_at_ms {
+            Some(t) if t > crate::now_ms() => self.notify(conn, &format!("o:{t}")).await,
+            _ => self.notify(conn, "o").await,
+        }
+    }
+
+    async fn instance_row(
+        conn: &mut PgConnection,
+        instance: &str,
+    ) -> Result<Option<InstanceRecord>, ProviderError> {
+        let row = sqlx::query(
+            "SELECT instance_id, name, version, execution_id, state, output, error, custom_status, \
+             parent_instance, duroxide_version, status_note, created_at, updated_at \
+             FROM instances WHERE instance_id = $1",
+        )
+        .bind(instance)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(storage)?;
+        let Some(r) = row else { return Ok(None) };
+        let state: String = r.try_get("state").map_err(storage)?;
+        Ok(Some(InstanceRecord {
+            instance: r.try_get("instance_id").map_err(storage)?,
+            name: r.try_get("name").map_err(storage)?,
+            version: r.try_get("version").map_err(storage)?,
+            execution_id: r.try_get::<i64, _>("execution_id").map_err(storage)? as u64,
+            state: InstanceState::parse(&state)
+                .ok_or_else(|| ProviderError::Corrupt(format!("unknown instance state '{state}'")))?,
+            output: r.try_get("output").map_err(storage)?,
+            error: parse_details(r.try_get("error").map_err(storage)?),
+            custom_status: r.try_get("custom_status").map_err(storage)?,
+            parent_instance: r.try_get("parent_instance").map_err(storage)?,
+            duroxide_version: r.try_get("duroxide_version").map_err(storage)?,
+            status_note: r.try_get("status_note").map_err(storage)?,
+            created_at_ms: r.try_get::<i64, _>("created_at").map_err(storage)? as u64,
+            updated_at_ms: r.try_get::<i64, _>("updated_at").map_err(storage)? as u64,
+        }))
+    }
+
+    async fn insert_message(
+        conn: &mut PgConnection,
+        instance: &str,
+        message: &OrchestratorMessage,
+        visible_at_ms: Option<u64>,
+        now: u64,
+    ) -> Result<(), ProviderError> {
+        sqlx::query(
+            "INSERT INTO orchestrator_queue (instance_id, message, visible_at, enqueued_at) \
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(instance)
+        .bind(to_json(message)?)
+        .bind(ms(visible_at_ms.unwrap_or(now)))
+        .bind(ms(now))
+        .execute(&mut *conn)
+        .await
+        .map_err(storage)?;
+        Ok(())
+    }
+
+    /// Inserts an instance row; false when it exists already.
+    async fn insert_instance(
+        conn: &mut PgConnection,
+        instance: &str,
+        name: &str,
+        version: Option<&str>,
+        parent: Option<&str>,
+        now: u64,
+    ) -> Result<bool, ProviderError> {
+        let done = sqlx::query(
+            "INSERT INTO instances (instance_id, name, version, state, parent_instance, created_at, updated_at) \
+             VALUES ($1, $2, $3, 'Pending', $4, $5, $5) ON CONFLICT (instance_id) DO NOTHING",
+        )
+        .bind(instance)
+        .bind(name)
+        .bind(version)
+        .bind(parent)
+        .bind(ms(now))
+        .execute(&mut *conn)
+        .await
+        .map_err(storage)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn instance_exists(conn: &mut PgConnection, instance: &str) -> Result<bool, ProviderError> {
+        let row = sqlx::query("SELECT 1 FROM instances WHERE instance_id = $1")
+            .bind(instance)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(storage)?;
+        Ok(row.is_some())
+    }
+
+    async fn load_history(
+        conn: &mut PgConnection,
+        instance: &str,
+        execution_id: u64,
+    ) -> Result<(Vec<Event>, Option<String>, u64), ProviderError> {
+        let rows = sqlx::query(
+            "SELECT event_id, data FROM history WHERE instance_id = $1 AND execution_id = $2 ORDER BY event_id",
+        )
+        .bind(instance)
+        .bind(ms(execution_id))
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(storage)?;
+        let len = rows.len() as u64;
+        let mut events = Vec::with_capacity(rows.len());
+        for r in rows {
+            let data: String = r.try_get("data").map_err(storage)?;
+            match serde_json::from_str::<Event>(&data) {
+                Ok(e) => events.push(e),
+                Err(e) => {
+                    let id: i64 = r.try_get("event_id").map_err(storage)?;
+                    return Ok((
+                        Vec::new(),
+                        Some(format!("event {id} of execution {execution_id}: {e}")),
+                        len,
+                    ));
+                }
+            }
+        }
+        Ok((events, None, len))
+    }
+
+    /// One attempt of `fetch_work_item`: `Ok(None)` when a session claim lost a race (try
+    /// again), `Ok(Some(None))` when there is no work.
+    async fn try_fetch_work_item(
+        &self,
+        lock_timeout: Duration,
+        worker: &WorkerIdentity,
+    ) -> Result<Option<Option<ActivityWorkItem>>, ProviderError> {
+        let now = crate::now_ms();
+        let mut tx = self.begin().await?;
+        // Cancelled work whose worker died is dropped here.
+        sqlx::query("DELETE FROM worker_queue WHERE cancel_requested AND locked_until <= $1")
+            .bind(ms(now))
+            .execute(&mut *tx)
+            .await
+            .map_err(storage)?;
+        let held: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM sessions WHERE worker_id = $1 AND locked_until > $2")
+                .bind(&worker.worker_id)
+                .bind(ms(now))
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(storage)?;
+        let can_claim = held < i64::from(worker.max_sessions);
+        // Runnable: no session; or a session this worker holds; or (if it may claim more) a
+        // session nobody holds or whose lease expired.
+        let row = sqlx::query(
+            "SELECT w.id AS id, w.session_id AS session_id, \
+             COALESCE(s.worker_id = $1 AND s.locked_until > $2, FALSE) AS mine \
+             FROM worker_queue w LEFT JOIN sessions s ON s.session_id = w.session_id \
+             WHERE w.visible_at <= $2 AND (w.lock_token IS NULL OR w.locked_until <= $2) AND ( \
+               w.session_id IS NULL \
+               OR (s.worker_id = $1 AND s.locked_until > $2) \
+               OR ($3 AND (s.session_id IS NULL OR s.locked_until <= $2))) \
+             ORDER BY w.id LIMIT 1 FOR UPDATE OF w SKIP LOCKED",
+        )
+        .bind(&worker.worker_id)
+        .bind(ms(now))
+        .bind(can_claim)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(storage)?;
+        let Some(r) = row else { return Ok(Some(None)) };
+        let id: i64 = r.try_get("id").map_err(storage)?;
+        let session_id: Option<String> = r.try_get("session_id").map_err(storage)?;
+        let mine: bool = r.try_get("mine").map_err(storage)?;
+        let mut session_claimed = false;
+        if let Some(sid) = &session_id {
+            session_claimed = !mine;
+            // Claim or extend, unless another worker got a valid lease meanwhile.
+            let claimed = sqlx::query(
+                "INSERT INTO sessions (session_id, worker_id, locked_until, last_activity_at) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (session_id) DO UPDATE SET \
+                 worker_id = EXCLUDED.worker_id, locked_until = EXCLUDED.locked_until, \
+                 last_activity_at = EXCLUDED.last_activity_at \
+                 WHERE sessions.worker_id = EXCLUDED.worker_id OR sessions.locked_until <= $4",
+            )
+            .bind(sid)
+            .bind(&worker.worker_id)
+            .bind(ms(now + worker.session_lease.as_millis() as u64))
+            .bind(ms(now))
+            .execute(&mut *tx)
+            .await
+            .map_err(storage)?;
+            if claimed.rows_affected() == 0 {
+                return Ok(None);
+            }
+        }
+        let lock_token = token();
+        let r = sqlx::query(
+            "UPDATE worker_queue SET lock_token = $1, locked_until = $2, attempt_count = attempt_count + 1 \
+             WHERE id = $3 RETURNING instance_id, execution_id, event_id, name, input, attempt_count",
+        )
+        .bind(&lock_token)
+        .bind(ms(now + lock_timeout.as_millis() as u64))
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(storage)?;
+        let item = ActivityWorkItem {
+            instance: r.try_get("instance_id").map_err(storage)?,
+            execution_id: r.try_get::<i64, _>("execution_id").map_err(storage)? as u64,
+            event_id: r.try_get::<i64, _>("event_id").map_err(storage)? as u64,
+            name: r.try_get("name").map_err(storage)?,
+            input: r.try_get("input").map_err(storage)?,
+            session_id,
+            lock_token,
+            attempt: r.try_get::<i32, _>("attempt_count").map_err(storage)?.max(0) as u32,
+            session_claimed,
+        };
+        tx.commit().await.map_err(storage)?;
+        Ok(Some(Some(item)))
+    }
+
+    /// Locks the instance of the oldest visible message the filter allows, skipping
+    /// instances other transactions hold. Returns its id.
+    async fn lock_candidate(
+        tx: &mut PgConnection,
+        filter: &FetchFilter,
+        now: u64,
+    ) -> Result<Option<String>, ProviderError> {
+        let sql = format!(
+            "SELECT i.instance_id FROM orchestrator_queue q JOIN instances i ON i.instance_id = q.instance_id \
+             WHERE q.visible_at <= $1 AND (i.lock_token IS NULL OR i.locked_until <= $1) AND {FILTER_SQL} \
+             ORDER BY q.id LIMIT 1 FOR UPDATE OF i SKIP LOCKED"
+        );
+        let query = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql)).bind(ms(now));
+        FilterParams::new(filter).bind(query).fetch_optional(&mut *tx).await.map_err(storage)
+    }
+}
+
+#[async_trait::async_trait]
+impl Provider for PostgresProvider {
+    async fn create_instance(
+        &self,
+        instance: &str,
+        name: &str,
+        version: Option<&str>,
+        input: &str,
+    ) -> Result<(), ProviderError> {
+        let now = crate::now_ms();
+        let mut tx = self.begin().await?;
+        if !Self::insert_instance(&mut tx, instance, name, version, None, now).await? {
+            return Err(ProviderError::InstanceExists(instance.to_string()));
+        }
+        let msg = OrchestratorMessage::StartOrchestration {
+            name: name.to_string(),
+            version: version.map(str::to_string),
+            input: input.to_string(),
+            parent: None,
+        };
+        Self::insert_message(&mut tx, instance, &msg, None, now).await?;
+        self.notify_orchestrator(&mut tx, None).await?;
+        tx.commit().await.map_err(storage)?;
+        self.notifiers.wake_orchestrator_at(None);
+        Ok(())
+    }
+
+    async fn enqueue_message(&self, message: OutboundMessage) -> Result<(), ProviderError> {
+        let now = crate::now_ms();
+        let mut tx = self.begin().await?;
+        if !Self::instance_exists(&mut tx, &message.instance).await? {
+            return Err(ProviderError::InstanceNotFound(message.instance));
+        }
+        Self::insert_message(&mut tx, &message.instance, &message.message, message.visible_at_ms, now)
+            .await?;
+        self.notify_orchestrator(&mut tx, message.visible_at_ms).await?;
+        tx.commit().await.map_err(storage)?;
+        self.notifiers.wake_orchestrator_at(message.visible_at_ms);
+        Ok(())
+    }
+
+    async fn fetch_orchestration_item(
+        &self,
+        lock_timeout: Duration,
+        filter: &FetchFilter,
+    ) -> Result<Option<OrchestrationItem>, ProviderError> {
+        self.fetch_orchestration_item_cached(lock_timeout, filter, &|_| None).await
+    }
+
+    async fn fetch_orchestration_item_cached(
+        &self,
+        lock_timeout: Duration,
+        filter: &FetchFilter,
+        cached: &(dyn for<'s> Fn(&'s str) -> Option<(u64, u64)> + Send + Sync),
+    ) -> Result<Option<OrchestrationItem>, ProviderError> {
+        let now = crate::now_ms();
+        let mut tx = self.begin().await?;
+        let Some(instance) = Self::lock_candidate(&mut tx, filter, now).await? else {
+            return Ok(None);
+        };
+        let lock_token = token();
+        let locked_until = now + lock_timeout.as_millis() as u64;
+        sqlx::query("UPDATE instances SET lock_token = $1, locked_until = $2 WHERE instance_id = $3")
+            .bind(&lock_token)
+            .bind(ms(locked_until))
+            .bind(&instance)
+            .execute(&mut *tx)
+            .await
+            .map_err(storage)?;
+        let rows = sqlx::query(
+            "UPDATE orchestrator_queue SET lock_token = $1, attempt_count = attempt_count + 1 \
+             WHERE instance_id = $2 AND visible_at <= $3 RETURNING id, message, attempt_count",
+        )
+        .bind(&lock_token)
+        .bind(&instance)
+        .bind(ms(now))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(storage)?;
+        let mut rows = rows
+            .into_iter()
+            .map(|r| {
+                Ok((
+                    r.try_get::<i64, _>("id")?,
+                    r.try_get::<String, _>("message")?,
+                    r.try_get::<i32, _>("attempt_count")?,
+                ))
+            })
+            .collect::<Result<Vec<_>, sqlx::Error>>()
+            .map_err(storage)?;
+        rows.sort_by_key(|r| r.0);
+        let mut messages = Vec::with_capacity(rows.len());
+        let mut attempt = 0u32;
+        let mut unreadable = None;
+        for (id, data, count) in rows {
+            attempt = attempt.max(count.max(0) as u32);
+            match serde_json::from_str::<OrchestratorMessage>(&data) {
+                Ok(m) => messages.push(m),
+                Err(e) => unreadable = Some(format!("queued message {id}: {e}")),
+            }
+        }
+        let record = Self::instance_row(&mut tx, &instance)
+            .await?
+            .ok_or_else(|| ProviderError::Corrupt(format!("instance '{instance}' vanished")))?;
+        // A node that holds this execution in memory needs only the stored length to know
+        // its copy is current.
+        let known = cached(&instance).filter(|(exec, _)| *exec == record.execution_id);
+        let stored_len = match known {
+            Some(_) => Some(
+                sqlx::query_scalar::<_, i64>(
+                    "SELECT COUNT(*) FROM history WHERE instance_id = $1 AND execution_id = $2",
+                )
+                .bind(&instance)
+                .bind(ms(record.execution_id))
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(storage)? as u64,
+            ),
+            None => None,
+        };
+        let (history, history_error, history_len) = match (known, stored_len) {
+            (Some((_, len)), Some(stored)) if stored == len && len > 0 => (Vec::new(), None, len),
+            _ => Self::load_history(&mut tx, &instance, record.execution_id).await?,
+        };
+        tx.commit().await.map_err(storage)?;
+        Ok(Some(OrchestrationItem {
+            instance,
+            lock_token,
+            record,
+            history,
+            history_error: history_error.or(unreadable),
+            history_len,
+            messages,
+            attempt,
+        }))
+    }
+
+    async fn commit_turn(&self, lock_token: &str, commit: TurnCommit) -> Result<(), ProviderError> {
+        let now = crate::now_ms();
+        let mut tx = self.begin().await?;
+        let instance: Option<String> =
+            sqlx::query_scalar("SELECT instance_id FROM instances WHERE lock_token = $1 FOR UPDATE")
+                .bind(lock_token)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(storage)?;
+        let Some(instance) = instance else {
+            return Err(lock_lost("instance", lock_token));
+        };
+        let exec = ms(commit.execution_id);
+        let started = commit.new_events.iter().find_map(|e| match &e.kind {
+            EventKind::OrchestrationStarted { version, duroxide_version, .. } => {
+                Some((version.clone(), duroxide_version.clone()))
+            }
+            _ => None,
+        });
+        for e in &commit.new_events {
+            sqlx::query(
+                "INSERT INTO history (instance_id, execution_id, event_id, event_type, data) \
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(&instance)
+            .bind(exec)
+            .bind(ms(e.event_id))
+            .bind(e.kind.type_name())
+            .bind(to_json(e)?)
+            .execute(&mut *tx)
+            .await
+            .map_err(|err| ProviderError::Storage(format!("appending event {} failed: {err}", e.event_id)))?;
+        }
+        let exec_state = match commit.update.state {
+            InstanceState::Completed | InstanceState::Failed => commit.update.state,
+            _ if commit.next_execution_id.is_some() => InstanceState::Completed,
+            _ => InstanceState::Running,
+        };
+        if let Some((version, dv)) = &started {
+            sqlx::query(
+                "INSERT INTO executions (instance_id, execution_id, version, state, duroxide_version, \
+                 started_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6)",
+            )
+            .bind(&instance)
+            .bind(exec)
+            .bind(version)
+            .bind(exec_state.as_str())
+            .bind(dv)
+            .bind(ms(now))
+            .execute(&mut *tx)
+            .await
+            .map_err(storage)?;
+        } else if !commit.new_events.is_empty() {
+            sqlx::query(
+                "UPDATE executions SET state = $1, updated_at = $2 WHERE instance_id = $3 AND execution_id = $4",
+            )
+            .bind(exec_state.as_str())
+            .bind(ms(now))
+            .bind(&instance)
+            .bind(exec)
+            .execute(&mut *tx)
+            .await
+            .map_err(storage)?;
+        }
+        let u = &commit.update;
+        let error = u.error.as_ref().map(to_json).transpose()?;
+        let (set_cs, cs) = match &u.custom_status {
+            Some(v) => (true, v.clone()),
+            None => (false, None),
+        };
+        let next_exec = commit.next_execution_id.map(ms).unwrap_or(exec);
+        sqlx::query(
+            "UPDATE instances SET name = $1, version = $2, execution_id = $3, state = $4, output = $5, \
+             error = $6, custom_status = CASE WHEN $7 THEN $8 ELSE custom_status END, \
+             duroxide_version = COALESCE($9, duroxide_version), \
+             duroxide_version_key = COALESCE($10, duroxide_version_key), status_note = NULL, \
+             updated_at = $11, lock_token = NULL, locked_until = 0 WHERE instance_id = $12",
+        )
+        .bind(&u.name)
+        .bind(&u.version)
+        .bind(next_exec)
+        .bind(u.state.as_str())
+        .bind(&u.output)
+        .bind(error)
+        .bind(set_cs)
+        .bind(cs)
+        .bind(started.as_ref().map(|(_, dv)| dv.clone()))
+        .bind(started.as_ref().and_then(|(_, dv)| semver::Version::parse(dv).ok()).map(|v| version_key(&v)))
+        .bind(ms(now))
+        .bind(&instance)
+        .execute(&mut *tx)
+        .await
+        .map_err(storage)?;
+        for a in &commit.activities {
+            sqlx::query(
+                "INSERT INTO worker_queue (instance_id, execution_id, event_id, name, input, visible_at, \
+                 session_id) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                 ON CONFLICT (instance_id, execution_id, event_id) DO NOTHING",
+            )
+            .bind(&instance)
+            .bind(ms(a.execution_id))
+            .bind(ms(a.event_id))
+            .bind(&a.name)
+            .bind(&a.input)
+            .bind(ms(now))
+            .bind(&a.session_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(storage)?;
+        }
+        for id in &commit.cancelled_activities {
+            // Queued work is dropped; running work is flagged so its lock renewal fails.
+            sqlx::query(
+                "DELETE FROM worker_queue WHERE instance_id = $1 AND execution_id = $2 AND event_id = $3 \
+                 AND (lock_token IS NULL OR locked_until <= $4)",
+            )
+            .bind(&instance)
+            .bind(exec)
+            .bind(ms(*id))
+            .bind(ms(now))
+            .execute(&mut *tx)
+            .await
+            .map_err(storage)?;
+            sqlx::query(
+                "UPDATE worker_queue SET cancel_requested = TRUE \
+                 WHERE instance_id = $1 AND execution_id = $2 AND event_id = $3",
+            )
+            .bind(&instance)
+            .bind(exec)
+            .bind(ms(*id))
+            .execute(&mut *tx)
+            .await
+            .map_err(storage)?;
+        }
+        let mut wake_at: Vec<Option<u64>> = Vec::new();
+        for m in &commit.messages {
+            if let OrchestratorMessage::StartOrchestration { name, version, parent, .. } = &m.message {
+                let created = Self::insert_instance(
+                    &mut tx,
+                    &m.instance,
+                    name,
+                    version.as_deref(),
+                    parent.as_ref().map(|p| p.instance.as_str()),
+                    now,
+                )
+                .await?;
+                if !created {
+                    if let Some(p) = parent {
+                        let failure = OrchestratorMessage::SubOrchestrationFailed {
+                            execution_id: p.execution_id,
+                            event_id: p.event_id,
+                            details: ErrorDetails::configuration(format!(
+                                "cannot start sub-orchestration: instance '{}' already exists",
+                                m.instance
+                            )),
+                        };
+                        Self::insert_message(&mut tx, &p.instance, &failure, None, now).await?;
+                        wake_at.push(None);
+                    } else {
+                        tracing::warn!(instance = %m.instance, "detached start skipped: instance already exists");
+                    }
+                    continue;
+                }
+            } else if !Self::instance_exists(&mut tx, &m.instance).await? {
+                tracing::warn!(instance = %m.instance, message = m.message.type_name(), "message to unknown instance dropped");
+                continue;
+            }
+            Self::insert_message(&mut tx, &m.instance, &m.message, m.visible_at_ms, now).await?;
+            wake_at.push(m.visible_at_ms);
+        }
+        sqlx::query("DELETE FROM orchestrator_queue WHERE lock_token = $1")
+            .bind(lock_token)
+            .execute(&mut *tx)
+            .await
+            .map_err(storage)?;
+        // Cross-process wake-ups, delivered by PostgreSQL when the transaction commits.
+        let mut notified_now = false;
+        for w in &wake_at {
+            match w {
+                Some(t) if *t > now => self.notify_orchestrator(&mut tx, Some(*t)).await?,
+                _ if !notified_now => {
+                    notified_now = true;
+                    self.notify_orchestrator(&mut tx, None).await?;
+                }
+                _ => {}
+            }
+        }
+        if !commit.activities.is_empty() {
+            self.notify(&mut tx, "w").await?;
+        }
+        if commit.update.state.is_terminal() {
+            self.notify(&mut tx, &format!("f:{instance}")).await?;
+        }
+        tx.commit().await.map_err(storage)?;
+        for w in wake_at {
+            self.notifiers.wake_orchestrator_at(w);
+        }
+        if !commit.activities.is_empty() {
+            self.notifiers.worker.notify_waiters();
+        }
+        if commit.update.state.is_terminal() {
+            let _ = self.notifiers.finished.send(instance);
+        }
+        Ok(())
+    }
+
+    async fn abandon_orchestration_item(
+        &self,
+        lock_token: &str,
+        delay: Option<Duration>,
+        note: Option<String>,
+        count_attempt: bool,
+    ) -> Result<(), ProviderError> {
+        let now = crate::now_ms();
+        let visible = now + delay.map(|d| d.as_millis() as u64).unwrap_or(0);
+        let mut tx = self.begin().await?;
+        let done = sqlx::query(
+            "UPDATE instances SET lock_token = NULL, locked_until = 0, \
+             status_note = COALESCE($1, status_note), updated_at = $2 WHERE lock_token = $3",
+        )
+        .bind(note)
+        .bind(ms(now))
+        .bind(lock_token)
+        .execute(&mut *tx)
+        .await
+        .map_err(storage)?;
+        if done.rows_affected() == 0 {
+            return Err(lock_lost("instance", lock_token));
+        }
+        sqlx::query(
+            "UPDATE orchestrator_queue SET lock_token = NULL, visible_at = GREATEST(visible_at, $1), \
+             attempt_count = attempt_count - $2 WHERE lock_token = $3",
+        )
+        .bind(ms(visible))
+        .bind(if count_attempt { 0i32 } else { 1i32 })
+        .bind(lock_token)
+        .execute(&mut *tx)
+        .await
+        .map_err(storage)?;
+        self.notify_orchestrator(&mut tx, Some(visible)).await?;
+        tx.commit().await.map_err(storage)?;
+        self.notifiers.wake_orchestrator_at(Some(visible));
+        Ok(())
+    }
+
+    async fn renew_orchestration_lock(
+        &self,
+        lock_token: &str,
+        lock_timeout: Duration,
+    ) -> Result<(), ProviderError> {
+        let until = crate::now_ms() + lock_timeout.as_millis() as u64;
+        let done = sqlx::query("UPDATE instances SET locked_until = $1 WHERE lock_token = $2")
+            .bind(ms(until))
+            .bind(lock_token)
+            .execute(&self.pool)
+            .await
+            .map_err(storage)?;
+        if done.rows_affected() == 0 {
+            return Err(lock_lost("instance", lock_token));
+        }
+        Ok(())
+    }
+
+    async fn fetch_work_item(
+        &self,
+        lock_timeout: Duration,
+        worker: &WorkerIdentity,
+    ) -> Result<Option<ActivityWorkItem>, ProviderError> {
+        // A session claim can lose a race with another worker's; then look again.
+        for _ in 0..3 {
+            if let Some(found) = self.try_fetch_work_item(lock_timeout, worker).await? {
+                return Ok(found);
+            }
+        }
+        Ok(None)
+    }
+
+    async fn renew_sessions(
+        &self,
+        worker: &WorkerIdentity,
+        idle_timeout: Duration,
+    ) -> Result<Vec<String>, ProviderError> {
+        let now = crate::now_ms();
+        let idle_since = now.saturating_sub(idle_timeout.as_millis() as u64);
+        let mut tx = self.begin().await?;
+        let released: Vec<String> = sqlx::query_scalar(
+            "DELETE FROM sessions WHERE worker_id = $1 AND last_activity_at <= $2 AND NOT EXISTS ( \
+               SELECT 1 FROM worker_queue w WHERE w.session_id = sessions.session_id \
+               AND w.lock_token IS NOT NULL AND w.locked_until > $3) \
+             RETURNING session_id",
+        )
+        .bind(&worker.worker_id)
+        .bind(ms(idle_since))
+        .bind(ms(now))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(storage)?;
+        sqlx::query("UPDATE sessions SET locked_until = $1 WHERE worker_id = $2")
+            .bind(ms(now + worker.session_lease.as_millis() as u64))
+            .bind(&worker.worker_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(storage)?;
+        if !released.is_empty() {
+            // Work of released sessions may now go to other workers.
+            self.notify(&mut tx, "w").await?;
+        }
+        tx.commit().await.map_err(storage)?;
+        Ok(released)
+    }
+
+    async fn renew_work_item(&self, lock_token: &str, lock_timeout: Duration) -> Result<(), ProviderError> {
+        let until = crate::now_ms() + lock_timeout.as_millis() as u64;
+        let cancel: Option<bool> = sqlx::query_scalar(
+            "UPDATE worker_queue SET locked_until = $1 WHERE lock_token = $2 RETURNING cancel_requested",
+        )
+        .bind(ms(until))
+        .bind(lock_token)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(storage)?;
+        match cancel {
+            None => Err(lock_lost("activity", lock_token)),
+            Some(true) => Err(ProviderError::Cancelled),
+            Some(false) => Ok(()),
+        }
+    }
+
+    async fn complete_work_item(
+        &self,
+        lock_token: &str,
+        completion: OutboundMessage,
+    ) -> Result<(), ProviderError> {
+        let now = crate::now_ms();
+        let mut tx = self.begin().await?;
+        let session: Option<Option<String>> =
+            sqlx::query_scalar("DELETE FROM worker_queue WHERE lock_token = $1 RETURNING session_id")
+                .bind(lock_token)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(storage)?;
+        let Some(session) = session else {
+            return Err(lock_lost("activity", lock_token));
+        };
+        if let Some(sid) = session {
+            // The idle clock of a session starts when its last activity finished.
+            sqlx::query("UPDATE sessions SET last_activity_at = $1 WHERE session_id = $2")
+                .bind(ms(now))
+                .bind(sid)
+                .execute(&mut *tx)
+                .await
+                .map_err(storage)?;
+        }
+        Self::insert_message(&mut tx, &completion.instance, &completion.message, None, now).await?;
+        self.notify_orchestrator(&mut tx, None).await?;
+        tx.commit().await.map_err(storage)?;
+        self.notifiers.wake_orchestrator_at(None);
+        Ok(())
+    }
+
+    async fn abandon_work_item(
+        &self,
+        lock_token: &str,
+        delay: Option<Duration>,
+    ) -> Result<(), ProviderError> {
+        let visible = crate::now_ms() + delay.map(|d| d.as_millis() as u64).unwrap_or(0);
+        let mut tx = self.begin().await?;
+        let done = sqlx::query(
+            "UPDATE worker_queue SET lock_token = NULL, locked_until = 0, visible_at = $1 WHERE lock_token = $2",
+        )
+        .bind(ms(visible))
+        .bind(lock_token)
+        .execute(&mut *tx)
+        .await
+        .map_err(storage)?;
+        if done.rows_affected() > 0 {
+            self.notify(&mut tx, "w").await?;
+        }
+        tx.commit().await.map_err(storage)?;
+        Ok(())
+    }
+
+    async fn get_instance(&self, instance: &str) -> Result<Option<InstanceRecord>, ProviderError> {
+        let mut conn = self.pool.acquire().await.map_err(storage)?;
+        Self::instance_row(&mut conn, instance).await
+    }
+
+    async fn read_history(
+        &self,
+        instance: &str,
+        execution_id: Option<u64>,
+    ) -> Result<Vec<Event>, ProviderError> {
+        let mut conn = self.pool.acquire().await.map_err(storage)?;
+        let exec = match execution_id {
+            Some(e) => e,
+            None => match Self::instance_row(&mut conn, instance).await? {
+                Some(r) => r.execution_id,
+                None => return Err(ProviderError::InstanceNotFound(instance.to_string())),
+            },
+        };
+        let (events, err, _) = Self::load_history(&mut conn, instance, exec).await?;
+        match err {
+            Some(e) => Err(ProviderError::Corrupt(e)),
+            None => Ok(events),
+        }
+    }
+
+    async fn list_executions(&self, instance: &str) -> Result<Vec<ExecutionRecord>, ProviderError> {
+        let rows = sqlx::query(
+            "SELECT e.execution_id AS execution_id, e.version AS version, e.state AS state, \
+             (SELECT COUNT(*) FROM history h WHERE h.instance_id = e.instance_id \
+              AND h.execution_id = e.execution_id) AS n \
+             FROM executions e WHERE e.instance_id = $1 ORDER BY e.execution_id",
+        )
+        .bind(instance)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(storage)?;
+        rows.into_iter()
+            .map(|r| {
+                let state: String = r.try_get("state").map_err(storage)?;
+                Ok(ExecutionRecord {
+                    execution_id: r.try_get::<i64, _>("execution_id").map_err(storage)? as u64,
+                    version: r.try_get("version").map_err(storage)?,
+                    state: InstanceState::parse(&state).ok_or_else(|| {
+                        ProviderError::Corrupt(format!("unknown execution state '{state}'"))
+                    })?,
+                    event_count: r.try_get::<i64, _>("n").map_err(storage)? as u64,
+                })
+            })
+            .collect()
+    }
+
+    async fn list_instances(&self) -> Result<Vec<String>, ProviderError> {
+        sqlx::query_scalar("SELECT instance_id FROM instances ORDER BY created_at, instance_id COLLATE \"C\"")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(storage)
+    }
+
+    async fn list_blocked_instances(
+        &self,
+        filter: &FetchFilter,
+        limit: u32,
+    ) -> Result<Vec<BlockedInstance>, ProviderError> {
+        let now = crate::now_ms();
+        let sql = format!(
+            "SELECT DISTINCT i.instance_id FROM orchestrator_queue q \
+             JOIN instances i ON i.instance_id = q.instance_id \
+             WHERE q.visible_at <= $1 AND (i.lock_token IS NULL OR i.locked_until <= $1) \
+             AND NOT ({FILTER_SQL}) LIMIT $8"
+        );
+        let query = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql)).bind(ms(now));
+        let ids = FilterParams::new(filter)
+            .bind(query)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(storage)?;
+        let mut conn = self.pool.acquire().await.map_err(storage)?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(r) = Self::instance_row(&mut conn, &id).await? {
+                out.push(BlockedInstance {
+                    instance: r.instance,
+                    name: r.name,
+                    version: r.version,
+                    duroxide_version: r.duroxide_version,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    async fn count_instances_by_version(&self) -> Result<Vec<VersionCount>, ProviderError> {
+        // Byte order and NULLs first, like SQLite, so both stores list the same way.
+        let rows = sqlx::query(
+            "SELECT name, version, state, COUNT(*) AS n FROM instances GROUP BY name, version, state \
+             ORDER BY name COLLATE \"C\", version COLLATE \"C\" NULLS FIRST, state COLLATE \"C\"",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(storage)?;
+        rows.into_iter()
+            .map(|r| {
+                let state: String = r.try_get("state").map_err(storage)?;
+                Ok(VersionCount {
+                    name: r.try_get("name").map_err(storage)?,
+                    version: r.try_get("version").map_err(storage)?,
+                    state: InstanceState::parse(&state)
+                        .ok_or_else(|| ProviderError::Corrupt(format!("unknown instance state '{state}'")))?,
+                    count: r.try_get::<i64, _>("n").map_err(storage)? as u64,
+                })
+            })
+            .collect()
+    }
+
+    async fn export_instance(&self, instance: &str) -> Result<InstanceSnapshot, ProviderError> {
+        // One repeatable-read transaction, so the snapshot is consistent.
+        let mut tx = self.begin().await?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .execute(&mut *tx)
+            .await
+            .map_err(storage)?;
+        let record = Self::instance_row(&mut tx, instance)
+            .await?
+            .ok_or_else(|| ProviderError::InstanceNotFound(instance.to_string()))?;
+        let execs = sqlx::query(
+            "SELECT execution_id, version, state, duroxide_version FROM executions \
+             WHERE instance_id = $1 ORDER BY execution_id",
+        )
+        .bind(instance)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(storage)?;
+        let mut executions = Vec::with_capacity(execs.len());
+        for r in execs {
+            let execution_id = r.try_get::<i64, _>("execution_id").map_err(storage)? as u64;
+            let state: String = r.try_get("state").map_err(storage)?;
+            let (history, err, len) = Self::load_history(&mut tx, instance, execution_id).await?;
+            if let Some(e) = err {
+                return Err(ProviderError::Corrupt(e));
+            }
+            executions.push(ExecutionSnapshot {
+                record: ExecutionRecord {
+                    execution_id,
+                    version: r.try_get("version").map_err(storage)?,
+                    state: InstanceState::parse(&state).ok_or_else(|| {
+                        ProviderError::Corrupt(format!("unknown execution state '{state}'"))
+                    })?,
+                    event_count: len,
+                },
+                duroxide_version: r.try_get("duroxide_version").map_err(storage)?,
+                history,
+            });
+        }
+        let rows = sqlx::query(
+            "SELECT message, visible_at FROM orchestrator_queue WHERE instance_id = $1 ORDER BY id",
+        )
+        .bind(instance)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(storage)?;
+        let mut messages = Vec::with_capacity(rows.len());
+        for r in rows {
+            let data: String = r.try_get("message").map_err(storage)?;
+            messages.push(PendingMessage {
+                message: serde_json::from_str(&data)
+                    .map_err(|e| ProviderError::Corrupt(format!("queued message: {e}")))?,
+                visible_at_ms: r.try_get::<i64, _>("visible_at").map_err(storage)? as u64,
+            });
+        }
+        let rows = sqlx::query(
+            "SELECT execution_id, event_id, name, input, attempt_count, session_id FROM worker_queue \
+             WHERE instance_id = $1 AND NOT cancel_requested ORDER BY id",
+        )
+        .bind(instance)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(storage)?;
+        let mut activities = Vec::with_capacity(rows.len());
+        for r in rows {
+            activities.push(ActivityWorkItem {
+                instance: instance.to_string(),
+                execution_id: r.try_get::<i64, _>("execution_id").map_err(storage)? as u64,
+                event_id: r.try_get::<i64, _>("event_id").map_err(storage)? as u64,
+                name: r.try_get("name").map_err(storage)?,
+                input: r.try_get("input").map_err(storage)?,
+                session_id: r.try_get("session_id").map_err(storage)?,
+                lock_token: String::new(),
+                attempt: r.try_get::<i32, _>("attempt_count").map_err(storage)?.max(0) as u32,
+                session_claimed: false,
+            });
+        }
+        tx.rollback().await.map_err(storage)?;
+        Ok(InstanceSnapshot { record, executions, messages, activities })
+    }
+
+    async fn import_instance(&self, snapshot: InstanceSnapshot) -> Result<(), ProviderError> {
+        let now = crate::now_ms();
+        let r = &snapshot.record;
+        let mut tx = self.begin().await?;
+        let error = r.error.as_ref().map(to_json).transpose()?;
+        let dv_key = r
+            .duroxide_version
+            .as_deref()
+            .and_then(|v| semver::Version::parse(v).ok())
+            .map(|v| version_key(&v));
+        let done = sqlx::query(
+            "INSERT INTO instances (instance_id, name, version, execution_id, state, output, error, \
+             custom_status, parent_instance, duroxide_version, duroxide_version_key, status_note, \
+             created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+             ON CONFLICT (instance_id) DO NOTHING",
+        )
+        .bind(&r.instance)
+        .bind(&r.name)
+        .bind(&r.version)
+        .bind(ms(r.execution_id))
+        .bind(r.state.as_str())
+        .bind(&r.output)
+        .bind(error)
+        .bind(&r.custom_status)
+        .bind(&r.parent_instance)
+        .bind(&r.duroxide_version)
+        .bind(dv_key)
+        .bind(&r.status_note)
+        .bind(ms(r.created_at_ms))
+        .bind(ms(now))
+        .execute(&mut *tx)
+        .await
+        .map_err(storage)?;
+        if done.rows_affected() == 0 {
+            return Err(ProviderError::InstanceExists(r.instance.clone()));
+        }
+        for e in &snapshot.executions {
+            sqlx::query(
+                "INSERT INTO executions (instance_id, execution_id, version, state, duroxide_version, \
+                 started_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6)",
+            )
+            .bind(&r.instance)
+            .bind(ms(e.record.execution_id))
+            .bind(&e.record.version)
+            .bind(e.record.state.as_str())
+            .bind(&e.duroxide_version)
+            .bind(ms(now))
+            .execute(&mut *tx)
+            .await
+            .map_err(storage)?;
+            for ev in &e.history {
+                sqlx::query(
+                    "INSERT INTO history (instance_id, execution_id, event_id, event_type, data) \
+                     VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(&r.instance)
+                .bind(ms(e.record.execution_id))
+                .bind(ms(ev.event_id))
+                .bind(ev.kind.type_name())
+                .bind(to_json(ev)?)
+                .execute(&mut *tx)
+                .await
+                .map_err(storage)?;
+            }
+        }
+        for m in &snapshot.messages {
+            Self::insert_message(&mut tx, &r.instance, &m.message, Some(m.visible_at_ms), now).await?;
+        }
+        for a in &snapshot.activities {
+            sqlx::query(
+                "INSERT INTO worker_queue (instance_id, execution_id, event_id, name, input, visible_at, \
+                 attempt_count, session_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(&r.instance)
+            .bind(ms(a.execution_id))
+            .bind(ms(a.event_id))
+            .bind(&a.name)
+            .bind(&a.input)
+            .bind(ms(now))
+            .bind(i32::try_from(a.attempt).unwrap_or(i32::MAX))
+            .bind(&a.session_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(storage)?;
+        }
+        self.notify_orchestrator(&mut tx, None).await?;
+        self.notify(&mut tx, "w").await?;
+        tx.commit().await.map_err(storage)?;
+        self.notifiers.wake_orchestrator_at(None);
+        self.notifiers.worker.notify_waiters();
+        Ok(())
+    }
+
+    async fn set_status_note(&self, instance: &str, note: &str) -> Result<(), ProviderError> {
+        sqlx::query("UPDATE instances SET status_note = $1 WHERE instance_id = $2")
+            .bind(note)
+            .bind(instance)
+            .execute(&self.pool)
+            .await
+            .map_err(storage)?;
+        Ok(())
+    }
+
+    fn notifiers(&self) -> Option<Arc<Notifiers>> {
+        Some(self.notifiers.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schema_names_are_validated() {
+        for ok in ["public", "tenant_1", "_x", "a"] {
+            assert!(validate_schema_name(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "1abc", "Upper", "a-b", "a\"b", "pg_temp", &"x".repeat(49), "a b", "é"] {
+            assert!(matches!(validate_schema_name(bad), Err(ProviderError::Configuration(_))), "{bad}");
+        }
+    }
+
+    #[test]
+    fn notification_payloads() {
+        let n = Arc::new(Notifiers::default());
+        let mut rx = n.finished.subscribe();
+        handle_notification(&n, "f:inst-1");
+        assert_eq!(rx.try_recv().unwrap(), "inst-1");
+        handle_notification(&n, "w");
+        handle_notification(&n, "o");
+    }
+}

@@ -1,0 +1,447 @@
+//! End-to-end runtime scenarios on PostgreSQL, each in its own schema (dropped afterwards).
+//! Skipped with a message when `DUROXIDE_TEST_PG_URL` is unset (failing under `CI=true`).
+
+#[path = "pg_support/mod.rs"]
+mod pg;
+
+use duroxide::history::{Event, EventKind};
+use duroxide::prelude::*;
+use duroxide::{Either2, Provider};
+use std::collections::HashSet;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn fast_options() -> RuntimeOptions {
+    RuntimeOptions {
+        dispatcher_poll_interval: Duration::from_millis(50),
+        orchestration_lock_timeout: Duration::from_secs(5),
+        activity_lock_timeout: Duration::from_secs(5),
+        max_unregistered_backoff: Duration::from_millis(200),
+        ..Default::default()
+    }
+}
+
+/// Runs `body` with a fresh store (and the URL and schema, for opening more stores on it).
+async fn on_postgres<F, Fut>(body: F)
+where
+    F: FnOnce(Arc<dyn Provider>, String, String) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let Some(url) = pg::pg_url() else {
+        eprintln!("SKIPPED: {}", pg::skip_message());
+        return;
+    };
+    let schema = pg::random_schema();
+    let store: Arc<dyn Provider> = Arc::new(pg::open(&url, &schema).await);
+    let result = tokio::spawn(body(store, url.clone(), schema.clone())).await;
+    pg::drop_schema(&url, &schema).await;
+    if let Err(e) = result {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
+
+fn activities() -> ActivityRegistry {
+    ActivityRegistry::builder()
+        .register("Add1", |_ctx: ActivityContext, input: String| async move {
+            let n: i64 =
+                input.parse().map_err(|e| ActivityError::non_retryable(format!("bad number: {e}")))?;
+            Ok((n + 1).to_string())
+        })
+        .register("Sleep", |ctx: ActivityContext, input: String| async move {
+            let ms: u64 = input.parse().unwrap_or(100);
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(ms)) => Ok("slept".to_string()),
+                _ = ctx.cancelled() => Err(ActivityError::new("cancelled")),
+            }
+        })
+        .build()
+}
+
+fn orchestrations() -> OrchestrationRegistry {
+    OrchestrationRegistry::builder()
+        .register("Chain", |ctx: OrchestrationContext, input: String| async move {
+            let mut v = input;
+            for _ in 0..5 {
+                v = ctx.schedule_activity("Add1", &v).await?;
+            }
+            Ok(v)
+        })
+        .register("FanOut", |ctx: OrchestrationContext, _input: String| async move {
+            let tasks = (0..50).map(|i| ctx.schedule_activity("Add1", i.to_string())).collect();
+            let mut sum = 0i64;
+            for r in ctx.join(tasks).await {
+                sum += r?.parse::<i64>().map_err(|e| e.to_string())?;
+            }
+            Ok(sum.to_string())
+        })
+        .register("Timer", |ctx: OrchestrationContext, _input: String| async move {
+            let t0 = ctx.utc_now().await;
+            ctx.schedule_timer(Duration::from_millis(300)).await;
+            let t1 = ctx.utc_now().await;
+            Ok((t1.duration_since(t0).map_err(|e| e.to_string())? >= Duration::from_millis(300)).to_string())
+        })
+        .register("Deadline", |ctx: OrchestrationContext, input: String| async move {
+            let ms: u64 = input.parse().unwrap_or(200);
+            Ok(
+                match ctx
+                    .select2(ctx.schedule_wait("Approve"), ctx.schedule_timer(Duration::from_millis(ms)))
+                    .await
+                {
+                    Either2::First(data) => format!("approved:{data}"),
+                    Either2::Second(()) => "timed out".to_string(),
+                },
+            )
+        })
+        .register("Child", |ctx: OrchestrationContext, input: String| async move {
+            if input == "fail" {
+                return Err(OrchestrationError::application("child refused"));
+            }
+            Ok(ctx.schedule_activity("Add1", input).await?)
+        })
+        .register("Parent", |ctx: OrchestrationContext, input: String| async move {
+            match ctx.schedule_sub_orchestration("Child", input).await {
+                Ok(v) => Ok(format!("child said {v}")),
+                Err(e) => Ok(format!("child failed: {}", e.message)),
+            }
+        })
+        .register("Long", |ctx: OrchestrationContext, _input: String| async move {
+            Ok(ctx.schedule_activity("Sleep", "60000").await?)
+        })
+        .register("Counter", |ctx: OrchestrationContext, input: String| async move {
+            let n: u32 = input.parse().map_err(|e| format!("{e}"))?;
+            let n: u32 =
+                ctx.schedule_activity("Add1", n.to_string()).await?.parse().map_err(|e| format!("{e}"))?;
+            if n < 3 {
+                ctx.continue_as_new(n.to_string());
+                return Ok(String::new());
+            }
+            Ok(format!("done at {n} in execution {}", ctx.execution_id()))
+        })
+        .build()
+}
+
+async fn completed(client: &Client, instance: &str) -> String {
+    match client.wait_for_orchestration(instance, Duration::from_secs(30)).await.expect("finished in time") {
+        OrchestrationStatus::Completed { output } => output,
+        other => panic!("instance {instance} did not complete: {other:?}"),
+    }
+}
+
+/// Event ids run 1..n, each task completes at most once, at most one terminal event.
+fn assert_clean_history(history: &[Event]) {
+    let mut done = HashSet::new();
+    for (i, e) in history.iter().enumerate() {
+        assert_eq!(e.event_id, i as u64 + 1, "{history:?}");
+        let source = match &e.kind {
+            EventKind::ActivityCompleted { source_event_id, .. }
+            | EventKind::ActivityFailed { source_event_id, .. }
+            | EventKind::TimerFired { source_event_id, .. }
+            | EventKind::SubOrchestrationCompleted { source_event_id, .. }
+            | EventKind::SubOrchestrationFailed { source_event_id, .. } => Some(*source_event_id),
+            _ => None,
+        };
+        if let Some(s) = source {
+            assert!(done.insert(s), "task {s} completed twice: {history:?}");
+        }
+    }
+    assert!(history.iter().filter(|e| e.kind.is_terminal()).count() <= 1, "{history:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaining_and_fan_out_of_50() {
+    on_postgres(|store, _, _| async move {
+        let rt =
+            Runtime::start_with_options(store.clone(), activities(), orchestrations(), fast_options()).await;
+        let client = Client::new(store);
+        client.start_orchestration("chain", "Chain", "10").await.unwrap();
+        client.start_orchestration("fan", "FanOut", "").await.unwrap();
+        assert_eq!(completed(&client, "chain").await, "15");
+        assert_eq!(completed(&client, "fan").await, "1275");
+        for id in ["chain", "fan"] {
+            assert_clean_history(&client.read_execution_history(id, None).await.unwrap());
+        }
+        rt.shutdown(None).await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timers_and_external_events() {
+    on_postgres(|store, _, _| async move {
+        let rt =
+            Runtime::start_with_options(store.clone(), activities(), orchestrations(), fast_options()).await;
+        let client = Client::new(store);
+        client.start_orchestration("timer", "Timer", "").await.unwrap();
+        client.start_orchestration("dl-timeout", "Deadline", "100").await.unwrap();
+        client.start_orchestration("dl-event", "Deadline", "60000").await.unwrap();
+        client.raise_event("dl-event", "Approve", "yes").await.unwrap();
+        assert_eq!(completed(&client, "timer").await, "true");
+        assert_eq!(completed(&client, "dl-timeout").await, "timed out");
+        assert_eq!(completed(&client, "dl-event").await, "approved:yes");
+        rt.shutdown(None).await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sub_orchestrations() {
+    on_postgres(|store, _, _| async move {
+        let rt =
+            Runtime::start_with_options(store.clone(), activities(), orchestrations(), fast_options()).await;
+        let client = Client::new(store);
+        client.start_orchestration("p-ok", "Parent", "41").await.unwrap();
+        client.start_orchestration("p-fail", "Parent", "fail").await.unwrap();
+        assert_eq!(completed(&client, "p-ok").await, "child said 42");
+        assert_eq!(completed(&client, "p-fail").await, "child failed: child refused");
+        rt.shutdown(None).await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancellation_stops_a_running_activity() {
+    on_postgres(|store, _, _| async move {
+        let rt =
+            Runtime::start_with_options(store.clone(), activities(), orchestrations(), fast_options()).await;
+        let client = Client::new(store);
+        client.start_orchestration("long", "Long", "").await.unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        client.cancel_instance("long", "no longer needed").await.unwrap();
+        let status = client.wait_for_orchestration("long", Duration::from_secs(30)).await.unwrap();
+        assert_eq!(status, OrchestrationStatus::Cancelled { reason: "no longer needed".into() });
+        let t = Instant::now();
+        rt.shutdown(Some(Duration::from_secs(20))).await;
+        assert!(t.elapsed() < Duration::from_secs(15), "activity was not cancelled");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn continue_as_new_keeps_each_execution() {
+    on_postgres(|store, _, _| async move {
+        let rt =
+            Runtime::start_with_options(store.clone(), activities(), orchestrations(), fast_options()).await;
+        let client = Client::new(store);
+        client.start_orchestration("counter", "Counter", "0").await.unwrap();
+        assert_eq!(completed(&client, "counter").await, "done at 3 in execution 3");
+        let execs = client.list_executions("counter").await.unwrap();
+        assert_eq!(execs.iter().map(|e| e.execution_id).collect::<Vec<_>>(), vec![1, 2, 3]);
+        for e in &execs {
+            assert_clean_history(
+                &client.read_execution_history("counter", Some(e.execution_id)).await.unwrap(),
+            );
+        }
+        rt.shutdown(None).await;
+    })
+    .await;
+}
+
+/// Two runtimes on two stores (as two processes would be) share the work of one schema.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_runtimes_share_one_schema() {
+    on_postgres(|store, url, schema| async move {
+        let other: Arc<dyn Provider> = Arc::new(pg::open(&url, &schema).await);
+        let rt1 =
+            Runtime::start_with_options(store.clone(), activities(), orchestrations(), fast_options()).await;
+        let rt2 = Runtime::start_with_options(other, activities(), orchestrations(), fast_options()).await;
+        let client = Client::new(store);
+        for i in 0..20 {
+            client.start_orchestration(&format!("c{i}"), "Chain", &i.to_string()).await.unwrap();
+        }
+        for i in 0..20 {
+            assert_eq!(completed(&client, &format!("c{i}")).await, (i + 5).to_string());
+            assert_clean_history(&client.read_execution_history(&format!("c{i}"), None).await.unwrap());
+        }
+        rt1.shutdown(None).await;
+        rt2.shutdown(None).await;
+    })
+    .await;
+}
+
+/// A runtime that polls only every 30 s still reacts at once to work enqueued through
+/// another store: LISTEN/NOTIFY wakes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notify_wakes_an_idle_runtime_in_another_process() {
+    on_postgres(|store, url, schema| async move {
+        let runtime_store: Arc<dyn Provider> = Arc::new(pg::open(&url, &schema).await);
+        let options = RuntimeOptions { dispatcher_poll_interval: Duration::from_secs(30), ..fast_options() };
+        let rt = Runtime::start_with_options(runtime_store, activities(), orchestrations(), options).await;
+        // Let the dispatchers go idle.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let client = Client::new(store);
+        let t = Instant::now();
+        client.start_orchestration("wake", "Chain", "0").await.unwrap();
+        assert_eq!(completed(&client, "wake").await, "5");
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "took {:?}: notifications did not wake it",
+            t.elapsed()
+        );
+        rt.shutdown(None).await;
+    })
+    .await;
+}
+
+// ---------------------------------------------------------------------------------------
+// Several processes on one database, one of them killed with SIGKILL mid-run.
+
+const WORKER_ENV: &str = "DUROXIDE_PG_WORKER_SCHEMA";
+const JOBS: usize = 300;
+
+fn job_registries(url: String, schema: String) -> (ActivityRegistry, OrchestrationRegistry) {
+    let log = Arc::new(tokio::sync::OnceCell::<sqlx::PgPool>::new());
+    let activities = ActivityRegistry::builder()
+        .register("Work", move |_ctx: ActivityContext, key: String| {
+            let (log, url, schema) = (log.clone(), url.clone(), schema.clone());
+            async move {
+                let pool = log
+                    .get_or_try_init(|| sqlx::postgres::PgPoolOptions::new().max_connections(2).connect(&url))
+                    .await
+                    .map_err(|e| ActivityError::new(format!("log pool: {e}")))?;
+                let pid = std::process::id() as i64;
+                let insert =
+                    format!("INSERT INTO \"{schema}\".activity_log (key, pid, phase) VALUES ($1, $2, $3)");
+                let write = |phase: &'static str| {
+                    sqlx::query(sqlx::AssertSqlSafe(insert.clone())).bind(key.clone()).bind(pid).bind(phase)
+                };
+                write("start").execute(pool).await.map_err(|e| ActivityError::new(e.to_string()))?;
+                tokio::time::sleep(Duration::from_millis(60)).await;
+                write("done").execute(pool).await.map_err(|e| ActivityError::new(e.to_string()))?;
+                Ok(format!("{key}@{pid}"))
+            }
+        })
+        .build();
+    let orchestrations = OrchestrationRegistry::builder()
+        .register("Job", |ctx: OrchestrationContext, input: String| async move {
+            let a = ctx.schedule_activity("Work", format!("{input}:1")).await?;
+            ctx.schedule_timer(Duration::from_millis(100)).await;
+            let b = ctx.schedule_activity("Work", format!("{input}:2")).await?;
+            Ok(format!("{a}|{b}"))
+        })
+        .build();
+    (activities, orchestrations)
+}
+
+fn worker_options() -> RuntimeOptions {
+    RuntimeOptions {
+        dispatcher_poll_interval: Duration::from_millis(200),
+        orchestration_lock_timeout: Duration::from_secs(2),
+        activity_lock_timeout: Duration::from_secs(2),
+        worker_concurrency: 8,
+        ..Default::default()
+    }
+}
+
+/// The body of a worker process (re-executed from this test binary by the test below).
+/// Without its environment variable it does nothing, so it passes as a plain test.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg_worker_process() {
+    let (Ok(schema), Some(url)) = (std::env::var(WORKER_ENV), pg::pg_url()) else { return };
+    let store: Arc<dyn Provider> = Arc::new(pg::open(&url, &schema).await);
+    let (activities, orchestrations) = job_registries(url, schema);
+    let _rt = Runtime::start_with_options(store, activities, orchestrations, worker_options()).await;
+    // Runs until the parent kills it.
+    tokio::time::sleep(Duration::from_secs(600)).await;
+}
+
+struct Children(Vec<std::process::Child>);
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// 3 worker processes share one schema and run 300 orchestrations with activities and
+/// timers; one is killed with SIGKILL while it runs activities. Every instance completes
+/// with the right output, no history has a duplicate event, and the killed process's
+/// in-flight activities were retried by the others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_processes_survive_a_sigkill() {
+    on_postgres(|store, url, schema| async move {
+        let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&url).await.unwrap();
+        let create = format!("CREATE TABLE \"{schema}\".activity_log (key TEXT, pid BIGINT, phase TEXT)");
+        sqlx::query(sqlx::AssertSqlSafe(create)).execute(&mut admin).await.unwrap();
+        let exe = std::env::current_exe().unwrap();
+        let spawn = || {
+            std::process::Command::new(&exe)
+                .args(["pg_worker_process", "--exact", "--nocapture", "--test-threads", "1"])
+                .env(WORKER_ENV, &schema)
+                .env("DUROXIDE_TEST_PG_URL", &url)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("spawn worker process")
+        };
+        let mut children = Children((0..3).map(|_| spawn()).collect());
+        let victim = children.0[0].id() as i64;
+        let client = Client::new(store.clone());
+        for i in 0..JOBS {
+            client.start_orchestration(&format!("job-{i:03}"), "Job", format!("job-{i:03}")).await.unwrap();
+        }
+        // Kill the victim while it has an activity in flight (started, not done).
+        let in_flight = format!(
+            "SELECT COUNT(*) FROM \"{schema}\".activity_log s WHERE s.pid = $1 AND s.phase = 'start' \
+             AND NOT EXISTS (SELECT 1 FROM \"{schema}\".activity_log d WHERE d.key = s.key \
+             AND d.pid = s.pid AND d.phase = 'done')"
+        );
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(in_flight.clone()))
+                .bind(victim)
+                .fetch_one(&mut admin)
+                .await
+                .unwrap();
+            if n > 0 {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the victim never ran an activity");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        children.0[0].kill().expect("SIGKILL the victim");
+        children.0[0].wait().unwrap();
+
+        for i in 0..JOBS {
+            let id = format!("job-{i:03}");
+            let status = client.wait_for_orchestration(&id, Duration::from_secs(120)).await.unwrap();
+            let OrchestrationStatus::Completed { output } = status else { panic!("{id}: {status:?}") };
+            let keys: Vec<&str> = output.split('|').map(|p| p.split('@').next().unwrap()).collect();
+            assert_eq!(keys, vec![format!("{id}:1"), format!("{id}:2")], "{id}: {output}");
+            assert_clean_history(&client.read_execution_history(&id, None).await.unwrap());
+        }
+        // Activities the victim started but never finished were run again by the others.
+        let orphans: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT DISTINCT s.key FROM \"{schema}\".activity_log s WHERE s.pid = $1 AND s.phase = 'start' \
+             AND NOT EXISTS (SELECT 1 FROM \"{schema}\".activity_log d WHERE d.key = s.key \
+             AND d.pid = s.pid AND d.phase = 'done')"
+        )))
+        .bind(victim)
+        .fetch_all(&mut admin)
+        .await
+        .unwrap();
+        assert!(!orphans.is_empty());
+        for key in &orphans {
+            let redone: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                "SELECT COUNT(*) FROM \"{schema}\".activity_log WHERE key = $1 AND pid <> $2 AND phase = 'done'"
+            )))
+            .bind(key)
+            .bind(victim)
+            .fetch_one(&mut admin)
+            .await
+            .unwrap();
+            assert!(redone >= 1, "activity {key} of the killed process was not retried");
+        }
+        let pids: i64 =
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(DISTINCT pid) FROM \"{schema}\".activity_log")))
+                .fetch_one(&mut admin)
+                .await
+                .unwrap();
+        assert_eq!(pids, 3, "all three processes ran activities");
+        drop(children);
+    })
+    .await;
+}

@@ -1,0 +1,6 @@
+use duroxide::prelude::*;
+
+#[activity]
+struct NotAFunction;
+
+fn main() {}

@@ -1,0 +1,12 @@
+use duroxide::prelude::*;
+
+use tokio::fs;
+
+#[orchestration]
+async fn o(ctx: OrchestrationContext, input: u64) -> Result<u64, OrchestrationError> {
+    ctx.trace_info("checking stock");
+    let _config = fs::read("config.toml").await;
+    Ok(input)
+}
+
+fn main() {}
