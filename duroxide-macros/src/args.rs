@@ -1,10 +1,11 @@
-//! Parsing of the attribute arguments: `#[activity(name = "..")]` and
+//! Parsing of the attribute arguments: `#[activity(name = "..", retry(..))]` and
 //! `#[orchestration(name = "..", version = "x.y.z", accepts(Old => upgrade, ..))]`.
 //!
 //! Every key lives in [`Key`], so the parser, the "valid keys are" messages and the docs
 //! agree. Unknown and duplicate keys are reported (all of them, in one compile) and parsing
 //! goes on with the next key. Validation that needs the function signature (for example
-//! "an accepted shape equals the current input type") lives in `validate.rs`.
+//! "an accepted shape equals the current input type") lives in `validate.rs`; the keys and
+//! values inside `retry(..)` are parsed and checked in `retry.rs`.
 
 use std::fmt;
 
@@ -13,6 +14,7 @@ use syn::parse::{ParseStream, Parser};
 use syn::{Expr, Ident, LitStr, Token, Type};
 
 use crate::ctxt::Errors;
+use crate::retry::{self, Retry};
 
 /// Which macro is being expanded; decides which keys are valid and how messages read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,7 +27,7 @@ impl MacroKind {
     /// The keys this macro accepts, in documentation order.
     pub(crate) fn valid_keys(self) -> &'static [Key] {
         match self {
-            MacroKind::Activity => &[Key::Name],
+            MacroKind::Activity => &[Key::Name, Key::Retry],
             MacroKind::Orchestration => &[Key::Name, Key::Version, Key::Accepts],
         }
     }
@@ -65,16 +67,18 @@ pub(crate) enum Key {
     Name,
     Version,
     Accepts,
+    Retry,
 }
 
 impl Key {
-    const ALL: [Key; 3] = [Key::Name, Key::Version, Key::Accepts];
+    const ALL: [Key; 4] = [Key::Name, Key::Version, Key::Accepts, Key::Retry];
 
     fn as_str(self) -> &'static str {
         match self {
             Key::Name => "name",
             Key::Version => "version",
             Key::Accepts => "accepts",
+            Key::Retry => "retry",
         }
     }
 
@@ -99,6 +103,8 @@ pub(crate) struct Args {
     pub(crate) name: Option<LitStr>,
     pub(crate) version: Option<LitStr>,
     pub(crate) accepts: Vec<Accept>,
+    /// `retry(..)` of an activity, checked; `None` when absent or invalid.
+    pub(crate) retry: Option<Retry>,
 }
 
 /// One `OldType => upgrade_fn` entry of `accepts(..)`.
@@ -168,6 +174,9 @@ fn parse_entry(
                 " (activities are not versioned: register a new activity name instead)"
             }
             (MacroKind::Activity, Some(Key::Accepts)) => " (input compatibility is an orchestration feature)",
+            (MacroKind::Orchestration, Some(Key::Retry)) => {
+                " (retry policies belong to activities: put `retry(..)` on the `#[activity]`)"
+            }
             _ => "",
         };
         errors.error_spanned_by(
@@ -189,6 +198,7 @@ fn parse_entry(
     let parsed = match key {
         Key::Name | Key::Version => parse_string_value(key, &ident, input, errors),
         Key::Accepts => parse_accepts(&ident, input, errors).map(Value::Accepts),
+        Key::Retry => retry::parse(&ident, input, errors).map(Value::Retry),
     };
     if let Some(value) = parsed
         && !duplicate
@@ -197,6 +207,7 @@ fn parse_entry(
             (Key::Name, Value::Str(lit)) => args.name = Some(lit),
             (Key::Version, Value::Str(lit)) => args.version = Some(lit),
             (Key::Accepts, Value::Accepts(list)) => args.accepts = list,
+            (Key::Retry, Value::Retry(policy)) => args.retry = Some(policy),
             _ => unreachable!("value kind follows the key"),
         }
     }
@@ -205,6 +216,7 @@ fn parse_entry(
 enum Value {
     Str(LitStr),
     Accepts(Vec<Accept>),
+    Retry(Retry),
 }
 
 /// `key = "literal"`.
@@ -279,7 +291,7 @@ fn parse_accepts(ident: &Ident, input: ParseStream<'_>, errors: &Errors) -> Opti
     ok.then_some(list)
 }
 
-fn parenthesized<'a>(input: ParseStream<'a>) -> syn::Result<syn::parse::ParseBuffer<'a>> {
+pub(crate) fn parenthesized<'a>(input: ParseStream<'a>) -> syn::Result<syn::parse::ParseBuffer<'a>> {
     let content;
     syn::parenthesized!(content in input);
     Ok(content)
@@ -287,7 +299,7 @@ fn parenthesized<'a>(input: ParseStream<'a>) -> syn::Result<syn::parse::ParseBuf
 
 /// Consumes tokens up to (not including) the next top-level comma and returns them, so the
 /// parser can resume at the next key.
-fn skip_entry(input: ParseStream<'_>) -> TokenStream {
+pub(crate) fn skip_entry(input: ParseStream<'_>) -> TokenStream {
     let mut skipped = TokenStream::new();
     while !input.is_empty() && !input.peek(Token![,]) {
         match input.parse::<TokenTree>() {
@@ -353,7 +365,7 @@ mod tests {
     fn unknown_keys_list_the_valid_ones() {
         let (_, errors) = messages(MacroKind::Activity, quote!(nme = "x", version = "1.0.0"));
         assert_eq!(errors.len(), 2, "{errors:?}");
-        assert_eq!(errors[0], "unknown key `nme` for #[activity]; valid keys are `name`");
+        assert_eq!(errors[0], "unknown key `nme` for #[activity]; valid keys are `name`, `retry`");
         assert!(errors[1].contains("activities are not versioned"));
     }
 
@@ -370,6 +382,32 @@ mod tests {
         assert_eq!(errors.len(), 2, "{errors:?}");
         assert!(errors[0].starts_with("expected a string literal"));
         assert!(errors[1].starts_with("expected `name = "));
+    }
+
+    #[test]
+    fn retry_is_an_activity_key() {
+        let (args, errors) = messages(
+            MacroKind::Activity,
+            quote!(name = "Flaky", retry(max_attempts = 3, backoff = "fixed", initial = "2s")),
+        );
+        assert!(errors.is_empty(), "{errors:?}");
+        let policy = args.retry.unwrap();
+        assert_eq!(policy.max_attempts, 3);
+        assert_eq!(policy.backoff, retry::Backoff::Fixed(2_000));
+        assert_eq!(args.name.unwrap().value(), "Flaky");
+
+        // Errors inside `retry(..)` do not stop the keys after it.
+        let (args, errors) = messages(MacroKind::Activity, quote!(retry(max_attempts = 0), name = "Flaky"));
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(args.retry.is_none());
+        assert_eq!(args.name.unwrap().value(), "Flaky");
+
+        let (_, errors) = messages(MacroKind::Activity, quote!(retry(max_attempts = 2), retry(max_attempts = 3)));
+        assert_eq!(errors, ["duplicate key `retry`: each key may appear once"]);
+
+        let (_, errors) = messages(MacroKind::Orchestration, quote!(retry(max_attempts = 2)));
+        assert_eq!(errors.len(), 1);
+        assert!(errors[0].contains("retry policies belong to activities"), "{errors:?}");
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //!
 //! Use them through `duroxide::prelude` (or `duroxide::{activity, orchestration}`); the
 //! generated code names `::duroxide` paths only. `docs/macros.md` in the repository is the
-//! full guide. Internals: `args` parses the attribute, `validate` checks the signature,
+//! full guide. Internals: `args` parses the attribute (`retry` the `retry(..)` of an activity),
+//! `validate` checks the signature,
 //! `determinism` scans orchestration bodies, `expand` generates, `ctxt` collects errors so
 //! one compile reports all of them.
 #![forbid(unsafe_code)]
@@ -13,6 +14,7 @@ mod ast;
 mod ctxt;
 mod determinism;
 mod expand;
+mod retry;
 mod validate;
 
 use proc_macro::TokenStream;

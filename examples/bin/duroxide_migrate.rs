@@ -3,6 +3,7 @@
 //!
 //! ```sh
 //! cargo run -p duroxide-examples --bin duroxide-migrate -- sqlite:./old.db sqlite:./new.db
+//! cargo run -p duroxide-examples --bin duroxide-migrate -- sqlite:./old.db postgres://user@host/db
 //! cargo run -p duroxide-examples --bin duroxide-migrate -- --export sqlite:./old.db > instances.jsonl
 //! cargo run -p duroxide-examples --bin duroxide-migrate -- --import sqlite:./new.db < instances.jsonl
 //! ```
@@ -10,7 +11,7 @@
 //! Stop the runtimes on the source store first. Instances already present in the target
 //! are skipped, so an interrupted copy can be run again.
 
-use duroxide::{Provider, SqliteProvider};
+use duroxide::{PostgresProvider, Provider, SqliteProvider};
 use std::io::{Read, Write};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -20,7 +21,11 @@ async fn open(url: &str) -> Result<Arc<dyn Provider>, String> {
         let store = SqliteProvider::new(url, None).await.map_err(|e| format!("{url}: {e}"))?;
         return Ok(Arc::new(store));
     }
-    Err(format!("unsupported store URL '{url}' (expected sqlite:...)"))
+    if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        let store = PostgresProvider::new(url, None).await.map_err(|e| format!("{url}: {e}"))?;
+        return Ok(Arc::new(store));
+    }
+    Err(format!("unsupported store URL '{url}' (expected sqlite:... or postgres://...)"))
 }
 
 async fn run(args: Vec<String>) -> Result<String, String> {

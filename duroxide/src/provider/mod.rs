@@ -7,7 +7,9 @@
 //! consumed and releases the instance lock. A crash before that call loses nothing: the
 //! messages become visible again when the lock expires and the turn runs again.
 //!
-//! Implementations: [`sqlite`] (the embedded default).
+//! Implementations: [`sqlite`] (the embedded default) and `postgres` (feature `postgres`,
+//! for many processes on one database). The conformance suite every provider must pass is
+//! `validation` (feature `provider-test`); see `docs/providers.md`.
 
 #[cfg(feature = "postgres")]
 pub mod postgres;
