@@ -402,7 +402,8 @@ mod tests {
         assert!(args.retry.is_none());
         assert_eq!(args.name.unwrap().value(), "Flaky");
 
-        let (_, errors) = messages(MacroKind::Activity, quote!(retry(max_attempts = 2), retry(max_attempts = 3)));
+        let (_, errors) =
+            messages(MacroKind::Activity, quote!(retry(max_attempts = 2), retry(max_attempts = 3)));
         assert_eq!(errors, ["duplicate key `retry`: each key may appear once"]);
 
         let (_, errors) = messages(MacroKind::Orchestration, quote!(retry(max_attempts = 2)));

@@ -2,10 +2,9 @@
 //!
 //! Use them through `duroxide::prelude` (or `duroxide::{activity, orchestration}`); the
 //! generated code names `::duroxide` paths only. `docs/macros.md` in the repository is the
-//! full guide. Internals: `args` parses the attribute (`retry` the `retry(..)` of an activity),
-//! `validate` checks the signature,
-//! `determinism` scans orchestration bodies, `expand` generates, `ctxt` collects errors so
-//! one compile reports all of them.
+//! full guide. Internals: `args` parses the attribute (`retry` the `retry(..)` of an
+//! activity), `validate` checks the signature, `determinism` scans orchestration bodies,
+//! `expand` generates, `ctxt` collects errors so one compile reports all of them.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -25,8 +24,14 @@ use crate::args::MacroKind;
 /// activity.
 ///
 /// `In: DeserializeOwned + Serialize`, `Out: Serialize + DeserializeOwned`,
-/// `E: Into<ActivityError>`. Key: `name = ".."` (the registered name; default: the function's
-/// name).
+/// `E: Into<ActivityError>`. Keys:
+/// - `name = ".."`: the registered name (default: the function's name);
+/// - `retry(max_attempts = N, backoff = "..", initial = "..", max = "..", timeout = "..")`:
+///   the default retry policy, used by `ctx.call_with_retry(handle, input, None)`.
+///   `max_attempts` (at least 1) is required; `backoff` is `"none"`, `"fixed"`, `"linear"` or
+///   `"exponential"` (default); durations are literals such as `"250ms"`, `"10s"`, `"2m"`,
+///   `"1h"` (`initial` defaults to `"1s"`, `max` to `"60s"`, `timeout` per attempt to none).
+///   Every value is checked at compile time, each error underlining the bad literal.
 ///
 /// ```ignore
 /// #[activity(name = "ReserveStock")]
@@ -64,6 +69,18 @@ use crate::args::MacroKind;
 ///             -> BoxFuture<Result<Reservation, ActivityError>> {
 ///             Box::pin(async move {
 ///                 __duroxide_reserve_stock(ctx, input).await.map_err(Into::into)
+///             })
+///         }
+///
+///         // Only with `retry(..)`; for `retry(max_attempts = 5, initial = "100ms", max = "30s")`:
+///         fn retry_policy() -> Option<RetryPolicy> {
+///             Some(RetryPolicy {
+///                 max_attempts: 5,
+///                 backoff: Backoff::Exponential {
+///                     initial: Duration::from_millis(100),
+///                     max: Duration::from_millis(30000),
+///                 },
+///                 timeout: None,
 ///             })
 ///         }
 ///     }

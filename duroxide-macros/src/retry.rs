@@ -73,7 +73,8 @@ pub(crate) enum BackoffKind {
 }
 
 impl BackoffKind {
-    const ALL: [BackoffKind; 4] = [BackoffKind::None, BackoffKind::Fixed, BackoffKind::Linear, BackoffKind::Exponential];
+    const ALL: [BackoffKind; 4] =
+        [BackoffKind::None, BackoffKind::Fixed, BackoffKind::Linear, BackoffKind::Exponential];
 
     fn as_str(self) -> &'static str {
         match self {
@@ -147,8 +148,7 @@ pub(crate) fn format_ms(ms: u64) -> String {
     format!("{ms}ms")
 }
 
-const DURATION_HINT: &str =
-    "expected a whole number followed by `ms`, `s`, `m` or `h`, such as \"250ms\", \"10s\", \"2m\", \"1h\" or \"1m30s\"";
+const DURATION_HINT: &str = "expected a whole number followed by `ms`, `s`, `m` or `h`, such as \"250ms\", \"10s\", \"2m\", \"1h\" or \"1m30s\"";
 
 /// Parses a duration literal's text into milliseconds: one or more `<digits><unit>` parts,
 /// units `ms`, `s`, `m`, `h`, no spaces (`"250ms"`, `"1m30s"`). The error says what is wrong
@@ -172,7 +172,9 @@ pub(crate) fn parse_duration(text: &str) -> Result<u64, String> {
             let next = after.chars().next();
             return Err(match next {
                 None => format!("`{number}` is missing its unit; {DURATION_HINT}"),
-                Some('.') => format!("fractions are not supported (write \"1500ms\", not \"1.5s\"); {DURATION_HINT}"),
+                Some('.') => {
+                    format!("fractions are not supported (write \"1500ms\", not \"1.5s\"); {DURATION_HINT}")
+                }
                 Some(c) => format!("unexpected `{c}` after `{number}`; {DURATION_HINT}"),
             });
         }
@@ -210,7 +212,8 @@ struct Raw {
     timeout: Option<Result<Written<u64>, ()>>,
 }
 
-const EXAMPLE: &str = "retry(max_attempts = 5, backoff = \"exponential\", initial = \"100ms\", max = \"30s\")";
+const EXAMPLE: &str =
+    "retry(max_attempts = 5, backoff = \"exponential\", initial = \"100ms\", max = \"30s\")";
 
 /// Parses `retry(..)` (the input is at the parentheses, `ident` is `retry`). Records every
 /// problem in `errors`; returns the policy only when all of it is valid.
@@ -270,7 +273,10 @@ fn parse_entry(input: ParseStream<'_>, errors: &Errors, raw: &mut Raw, seen: &mu
         return false;
     };
     if seen.contains(&key) {
-        errors.error_spanned_by(&ident, format!("duplicate key `{key}` in `retry(..)`: each key may appear once"));
+        errors.error_spanned_by(
+            &ident,
+            format!("duplicate key `{key}` in `retry(..)`: each key may appear once"),
+        );
         skip_entry(input);
         return false;
     }
@@ -314,7 +320,8 @@ fn parse_entry(input: ParseStream<'_>, errors: &Errors, raw: &mut Raw, seen: &mu
 
 /// `max_attempts = N`, `N` a `u32` of at least 1.
 fn max_attempts(input: ParseStream<'_>, errors: &Errors) -> Result<u32, ()> {
-    const EXPECTED: &str = "expected a whole number of at least 1: `max_attempts = 5` (the first attempt included)";
+    const EXPECTED: &str =
+        "expected a whole number of at least 1: `max_attempts = 5` (the first attempt included)";
     if !input.peek(LitInt) {
         let bad = skip_entry(input);
         errors.error_spanned_by(bad, EXPECTED);
@@ -322,7 +329,10 @@ fn max_attempts(input: ParseStream<'_>, errors: &Errors) -> Result<u32, ()> {
     }
     let lit: LitInt = input.parse().map_err(|error| errors.push(error))?;
     if !matches!(lit.suffix(), "" | "u32") {
-        errors.error_spanned_by(&lit, format!("`max_attempts` is a `u32`; remove the `{}` suffix", lit.suffix()));
+        errors.error_spanned_by(
+            &lit,
+            format!("`max_attempts` is a `u32`; remove the `{}` suffix", lit.suffix()),
+        );
         return Err(());
     }
     match lit.base10_parse::<u32>() {
@@ -415,7 +425,10 @@ fn resolve(ident: &Ident, raw: Raw, errors: &Errors) -> Option<Retry> {
             for written in [&initial, &max].into_iter().flatten() {
                 errors.error_spanned_by(
                     &written.key,
-                    format!("`{}` has no effect with `backoff = \"none\"`: remove it, or choose a backoff", written.key),
+                    format!(
+                        "`{}` has no effect with `backoff = \"none\"`: remove it, or choose a backoff",
+                        written.key
+                    ),
                 );
                 ok = false;
             }
@@ -593,11 +606,16 @@ mod tests {
         assert!(r.is_none());
         assert_eq!(e.len(), 4, "{e:?}");
         assert!(e[0].starts_with("`max_attempts` must be at least 1"));
-        assert!(e[1].starts_with("unknown backoff \"random\"; expected one of \"none\", \"fixed\", \"linear\", \"exponential\""));
+        assert!(e[1].starts_with(
+            "unknown backoff \"random\"; expected one of \"none\", \"fixed\", \"linear\", \"exponential\""
+        ));
         assert!(e[2].starts_with("invalid duration \"1.5s\" for `initial`: fractions"));
         assert!(e[3].starts_with("expected a string literal: `timeout = \"10s\"`"));
         let (_, e) = retry(quote!(max_attempts = "5"));
-        assert_eq!(e, ["expected a whole number of at least 1: `max_attempts = 5` (the first attempt included)"]);
+        assert_eq!(
+            e,
+            ["expected a whole number of at least 1: `max_attempts = 5` (the first attempt included)"]
+        );
         let (_, e) = retry(quote!(max_attempts = 5i64));
         assert_eq!(e, ["`max_attempts` is a `u32`; remove the `i64` suffix"]);
         let (_, e) = retry(quote!(max_attempts = 4294967296));
@@ -633,7 +651,10 @@ mod tests {
     #[test]
     fn keys_that_do_not_fit_the_backoff() {
         let (_, e) = retry(quote!(max_attempts = 3, initial = "1m", max = "30s"));
-        assert_eq!(e, ["`initial` (1m) is longer than `max` (30s); the first wait cannot exceed the longest"]);
+        assert_eq!(
+            e,
+            ["`initial` (1m) is longer than `max` (30s); the first wait cannot exceed the longest"]
+        );
         let (_, e) = retry(quote!(max_attempts = 3, max = "500ms"));
         assert_eq!(e, ["`max` (500ms) is shorter than the default `initial` (1s); set `initial` too"]);
         let (_, e) = retry(quote!(max_attempts = 3, backoff = "none", initial = "1s", max = "2s"));

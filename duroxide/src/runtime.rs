@@ -1,7 +1,7 @@
 //! The runtime: orchestration and activity dispatchers over a [`Provider`].
 //!
 //! The orchestration dispatcher fetches a locked batch of messages for one instance, runs a
-//! turn with the [`ReplayEngine`](crate::replay::ReplayEngine) and commits the result in one
+//! turn with the [`crate::replay::ReplayEngine`] and commits the result in one
 //! [`Provider::commit_turn`] call. The activity dispatcher fetches peek-locked work items,
 //! renews their locks while they run and completes them atomically. Both wake at once on
 //! work enqueued in this process (through [`Notifiers`]) and poll only as a fallback for work

@@ -237,3 +237,133 @@ async fn code_change_fails_only_the_diverging_instance() {
     assert_eq!(completed(&client, "other-1").await, "y!>step");
     rt.shutdown(None).await;
 }
+
+const SHARED_JOBS: usize = 100;
+
+fn logged_activities(log_path: String) -> ActivityRegistry {
+    ActivityRegistry::builder()
+        .register("Logged", move |_ctx: ActivityContext, key: String| {
+            let log_path = log_path.clone();
+            async move {
+                let pid = std::process::id();
+                let append = |phase: &str| {
+                    use std::io::Write;
+                    let mut f =
+                        std::fs::OpenOptions::new().create(true).append(true).open(&log_path).unwrap();
+                    writeln!(f, "{key} {pid} {phase}").unwrap();
+                };
+                append("start");
+                tokio::time::sleep(Duration::from_millis(30)).await;
+                append("done");
+                Ok(format!("{key}@{pid}"))
+            }
+        })
+        .build()
+}
+
+fn job_orchestrations() -> OrchestrationRegistry {
+    OrchestrationRegistry::builder()
+        .register("Job", |ctx: OrchestrationContext, id: String| async move {
+            let a = ctx.schedule_activity("Logged", format!("{id}:1")).await?;
+            ctx.schedule_timer(Duration::from_millis(20)).await;
+            let b = ctx.schedule_activity("Logged", format!("{id}:2")).await?;
+            Ok(format!("{a}|{b}"))
+        })
+        .build()
+}
+
+/// Child-process half of `two_processes_share_a_sqlite_file_and_survive_a_sigkill`.
+#[test]
+fn sqlite_worker_process() {
+    let (Ok(url), Ok(log)) = (std::env::var("DUROXIDE_SHARED_DB"), std::env::var("DUROXIDE_SHARED_LOG"))
+    else {
+        return;
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async move {
+        let store: Arc<dyn Provider> = Arc::new(SqliteProvider::new(&url, None).await.unwrap());
+        let _rt =
+            Runtime::start_with_options(store, logged_activities(log), job_orchestrations(), fast_options())
+                .await;
+        tokio::time::sleep(Duration::from_secs(300)).await;
+    });
+}
+
+/// SQLite's file locks make several processes on one database file safe: every write is a
+/// `BEGIN IMMEDIATE` transaction, instance and activity locks carry tokens and expiry.
+/// Two worker processes share one file; one is SIGKILLed mid-run; all work completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_share_a_sqlite_file_and_survive_a_sigkill() {
+    let mut ts = file_store().await;
+    let dir = ts.dir.take().unwrap();
+    let log = dir.path().join("activities.log").display().to_string();
+    let client = Client::new(ts.store.clone());
+    let spawn = || {
+        std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["sqlite_worker_process", "--exact", "--nocapture", "--test-threads=1"])
+            .env("DUROXIDE_SHARED_DB", &ts.url)
+            .env("DUROXIDE_SHARED_LOG", &log)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn worker process")
+    };
+    let mut victim = spawn();
+    let mut survivor = spawn();
+    for i in 0..SHARED_JOBS {
+        client.start_orchestration(&format!("job-{i:03}"), "Job", format!("job-{i:03}")).await.unwrap();
+    }
+    let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
+    let in_flight = |text: &str, pid: u32| -> Vec<String> {
+        let lines: Vec<(&str, u32, &str)> = text
+            .lines()
+            .filter_map(|l| {
+                let mut p = l.split(' ');
+                Some((p.next()?, p.next()?.parse().ok()?, p.next()?))
+            })
+            .collect();
+        lines
+            .iter()
+            .filter(|(k, p, ph)| {
+                *p == pid
+                    && *ph == "start"
+                    && !lines.iter().any(|(k2, p2, ph2)| k2 == k && *p2 == pid && *ph2 == "done")
+            })
+            .map(|(k, _, _)| k.to_string())
+            .collect()
+    };
+    // Kill the victim while it has an activity in flight.
+    let mut orphans = Vec::new();
+    for _ in 0..3000 {
+        orphans = in_flight(&read_log(), victim.id());
+        if !orphans.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    assert!(!orphans.is_empty(), "the victim never ran an activity");
+    let victim_pid = victim.id();
+    victim.kill().expect("SIGKILL the victim");
+    let _ = victim.wait();
+    for i in 0..SHARED_JOBS {
+        let id = format!("job-{i:03}");
+        let status = client.wait_for_orchestration(&id, Duration::from_secs(120)).await.unwrap();
+        let OrchestrationStatus::Completed { output } = status else { panic!("{id}: {status:?}") };
+        let keys: Vec<&str> = output.split('|').map(|p| p.split('@').next().unwrap()).collect();
+        assert_eq!(keys, vec![format!("{id}:1"), format!("{id}:2")], "{id}: {output}");
+        assert_clean_history(&client.read_execution_history(&id, None).await.unwrap());
+    }
+    let text = read_log();
+    let orphans = in_flight(&text, victim_pid);
+    assert!(!orphans.is_empty());
+    for key in &orphans {
+        assert!(
+            text.lines().any(|l| l.starts_with(&format!("{key} "))
+                && l.ends_with(" done")
+                && !l.contains(&format!(" {victim_pid} "))),
+            "activity {key} of the killed process was not retried by the survivor"
+        );
+    }
+    let _ = survivor.kill();
+    let _ = survivor.wait();
+}
