@@ -55,6 +55,8 @@ pub struct SqliteProvider {
     pool: SqlitePool,
     /// Serializes this process's write transactions (see module docs).
     write_lock: tokio::sync::Mutex<()>,
+    /// Connections for lock-only writes (see `new`).
+    light_pool: SqlitePool,
     notifiers: Arc<Notifiers>,
 }
 
@@ -118,12 +120,31 @@ impl SqliteProvider {
         } else {
             SqlitePoolOptions::new().max_connections(options.max_connections.max(1))
         };
-        let pool = pool_opts.connect_with(connect).await.map_err(|e| match e {
+        let pool = pool_opts.connect_with(connect.clone()).await.map_err(|e| match e {
             sqlx::Error::Configuration(c) => ProviderError::Configuration(c.to_string()),
             other => ProviderError::Storage(format!("cannot open '{url}': {other}")),
         })?;
         MIGRATOR.run(&pool).await.map_err(|e| ProviderError::Migration(e.to_string()))?;
-        Ok(Self { pool, write_lock: tokio::sync::Mutex::new(()), notifiers: Arc::new(Notifiers::default()) })
+        // Lock-only writes (fetching and locking work, renewing and releasing locks) lose
+        // nothing that matters if a power loss drops them: the lock simply was not taken.
+        // They go through connections with `synchronous = NORMAL`, so only writes that
+        // record progress (turns, completions, new instances, events) wait for an fsync, and
+        // that fsync also covers the lock-only writes before it.
+        let light_pool = if memory {
+            pool.clone()
+        } else {
+            SqlitePoolOptions::new()
+                .max_connections(2)
+                .connect_with(connect.synchronous(SqliteSynchronous::Normal))
+                .await
+                .map_err(|e| ProviderError::Storage(format!("cannot open '{url}': {e}")))?
+        };
+        Ok(Self {
+            pool,
+            light_pool,
+            write_lock: tokio::sync::Mutex::new(()),
+            notifiers: Arc::new(Notifiers::default()),
+        })
     }
 
     /// A fresh private in-memory store.
@@ -136,6 +157,15 @@ impl SqliteProvider {
     ) -> Result<(tokio::sync::MutexGuard<'_, ()>, Transaction<'static, Sqlite>), ProviderError> {
         let guard = self.write_lock.lock().await;
         let tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(storage)?;
+        Ok((guard, tx))
+    }
+
+    /// A write transaction for lock-only changes (no fsync of its own; see `new`).
+    async fn begin_light(
+        &self,
+    ) -> Result<(tokio::sync::MutexGuard<'_, ()>, Transaction<'static, Sqlite>), ProviderError> {
+        let guard = self.write_lock.lock().await;
+        let tx = self.light_pool.begin_with("BEGIN IMMEDIATE").await.map_err(storage)?;
         Ok((guard, tx))
     }
 
@@ -309,7 +339,7 @@ impl Provider for SqliteProvider {
         cached: &(dyn for<'s> Fn(&'s str) -> Option<(u64, u64)> + Send + Sync),
     ) -> Result<Option<OrchestrationItem>, ProviderError> {
         let now = crate::now_ms();
-        let (_g, mut tx) = self.begin().await?;
+        let (_g, mut tx) = self.begin_light().await?;
         let (clause, binds) = filter_sql(filter);
         let sql = format!(
             "SELECT q.instance_id FROM orchestrator_queue q JOIN instances i ON i.instance_id = q.instance_id \
@@ -595,7 +625,7 @@ impl Provider for SqliteProvider {
     ) -> Result<(), ProviderError> {
         let now = crate::now_ms();
         let visible = now + delay.map(|d| d.as_millis() as u64).unwrap_or(0);
-        let (_g, mut tx) = self.begin().await?;
+        let (_g, mut tx) = self.begin_light().await?;
         let done = sqlx::query(
             "UPDATE instances SET lock_token = NULL, locked_until = 0, status_note = COALESCE(?, status_note), \
              updated_at = ? WHERE lock_token = ?",
@@ -630,7 +660,7 @@ impl Provider for SqliteProvider {
         lock_timeout: Duration,
     ) -> Result<(), ProviderError> {
         let until = crate::now_ms() + lock_timeout.as_millis() as u64;
-        let (_g, mut tx) = self.begin().await?;
+        let (_g, mut tx) = self.begin_light().await?;
         let done = sqlx::query("UPDATE instances SET locked_until = ? WHERE lock_token = ?")
             .bind(ms(until))
             .bind(lock_token)
@@ -650,7 +680,7 @@ impl Provider for SqliteProvider {
         worker: &WorkerIdentity,
     ) -> Result<Option<ActivityWorkItem>, ProviderError> {
         let now = crate::now_ms();
-        let (_g, mut tx) = self.begin().await?;
+        let (_g, mut tx) = self.begin_light().await?;
         // Cancelled work whose worker died is dropped here.
         sqlx::query("DELETE FROM worker_queue WHERE cancel_requested = 1 AND locked_until <= ?")
             .bind(ms(now))
@@ -739,7 +769,7 @@ impl Provider for SqliteProvider {
     ) -> Result<Vec<String>, ProviderError> {
         let now = crate::now_ms();
         let idle_since = now.saturating_sub(idle_timeout.as_millis() as u64);
-        let (_g, mut tx) = self.begin().await?;
+        let (_g, mut tx) = self.begin_light().await?;
         let released: Vec<String> = sqlx::query_scalar(
             "DELETE FROM sessions WHERE worker_id = ? AND last_activity_at <= ? AND NOT EXISTS ( \
                SELECT 1 FROM worker_queue w WHERE w.session_id = sessions.session_id \
@@ -764,7 +794,7 @@ impl Provider for SqliteProvider {
 
     async fn renew_work_item(&self, lock_token: &str, lock_timeout: Duration) -> Result<(), ProviderError> {
         let until = crate::now_ms() + lock_timeout.as_millis() as u64;
-        let (_g, mut tx) = self.begin().await?;
+        let (_g, mut tx) = self.begin_light().await?;
         let cancel: Option<i64> = sqlx::query_scalar(
             "UPDATE worker_queue SET locked_until = ? WHERE lock_token = ? RETURNING cancel_requested",
         )
@@ -818,7 +848,7 @@ impl Provider for SqliteProvider {
         delay: Option<Duration>,
     ) -> Result<(), ProviderError> {
         let visible = crate::now_ms() + delay.map(|d| d.as_millis() as u64).unwrap_or(0);
-        let (_g, mut tx) = self.begin().await?;
+        let (_g, mut tx) = self.begin_light().await?;
         sqlx::query("UPDATE worker_queue SET lock_token = NULL, locked_until = 0, visible_at = ? WHERE lock_token = ?")
             .bind(ms(visible))
             .bind(lock_token)
@@ -1108,7 +1138,7 @@ impl Provider for SqliteProvider {
     }
 
     async fn set_status_note(&self, instance: &str, note: &str) -> Result<(), ProviderError> {
-        let (_g, mut tx) = self.begin().await?;
+        let (_g, mut tx) = self.begin_light().await?;
         sqlx::query("UPDATE instances SET status_note = ? WHERE instance_id = ?")
             .bind(note)
             .bind(instance)
