@@ -141,7 +141,7 @@ impl fmt::Display for Retry {
 pub(crate) fn format_ms(ms: u64) -> String {
     const UNITS: [(u64, &str); 3] = [(3_600_000, "h"), (60_000, "m"), (1_000, "s")];
     for (size, unit) in UNITS {
-        if ms != 0 && ms % size == 0 {
+        if ms != 0 && ms.is_multiple_of(size) {
             return format!("{}{unit}", ms / size);
         }
     }
@@ -414,12 +414,6 @@ fn resolve(ident: &Ident, raw: Raw, errors: &Errors) -> Option<Retry> {
     let max = raw.max.transpose().ok()?;
     let timeout = raw.timeout.transpose().ok()?;
 
-    if let Some(timeout) = &timeout
-        && timeout.value == 0
-    {
-        errors.error_spanned_by(&timeout.lit, "the per-attempt `timeout` must be longer than zero");
-        ok = false;
-    }
     let backoff = match kind {
         BackoffKind::None => {
             for written in [&initial, &max].into_iter().flatten() {
@@ -479,6 +473,12 @@ fn resolve(ident: &Ident, raw: Raw, errors: &Errors) -> Option<Retry> {
             }
         }
     };
+    if let Some(timeout) = &timeout
+        && timeout.value == 0
+    {
+        errors.error_spanned_by(&timeout.lit, "the per-attempt `timeout` must be longer than zero");
+        ok = false;
+    }
     let max_attempts = max_attempts?;
     ok.then_some(Retry { max_attempts, backoff, timeout_ms: timeout.map(|t| t.value) })
 }

@@ -97,6 +97,9 @@ struct Inner {
     /// In-memory state of the sessions this worker holds (see `ActivityContext::session_state`).
     sessions: Mutex<HashMap<String, Arc<SessionState>>>,
     cache: Mutex<InstanceCache>,
+    /// Activity completions being committed in the background, and a bound on them.
+    completions: Mutex<tokio::task::JoinSet<()>>,
+    completion_slots: Arc<tokio::sync::Semaphore>,
 }
 
 /// A running node: dispatchers for orchestrations and activities.
@@ -149,6 +152,8 @@ impl Runtime {
             },
             sessions: Mutex::new(HashMap::new()),
             cache: Mutex::new(InstanceCache::default()),
+            completions: Mutex::new(tokio::task::JoinSet::new()),
+            completion_slots: Arc::new(tokio::sync::Semaphore::new(options.worker_concurrency.max(1) * 2)),
             options,
             filter,
         });
@@ -178,7 +183,14 @@ impl Runtime {
         let _ = self.stop.send(true);
         let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|e| e.into_inner()));
         let aborts: Vec<_> = tasks.iter().map(|t| t.abort_handle()).collect();
-        let all = futures::future::join_all(tasks);
+        let inner = self.inner.clone();
+        let all = async move {
+            futures::future::join_all(tasks).await;
+            // Then the activity completions still being committed.
+            let mut pending =
+                std::mem::take(&mut *inner.completions.lock().unwrap_or_else(|e| e.into_inner()));
+            while pending.join_next().await.is_some() {}
+        };
         if tokio::time::timeout(timeout.unwrap_or(Duration::from_secs(30)), all).await.is_err() {
             tracing::warn!("runtime shutdown timed out; aborting in-flight work");
             for a in aborts {
@@ -882,9 +894,18 @@ async fn run_activity(inner: &Inner, item: ActivityWorkItem) {
         return;
     };
     let completion = OutboundMessage { instance: item.instance.clone(), message, visible_at_ms: None };
-    if let Err(e) = inner.store.complete_work_item(&item.lock_token, completion).await {
-        tracing::warn!(activity = %item.name, instance = %item.instance, error = %e, "could not complete activity; it will be retried");
-    }
+    // The completion commits in the background so this worker slot can fetch the next
+    // activity while the store writes; the work item stays locked until the commit lands
+    // (a crash before it means the activity runs again). Bounded, and awaited on shutdown.
+    let Ok(permit) = inner.completion_slots.clone().acquire_owned().await else { return };
+    let store = inner.store.clone();
+    let task = async move {
+        if let Err(e) = store.complete_work_item(&item.lock_token, completion).await {
+            tracing::warn!(activity = %item.name, instance = %item.instance, error = %e, "could not complete activity; it will be retried");
+        }
+        drop(permit);
+    };
+    inner.completions.lock().unwrap_or_else(|e| e.into_inner()).spawn(task);
 }
 
 /// Renews this worker's session leases and releases idle sessions (and their state).
