@@ -792,14 +792,35 @@ async fn worker_loop(inner: Arc<Inner>, mut stop: watch::Receiver<bool>) {
     let fallback = Arc::new(Notifiers::default());
     let notifiers = inner.notifiers.clone().unwrap_or(fallback);
     let mut error_backoff = Duration::from_millis(50);
+    // The next activity, locked while the current one ran, so the fetch is off the critical
+    // path (one item ahead per worker slot).
+    let mut prefetched: Option<ActivityWorkItem> = None;
     while !*stop.borrow() {
         let notified = notifiers.worker.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        match inner.store.fetch_work_item(inner.options.activity_lock_timeout, &inner.worker).await {
+        let next = match prefetched.take() {
+            Some(item) => Ok(Some(item)),
+            None => inner.store.fetch_work_item(inner.options.activity_lock_timeout, &inner.worker).await,
+        };
+        match next {
             Ok(Some(item)) => {
                 error_backoff = Duration::from_millis(50);
-                run_activity(&inner, item).await;
+                let fetch_ahead = async {
+                    match inner
+                        .store
+                        .fetch_work_item(inner.options.activity_lock_timeout, &inner.worker)
+                        .await
+                    {
+                        Ok(next) => next,
+                        Err(e) => {
+                            tracing::debug!(error = %e, "fetching ahead failed");
+                            None
+                        }
+                    }
+                };
+                let ((), ahead) = tokio::join!(run_activity(&inner, item), fetch_ahead);
+                prefetched = ahead;
             }
             Ok(None) => {
                 if !idle(notified, inner.options.dispatcher_poll_interval, &mut stop).await {
@@ -812,6 +833,12 @@ async fn worker_loop(inner: Arc<Inner>, mut stop: watch::Receiver<bool>) {
                 error_backoff = (error_backoff * 2).min(Duration::from_secs(5));
             }
         }
+    }
+    // Shutting down: hand a fetched-ahead item back at once instead of letting its lock expire.
+    if let Some(item) = prefetched
+        && let Err(e) = inner.store.abandon_work_item(&item.lock_token, None).await
+    {
+        tracing::debug!(error = %e, "releasing a fetched-ahead activity failed; its lock will expire");
     }
 }
 
