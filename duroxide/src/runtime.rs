@@ -100,6 +100,7 @@ struct Inner {
     /// Activity completions being committed in the background, and a bound on them.
     completions: Mutex<tokio::task::JoinSet<()>>,
     completion_slots: Arc<tokio::sync::Semaphore>,
+    pending: Arc<Mutex<PendingCompletions>>,
 }
 
 /// A running node: dispatchers for orchestrations and activities.
@@ -153,6 +154,7 @@ impl Runtime {
             sessions: Mutex::new(HashMap::new()),
             cache: Mutex::new(InstanceCache::default()),
             completions: Mutex::new(tokio::task::JoinSet::new()),
+            pending: Arc::default(),
             completion_slots: Arc::new(tokio::sync::Semaphore::new(options.worker_concurrency.max(1) * 2)),
             options,
             filter,
@@ -921,18 +923,61 @@ async fn run_activity(inner: &Inner, item: ActivityWorkItem) {
         return;
     };
     let completion = OutboundMessage { instance: item.instance.clone(), message, visible_at_ms: None };
-    // The completion commits in the background so this worker slot can fetch the next
-    // activity while the store writes; the work item stays locked until the commit lands
-    // (a crash before it means the activity runs again). Bounded, and awaited on shutdown.
+    // The completion commits in the background so this worker slot can run the next
+    // activity while the store writes; completions that queue up meanwhile share one
+    // commit. The work item stays locked until its commit lands (a crash before it means the
+    // activity runs again). Bounded by `completion_slots`, awaited on shutdown.
     let Ok(permit) = inner.completion_slots.clone().acquire_owned().await else { return };
-    let store = inner.store.clone();
-    let task = async move {
-        if let Err(e) = store.complete_work_item(&item.lock_token, completion).await {
-            tracing::warn!(activity = %item.name, instance = %item.instance, error = %e, "could not complete activity; it will be retried");
-        }
-        drop(permit);
+    let start_flush = {
+        let mut pending = inner.pending.lock().unwrap_or_else(|e| e.into_inner());
+        pending.items.push(PendingCompletion {
+            token: item.lock_token.clone(),
+            completion,
+            name: item.name.clone(),
+            _permit: permit,
+        });
+        !std::mem::replace(&mut pending.flushing, true)
     };
-    inner.completions.lock().unwrap_or_else(|e| e.into_inner()).spawn(task);
+    if start_flush {
+        let (store, pending) = (inner.store.clone(), inner.pending.clone());
+        inner.completions.lock().unwrap_or_else(|e| e.into_inner()).spawn(flush_completions(store, pending));
+    }
+}
+
+/// An activity result waiting to be committed.
+struct PendingCompletion {
+    token: String,
+    completion: OutboundMessage,
+    name: String,
+    /// Released when the completion is committed (bounds the backlog).
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+#[derive(Default)]
+struct PendingCompletions {
+    items: Vec<PendingCompletion>,
+    /// A flush task is running; it takes whatever queues up until the queue is empty.
+    flushing: bool,
+}
+
+async fn flush_completions(store: Arc<dyn Provider>, pending: Arc<Mutex<PendingCompletions>>) {
+    loop {
+        let batch = {
+            let mut p = pending.lock().unwrap_or_else(|e| e.into_inner());
+            if p.items.is_empty() {
+                p.flushing = false;
+                return;
+            }
+            std::mem::take(&mut p.items)
+        };
+        let request = batch.iter().map(|c| (c.token.clone(), c.completion.clone())).collect();
+        let results = store.complete_work_items(request).await;
+        for (c, r) in batch.iter().zip(results) {
+            if let Err(e) = r {
+                tracing::warn!(activity = %c.name, instance = %c.completion.instance, error = %e, "could not complete activity; it will be retried");
+            }
+        }
+    }
 }
 
 /// Renews this worker's session leases and releases idle sessions (and their state).

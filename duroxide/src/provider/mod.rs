@@ -598,6 +598,20 @@ pub trait Provider: Send + Sync + 'static {
         completion: OutboundMessage,
     ) -> Result<(), ProviderError>;
 
+    /// Completes several work items at once (each as `complete_work_item` would), in one
+    /// transaction where the store can, so completions share one durable commit. Returns one
+    /// result per item, in order: a lost lock fails only its own item.
+    async fn complete_work_items(
+        &self,
+        items: Vec<(String, OutboundMessage)>,
+    ) -> Vec<Result<(), ProviderError>> {
+        let mut results = Vec::with_capacity(items.len());
+        for (token, completion) in items {
+            results.push(self.complete_work_item(&token, completion).await);
+        }
+        results
+    }
+
     /// Releases an activity lock; the item is retried after `delay`.
     async fn abandon_work_item(&self, lock_token: &str, delay: Option<Duration>)
     -> Result<(), ProviderError>;

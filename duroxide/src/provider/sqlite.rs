@@ -247,6 +247,33 @@ impl SqliteProvider {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Deletes a locked work item and enqueues its completion; false if the lock is gone.
+    async fn complete_in(
+        tx: &mut sqlx::SqliteConnection,
+        lock_token: &str,
+        completion: &OutboundMessage,
+        now: u64,
+    ) -> Result<bool, ProviderError> {
+        let session: Option<Option<String>> =
+            sqlx::query_scalar("DELETE FROM worker_queue WHERE lock_token = ? RETURNING session_id")
+                .bind(lock_token)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(storage)?;
+        let Some(session) = session else { return Ok(false) };
+        if let Some(sid) = session {
+            // The idle clock of a session starts when its last activity finished.
+            sqlx::query("UPDATE sessions SET last_activity_at = ? WHERE session_id = ?")
+                .bind(ms(now))
+                .bind(sid)
+                .execute(&mut *tx)
+                .await
+                .map_err(storage)?;
+        }
+        Self::insert_message(tx, &completion.instance, &completion.message, None, now).await?;
+        Ok(true)
+    }
+
     async fn load_history(
         conn: &mut sqlx::SqliteConnection,
         instance: &str,
@@ -816,30 +843,35 @@ impl Provider for SqliteProvider {
         lock_token: &str,
         completion: OutboundMessage,
     ) -> Result<(), ProviderError> {
+        let mut results = self.complete_work_items(vec![(lock_token.to_string(), completion)]).await;
+        results.pop().unwrap_or_else(|| Err(ProviderError::Storage("no result".into())))
+    }
+
+    async fn complete_work_items(
+        &self,
+        items: Vec<(String, OutboundMessage)>,
+    ) -> Vec<Result<(), ProviderError>> {
         let now = crate::now_ms();
-        let (_g, mut tx) = self.begin().await?;
-        let session: Option<Option<String>> =
-            sqlx::query_scalar("DELETE FROM worker_queue WHERE lock_token = ? RETURNING session_id")
-                .bind(lock_token)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(storage)?;
-        let Some(session) = session else {
-            return Err(ProviderError::LockLost(format!("activity lock {lock_token} is no longer held")));
+        let all_failed = |e: ProviderError, n: usize| (0..n).map(|_| Err(e.clone())).collect::<Vec<_>>();
+        let (_g, mut tx) = match self.begin().await {
+            Ok(t) => t,
+            Err(e) => return all_failed(e, items.len()),
         };
-        if let Some(sid) = session {
-            // The idle clock of a session starts when its last activity finished.
-            sqlx::query("UPDATE sessions SET last_activity_at = ? WHERE session_id = ?")
-                .bind(ms(now))
-                .bind(sid)
-                .execute(&mut *tx)
-                .await
-                .map_err(storage)?;
+        let mut results = Vec::with_capacity(items.len());
+        for (lock_token, completion) in &items {
+            match Self::complete_in(&mut tx, lock_token, completion, now).await {
+                Ok(true) => results.push(Ok(())),
+                Ok(false) => results.push(Err(ProviderError::LockLost(format!(
+                    "activity lock {lock_token} is no longer held"
+                )))),
+                Err(e) => return all_failed(e, items.len()),
+            }
         }
-        Self::insert_message(&mut tx, &completion.instance, &completion.message, None, now).await?;
-        tx.commit().await.map_err(storage)?;
+        if let Err(e) = tx.commit().await {
+            return all_failed(storage(e), items.len());
+        }
         self.notifiers.wake_orchestrator_at(None);
-        Ok(())
+        results
     }
 
     async fn abandon_work_item(
