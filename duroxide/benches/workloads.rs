@@ -80,8 +80,7 @@ fn report(workload: &str, store: &str, figures: &[(&str, f64)]) {
     println!("JSON {{\"workload\":\"{workload}\",\"store\":\"{store}\",{}}}", json.join(","));
 }
 
-/// Total and count of the activities' real sleep times (tokio's timer has 1 ms
-/// granularity, so a 10 ms sleep takes longer): the honest ceiling of `fanout`.
+/// Total and count of the activities' real sleep times: the honest ceiling of `fanout`.
 static SLEPT_US: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 static SLEEPS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
@@ -90,7 +89,11 @@ fn activities(sleep_ms: u64) -> ActivityRegistry {
         .register("Work", move |_ctx: ActivityContext, input: String| async move {
             if sleep_ms > 0 {
                 let t = Instant::now();
-                tokio::time::sleep(Duration::from_millis(sleep_ms)).await;
+                // tokio's timer rounds sleeps up to whole milliseconds (10 ms becomes about
+                // 11 ms); a thread sleep on the blocking pool keeps the workload's 10 ms exact.
+                let _ =
+                    tokio::task::spawn_blocking(move || std::thread::sleep(Duration::from_millis(sleep_ms)))
+                        .await;
                 SLEPT_US.fetch_add(t.elapsed().as_micros() as u64, std::sync::atomic::Ordering::Relaxed);
                 SLEEPS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
