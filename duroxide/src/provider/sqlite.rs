@@ -388,30 +388,34 @@ impl Provider for SqliteProvider {
             .execute(&mut *tx)
             .await
             .map_err(storage)?;
-        sqlx::query(
+        // Lock the visible messages and read them in one statement (RETURNING has no order:
+        // sort by id, the enqueue order).
+        let rows = sqlx::query(
             "UPDATE orchestrator_queue SET lock_token = ?, attempt_count = attempt_count + 1 \
-             WHERE instance_id = ? AND visible_at <= ?",
+             WHERE instance_id = ? AND visible_at <= ? RETURNING id, message, attempt_count",
         )
         .bind(&lock_token)
         .bind(&instance)
         .bind(ms(now))
-        .execute(&mut *tx)
-        .await
-        .map_err(storage)?;
-        let rows = sqlx::query(
-            "SELECT id, message, attempt_count FROM orchestrator_queue WHERE lock_token = ? ORDER BY id",
-        )
-        .bind(&lock_token)
         .fetch_all(&mut *tx)
         .await
         .map_err(storage)?;
+        let mut rows = rows
+            .into_iter()
+            .map(|r| {
+                Ok((
+                    r.try_get::<i64, _>("id").map_err(storage)?,
+                    r.try_get::<String, _>("message").map_err(storage)?,
+                    r.try_get::<i64, _>("attempt_count").map_err(storage)?,
+                ))
+            })
+            .collect::<Result<Vec<_>, ProviderError>>()?;
+        rows.sort_by_key(|(id, _, _)| *id);
         let mut messages = Vec::with_capacity(rows.len());
         let mut attempt = 0u32;
         let mut unreadable = None;
-        for r in rows {
-            let id: i64 = r.try_get("id").map_err(storage)?;
-            let data: String = r.try_get("message").map_err(storage)?;
-            attempt = attempt.max(r.try_get::<i64, _>("attempt_count").map_err(storage)? as u32);
+        for (id, data, attempts) in rows {
+            attempt = attempt.max(attempts as u32);
             match serde_json::from_str::<OrchestratorMessage>(&data) {
                 Ok(m) => messages.push(m),
                 Err(e) => unreadable = Some(format!("queued message {id}: {e}")),
@@ -455,15 +459,6 @@ impl Provider for SqliteProvider {
     async fn commit_turn(&self, lock_token: &str, commit: TurnCommit) -> Result<(), ProviderError> {
         let now = crate::now_ms();
         let (_g, mut tx) = self.begin().await?;
-        let instance: Option<String> =
-            sqlx::query_scalar("SELECT instance_id FROM instances WHERE lock_token = ?")
-                .bind(lock_token)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(storage)?;
-        let Some(instance) = instance else {
-            return Err(ProviderError::LockLost(format!("instance lock {lock_token} is no longer held")));
-        };
         let exec = ms(commit.execution_id);
         let started = commit.new_events.iter().find_map(|e| match &e.kind {
             EventKind::OrchestrationStarted { version, duroxide_version, .. } => {
@@ -471,6 +466,40 @@ impl Provider for SqliteProvider {
             }
             _ => None,
         });
+        // Updating the instance checks the lock in the same statement: no row means another
+        // node took the lock, and the whole turn is rolled back.
+        let u = &commit.update;
+        let error = u.error.as_ref().map(to_json).transpose()?;
+        let (set_cs, cs) = match &u.custom_status {
+            Some(v) => (1, v.clone()),
+            None => (0, None),
+        };
+        let next_exec = commit.next_execution_id.map(ms).unwrap_or(exec);
+        let instance: Option<String> = sqlx::query_scalar(
+            "UPDATE instances SET name = ?, version = ?, execution_id = ?, state = ?, output = ?, error = ?, \
+             custom_status = CASE WHEN ? = 1 THEN ? ELSE custom_status END, \
+             duroxide_version = COALESCE(?, duroxide_version), \
+             duroxide_version_key = COALESCE(?, duroxide_version_key), status_note = NULL, updated_at = ?, \
+             lock_token = NULL, locked_until = 0 WHERE lock_token = ? RETURNING instance_id",
+        )
+        .bind(&u.name)
+        .bind(&u.version)
+        .bind(next_exec)
+        .bind(u.state.as_str())
+        .bind(&u.output)
+        .bind(error)
+        .bind(set_cs)
+        .bind(cs)
+        .bind(started.as_ref().map(|(_, dv)| dv.clone()))
+        .bind(started.as_ref().and_then(|(_, dv)| semver::Version::parse(dv).ok()).map(|v| version_key(&v)))
+        .bind(ms(now))
+        .bind(lock_token)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(storage)?;
+        let Some(instance) = instance else {
+            return Err(ProviderError::LockLost(format!("instance lock {lock_token} is no longer held")));
+        };
         for e in &commit.new_events {
             sqlx::query("INSERT INTO history (instance_id, execution_id, event_id, event_type, data) VALUES (?, ?, ?, ?, ?)")
                 .bind(&instance)
@@ -502,7 +531,8 @@ impl Provider for SqliteProvider {
             .execute(&mut *tx)
             .await
             .map_err(storage)?;
-        } else if !commit.new_events.is_empty() {
+        } else if !commit.new_events.is_empty() && exec_state != InstanceState::Running {
+            // A running execution's row only changes when it ends.
             sqlx::query(
                 "UPDATE executions SET state = ?, updated_at = ? WHERE instance_id = ? AND execution_id = ?",
             )
@@ -514,35 +544,6 @@ impl Provider for SqliteProvider {
             .await
             .map_err(storage)?;
         }
-        let u = &commit.update;
-        let error = u.error.as_ref().map(to_json).transpose()?;
-        let (set_cs, cs) = match &u.custom_status {
-            Some(v) => (1, v.clone()),
-            None => (0, None),
-        };
-        let next_exec = commit.next_execution_id.map(ms).unwrap_or(exec);
-        sqlx::query(
-            "UPDATE instances SET name = ?, version = ?, execution_id = ?, state = ?, output = ?, error = ?, \
-             custom_status = CASE WHEN ? = 1 THEN ? ELSE custom_status END, \
-             duroxide_version = COALESCE(?, duroxide_version), \
-             duroxide_version_key = COALESCE(?, duroxide_version_key), status_note = NULL, updated_at = ?, \
-             lock_token = NULL, locked_until = 0 WHERE instance_id = ?",
-        )
-        .bind(&u.name)
-        .bind(&u.version)
-        .bind(next_exec)
-        .bind(u.state.as_str())
-        .bind(&u.output)
-        .bind(error)
-        .bind(set_cs)
-        .bind(cs)
-        .bind(started.as_ref().map(|(_, dv)| dv.clone()))
-        .bind(started.as_ref().and_then(|(_, dv)| semver::Version::parse(dv).ok()).map(|v| version_key(&v)))
-        .bind(ms(now))
-        .bind(&instance)
-        .execute(&mut *tx)
-        .await
-        .map_err(storage)?;
         for a in &commit.activities {
             sqlx::query(
                 "INSERT OR IGNORE INTO worker_queue (instance_id, execution_id, event_id, name, input, visible_at, session_id) \
@@ -708,41 +709,26 @@ impl Provider for SqliteProvider {
     ) -> Result<Option<ActivityWorkItem>, ProviderError> {
         let now = crate::now_ms();
         let (_g, mut tx) = self.begin_light().await?;
-        // Cancelled work whose worker died is dropped here.
-        sqlx::query("DELETE FROM worker_queue WHERE cancel_requested = 1 AND locked_until <= ?")
-            .bind(ms(now))
-            .execute(&mut *tx)
-            .await
-            .map_err(storage)?;
-        let held: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM sessions WHERE worker_id = ? AND locked_until > ?")
-                .bind(&worker.worker_id)
-                .bind(ms(now))
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(storage)?;
-        let can_claim = held < i64::from(worker.max_sessions);
-        // Runnable: no session; or a session this worker holds; or (if it may claim more) a
-        // session nobody holds or whose lease expired.
+        // Runnable: no session; or a session this worker holds; or, if it holds fewer than
+        // `max_sessions`, a session nobody holds or whose lease expired. Work cancelled by its
+        // orchestration is never handed out (renew_sessions deletes it once unlocked). One
+        // statement: fetching is on every activity's path.
         let row = sqlx::query(
             "SELECT w.id AS id, w.instance_id AS instance_id, w.execution_id AS execution_id, \
              w.event_id AS event_id, w.name AS name, w.input AS input, w.attempt_count AS attempt_count, \
-             w.session_id AS session_id, (s.worker_id = ? AND s.locked_until > ?) AS mine \
+             w.session_id AS session_id, (s.worker_id = ?1 AND s.locked_until > ?2) AS mine \
              FROM worker_queue w LEFT JOIN sessions s ON s.session_id = w.session_id \
-             WHERE w.visible_at <= ? AND (w.lock_token IS NULL OR w.locked_until <= ?) AND ( \
+             WHERE w.visible_at <= ?2 AND (w.lock_token IS NULL OR w.locked_until <= ?2) \
+               AND w.cancel_requested = 0 AND ( \
                w.session_id IS NULL \
-               OR (s.worker_id = ? AND s.locked_until > ?) \
-               OR (? AND (s.session_id IS NULL OR s.locked_until <= ?))) \
+               OR (s.worker_id = ?1 AND s.locked_until > ?2) \
+               OR ((s.session_id IS NULL OR s.locked_until <= ?2) AND \
+                   (SELECT COUNT(*) FROM sessions h WHERE h.worker_id = ?1 AND h.locked_until > ?2) < ?3)) \
              ORDER BY w.id LIMIT 1",
         )
         .bind(&worker.worker_id)
         .bind(ms(now))
-        .bind(ms(now))
-        .bind(ms(now))
-        .bind(&worker.worker_id)
-        .bind(ms(now))
-        .bind(can_claim)
-        .bind(ms(now))
+        .bind(i64::from(worker.max_sessions))
         .fetch_optional(&mut *tx)
         .await
         .map_err(storage)?;
@@ -797,6 +783,12 @@ impl Provider for SqliteProvider {
         let now = crate::now_ms();
         let idle_since = now.saturating_sub(idle_timeout.as_millis() as u64);
         let (_g, mut tx) = self.begin_light().await?;
+        // Housekeeping: work cancelled by its orchestration whose worker is gone.
+        sqlx::query("DELETE FROM worker_queue WHERE cancel_requested = 1 AND locked_until <= ?")
+            .bind(ms(now))
+            .execute(&mut *tx)
+            .await
+            .map_err(storage)?;
         let released: Vec<String> = sqlx::query_scalar(
             "DELETE FROM sessions WHERE worker_id = ? AND last_activity_at <= ? AND NOT EXISTS ( \
                SELECT 1 FROM worker_queue w WHERE w.session_id = sessions.session_id \
