@@ -173,33 +173,13 @@ impl SqliteProvider {
         conn: &mut sqlx::SqliteConnection,
         instance: &str,
     ) -> Result<Option<InstanceRecord>, ProviderError> {
-        let row = sqlx::query(
-            "SELECT instance_id, name, version, execution_id, state, output, error, custom_status, \
-             parent_instance, duroxide_version, status_note, created_at, updated_at \
-             FROM instances WHERE instance_id = ?",
-        )
-        .bind(instance)
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(storage)?;
-        let Some(r) = row else { return Ok(None) };
-        let state: String = r.try_get("state").map_err(storage)?;
-        Ok(Some(InstanceRecord {
-            instance: r.try_get("instance_id").map_err(storage)?,
-            name: r.try_get("name").map_err(storage)?,
-            version: r.try_get("version").map_err(storage)?,
-            execution_id: r.try_get::<i64, _>("execution_id").map_err(storage)? as u64,
-            state: InstanceState::parse(&state)
-                .ok_or_else(|| ProviderError::Corrupt(format!("unknown instance state '{state}'")))?,
-            output: r.try_get("output").map_err(storage)?,
-            error: parse_details(r.try_get("error").map_err(storage)?),
-            custom_status: r.try_get("custom_status").map_err(storage)?,
-            parent_instance: r.try_get("parent_instance").map_err(storage)?,
-            duroxide_version: r.try_get("duroxide_version").map_err(storage)?,
-            status_note: r.try_get("status_note").map_err(storage)?,
-            created_at_ms: r.try_get::<i64, _>("created_at").map_err(storage)? as u64,
-            updated_at_ms: r.try_get::<i64, _>("updated_at").map_err(storage)? as u64,
-        }))
+        let sql = format!("SELECT {INSTANCE_COLUMNS} FROM instances WHERE instance_id = ?");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(instance)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(storage)?;
+        row.as_ref().map(record_from_row).transpose()
     }
 
     async fn insert_message(
@@ -381,13 +361,21 @@ impl Provider for SqliteProvider {
         let Some(instance) = chosen else { return Ok(None) };
         let lock_token = token();
         let locked_until = now + lock_timeout.as_millis() as u64;
-        sqlx::query("UPDATE instances SET lock_token = ?, locked_until = ? WHERE instance_id = ?")
+        let sql = format!(
+            "UPDATE instances SET lock_token = ?, locked_until = ? WHERE instance_id = ? RETURNING {INSTANCE_COLUMNS}"
+        );
+        let locked = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(&lock_token)
             .bind(ms(locked_until))
             .bind(&instance)
-            .execute(&mut *tx)
+            .fetch_optional(&mut *tx)
             .await
             .map_err(storage)?;
+        let record = locked
+            .as_ref()
+            .map(record_from_row)
+            .transpose()?
+            .ok_or_else(|| ProviderError::Corrupt(format!("instance '{instance}' vanished")))?;
         // Lock the visible messages and read them in one statement (RETURNING has no order:
         // sort by id, the enqueue order).
         let rows = sqlx::query(
@@ -421,9 +409,6 @@ impl Provider for SqliteProvider {
                 Err(e) => unreadable = Some(format!("queued message {id}: {e}")),
             }
         }
-        let record = Self::instance_row(&mut tx, &instance)
-            .await?
-            .ok_or_else(|| ProviderError::Corrupt(format!("instance '{instance}' vanished")))?;
         let known = cached(&instance).filter(|(exec, _)| *exec == record.execution_id);
         let (history, history_error, history_len) = match known {
             Some((_, len)) => {
@@ -441,6 +426,8 @@ impl Provider for SqliteProvider {
                     Self::load_history(&mut tx, &instance, record.execution_id).await?
                 }
             }
+            // Never started: no history to read.
+            None if record.execution_id == 0 => (Vec::new(), None, 0),
             None => Self::load_history(&mut tx, &instance, record.execution_id).await?,
         };
         tx.commit().await.map_err(storage)?;
@@ -500,16 +487,22 @@ impl Provider for SqliteProvider {
         let Some(instance) = instance else {
             return Err(ProviderError::LockLost(format!("instance lock {lock_token} is no longer held")));
         };
-        for e in &commit.new_events {
-            sqlx::query("INSERT INTO history (instance_id, execution_id, event_id, event_type, data) VALUES (?, ?, ?, ?, ?)")
-                .bind(&instance)
-                .bind(exec)
-                .bind(ms(e.event_id))
-                .bind(e.kind.type_name())
-                .bind(to_json(e)?)
-                .execute(&mut *tx)
-                .await
-                .map_err(|err| ProviderError::Storage(format!("appending event {} failed: {err}", e.event_id)))?;
+        // One multi-row insert per turn (in chunks well under SQLite's bound-parameter limit).
+        for chunk in commit.new_events.chunks(100) {
+            let mut q = sqlx::QueryBuilder::<Sqlite>::new(
+                "INSERT INTO history (instance_id, execution_id, event_id, event_type, data) ",
+            );
+            let mut rows = Vec::with_capacity(chunk.len());
+            for e in chunk {
+                rows.push((e.event_id, e.kind.type_name(), to_json(e)?));
+            }
+            q.push_values(rows, |mut b, (id, ty, json)| {
+                b.push_bind(instance.clone()).push_bind(exec).push_bind(ms(id)).push_bind(ty).push_bind(json);
+            });
+            q.build().execute(&mut *tx).await.map_err(|err| {
+                let ids = chunk.iter().map(|e| e.event_id.to_string()).collect::<Vec<_>>().join(", ");
+                ProviderError::Storage(format!("appending events {ids} failed: {err}"))
+            })?;
         }
         let exec_state = match commit.update.state {
             InstanceState::Completed | InstanceState::Failed => commit.update.state,
@@ -1176,6 +1169,30 @@ impl Provider for SqliteProvider {
     fn notifiers(&self) -> Option<Arc<Notifiers>> {
         Some(self.notifiers.clone())
     }
+}
+
+/// The columns of an [`InstanceRecord`], for `SELECT` and `RETURNING`.
+const INSTANCE_COLUMNS: &str = "instance_id, name, version, execution_id, state, output, error, custom_status, \
+     parent_instance, duroxide_version, status_note, created_at, updated_at";
+
+fn record_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<InstanceRecord, ProviderError> {
+    let state: String = r.try_get("state").map_err(storage)?;
+    Ok(InstanceRecord {
+        instance: r.try_get("instance_id").map_err(storage)?,
+        name: r.try_get("name").map_err(storage)?,
+        version: r.try_get("version").map_err(storage)?,
+        execution_id: r.try_get::<i64, _>("execution_id").map_err(storage)? as u64,
+        state: InstanceState::parse(&state)
+            .ok_or_else(|| ProviderError::Corrupt(format!("unknown instance state '{state}'")))?,
+        output: r.try_get("output").map_err(storage)?,
+        error: parse_details(r.try_get("error").map_err(storage)?),
+        custom_status: r.try_get("custom_status").map_err(storage)?,
+        parent_instance: r.try_get("parent_instance").map_err(storage)?,
+        duroxide_version: r.try_get("duroxide_version").map_err(storage)?,
+        status_note: r.try_get("status_note").map_err(storage)?,
+        created_at_ms: r.try_get::<i64, _>("created_at").map_err(storage)? as u64,
+        updated_at_ms: r.try_get::<i64, _>("updated_at").map_err(storage)? as u64,
+    })
 }
 
 /// A value bound into a filter clause.
