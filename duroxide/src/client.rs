@@ -300,8 +300,18 @@ impl Client {
             let wait = poll.min(deadline - now);
             match finished.as_mut() {
                 Some(rx) => {
-                    // Wake on any instance finishing (then re-check), or after `wait`.
-                    let _ = tokio::time::timeout(wait, rx.recv()).await;
+                    // Re-read the status when this instance finishes (or notifications were
+                    // missed), not on every other instance's completion; `wait` bounds the
+                    // sleep for instances finished by other processes.
+                    let ours = async {
+                        loop {
+                            match rx.recv().await {
+                                Ok(id) if id != instance => continue,
+                                _ => return,
+                            }
+                        }
+                    };
+                    let _ = tokio::time::timeout(wait, ours).await;
                     poll = (poll * 2).min(Duration::from_millis(500));
                 }
                 None => {

@@ -172,7 +172,6 @@ impl OrchestrationContext {
             |_, _| None,
         );
         if let Some(id) = id {
-            st.register_task(id, TaskKind::External);
             st.subscribe(id, &name);
         }
         drop(st);

@@ -364,6 +364,29 @@ impl SemverRange {
     }
 }
 
+/// The contract for a `StartOrchestration` whose instance id is taken, shared by all stores:
+/// a sub-orchestration's parent is told (the returned message, to enqueue in the same
+/// transaction); a detached start is skipped with a warning.
+pub fn start_conflict_reply(start: &OutboundMessage) -> Option<OutboundMessage> {
+    let OrchestratorMessage::StartOrchestration { parent, .. } = &start.message else { return None };
+    let Some(p) = parent else {
+        tracing::warn!(instance = %start.instance, "detached start skipped: instance already exists");
+        return None;
+    };
+    Some(OutboundMessage {
+        instance: p.instance.clone(),
+        message: OrchestratorMessage::SubOrchestrationFailed {
+            execution_id: p.execution_id,
+            event_id: p.event_id,
+            details: ErrorDetails::configuration(format!(
+                "cannot start sub-orchestration: instance '{}' already exists",
+                start.instance
+            )),
+        },
+        visible_at_ms: None,
+    })
+}
+
 /// A sortable integer for a version (`major`, `minor`, `patch`, 20 bits each; pre-release
 /// tags are ignored), so stores can filter duroxide-version ranges in their queries.
 pub fn version_key(v: &semver::Version) -> i64 {
@@ -653,6 +676,8 @@ pub trait Provider: Send + Sync + 'static {
     async fn import_instance(&self, snapshot: InstanceSnapshot) -> Result<(), ProviderError>;
 
     /// Records why an instance is not making progress (shown in its status while pending).
+    /// Nodes call it periodically for every instance they cannot run, so a store should
+    /// not rewrite a note that is already there.
     async fn set_status_note(&self, instance: &str, note: &str) -> Result<(), ProviderError>;
 
     /// In-process wake-ups; `None` means dispatchers must poll.

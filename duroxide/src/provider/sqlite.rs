@@ -589,19 +589,9 @@ impl Provider for SqliteProvider {
                 )
                 .await?;
                 if !created {
-                    if let Some(p) = parent {
-                        let failure = OrchestratorMessage::SubOrchestrationFailed {
-                            execution_id: p.execution_id,
-                            event_id: p.event_id,
-                            details: ErrorDetails::configuration(format!(
-                                "cannot start sub-orchestration: instance '{}' already exists",
-                                m.instance
-                            )),
-                        };
-                        Self::insert_message(&mut tx, &p.instance, &failure, None, now).await?;
+                    if let Some(reply) = start_conflict_reply(m) {
+                        Self::insert_message(&mut tx, &reply.instance, &reply.message, None, now).await?;
                         wake_at.push(None);
-                    } else {
-                        tracing::warn!(instance = %m.instance, "detached start skipped: instance already exists");
                     }
                     continue;
                 }
@@ -1156,7 +1146,7 @@ impl Provider for SqliteProvider {
 
     async fn set_status_note(&self, instance: &str, note: &str) -> Result<(), ProviderError> {
         let (_g, mut tx) = self.begin_light().await?;
-        sqlx::query("UPDATE instances SET status_note = ? WHERE instance_id = ?")
+        sqlx::query("UPDATE instances SET status_note = ?1 WHERE instance_id = ?2 AND status_note IS NOT ?1")
             .bind(note)
             .bind(instance)
             .execute(&mut *tx)
