@@ -204,13 +204,7 @@ async fn code_change_fails_only_the_diverging_instance() {
     client.start_orchestration("flow-1", "Flow", "x").await.unwrap();
     client.start_orchestration("other-1", "Other", "y").await.unwrap();
     // Wait until flow-1 is waiting for its event (A completed, subscription recorded).
-    for _ in 0..500 {
-        let h = client.read_execution_history("flow-1", None).await.unwrap_or_default();
-        if h.iter().any(|e| matches!(e.kind, EventKind::ExternalSubscribed { .. })) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    common::wait_until_subscribed(&client, "flow-1").await;
     rt.shutdown(None).await;
 
     let rt = Runtime::start_with_options(

@@ -60,6 +60,13 @@ fn session_options() -> RuntimeOptions {
     }
 }
 
+/// A runtime ("worker process") with its own connections to the shared database file.
+async fn worker(url: &str, tag: &'static str, log: &Log, options: RuntimeOptions) -> Runtime {
+    let store: Arc<dyn Provider> = Arc::new(SqliteProvider::new(url, None).await.unwrap());
+    Runtime::start_with_options(store, session_activities(tag, log.clone()), chat_orchestrations(), options)
+        .await
+}
+
 fn workers_by_session(log: &Log) -> HashMap<String, Vec<String>> {
     let mut m: HashMap<String, Vec<String>> = HashMap::new();
     for (s, w, _) in log.lock().unwrap().iter() {
@@ -73,22 +80,8 @@ async fn session_activities_stay_on_one_worker_across_turns_and_orchestrations()
     let mut ts = file_store().await;
     let _dir = ts.dir.take();
     let log: Log = Arc::default();
-    let store_a: Arc<dyn Provider> = Arc::new(SqliteProvider::new(&ts.url, None).await.unwrap());
-    let store_b: Arc<dyn Provider> = Arc::new(SqliteProvider::new(&ts.url, None).await.unwrap());
-    let a = Runtime::start_with_options(
-        store_a,
-        session_activities("A", log.clone()),
-        chat_orchestrations(),
-        session_options(),
-    )
-    .await;
-    let b = Runtime::start_with_options(
-        store_b,
-        session_activities("B", log.clone()),
-        chat_orchestrations(),
-        session_options(),
-    )
-    .await;
+    let a = worker(&ts.url, "A", &log, session_options()).await;
+    let b = worker(&ts.url, "B", &log, session_options()).await;
     let client = Client::new(ts.store.clone());
     for i in 0..4 {
         client.start_orchestration(&format!("chat-{i}"), "Chat", format!("s{}", i % 2)).await.unwrap();
@@ -121,32 +114,12 @@ async fn crashed_workers_sessions_are_taken_over_after_the_lease() {
     let _dir = ts.dir.take();
     let log: Log = Arc::default();
     let client = Client::new(ts.store.clone());
-    let store_a: Arc<dyn Provider> = Arc::new(SqliteProvider::new(&ts.url, None).await.unwrap());
-    let a = Runtime::start_with_options(
-        store_a,
-        session_activities("A", log.clone()),
-        chat_orchestrations(),
-        session_options(),
-    )
-    .await;
+    let a = worker(&ts.url, "A", &log, session_options()).await;
     client.start_orchestration("w", "ChatWait", "s").await.unwrap();
     // Wait until A's result is recorded and the orchestration waits for the event.
-    for _ in 0..500 {
-        let h = client.read_execution_history("w", None).await.unwrap_or_default();
-        if h.iter().any(|e| matches!(e.kind, EventKind::ExternalSubscribed { .. })) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    common::wait_until_subscribed(&client, "w").await;
     drop(a); // crash: the session's lease is no longer renewed
-    let store_b: Arc<dyn Provider> = Arc::new(SqliteProvider::new(&ts.url, None).await.unwrap());
-    let b = Runtime::start_with_options(
-        store_b,
-        session_activities("B", log.clone()),
-        chat_orchestrations(),
-        session_options(),
-    )
-    .await;
+    let b = worker(&ts.url, "B", &log, session_options()).await;
     client.raise_event("w", "Go", "b").await.unwrap();
     // B takes over once A's lease (600 ms) expires; its state starts fresh.
     assert_eq!(completed(&client, "w").await, "A:a|B:b");
@@ -194,22 +167,8 @@ async fn session_cap_leaves_other_sessions_to_other_workers() {
     let _dir = ts.dir.take();
     let log: Log = Arc::default();
     let capped = RuntimeOptions { max_sessions_per_worker: 1, ..session_options() };
-    let store_a: Arc<dyn Provider> = Arc::new(SqliteProvider::new(&ts.url, None).await.unwrap());
-    let store_b: Arc<dyn Provider> = Arc::new(SqliteProvider::new(&ts.url, None).await.unwrap());
-    let a = Runtime::start_with_options(
-        store_a,
-        session_activities("A", log.clone()),
-        chat_orchestrations(),
-        capped.clone(),
-    )
-    .await;
-    let b = Runtime::start_with_options(
-        store_b,
-        session_activities("B", log.clone()),
-        chat_orchestrations(),
-        capped,
-    )
-    .await;
+    let a = worker(&ts.url, "A", &log, capped.clone()).await;
+    let b = worker(&ts.url, "B", &log, capped).await;
     let client = Client::new(ts.store.clone());
     client.start_orchestration("c0", "ChatWait", "s0").await.unwrap();
     client.start_orchestration("c1", "ChatWait", "s1").await.unwrap();
@@ -463,13 +422,7 @@ async fn crash_during_backoff_resumes_the_wait() {
     let client = Client::new(ts.store.clone());
     client.start_orchestration("r", "Retry", "").await.unwrap();
     // Wait until the backoff timer is recorded, then crash.
-    for _ in 0..500 {
-        let h = client.read_execution_history("r", None).await.unwrap_or_default();
-        if h.iter().any(|e| matches!(e.kind, EventKind::TimerCreated { .. })) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    common::wait_for_event(&client, "r", |k| matches!(k, EventKind::TimerCreated { .. })).await;
     drop(rt);
     let store: Arc<dyn Provider> = Arc::new(SqliteProvider::new(&ts.url, None).await.unwrap());
     let rt = Runtime::start_with_options(

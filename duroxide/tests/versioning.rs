@@ -4,8 +4,9 @@
 
 mod common;
 
-use common::{assert_clean_history, completed, fast_options, file_store, memory_store, wait};
-use duroxide::history::EventKind;
+use common::{
+    assert_clean_history, completed, fast_options, file_store, memory_store, wait, wait_until_subscribed,
+};
 use duroxide::prelude::*;
 use duroxide::registry::RegistryError;
 use duroxide::testing::{ReplayCheckError, TestHarness, replay_history};
@@ -64,17 +65,6 @@ fn v1_only() -> OrchestrationRegistry {
             },
         )
         .build()
-}
-
-async fn wait_until_subscribed(client: &Client, instance: &str) {
-    for _ in 0..500 {
-        let h = client.read_execution_history(instance, None).await.unwrap_or_default();
-        if h.iter().any(|e| matches!(e.kind, EventKind::ExternalSubscribed { .. })) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("{instance} never subscribed");
 }
 
 async fn version_of(client: &Client, instance: &str) -> Option<String> {

@@ -61,6 +61,24 @@ pub async fn completed(client: &Client, instance: &str) -> String {
     }
 }
 
+/// Waits (up to 5 s) until the current execution's history has an event matching `pred`;
+/// panics if it never does.
+pub async fn wait_for_event(client: &Client, instance: &str, pred: impl Fn(&EventKind) -> bool) {
+    for _ in 0..500 {
+        let h = client.read_execution_history(instance, None).await.unwrap_or_default();
+        if h.iter().any(|e| pred(&e.kind)) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("{instance} never recorded the awaited event");
+}
+
+/// Waits until `instance` subscribed to an external event.
+pub async fn wait_until_subscribed(client: &Client, instance: &str) {
+    wait_for_event(client, instance, |k| matches!(k, EventKind::ExternalSubscribed { .. })).await
+}
+
 /// Asserts a history is well-formed: ids 1..n, one terminal event at most, each scheduled
 /// task completed at most once.
 pub fn assert_clean_history(history: &[Event]) {
