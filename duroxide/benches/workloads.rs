@@ -245,7 +245,7 @@ async fn raw_commits_per_s(url: &str, seconds: u64) -> f64 {
 
 async fn overhead(store_kind: &str, seconds: u64) {
     let store = open(store_kind).await;
-    let opts = RuntimeOptions { orchestration_concurrency: 2, worker_concurrency: 4, ..Default::default() };
+    let opts = RuntimeOptions { orchestration_concurrency: 8, worker_concurrency: 8, ..Default::default() };
     let (orch_s, act_s, lat) = fanout_run(&store, 0, opts, seconds, 40).await;
     let raw_url = match store_kind {
         "memory" => "sqlite::memory:".to_string(),

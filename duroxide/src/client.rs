@@ -306,12 +306,20 @@ impl Client {
                     let ours = async {
                         loop {
                             match rx.recv().await {
-                                Ok(id) if id != instance => continue,
-                                _ => return,
+                                Ok(f) if f.instance != instance => continue,
+                                Ok(f) => return f.record,
+                                Err(_) => return None,
                             }
                         }
                     };
-                    let _ = tokio::time::timeout(wait, ours).await;
+                    // A notice from a commit in this process carries the final record:
+                    // no need to read it back.
+                    if let Ok(Some(record)) = tokio::time::timeout(wait, ours).await {
+                        let status = OrchestrationStatus::from_record(Some((*record).clone()));
+                        if status.is_terminal() {
+                            return Ok(status);
+                        }
+                    }
                     poll = (poll * 2).min(Duration::from_millis(500));
                 }
                 None => {

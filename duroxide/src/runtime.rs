@@ -11,8 +11,9 @@ use crate::context::tokio_util_lite::CancellationToken;
 use crate::context::{ActivityContext, SessionState};
 use crate::history::{ErrorDetails, Event, EventKind, ParentLink};
 use crate::provider::{
-    ActivityWorkItem, FetchFilter, InstanceState, InstanceUpdate, Notifiers, OrchestrationItem,
-    OrchestratorMessage, OutboundMessage, Provider, ProviderError, SemverRange, TurnCommit, WorkerIdentity,
+    ActivityWorkItem, FetchFilter, InstanceState, InstanceUpdate, LockAfterComplete, Notifiers,
+    OrchestrationItem, OrchestratorMessage, OutboundMessage, Provider, ProviderError, SemverRange,
+    TurnCommit, WorkerIdentity,
 };
 use crate::registry::{ActivityRegistry, OrchestrationRegistry};
 use crate::replay::{Action, ReplayEngine, TurnEnv, TurnOutcome, panic_message, started_event};
@@ -101,6 +102,12 @@ struct Inner {
     completions: Mutex<tokio::task::JoinSet<()>>,
     completion_slots: Arc<tokio::sync::Semaphore>,
     pending: Arc<Mutex<PendingCompletions>>,
+    /// Activities a turn locked for this node's idle workers (see `EagerActivities`).
+    eager: EagerActivities,
+    /// Turns running at once on this node (`orchestration_concurrency`): held by the
+    /// dispatchers while they fetch and run a turn, and by turns that completing activities
+    /// locked directly.
+    turn_slots: Arc<tokio::sync::Semaphore>,
 }
 
 /// A running node: dispatchers for orchestrations and activities.
@@ -155,6 +162,8 @@ impl Runtime {
             cache: Mutex::new(InstanceCache::default()),
             completions: Mutex::new(tokio::task::JoinSet::new()),
             pending: Arc::default(),
+            eager: EagerActivities::default(),
+            turn_slots: Arc::new(tokio::sync::Semaphore::new(options.orchestration_concurrency.max(1))),
             completion_slots: Arc::new(tokio::sync::Semaphore::new(options.worker_concurrency.max(1) * 2)),
             options,
             filter,
@@ -188,10 +197,16 @@ impl Runtime {
         let inner = self.inner.clone();
         let all = async move {
             futures::future::join_all(tasks).await;
-            // Then the activity completions still being committed.
-            let mut pending =
-                std::mem::take(&mut *inner.completions.lock().unwrap_or_else(|e| e.into_inner()));
-            while pending.join_next().await.is_some() {}
+            // Then the activity completions still being committed, and the turns they
+            // started (which may start more).
+            loop {
+                let mut pending =
+                    std::mem::take(&mut *inner.completions.lock().unwrap_or_else(|e| e.into_inner()));
+                if pending.is_empty() {
+                    break;
+                }
+                while pending.join_next().await.is_some() {}
+            }
         };
         if tokio::time::timeout(timeout.unwrap_or(Duration::from_secs(30)), all).await.is_err() {
             tracing::warn!("runtime shutdown timed out; aborting in-flight work");
@@ -208,6 +223,8 @@ impl Drop for Runtime {
         for t in self.tasks.lock().unwrap_or_else(|e| e.into_inner()).iter() {
             t.abort();
         }
+        // Completions being committed and the turns they started die too, as in a crash.
+        self.inner.completions.lock().unwrap_or_else(|e| e.into_inner()).abort_all();
     }
 }
 
@@ -304,11 +321,12 @@ async fn orchestration_loop(inner: Arc<Inner>, mut stop: watch::Receiver<bool>) 
         let notified = notifiers.orchestrator.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        let cache = &inner.cache;
-        let known = |instance: &str| {
-            let cache = cache.lock().unwrap_or_else(|e| e.into_inner());
-            cache.peek(instance).map(|c| (c.execution_id, c.engine.history_len() as u64))
+        let slot = tokio::select! {
+            slot = inner.turn_slots.clone().acquire_owned() => slot,
+            _ = stop.changed() => break,
         };
+        let Ok(slot) = slot else { break };
+        let known = |instance: &str| cached_position(&inner, instance);
         let fetched = inner
             .store
             .fetch_orchestration_item_cached(inner.options.orchestration_lock_timeout, &inner.filter, &known)
@@ -317,8 +335,10 @@ async fn orchestration_loop(inner: Arc<Inner>, mut stop: watch::Receiver<bool>) 
             Ok(Some(item)) => {
                 error_backoff = Duration::from_millis(50);
                 process_orchestration_item(&inner, item).await;
+                drop(slot);
             }
             Ok(None) => {
+                drop(slot);
                 if !idle(notified, inner.options.dispatcher_poll_interval, &mut stop).await {
                     break;
                 }
@@ -330,6 +350,13 @@ async fn orchestration_loop(inner: Arc<Inner>, mut stop: watch::Receiver<bool>) 
             }
         }
     }
+}
+
+/// Where this node's live copy of an instance stands, `(execution_id, history_len)`, so the
+/// store may skip reading its history.
+fn cached_position(inner: &Inner, instance: &str) -> Option<(u64, u64)> {
+    let cache = inner.cache.lock().unwrap_or_else(|e| e.into_inner());
+    cache.peek(instance).map(|c| (c.execution_id, c.engine.history_len() as u64))
 }
 
 fn update_from(item: &OrchestrationItem, name: &str, version: &str, state: InstanceState) -> InstanceUpdate {
@@ -406,6 +433,7 @@ async fn fail_without_replay(inner: &Inner, item: &OrchestrationItem, details: E
         update,
         next_execution_id: None,
         activities: Vec::new(),
+        activity_lock_timeout: Duration::ZERO,
         cancelled_activities: Vec::new(),
         messages,
     };
@@ -440,6 +468,7 @@ async fn process_orchestration_item(inner: &Inner, item: OrchestrationItem) {
             update,
             next_execution_id: None,
             activities: Vec::new(),
+            activity_lock_timeout: Duration::ZERO,
             cancelled_activities: Vec::new(),
             messages: Vec::new(),
         };
@@ -515,6 +544,7 @@ async fn process_orchestration_item(inner: &Inner, item: OrchestrationItem) {
         },
         next_execution_id: None,
         activities: Vec::new(),
+        activity_lock_timeout: opts.activity_lock_timeout,
         cancelled_activities: Vec::new(),
         messages: Vec::new(),
     };
@@ -620,7 +650,28 @@ async fn process_orchestration_item(inner: &Inner, item: OrchestrationItem) {
         }
     }
     let keep = !finished && inner.options.instance_cache_size > 0;
-    if commit_or_abandon(inner, &item, commit).await && keep {
+    // Activities this node's idle workers can start at once are stored locked for them and
+    // handed over after the commit, saving each a fetch from the store.
+    let eligible = commit
+        .activities
+        .iter()
+        .filter(|a| a.session_id.is_none() && inner.activities.get(&a.name).is_some())
+        .count();
+    let reserved = inner.eager.reserve(eligible);
+    let mut handed = Vec::with_capacity(reserved);
+    for a in commit.activities.iter_mut().filter(|a| a.session_id.is_none()) {
+        if handed.len() == reserved {
+            break;
+        }
+        if inner.activities.get(&a.name).is_some() {
+            a.lock_token = format!("eager-{}", uuid::Uuid::new_v4());
+            a.attempt = 1;
+            handed.push(a.clone());
+        }
+    }
+    let committed = commit_or_abandon(inner, &item, commit).await;
+    inner.eager.hand_over(reserved, if committed { handed } else { Vec::new() });
+    if committed && keep {
         let mut cache = inner.cache.lock().unwrap_or_else(|e| e.into_inner());
         cache.put(
             item.instance.clone(),
@@ -796,12 +847,18 @@ async fn worker_loop(inner: Arc<Inner>, mut stop: watch::Receiver<bool>) {
     let mut error_backoff = Duration::from_millis(50);
     // The next activity, locked while the current one ran, so the fetch is off the critical
     // path (one item ahead per worker slot).
-    let mut prefetched: Option<ActivityWorkItem> = None;
+    let mut prefetched: Option<(ActivityWorkItem, std::time::Instant)> = None;
     while !*stop.borrow() {
         let notified = notifiers.worker.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        let next = match prefetched.take() {
+        // Handed-over work first (a turn counted on an idle worker for it), then the item
+        // fetched ahead, then the store.
+        let held = match inner.eager.pop().or_else(|| prefetched.take()) {
+            Some((item, since)) => still_locked(&inner, item, since).await,
+            None => None,
+        };
+        let next = match held {
             Some(item) => Ok(Some(item)),
             None => inner.store.fetch_work_item(inner.options.activity_lock_timeout, &inner.worker).await,
         };
@@ -822,10 +879,23 @@ async fn worker_loop(inner: Arc<Inner>, mut stop: watch::Receiver<bool>) {
                     }
                 };
                 let ((), ahead) = tokio::join!(run_activity(&inner, item), fetch_ahead);
-                prefetched = ahead;
+                prefetched = ahead.map(|a| (a, std::time::Instant::now()));
             }
             Ok(None) => {
-                if !idle(notified, inner.options.dispatcher_poll_interval, &mut stop).await {
+                // Idle: wait for work in the store, or for a turn of this node to hand
+                // over an activity it locked for an idle worker.
+                let handed = inner.eager.notify.notified();
+                tokio::pin!(handed);
+                handed.as_mut().enable();
+                if !inner.eager.mark_idle() {
+                    continue; // an activity was handed over meanwhile
+                }
+                let go_on = tokio::select! {
+                    _ = handed => true,
+                    go_on = idle(notified, inner.options.dispatcher_poll_interval, &mut stop) => go_on,
+                };
+                inner.eager.unmark_idle();
+                if !go_on {
                     break;
                 }
             }
@@ -836,15 +906,110 @@ async fn worker_loop(inner: Arc<Inner>, mut stop: watch::Receiver<bool>) {
             }
         }
     }
-    // Shutting down: hand a fetched-ahead item back at once instead of letting its lock expire.
-    if let Some(item) = prefetched
-        && let Err(e) = inner.store.abandon_work_item(&item.lock_token, None).await
-    {
-        tracing::debug!(error = %e, "releasing a fetched-ahead activity failed; its lock will expire");
+    // Shutting down: hand fetched-ahead and handed-over items back at once instead of
+    // letting their locks expire.
+    let unstarted = prefetched.into_iter().chain(std::iter::from_fn(|| inner.eager.pop()));
+    for (item, _) in unstarted.collect::<Vec<_>>() {
+        if let Err(e) = inner.store.abandon_work_item(&item.lock_token, None).await {
+            tracing::debug!(error = %e, "releasing an unstarted activity failed; its lock will expire");
+        }
     }
 }
 
-async fn run_activity(inner: &Inner, item: ActivityWorkItem) {
+/// An activity locked some time ago and not started yet (fetched ahead, or handed over)
+/// runs only while its lock holds: past half the lock timeout the lock is renewed first;
+/// if it was lost meanwhile, another worker has the activity and it is dropped here.
+async fn still_locked(
+    inner: &Inner,
+    item: ActivityWorkItem,
+    since: std::time::Instant,
+) -> Option<ActivityWorkItem> {
+    let timeout = inner.options.activity_lock_timeout;
+    if since.elapsed() < timeout / 2 {
+        return Some(item);
+    }
+    match inner.store.renew_work_item(&item.lock_token, timeout).await {
+        Ok(()) => Some(item),
+        Err(e) => {
+            tracing::debug!(activity = %item.name, instance = %item.instance, error = %e, "a held activity lost its lock before it started; another worker has it");
+            None
+        }
+    }
+}
+
+/// Activities a turn stored already locked for this node's idle workers ("eager"
+/// dispatch): the turn reserves at most as many as workers are idle and not yet promised
+/// one, and hands them over after its commit. A worker takes them before fetching from the
+/// store; on shutdown the unstarted ones are released.
+#[derive(Default)]
+struct EagerActivities {
+    state: Mutex<EagerState>,
+    /// Wakes one idle worker per handed-over activity.
+    notify: tokio::sync::Notify,
+}
+
+#[derive(Default)]
+struct EagerState {
+    idle: usize,
+    reserved: usize,
+    queue: std::collections::VecDeque<(ActivityWorkItem, std::time::Instant)>,
+}
+
+impl EagerActivities {
+    fn lock(&self) -> std::sync::MutexGuard<'_, EagerState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Reserves up to `wanted` idle workers; returns how many.
+    fn reserve(&self, wanted: usize) -> usize {
+        if wanted == 0 {
+            return 0;
+        }
+        let mut s = self.lock();
+        let free = s.idle.saturating_sub(s.reserved + s.queue.len());
+        let n = free.min(wanted);
+        s.reserved += n;
+        n
+    }
+
+    /// Ends a reservation of `reserved` workers, queueing the items that were committed.
+    fn hand_over(&self, reserved: usize, items: Vec<ActivityWorkItem>) {
+        if reserved == 0 {
+            return;
+        }
+        let n = items.len();
+        {
+            let mut s = self.lock();
+            s.reserved -= reserved;
+            let now = std::time::Instant::now();
+            s.queue.extend(items.into_iter().map(|i| (i, now)));
+        }
+        for _ in 0..n {
+            self.notify.notify_one();
+        }
+    }
+
+    fn pop(&self) -> Option<(ActivityWorkItem, std::time::Instant)> {
+        self.lock().queue.pop_front()
+    }
+
+    /// Counts the caller as idle, unless an item is queued (then returns false).
+    fn mark_idle(&self) -> bool {
+        let mut s = self.lock();
+        if !s.queue.is_empty() {
+            return false;
+        }
+        s.idle += 1;
+        true
+    }
+
+    fn unmark_idle(&self) {
+        let mut s = self.lock();
+        s.idle = s.idle.saturating_sub(1);
+    }
+}
+
+async fn run_activity(inner: &Arc<Inner>, item: ActivityWorkItem) {
     let opts = &inner.options;
     let fail = |details: ErrorDetails| OrchestratorMessage::ActivityFailed {
         execution_id: item.execution_id,
@@ -939,8 +1104,8 @@ async fn run_activity(inner: &Inner, item: ActivityWorkItem) {
         !std::mem::replace(&mut pending.flushing, true)
     };
     if start_flush {
-        let (store, pending) = (inner.store.clone(), inner.pending.clone());
-        inner.completions.lock().unwrap_or_else(|e| e.into_inner()).spawn(flush_completions(store, pending));
+        let me = inner.clone();
+        inner.completions.lock().unwrap_or_else(|e| e.into_inner()).spawn(flush_completions(me));
     }
 }
 
@@ -960,22 +1125,54 @@ struct PendingCompletions {
     flushing: bool,
 }
 
-async fn flush_completions(store: Arc<dyn Provider>, pending: Arc<Mutex<PendingCompletions>>) {
+/// Commits queued activity completions until the queue is empty. Where turn slots are
+/// free, the same transaction locks the instances the completions go to, and their next
+/// turn runs at once on this node (no dispatcher fetch in between).
+async fn flush_completions(inner: Arc<Inner>) {
     loop {
         let batch = {
-            let mut p = pending.lock().unwrap_or_else(|e| e.into_inner());
+            let mut p = inner.pending.lock().unwrap_or_else(|e| e.into_inner());
             if p.items.is_empty() {
                 p.flushing = false;
                 return;
             }
             std::mem::take(&mut p.items)
         };
+        let mut targets: Vec<&str> = batch.iter().map(|c| c.completion.instance.as_str()).collect();
+        targets.sort_unstable();
+        targets.dedup();
+        let mut slots = Vec::new();
+        while slots.len() < targets.len() {
+            match inner.turn_slots.clone().try_acquire_owned() {
+                Ok(slot) => slots.push(slot),
+                Err(_) => break,
+            }
+        }
         let request = batch.iter().map(|c| (c.token.clone(), c.completion.clone())).collect();
-        let results = store.complete_work_items(request).await;
+        let (results, items) = if slots.is_empty() {
+            (inner.store.complete_work_items(request).await, Vec::new())
+        } else {
+            let known = |instance: &str| cached_position(&inner, instance);
+            let lock = LockAfterComplete {
+                max_instances: slots.len(),
+                lock_timeout: inner.options.orchestration_lock_timeout,
+                filter: &inner.filter,
+                cached: &known,
+            };
+            inner.store.complete_work_items_and_lock(request, lock).await
+        };
         for (c, r) in batch.iter().zip(results) {
             if let Err(e) = r {
                 tracing::warn!(activity = %c.name, instance = %c.completion.instance, error = %e, "could not complete activity; it will be retried");
             }
+        }
+        drop(batch);
+        for (item, slot) in items.into_iter().zip(slots) {
+            let me = inner.clone();
+            inner.completions.lock().unwrap_or_else(|e| e.into_inner()).spawn(async move {
+                process_orchestration_item(&me, item).await;
+                drop(slot);
+            });
         }
     }
 }

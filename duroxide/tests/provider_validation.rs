@@ -220,6 +220,7 @@ mod postgres_multi {
                 },
                 next_execution_id: None,
                 activities: Vec::new(),
+                activity_lock_timeout: Duration::ZERO,
                 cancelled_activities: Vec::new(),
                 messages: Vec::new(),
             };
@@ -273,6 +274,7 @@ mod postgres_multi {
                     attempt: 0,
                     session_claimed: false,
                 }],
+                activity_lock_timeout: Duration::ZERO,
                 cancelled_activities: Vec::new(),
                 messages: Vec::new(),
             };
@@ -282,7 +284,7 @@ mod postgres_multi {
                 .await
                 .expect("b told about the finished instance")
                 .unwrap();
-            assert_eq!(done, "n1");
+            assert_eq!(done.instance, "n1");
 
             // Delayed messages wake at their due time.
             let later = nb.orchestrator.notified();

@@ -315,8 +315,12 @@ pub struct TurnCommit {
     pub update: InstanceUpdate,
     /// When set, the instance's current execution becomes this one (continue-as-new).
     pub next_execution_id: Option<u64>,
-    /// Activities to enqueue.
+    /// Activities to enqueue. One that carries a `lock_token` is stored already locked with
+    /// that token for `activity_lock_timeout`, its first attempt counted: the runtime hands
+    /// it straight to one of its idle workers instead of having a worker fetch it.
     pub activities: Vec<ActivityWorkItem>,
+    /// Lock duration for activities enqueued with a lock token (see `activities`).
+    pub activity_lock_timeout: Duration,
     /// Activities (by `ActivityScheduled` id in this execution) whose queued work must be
     /// dropped, or whose running worker must be told to stop.
     pub cancelled_activities: Vec<u64>,
@@ -324,6 +328,29 @@ pub struct TurnCommit {
     /// if that instance exists already and the message has a parent, the provider sends
     /// the parent a `SubOrchestrationFailed` instead.
     pub messages: Vec<OutboundMessage>,
+}
+
+/// Which instances [`Provider::complete_work_items_and_lock`] may lock for the caller.
+pub struct LockAfterComplete<'a> {
+    /// Most instances to lock.
+    pub max_instances: usize,
+    /// How long they stay locked.
+    pub lock_timeout: Duration,
+    /// Only instances this filter allows (as for a fetch).
+    pub filter: &'a FetchFilter,
+    /// The caller's live copy of an instance, as `(execution_id, history_len)`, so the
+    /// store may skip reading its history (see `fetch_orchestration_item_cached`).
+    pub cached: &'a (dyn for<'s> Fn(&'s str) -> Option<(u64, u64)> + Send + Sync),
+}
+
+impl std::fmt::Debug for LockAfterComplete<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LockAfterComplete")
+            .field("max_instances", &self.max_instances)
+            .field("lock_timeout", &self.lock_timeout)
+            .field("filter", &self.filter)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Which orchestration items a node may fetch.
@@ -499,8 +526,25 @@ pub struct Notifiers {
     pub orchestrator: Notify,
     /// New activity work is visible.
     pub worker: Notify,
-    /// An instance reached a terminal state (its id).
-    pub finished: broadcast::Sender<String>,
+    /// An instance reached a terminal state.
+    pub finished: broadcast::Sender<Finished>,
+}
+
+/// Notice that an instance reached a terminal state (see [`Notifiers::finished`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finished {
+    /// The instance id.
+    pub instance: String,
+    /// The instance as the finishing turn committed it, when the commit happened in this
+    /// process; `None` for a notice relayed from another process (read the store then).
+    pub record: Option<Arc<InstanceRecord>>,
+}
+
+impl Finished {
+    /// A notice without the record (relayed from another process).
+    pub fn id_only(instance: impl Into<String>) -> Self {
+        Self { instance: instance.into(), record: None }
+    }
 }
 
 impl Default for Notifiers {
@@ -633,6 +677,21 @@ pub trait Provider: Send + Sync + 'static {
             results.push(self.complete_work_item(&token, completion).await);
         }
         results
+    }
+
+    /// Completes work items as [`complete_work_items`](Self::complete_work_items) does and,
+    /// in the same transaction, locks up to `lock.max_instances` of the instances the
+    /// completions went to (those nobody holds and that `lock.filter` allows), returning
+    /// them as [`fetch_orchestration_item_cached`](Self::fetch_orchestration_item_cached)
+    /// would. The runtime runs their next turn at once, without a fetch. The default locks
+    /// nothing.
+    async fn complete_work_items_and_lock(
+        &self,
+        items: Vec<(String, OutboundMessage)>,
+        lock: LockAfterComplete<'_>,
+    ) -> (Vec<Result<(), ProviderError>>, Vec<OrchestrationItem>) {
+        let _ = lock;
+        (self.complete_work_items(items).await, Vec::new())
     }
 
     /// Releases an activity lock; the item is retried after `delay`.

@@ -179,7 +179,7 @@ fn handle_notification(notifiers: &Arc<Notifiers>, payload: &str) {
     match payload.split_once(':') {
         Some(("o", at)) => notifiers.wake_orchestrator_at(at.parse().ok()),
         Some(("f", instance)) => {
-            let _ = notifiers.finished.send(instance.to_string());
+            let _ = notifiers.finished.send(Finished::id_only(instance));
         }
         _ if payload == "w" => notifiers.worker.notify_waiters(),
         _ => notifiers.orchestrator.notify_waiters(),
@@ -805,10 +805,14 @@ impl Provider for PostgresProvider {
         .execute(&mut *tx)
         .await
         .map_err(storage)?;
+        // An activity with a lock token is handed straight to a worker of this node: it is
+        // stored locked, its first attempt counted.
+        let eager = |a: &ActivityWorkItem| !a.lock_token.is_empty();
+        let locked_until = ms(now + commit.activity_lock_timeout.as_millis() as u64);
         for a in &commit.activities {
             sqlx::query(
                 "INSERT INTO worker_queue (instance_id, execution_id, event_id, name, input, visible_at, \
-                 session_id) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                 session_id, lock_token, locked_until, attempt_count) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
                  ON CONFLICT (instance_id, execution_id, event_id) DO NOTHING",
             )
             .bind(&instance)
@@ -818,6 +822,9 @@ impl Provider for PostgresProvider {
             .bind(&a.input)
             .bind(ms(now))
             .bind(&a.session_id)
+            .bind(eager(a).then_some(&a.lock_token))
+            .bind(if eager(a) { locked_until } else { 0 })
+            .bind(i32::from(eager(a)))
             .execute(&mut *tx)
             .await
             .map_err(storage)?;
@@ -889,7 +896,8 @@ impl Provider for PostgresProvider {
                 _ => {}
             }
         }
-        if !commit.activities.is_empty() {
+        let unlocked_work = commit.activities.iter().any(|a| !eager(a));
+        if unlocked_work {
             self.notify(&mut tx, "w").await?;
         }
         if commit.update.state.is_terminal() {
@@ -899,11 +907,11 @@ impl Provider for PostgresProvider {
         for w in wake_at {
             self.notifiers.wake_orchestrator_at(w);
         }
-        if !commit.activities.is_empty() {
+        if unlocked_work {
             self.notifiers.worker.notify_waiters();
         }
         if commit.update.state.is_terminal() {
-            let _ = self.notifiers.finished.send(instance);
+            let _ = self.notifiers.finished.send(Finished::id_only(instance));
         }
         Ok(())
     }
@@ -1407,7 +1415,7 @@ mod tests {
         let n = Arc::new(Notifiers::default());
         let mut rx = n.finished.subscribe();
         handle_notification(&n, "f:inst-1");
-        assert_eq!(rx.try_recv().unwrap(), "inst-1");
+        assert_eq!(rx.try_recv().unwrap(), Finished::id_only("inst-1"));
         handle_notification(&n, "w");
         handle_notification(&n, "o");
     }

@@ -54,10 +54,12 @@ impl Default for SqliteOptions {
 pub struct SqliteProvider {
     pool: SqlitePool,
     /// Serializes this process's write transactions (see module docs).
-    write_lock: tokio::sync::Mutex<()>,
+    write_lock: Arc<tokio::sync::Mutex<()>>,
     /// Connections for lock-only writes (see `new`).
     light_pool: SqlitePool,
     notifiers: Arc<Notifiers>,
+    /// Durable writes waiting for the group commit (see `GroupCommit`).
+    group: Arc<GroupCommit>,
 }
 
 impl std::fmt::Debug for SqliteProvider {
@@ -119,7 +121,9 @@ impl SqliteProvider {
                 .max_lifetime(None)
         } else {
             SqlitePoolOptions::new().max_connections(options.max_connections.max(1))
-        };
+        }
+        // A local file does not drop connections: skip the ping before every checkout.
+        .test_before_acquire(false);
         let pool = pool_opts.connect_with(connect.clone()).await.map_err(|e| match e {
             sqlx::Error::Configuration(c) => ProviderError::Configuration(c.to_string()),
             other => ProviderError::Storage(format!("cannot open '{url}': {other}")),
@@ -135,15 +139,24 @@ impl SqliteProvider {
         } else {
             SqlitePoolOptions::new()
                 .max_connections(2)
+                .test_before_acquire(false)
                 .connect_with(connect.synchronous(SqliteSynchronous::Normal))
                 .await
                 .map_err(|e| ProviderError::Storage(format!("cannot open '{url}': {e}")))?
         };
+        let write_lock = Arc::new(tokio::sync::Mutex::new(()));
+        let notifiers = Arc::new(Notifiers::default());
         Ok(Self {
-            pool,
+            pool: pool.clone(),
             light_pool,
-            write_lock: tokio::sync::Mutex::new(()),
-            notifiers: Arc::new(Notifiers::default()),
+            write_lock: write_lock.clone(),
+            group: Arc::new(GroupCommit {
+                pool: pool.clone(),
+                write_lock,
+                notifiers: notifiers.clone(),
+                state: std::sync::Mutex::default(),
+            }),
+            notifiers,
         })
     }
 
@@ -254,6 +267,173 @@ impl SqliteProvider {
         Ok(true)
     }
 
+    /// Locks `instance` and its visible messages and reads what a turn needs (as a fetch
+    /// returns it). With `only_if`, the instance is locked only if it is unlocked (or its lock
+    /// expired) and passes that fetch filter; otherwise `None`.
+    async fn lock_instance(
+        tx: &mut sqlx::SqliteConnection,
+        instance: &str,
+        now: u64,
+        lock_timeout: Duration,
+        only_if: Option<&FetchFilter>,
+        cached: &(dyn for<'s> Fn(&'s str) -> Option<(u64, u64)> + Send + Sync),
+    ) -> Result<Option<OrchestrationItem>, ProviderError> {
+        let lock_token = token();
+        let locked_until = now + lock_timeout.as_millis() as u64;
+        let (condition, binds) = match only_if {
+            Some(filter) => {
+                let (clause, binds) = filter_sql(filter);
+                (format!(" AND (i.lock_token IS NULL OR i.locked_until <= ?) AND {clause}"), binds)
+            }
+            None => (String::new(), Vec::new()),
+        };
+        let sql = format!(
+            "UPDATE instances AS i SET lock_token = ?, locked_until = ? WHERE i.instance_id = ?{condition} \
+             RETURNING {INSTANCE_COLUMNS}"
+        );
+        let mut query =
+            sqlx::query(sqlx::AssertSqlSafe(sql)).bind(&lock_token).bind(ms(locked_until)).bind(instance);
+        if only_if.is_some() {
+            query = query.bind(ms(now));
+        }
+        for b in binds {
+            query = b.bind_to_query(query);
+        }
+        let locked = query.fetch_optional(&mut *tx).await.map_err(storage)?;
+        let Some(row) = locked else { return Ok(None) };
+        let record = record_from_row(&row)?;
+        // Lock the visible messages and read them in one statement (RETURNING has no order:
+        // sort by id, the enqueue order).
+        let rows = sqlx::query(
+            "UPDATE orchestrator_queue SET lock_token = ?, attempt_count = attempt_count + 1 \
+             WHERE instance_id = ? AND visible_at <= ? RETURNING id, message, attempt_count",
+        )
+        .bind(&lock_token)
+        .bind(instance)
+        .bind(ms(now))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(storage)?;
+        let mut rows = rows
+            .into_iter()
+            .map(|r| {
+                Ok((
+                    r.try_get::<i64, _>("id").map_err(storage)?,
+                    r.try_get::<String, _>("message").map_err(storage)?,
+                    r.try_get::<i64, _>("attempt_count").map_err(storage)?,
+                ))
+            })
+            .collect::<Result<Vec<_>, ProviderError>>()?;
+        rows.sort_by_key(|(id, _, _)| *id);
+        let mut messages = Vec::with_capacity(rows.len());
+        let mut attempt = 0u32;
+        let mut unreadable = None;
+        for (id, data, attempts) in rows {
+            attempt = attempt.max(attempts as u32);
+            match serde_json::from_str::<OrchestratorMessage>(&data) {
+                Ok(m) => messages.push(m),
+                Err(e) => unreadable = Some(format!("queued message {id}: {e}")),
+            }
+        }
+        let known = cached(instance).filter(|(exec, _)| *exec == record.execution_id);
+        let (history, history_error, history_len) = match known {
+            Some((_, len)) => {
+                let stored: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM history WHERE instance_id = ? AND execution_id = ?",
+                )
+                .bind(instance)
+                .bind(ms(record.execution_id))
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(storage)?;
+                if stored as u64 == len && len > 0 {
+                    (Vec::new(), None, len)
+                } else {
+                    Self::load_history(tx, instance, record.execution_id).await?
+                }
+            }
+            // Never started: no history to read.
+            None if record.execution_id == 0 => (Vec::new(), None, 0),
+            None => Self::load_history(tx, instance, record.execution_id).await?,
+        };
+        Ok(Some(OrchestrationItem {
+            instance: instance.to_string(),
+            lock_token,
+            record,
+            history,
+            history_error: history_error.or(unreadable),
+            history_len,
+            messages,
+            attempt,
+        }))
+    }
+
+    /// Completes work items and optionally locks the instances they report to (see
+    /// `Provider::complete_work_items_and_lock`). The commit does not wait for an fsync of
+    /// its own (`synchronous = NORMAL`): an activity result is made durable by the next
+    /// durable commit, normally the turn that consumes it a moment later. A power loss in
+    /// between loses the result and the activity runs again, which at-least-once execution
+    /// allows; nothing acknowledged to a caller depends on it.
+    async fn complete_and_lock(
+        &self,
+        items: Vec<(String, OutboundMessage)>,
+        lock: Option<LockAfterComplete<'_>>,
+    ) -> (Vec<Result<(), ProviderError>>, Vec<OrchestrationItem>) {
+        let now = crate::now_ms();
+        let all_failed =
+            |e: ProviderError, n: usize| ((0..n).map(|_| Err(e.clone())).collect::<Vec<_>>(), Vec::new());
+        let (_g, mut tx) = match self.begin_light().await {
+            Ok(t) => t,
+            Err(e) => return all_failed(e, items.len()),
+        };
+        let mut results = Vec::with_capacity(items.len());
+        let mut instances: Vec<&str> = Vec::new();
+        for (lock_token, completion) in &items {
+            match Self::complete_in(&mut tx, lock_token, completion, now).await {
+                Ok(true) => {
+                    results.push(Ok(()));
+                    if !instances.contains(&completion.instance.as_str()) {
+                        instances.push(&completion.instance);
+                    }
+                }
+                Ok(false) => results.push(Err(ProviderError::LockLost(format!(
+                    "activity lock {lock_token} is no longer held"
+                )))),
+                Err(e) => return all_failed(e, items.len()),
+            }
+        }
+        let mut locked = Vec::new();
+        if let Some(lock) = &lock {
+            for instance in instances.iter().copied() {
+                if locked.len() == lock.max_instances {
+                    break;
+                }
+                let item = Self::lock_instance(
+                    &mut tx,
+                    instance,
+                    now,
+                    lock.lock_timeout,
+                    Some(lock.filter),
+                    lock.cached,
+                )
+                .await;
+                match item {
+                    Ok(Some(item)) => locked.push(item),
+                    Ok(None) => {}
+                    Err(e) => return all_failed(e, items.len()),
+                }
+            }
+        }
+        if let Err(e) = tx.commit().await {
+            return all_failed(storage(e), items.len());
+        }
+        // Dispatchers need waking only for completions whose instance was not locked here.
+        if instances.len() > locked.len() {
+            self.notifiers.wake_orchestrator_at(None);
+        }
+        (results, locked)
+    }
+
     async fn load_history(
         conn: &mut sqlx::SqliteConnection,
         instance: &str,
@@ -296,21 +476,13 @@ impl Provider for SqliteProvider {
         version: Option<&str>,
         input: &str,
     ) -> Result<(), ProviderError> {
-        let now = crate::now_ms();
-        let (_g, mut tx) = self.begin().await?;
-        if !Self::insert_instance(&mut tx, instance, name, version, None, now).await? {
-            return Err(ProviderError::InstanceExists(instance.to_string()));
-        }
-        let msg = OrchestratorMessage::StartOrchestration {
+        let write = DurableWrite::Create {
+            instance: instance.to_string(),
             name: name.to_string(),
             version: version.map(str::to_string),
             input: input.to_string(),
-            parent: None,
         };
-        Self::insert_message(&mut tx, instance, &msg, None, now).await?;
-        tx.commit().await.map_err(storage)?;
-        self.notifiers.wake_orchestrator_at(None);
-        Ok(())
+        self.group.submit(write).await
     }
 
     async fn enqueue_message(&self, message: OutboundMessage) -> Result<(), ProviderError> {
@@ -359,272 +531,16 @@ impl Provider for SqliteProvider {
         }
         let chosen = query.fetch_optional(&mut *tx).await.map_err(storage)?;
         let Some(instance) = chosen else { return Ok(None) };
-        let lock_token = token();
-        let locked_until = now + lock_timeout.as_millis() as u64;
-        let sql = format!(
-            "UPDATE instances SET lock_token = ?, locked_until = ? WHERE instance_id = ? RETURNING {INSTANCE_COLUMNS}"
-        );
-        let locked = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(&lock_token)
-            .bind(ms(locked_until))
-            .bind(&instance)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(storage)?;
-        let record = locked
-            .as_ref()
-            .map(record_from_row)
-            .transpose()?
-            .ok_or_else(|| ProviderError::Corrupt(format!("instance '{instance}' vanished")))?;
-        // Lock the visible messages and read them in one statement (RETURNING has no order:
-        // sort by id, the enqueue order).
-        let rows = sqlx::query(
-            "UPDATE orchestrator_queue SET lock_token = ?, attempt_count = attempt_count + 1 \
-             WHERE instance_id = ? AND visible_at <= ? RETURNING id, message, attempt_count",
-        )
-        .bind(&lock_token)
-        .bind(&instance)
-        .bind(ms(now))
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(storage)?;
-        let mut rows = rows
-            .into_iter()
-            .map(|r| {
-                Ok((
-                    r.try_get::<i64, _>("id").map_err(storage)?,
-                    r.try_get::<String, _>("message").map_err(storage)?,
-                    r.try_get::<i64, _>("attempt_count").map_err(storage)?,
-                ))
-            })
-            .collect::<Result<Vec<_>, ProviderError>>()?;
-        rows.sort_by_key(|(id, _, _)| *id);
-        let mut messages = Vec::with_capacity(rows.len());
-        let mut attempt = 0u32;
-        let mut unreadable = None;
-        for (id, data, attempts) in rows {
-            attempt = attempt.max(attempts as u32);
-            match serde_json::from_str::<OrchestratorMessage>(&data) {
-                Ok(m) => messages.push(m),
-                Err(e) => unreadable = Some(format!("queued message {id}: {e}")),
-            }
+        let item = Self::lock_instance(&mut tx, &instance, now, lock_timeout, None, cached).await?;
+        if item.is_none() {
+            return Err(ProviderError::Corrupt(format!("instance '{instance}' vanished")));
         }
-        let known = cached(&instance).filter(|(exec, _)| *exec == record.execution_id);
-        let (history, history_error, history_len) = match known {
-            Some((_, len)) => {
-                let stored: i64 = sqlx::query_scalar(
-                    "SELECT COUNT(*) FROM history WHERE instance_id = ? AND execution_id = ?",
-                )
-                .bind(&instance)
-                .bind(ms(record.execution_id))
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(storage)?;
-                if stored as u64 == len && len > 0 {
-                    (Vec::new(), None, len)
-                } else {
-                    Self::load_history(&mut tx, &instance, record.execution_id).await?
-                }
-            }
-            // Never started: no history to read.
-            None if record.execution_id == 0 => (Vec::new(), None, 0),
-            None => Self::load_history(&mut tx, &instance, record.execution_id).await?,
-        };
         tx.commit().await.map_err(storage)?;
-        Ok(Some(OrchestrationItem {
-            instance,
-            lock_token,
-            record,
-            history,
-            history_error: history_error.or(unreadable),
-            history_len,
-            messages,
-            attempt,
-        }))
+        Ok(item)
     }
 
     async fn commit_turn(&self, lock_token: &str, commit: TurnCommit) -> Result<(), ProviderError> {
-        let now = crate::now_ms();
-        let (_g, mut tx) = self.begin().await?;
-        let exec = ms(commit.execution_id);
-        let started = commit.new_events.iter().find_map(|e| match &e.kind {
-            EventKind::OrchestrationStarted { version, duroxide_version, .. } => {
-                Some((version.clone(), duroxide_version.clone()))
-            }
-            _ => None,
-        });
-        // Updating the instance checks the lock in the same statement: no row means another
-        // node took the lock, and the whole turn is rolled back.
-        let u = &commit.update;
-        let error = u.error.as_ref().map(to_json).transpose()?;
-        let (set_cs, cs) = match &u.custom_status {
-            Some(v) => (1, v.clone()),
-            None => (0, None),
-        };
-        let next_exec = commit.next_execution_id.map(ms).unwrap_or(exec);
-        let instance: Option<String> = sqlx::query_scalar(
-            "UPDATE instances SET name = ?, version = ?, execution_id = ?, state = ?, output = ?, error = ?, \
-             custom_status = CASE WHEN ? = 1 THEN ? ELSE custom_status END, \
-             duroxide_version = COALESCE(?, duroxide_version), \
-             duroxide_version_key = COALESCE(?, duroxide_version_key), status_note = NULL, updated_at = ?, \
-             lock_token = NULL, locked_until = 0 WHERE lock_token = ? RETURNING instance_id",
-        )
-        .bind(&u.name)
-        .bind(&u.version)
-        .bind(next_exec)
-        .bind(u.state.as_str())
-        .bind(&u.output)
-        .bind(error)
-        .bind(set_cs)
-        .bind(cs)
-        .bind(started.as_ref().map(|(_, dv)| dv.clone()))
-        .bind(started.as_ref().and_then(|(_, dv)| semver::Version::parse(dv).ok()).map(|v| version_key(&v)))
-        .bind(ms(now))
-        .bind(lock_token)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(storage)?;
-        let Some(instance) = instance else {
-            return Err(ProviderError::LockLost(format!("instance lock {lock_token} is no longer held")));
-        };
-        // One multi-row insert per turn (in chunks well under SQLite's bound-parameter limit).
-        for chunk in commit.new_events.chunks(100) {
-            let mut q = sqlx::QueryBuilder::<Sqlite>::new(
-                "INSERT INTO history (instance_id, execution_id, event_id, event_type, data) ",
-            );
-            let mut rows = Vec::with_capacity(chunk.len());
-            for e in chunk {
-                rows.push((e.event_id, e.kind.type_name(), to_json(e)?));
-            }
-            q.push_values(rows, |mut b, (id, ty, json)| {
-                b.push_bind(instance.clone()).push_bind(exec).push_bind(ms(id)).push_bind(ty).push_bind(json);
-            });
-            q.build().execute(&mut *tx).await.map_err(|err| {
-                let ids = chunk.iter().map(|e| e.event_id.to_string()).collect::<Vec<_>>().join(", ");
-                ProviderError::Storage(format!("appending events {ids} failed: {err}"))
-            })?;
-        }
-        let exec_state = match commit.update.state {
-            InstanceState::Completed | InstanceState::Failed => commit.update.state,
-            _ if commit.next_execution_id.is_some() => InstanceState::Completed,
-            _ => InstanceState::Running,
-        };
-        if let Some((version, dv)) = &started {
-            sqlx::query(
-                "INSERT INTO executions (instance_id, execution_id, version, state, duroxide_version, started_at, updated_at) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(&instance)
-            .bind(exec)
-            .bind(version)
-            .bind(exec_state.as_str())
-            .bind(dv)
-            .bind(ms(now))
-            .bind(ms(now))
-            .execute(&mut *tx)
-            .await
-            .map_err(storage)?;
-        } else if !commit.new_events.is_empty() && exec_state != InstanceState::Running {
-            // A running execution's row only changes when it ends.
-            sqlx::query(
-                "UPDATE executions SET state = ?, updated_at = ? WHERE instance_id = ? AND execution_id = ?",
-            )
-            .bind(exec_state.as_str())
-            .bind(ms(now))
-            .bind(&instance)
-            .bind(exec)
-            .execute(&mut *tx)
-            .await
-            .map_err(storage)?;
-        }
-        for a in &commit.activities {
-            sqlx::query(
-                "INSERT OR IGNORE INTO worker_queue (instance_id, execution_id, event_id, name, input, visible_at, session_id) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(&instance)
-            .bind(ms(a.execution_id))
-            .bind(ms(a.event_id))
-            .bind(&a.name)
-            .bind(&a.input)
-            .bind(ms(now))
-            .bind(&a.session_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(storage)?;
-        }
-        for id in &commit.cancelled_activities {
-            // Queued work is dropped; running work is flagged so its lock renewal fails.
-            sqlx::query(
-                "DELETE FROM worker_queue WHERE instance_id = ? AND execution_id = ? AND event_id = ? \
-                 AND (lock_token IS NULL OR locked_until <= ?)",
-            )
-            .bind(&instance)
-            .bind(exec)
-            .bind(ms(*id))
-            .bind(ms(now))
-            .execute(&mut *tx)
-            .await
-            .map_err(storage)?;
-            sqlx::query(
-                "UPDATE worker_queue SET cancel_requested = 1 WHERE instance_id = ? AND execution_id = ? AND event_id = ?",
-            )
-            .bind(&instance)
-            .bind(exec)
-            .bind(ms(*id))
-            .execute(&mut *tx)
-            .await
-            .map_err(storage)?;
-        }
-        let mut wake_at: Vec<Option<u64>> = Vec::new();
-        for m in &commit.messages {
-            if let OrchestratorMessage::StartOrchestration { name, version, parent, .. } = &m.message {
-                let created = Self::insert_instance(
-                    &mut tx,
-                    &m.instance,
-                    name,
-                    version.as_deref(),
-                    parent.as_ref().map(|p| p.instance.as_str()),
-                    now,
-                )
-                .await?;
-                if !created {
-                    if let Some(reply) = start_conflict_reply(m) {
-                        Self::insert_message(&mut tx, &reply.instance, &reply.message, None, now).await?;
-                        wake_at.push(None);
-                    }
-                    continue;
-                }
-            } else {
-                let exists = sqlx::query("SELECT 1 FROM instances WHERE instance_id = ?")
-                    .bind(&m.instance)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(storage)?;
-                if exists.is_none() {
-                    tracing::warn!(instance = %m.instance, message = m.message.type_name(), "message to unknown instance dropped");
-                    continue;
-                }
-            }
-            Self::insert_message(&mut tx, &m.instance, &m.message, m.visible_at_ms, now).await?;
-            wake_at.push(m.visible_at_ms);
-        }
-        sqlx::query("DELETE FROM orchestrator_queue WHERE lock_token = ?")
-            .bind(lock_token)
-            .execute(&mut *tx)
-            .await
-            .map_err(storage)?;
-        tx.commit().await.map_err(storage)?;
-        for w in wake_at {
-            self.notifiers.wake_orchestrator_at(w);
-        }
-        if !commit.activities.is_empty() {
-            self.notifiers.worker.notify_waiters();
-        }
-        if commit.update.state.is_terminal() {
-            let _ = self.notifiers.finished.send(instance);
-        }
-        Ok(())
+        self.group.submit(DurableWrite::Turn { lock_token: lock_token.to_string(), commit }).await
     }
 
     async fn abandon_orchestration_item(
@@ -826,27 +742,15 @@ impl Provider for SqliteProvider {
         &self,
         items: Vec<(String, OutboundMessage)>,
     ) -> Vec<Result<(), ProviderError>> {
-        let now = crate::now_ms();
-        let all_failed = |e: ProviderError, n: usize| (0..n).map(|_| Err(e.clone())).collect::<Vec<_>>();
-        let (_g, mut tx) = match self.begin().await {
-            Ok(t) => t,
-            Err(e) => return all_failed(e, items.len()),
-        };
-        let mut results = Vec::with_capacity(items.len());
-        for (lock_token, completion) in &items {
-            match Self::complete_in(&mut tx, lock_token, completion, now).await {
-                Ok(true) => results.push(Ok(())),
-                Ok(false) => results.push(Err(ProviderError::LockLost(format!(
-                    "activity lock {lock_token} is no longer held"
-                )))),
-                Err(e) => return all_failed(e, items.len()),
-            }
-        }
-        if let Err(e) = tx.commit().await {
-            return all_failed(storage(e), items.len());
-        }
-        self.notifiers.wake_orchestrator_at(None);
-        results
+        self.complete_and_lock(items, None).await.0
+    }
+
+    async fn complete_work_items_and_lock(
+        &self,
+        items: Vec<(String, OutboundMessage)>,
+        lock: LockAfterComplete<'_>,
+    ) -> (Vec<Result<(), ProviderError>>, Vec<OrchestrationItem>) {
+        self.complete_and_lock(items, Some(lock)).await
     }
 
     async fn abandon_work_item(
@@ -1162,6 +1066,376 @@ impl Provider for SqliteProvider {
 }
 
 /// The columns of an [`InstanceRecord`], for `SELECT` and `RETURNING`.
+/// A durable write that joins the group commit.
+enum DurableWrite {
+    Turn { lock_token: String, commit: TurnCommit },
+    Create { instance: String, name: String, version: Option<String>, input: String },
+}
+
+/// What to tell this process's dispatchers and waiters once a write is on disk.
+#[derive(Default)]
+struct Effects {
+    wake_at: Vec<Option<u64>>,
+    unlocked_work: bool,
+    finished: Option<InstanceRecord>,
+}
+
+struct Job {
+    write: DurableWrite,
+    reply: tokio::sync::oneshot::Sender<Result<(), ProviderError>>,
+}
+
+#[derive(Default)]
+struct GroupState {
+    queue: Vec<Job>,
+    leading: bool,
+}
+
+/// Group commit for durable writes (turns and new instances). The first writer to arrive
+/// leads: it takes every write queued so far, applies each inside its own savepoint (a
+/// turn whose lock was lost fails alone) and commits them in one transaction, so they share
+/// one fsync. Writers arriving meanwhile queue for the next round, which the leader runs
+/// too. Every writer returns only after the commit holding its write is durable. Under no
+/// contention a write commits alone, exactly as before.
+struct GroupCommit {
+    pool: SqlitePool,
+    write_lock: Arc<tokio::sync::Mutex<()>>,
+    notifiers: Arc<Notifiers>,
+    state: std::sync::Mutex<GroupState>,
+}
+
+/// Most writes one group commit takes.
+const GROUP_MAX: usize = 64;
+
+impl GroupCommit {
+    fn state(&self) -> std::sync::MutexGuard<'_, GroupState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    async fn submit(self: &Arc<Self>, write: DurableWrite) -> Result<(), ProviderError> {
+        let (reply, done) = tokio::sync::oneshot::channel();
+        let lead = {
+            let mut st = self.state();
+            st.queue.push(Job { write, reply });
+            !std::mem::replace(&mut st.leading, true)
+        };
+        if lead {
+            // If this caller is cancelled while leading, a new task takes over the rest.
+            let mut handoff = Handoff(Some(self.clone()));
+            self.lead().await;
+            handoff.0 = None;
+        }
+        done.await.unwrap_or_else(|_| {
+            Err(ProviderError::Storage("the commit this write joined was cancelled; retry".into()))
+        })
+    }
+
+    /// Commits rounds of queued writes until the queue is empty.
+    async fn lead(&self) {
+        loop {
+            let jobs = {
+                let mut st = self.state();
+                if st.queue.is_empty() {
+                    st.leading = false;
+                    return;
+                }
+                let n = st.queue.len().min(GROUP_MAX);
+                st.queue.drain(..n).collect::<Vec<_>>()
+            };
+            let results = self.commit_round(&jobs).await;
+            for (job, result) in jobs.into_iter().zip(results) {
+                let _ = job.reply.send(result.map(|effects| self.announce(effects)));
+            }
+        }
+    }
+
+    async fn commit_round(&self, jobs: &[Job]) -> Vec<Result<Effects, ProviderError>> {
+        let all_failed = |e: ProviderError| jobs.iter().map(|_| Err(e.clone())).collect();
+        let _g = self.write_lock.lock().await;
+        let mut tx = match self.pool.begin_with("BEGIN IMMEDIATE").await {
+            Ok(tx) => tx,
+            Err(e) => return all_failed(storage(e)),
+        };
+        let now = crate::now_ms();
+        let mut results = Vec::with_capacity(jobs.len());
+        if let [job] = jobs {
+            // Alone: no savepoint needed; a failure rolls the transaction back.
+            match apply(&mut tx, &job.write, now).await {
+                Ok(effects) => results.push(Ok(effects)),
+                Err(e) => return vec![Err(e)],
+            }
+        } else {
+            for job in jobs {
+                if let Err(e) = sqlx::query("SAVEPOINT w").execute(&mut *tx).await {
+                    return all_failed(storage(e));
+                }
+                let result = apply(&mut tx, &job.write, now).await;
+                let end = if result.is_ok() { "RELEASE w" } else { "ROLLBACK TO w; RELEASE w" };
+                if let Err(e) = sqlx::raw_sql(end).execute(&mut *tx).await {
+                    return all_failed(storage(e));
+                }
+                results.push(result);
+            }
+        }
+        match tx.commit().await {
+            Ok(()) => results,
+            Err(e) => all_failed(storage(e)),
+        }
+    }
+
+    fn announce(&self, effects: Effects) {
+        for w in effects.wake_at {
+            self.notifiers.wake_orchestrator_at(w);
+        }
+        if effects.unlocked_work {
+            self.notifiers.worker.notify_waiters();
+        }
+        if let Some(record) = effects.finished {
+            let instance = record.instance.clone();
+            let _ = self.notifiers.finished.send(Finished { instance, record: Some(Arc::new(record)) });
+        }
+    }
+}
+
+/// Hands the writes still queued to a new leader task if the leading caller is cancelled.
+struct Handoff(Option<Arc<GroupCommit>>);
+
+impl Drop for Handoff {
+    fn drop(&mut self) {
+        let Some(group) = self.0.take() else { return };
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => {
+                handle.spawn(async move { group.lead().await });
+            }
+            Err(_) => {
+                // No runtime to continue on: fail the queued writes (their callers see an
+                // error) rather than leave them waiting.
+                let mut st = group.state();
+                st.queue.clear();
+                st.leading = false;
+            }
+        }
+    }
+}
+
+async fn apply(
+    tx: &mut sqlx::SqliteConnection,
+    write: &DurableWrite,
+    now: u64,
+) -> Result<Effects, ProviderError> {
+    match write {
+        DurableWrite::Turn { lock_token, commit } => apply_turn(tx, lock_token, commit, now).await,
+        DurableWrite::Create { instance, name, version, input } => {
+            if !SqliteProvider::insert_instance(&mut *tx, instance, name, version.as_deref(), None, now)
+                .await?
+            {
+                return Err(ProviderError::InstanceExists(instance.to_string()));
+            }
+            let msg = OrchestratorMessage::StartOrchestration {
+                name: name.to_string(),
+                version: version.clone(),
+                input: input.to_string(),
+                parent: None,
+            };
+            SqliteProvider::insert_message(&mut *tx, instance, &msg, None, now).await?;
+            Ok(Effects { wake_at: vec![None], ..Effects::default() })
+        }
+    }
+}
+
+/// Applies a turn (see `Provider::commit_turn`) inside the caller's transaction.
+async fn apply_turn(
+    tx: &mut sqlx::SqliteConnection,
+    lock_token: &str,
+    commit: &TurnCommit,
+    now: u64,
+) -> Result<Effects, ProviderError> {
+    let exec = ms(commit.execution_id);
+    let started = commit.new_events.iter().find_map(|e| match &e.kind {
+        EventKind::OrchestrationStarted { version, duroxide_version, .. } => {
+            Some((version.clone(), duroxide_version.clone()))
+        }
+        _ => None,
+    });
+    // Updating the instance checks the lock in the same statement: no row means another
+    // node took the lock, and the whole turn is rolled back.
+    let u = &commit.update;
+    let error = u.error.as_ref().map(to_json).transpose()?;
+    let (set_cs, cs) = match &u.custom_status {
+        Some(v) => (1, v.clone()),
+        None => (0, None),
+    };
+    let next_exec = commit.next_execution_id.map(ms).unwrap_or(exec);
+    let sql = format!(
+        "UPDATE instances SET name = ?, version = ?, execution_id = ?, state = ?, output = ?, error = ?, \
+             custom_status = CASE WHEN ? = 1 THEN ? ELSE custom_status END, \
+             duroxide_version = COALESCE(?, duroxide_version), \
+             duroxide_version_key = COALESCE(?, duroxide_version_key), status_note = NULL, updated_at = ?, \
+             lock_token = NULL, locked_until = 0 WHERE lock_token = ? RETURNING {INSTANCE_COLUMNS}"
+    );
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(&u.name)
+        .bind(&u.version)
+        .bind(next_exec)
+        .bind(u.state.as_str())
+        .bind(&u.output)
+        .bind(error)
+        .bind(set_cs)
+        .bind(cs)
+        .bind(started.as_ref().map(|(_, dv)| dv.clone()))
+        .bind(started.as_ref().and_then(|(_, dv)| semver::Version::parse(dv).ok()).map(|v| version_key(&v)))
+        .bind(ms(now))
+        .bind(lock_token)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(storage)?;
+    let Some(row) = row else {
+        return Err(ProviderError::LockLost(format!("instance lock {lock_token} is no longer held")));
+    };
+    let record = record_from_row(&row)?;
+    let instance = record.instance.clone();
+    // One multi-row insert per turn (in chunks well under SQLite's bound-parameter limit).
+    for chunk in commit.new_events.chunks(100) {
+        let mut q = sqlx::QueryBuilder::<Sqlite>::new(
+            "INSERT INTO history (instance_id, execution_id, event_id, event_type, data) ",
+        );
+        let mut rows = Vec::with_capacity(chunk.len());
+        for e in chunk {
+            rows.push((e.event_id, e.kind.type_name(), to_json(e)?));
+        }
+        q.push_values(rows, |mut b, (id, ty, json)| {
+            b.push_bind(instance.clone()).push_bind(exec).push_bind(ms(id)).push_bind(ty).push_bind(json);
+        });
+        q.build().execute(&mut *tx).await.map_err(|err| {
+            let ids = chunk.iter().map(|e| e.event_id.to_string()).collect::<Vec<_>>().join(", ");
+            ProviderError::Storage(format!("appending events {ids} failed: {err}"))
+        })?;
+    }
+    let exec_state = match commit.update.state {
+        InstanceState::Completed | InstanceState::Failed => commit.update.state,
+        _ if commit.next_execution_id.is_some() => InstanceState::Completed,
+        _ => InstanceState::Running,
+    };
+    if let Some((version, dv)) = &started {
+        sqlx::query(
+                "INSERT INTO executions (instance_id, execution_id, version, state, duroxide_version, started_at, updated_at) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(&instance)
+            .bind(exec)
+            .bind(version)
+            .bind(exec_state.as_str())
+            .bind(dv)
+            .bind(ms(now))
+            .bind(ms(now))
+            .execute(&mut *tx)
+            .await
+            .map_err(storage)?;
+    } else if !commit.new_events.is_empty() && exec_state != InstanceState::Running {
+        // A running execution's row only changes when it ends.
+        sqlx::query(
+            "UPDATE executions SET state = ?, updated_at = ? WHERE instance_id = ? AND execution_id = ?",
+        )
+        .bind(exec_state.as_str())
+        .bind(ms(now))
+        .bind(&instance)
+        .bind(exec)
+        .execute(&mut *tx)
+        .await
+        .map_err(storage)?;
+    }
+    let locked_until = ms(now + commit.activity_lock_timeout.as_millis() as u64);
+    for a in &commit.activities {
+        // An activity with a lock token is handed straight to a worker of this node:
+        // it is stored locked, its first attempt counted.
+        let eager = !a.lock_token.is_empty();
+        sqlx::query(
+                "INSERT OR IGNORE INTO worker_queue (instance_id, execution_id, event_id, name, input, visible_at, \
+                 session_id, lock_token, locked_until, attempt_count) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(&instance)
+            .bind(ms(a.execution_id))
+            .bind(ms(a.event_id))
+            .bind(&a.name)
+            .bind(&a.input)
+            .bind(ms(now))
+            .bind(&a.session_id)
+            .bind(eager.then_some(&a.lock_token))
+            .bind(if eager { locked_until } else { 0 })
+            .bind(i64::from(eager))
+            .execute(&mut *tx)
+            .await
+            .map_err(storage)?;
+    }
+    for id in &commit.cancelled_activities {
+        // Queued work is dropped; running work is flagged so its lock renewal fails.
+        sqlx::query(
+            "DELETE FROM worker_queue WHERE instance_id = ? AND execution_id = ? AND event_id = ? \
+                 AND (lock_token IS NULL OR locked_until <= ?)",
+        )
+        .bind(&instance)
+        .bind(exec)
+        .bind(ms(*id))
+        .bind(ms(now))
+        .execute(&mut *tx)
+        .await
+        .map_err(storage)?;
+        sqlx::query(
+                "UPDATE worker_queue SET cancel_requested = 1 WHERE instance_id = ? AND execution_id = ? AND event_id = ?",
+            )
+            .bind(&instance)
+            .bind(exec)
+            .bind(ms(*id))
+            .execute(&mut *tx)
+            .await
+            .map_err(storage)?;
+    }
+    let mut wake_at: Vec<Option<u64>> = Vec::new();
+    for m in &commit.messages {
+        if let OrchestratorMessage::StartOrchestration { name, version, parent, .. } = &m.message {
+            let created = SqliteProvider::insert_instance(
+                &mut *tx,
+                &m.instance,
+                name,
+                version.as_deref(),
+                parent.as_ref().map(|p| p.instance.as_str()),
+                now,
+            )
+            .await?;
+            if !created {
+                if let Some(reply) = start_conflict_reply(m) {
+                    SqliteProvider::insert_message(&mut *tx, &reply.instance, &reply.message, None, now)
+                        .await?;
+                    wake_at.push(None);
+                }
+                continue;
+            }
+        } else {
+            let exists = sqlx::query("SELECT 1 FROM instances WHERE instance_id = ?")
+                .bind(&m.instance)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(storage)?;
+            if exists.is_none() {
+                tracing::warn!(instance = %m.instance, message = m.message.type_name(), "message to unknown instance dropped");
+                continue;
+            }
+        }
+        SqliteProvider::insert_message(&mut *tx, &m.instance, &m.message, m.visible_at_ms, now).await?;
+        wake_at.push(m.visible_at_ms);
+    }
+    sqlx::query("DELETE FROM orchestrator_queue WHERE lock_token = ?")
+        .bind(lock_token)
+        .execute(&mut *tx)
+        .await
+        .map_err(storage)?;
+    Ok(Effects {
+        wake_at,
+        unlocked_work: commit.activities.iter().any(|a| a.lock_token.is_empty()),
+        finished: commit.update.state.is_terminal().then_some(record),
+    })
+}
+
 const INSTANCE_COLUMNS: &str = "instance_id, name, version, execution_id, state, output, error, custom_status, \
      parent_instance, duroxide_version, status_note, created_at, updated_at";
 
@@ -1196,6 +1470,16 @@ impl Bind {
         self,
         q: sqlx::query::QueryScalar<'q, Sqlite, O, sqlx::sqlite::SqliteArguments>,
     ) -> sqlx::query::QueryScalar<'q, Sqlite, O, sqlx::sqlite::SqliteArguments> {
+        match self {
+            Bind::Text(t) => q.bind(t),
+            Bind::Int(i) => q.bind(i),
+        }
+    }
+
+    fn bind_to_query<'q>(
+        self,
+        q: sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments>,
+    ) -> sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments> {
         match self {
             Bind::Text(t) => q.bind(t),
             Bind::Int(i) => q.bind(i),

@@ -276,6 +276,8 @@ macro_rules! __duroxide_validation_list {
             work_items_are_fifo,
             locked_work_item_is_not_refetched,
             complete_work_item_enqueues_completion,
+            commit_enqueues_locked_activity,
+            locked_activity_expires_for_others,
             complete_with_unknown_token_fails,
             complete_twice_fails,
             abandon_work_item_retries_now,
@@ -341,6 +343,10 @@ macro_rules! __duroxide_validation_list {
             concurrent_fetches_lock_instance_once,
             concurrent_fetches_take_each_instance_once,
             concurrent_work_fetches_take_each_item_once,
+            concurrent_commits_fail_alone,
+            concurrent_creates_fail_alone,
+            complete_and_lock_returns_the_instance,
+            complete_and_lock_skips_held_instances,
             concurrent_commits_on_different_instances,
         ] }
     };
@@ -410,6 +416,7 @@ fn turn(execution_id: u64, new_events: Vec<Event>, state: InstanceState) -> Turn
         update: update(state),
         next_execution_id: None,
         activities: Vec::new(),
+        activity_lock_timeout: Duration::ZERO,
         cancelled_activities: Vec::new(),
         messages: Vec::new(),
     }
@@ -1325,6 +1332,56 @@ pub async fn duplicate_activity_enqueue_is_ignored(f: Factory) {
     p.commit_turn(&item.lock_token, c).await.expect("a re-enqueued activity is not an error");
     assert!(fetch_work(&p, LOCK).await.is_some());
     assert!(fetch_work(&p, LOCK).await.is_none(), "the activity must be queued once");
+}
+
+/// An activity enqueued with a lock token is stored locked for its holder: workers do not
+/// get it, the holder completes it with that token, and its first attempt is counted.
+pub async fn commit_enqueues_locked_activity(f: Factory) {
+    let p = f.create_provider().await;
+    started_instance(&p, "el").await;
+    p.enqueue_message(external("el", "go", "")).await.unwrap();
+    let item = fetch_some(&p, "el").await;
+    let mut c = turn(1, Vec::new(), InstanceState::Running);
+    let mut held = work("el", 1, 2, "Act", "in-2");
+    held.lock_token = "eager-token-1".into();
+    held.attempt = 1;
+    c.activities.push(held);
+    c.activities.push(work("el", 1, 3, "Act", "in-3"));
+    c.activity_lock_timeout = LOCK;
+    p.commit_turn(&item.lock_token, c).await.unwrap();
+    let w = fetch_work(&p, LOCK).await.expect("the unlocked activity is fetchable");
+    assert_eq!(w.event_id, 3);
+    assert!(fetch_work(&p, LOCK).await.is_none(), "the locked activity must not be handed out");
+    p.renew_work_item("eager-token-1", LOCK).await.expect("the holder's token renews");
+    p.complete_work_item("eager-token-1", completion("el", 2, "done")).await.unwrap();
+    let next = fetch_some(&p, "el").await;
+    assert_eq!(
+        next.messages,
+        vec![OrchestratorMessage::ActivityCompleted { execution_id: 1, event_id: 2, result: "done".into() }]
+    );
+}
+
+/// An activity enqueued locked whose holder never runs it is fetched by another worker
+/// once the lock expires, as its second attempt.
+pub async fn locked_activity_expires_for_others(f: Factory) {
+    let p = f.create_provider().await;
+    started_instance(&p, "ex").await;
+    p.enqueue_message(external("ex", "go", "")).await.unwrap();
+    let item = fetch_some(&p, "ex").await;
+    let mut c = turn(1, Vec::new(), InstanceState::Running);
+    let mut held = work("ex", 1, 2, "Act", "in-2");
+    held.lock_token = "eager-token-2".into();
+    c.activities.push(held);
+    c.activity_lock_timeout = SHORT;
+    p.commit_turn(&item.lock_token, c).await.unwrap();
+    assert!(fetch_work(&p, LOCK).await.is_none());
+    sleep_ms(450).await;
+    let w = fetch_work(&p, LOCK).await.expect("taken over after the lock expired");
+    assert_eq!((w.event_id, w.attempt), (2, 2));
+    assert_lock_lost(
+        p.complete_work_item("eager-token-2", completion("ex", 2, "late")).await,
+        "stale holder",
+    );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -2314,4 +2371,114 @@ pub async fn concurrent_commits_on_different_instances(f: Factory) {
         n += 1;
     }
     assert_eq!(n, 10);
+}
+
+/// Turns committed at the same moment (a store may commit them together) succeed or fail
+/// each on their own: a stale lock fails only its turn.
+pub async fn concurrent_commits_fail_alone(f: Factory) {
+    let p = f.create_provider().await;
+    let ids: Vec<String> = (0..8).map(|i| format!("cc{i}")).collect();
+    let mut tokens = Vec::new();
+    for id in &ids {
+        create(&p, id).await;
+        tokens.push(fetch_some(&p, id).await.lock_token);
+    }
+    tokens[3] = "stale-token".into();
+    let commits = tokens.iter().map(|t| {
+        let p = p.clone();
+        let t = t.clone();
+        async move { p.commit_turn(&t, turn(1, vec![started("input")], InstanceState::Running)).await }
+    });
+    let results = futures::future::join_all(commits).await;
+    for (i, r) in results.into_iter().enumerate() {
+        if i == 3 {
+            assert_lock_lost(r, "stale token among concurrent commits");
+        } else {
+            r.unwrap_or_else(|e| panic!("commit {i} failed: {e}"));
+        }
+    }
+    for (i, id) in ids.iter().enumerate() {
+        let len = p.read_history(id, None).await.unwrap().len();
+        assert_eq!(len, usize::from(i != 3), "history of {id}");
+    }
+}
+
+/// Instances created at the same moment succeed or fail each on their own.
+pub async fn concurrent_creates_fail_alone(f: Factory) {
+    let p = f.create_provider().await;
+    create(&p, "dup").await;
+    let names = ["n0", "n1", "dup", "n2", "n3"];
+    let creates = names.iter().map(|id| {
+        let p = p.clone();
+        async move { p.create_instance(id, NAME, None, "input").await }
+    });
+    let results = futures::future::join_all(creates).await;
+    for (id, r) in names.iter().zip(results) {
+        match (*id, r) {
+            ("dup", Err(ProviderError::InstanceExists(i))) => assert_eq!(i, "dup"),
+            ("dup", other) => panic!("duplicate create must fail with InstanceExists, got {other:?}"),
+            (id, r) => r.unwrap_or_else(|e| panic!("create {id} failed: {e}")),
+        }
+    }
+    let mut listed = p.list_instances().await.unwrap();
+    listed.sort();
+    assert_eq!(listed, vec!["dup", "n0", "n1", "n2", "n3"]);
+}
+
+/// Completing work and locking its instance in one call returns the instance as a fetch
+/// would, with the completion among its messages; a store that does not lock returns none
+/// and the instance stays fetchable.
+pub async fn complete_and_lock_returns_the_instance(f: Factory) {
+    let p = f.create_provider().await;
+    with_activities(&p, "cl", &[2, 3]).await;
+    let w = fetch_work(&p, LOCK).await.unwrap();
+    let known = |_: &str| None;
+    let filter = all();
+    let lock = LockAfterComplete { max_instances: 1, lock_timeout: LOCK, filter: &filter, cached: &known };
+    let (results, items) = p
+        .complete_work_items_and_lock(vec![(w.lock_token.clone(), completion("cl", w.event_id, "r"))], lock)
+        .await;
+    assert_eq!(results.len(), 1);
+    results.into_iter().for_each(|r| r.expect("completed"));
+    let item = match items.len() {
+        0 => fetch_some(&p, "cl").await, // the store does not lock on completion
+        1 => {
+            fetch_none(&p).await; // locked for the caller
+            items.into_iter().next().unwrap()
+        }
+        n => panic!("locked {n} instances for one completion"),
+    };
+    assert_eq!(item.instance, "cl");
+    assert_eq!(item.history_len as usize, p.read_history("cl", None).await.unwrap().len());
+    assert_eq!(
+        item.messages,
+        vec![OrchestratorMessage::ActivityCompleted {
+            execution_id: 1,
+            event_id: w.event_id,
+            result: "r".into()
+        }]
+    );
+    p.commit_turn(&item.lock_token, turn(1, Vec::new(), InstanceState::Running)).await.unwrap();
+}
+
+/// An instance another node holds is not locked by a completion; its lock still counts.
+pub async fn complete_and_lock_skips_held_instances(f: Factory) {
+    let p = f.create_provider().await;
+    with_activities(&p, "ch", &[2]).await;
+    p.enqueue_message(external("ch", "e", "")).await.unwrap();
+    let held = fetch_some(&p, "ch").await;
+    let w = fetch_work(&p, LOCK).await.unwrap();
+    let known = |_: &str| None;
+    let filter = all();
+    let lock = LockAfterComplete { max_instances: 4, lock_timeout: LOCK, filter: &filter, cached: &known };
+    let (results, items) =
+        p.complete_work_items_and_lock(vec![(w.lock_token.clone(), completion("ch", 2, "r"))], lock).await;
+    results.into_iter().for_each(|r| r.expect("completed"));
+    assert!(items.is_empty(), "a held instance must not be locked again");
+    p.commit_turn(&held.lock_token, turn(1, Vec::new(), InstanceState::Running)).await.unwrap();
+    let next = fetch_some(&p, "ch").await;
+    assert_eq!(
+        next.messages,
+        vec![OrchestratorMessage::ActivityCompleted { execution_id: 1, event_id: 2, result: "r".into() }]
+    );
 }

@@ -1,0 +1,269 @@
+//! The runtime's in-process shortcuts: a turn hands its activities to idle workers of the
+//! same node (stored locked, no worker fetch), and a completing activity locks its
+//! instance so the next turn runs without a dispatcher fetch. A counting wrapper around the
+//! store shows which path each step took; the histories must be the same either way.
+mod common;
+
+use common::assert_clean_history;
+use duroxide::provider::{
+    ActivityWorkItem, ExecutionRecord, FetchFilter, InstanceRecord, InstanceSnapshot, LockAfterComplete,
+    Notifiers, OrchestrationItem, OutboundMessage, TurnCommit, VersionCount, WorkerIdentity,
+};
+use duroxide::{Event, Provider, ProviderError};
+use duroxide::{prelude::*, provider::BlockedInstance};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+/// Counts how work reached the runtime.
+#[derive(Default)]
+struct Counts {
+    /// Activities a worker fetched from the store.
+    store_activity_fetches: AtomicUsize,
+    /// Orchestration items a dispatcher fetched from the store.
+    store_turn_fetches: AtomicUsize,
+    /// Instances locked by completing activities.
+    locked_by_completion: AtomicUsize,
+    /// Activities stored already locked for a worker of this node.
+    handed_to_workers: AtomicUsize,
+}
+
+struct Counting {
+    inner: Arc<dyn Provider>,
+    counts: Arc<Counts>,
+    /// Behave like a store without `complete_work_items_and_lock` (the trait default).
+    no_lock_on_complete: bool,
+}
+
+#[async_trait::async_trait]
+impl Provider for Counting {
+    async fn create_instance(
+        &self,
+        instance: &str,
+        name: &str,
+        version: Option<&str>,
+        input: &str,
+    ) -> Result<(), ProviderError> {
+        self.inner.create_instance(instance, name, version, input).await
+    }
+    async fn enqueue_message(&self, message: OutboundMessage) -> Result<(), ProviderError> {
+        self.inner.enqueue_message(message).await
+    }
+    async fn fetch_orchestration_item(
+        &self,
+        lock_timeout: Duration,
+        filter: &FetchFilter,
+    ) -> Result<Option<OrchestrationItem>, ProviderError> {
+        self.fetch_orchestration_item_cached(lock_timeout, filter, &|_| None).await
+    }
+    async fn fetch_orchestration_item_cached(
+        &self,
+        lock_timeout: Duration,
+        filter: &FetchFilter,
+        cached: &(dyn for<'s> Fn(&'s str) -> Option<(u64, u64)> + Send + Sync),
+    ) -> Result<Option<OrchestrationItem>, ProviderError> {
+        let item = self.inner.fetch_orchestration_item_cached(lock_timeout, filter, cached).await?;
+        if item.is_some() {
+            self.counts.store_turn_fetches.fetch_add(1, Ordering::SeqCst);
+        }
+        Ok(item)
+    }
+    async fn commit_turn(&self, lock_token: &str, commit: TurnCommit) -> Result<(), ProviderError> {
+        let handed = commit.activities.iter().filter(|a| !a.lock_token.is_empty()).count();
+        self.inner.commit_turn(lock_token, commit).await?;
+        self.counts.handed_to_workers.fetch_add(handed, Ordering::SeqCst);
+        Ok(())
+    }
+    async fn abandon_orchestration_item(
+        &self,
+        lock_token: &str,
+        delay: Option<Duration>,
+        note: Option<String>,
+        count_attempt: bool,
+    ) -> Result<(), ProviderError> {
+        self.inner.abandon_orchestration_item(lock_token, delay, note, count_attempt).await
+    }
+    async fn renew_orchestration_lock(
+        &self,
+        lock_token: &str,
+        lock_timeout: Duration,
+    ) -> Result<(), ProviderError> {
+        self.inner.renew_orchestration_lock(lock_token, lock_timeout).await
+    }
+    async fn fetch_work_item(
+        &self,
+        lock_timeout: Duration,
+        worker: &WorkerIdentity,
+    ) -> Result<Option<ActivityWorkItem>, ProviderError> {
+        let item = self.inner.fetch_work_item(lock_timeout, worker).await?;
+        if item.is_some() {
+            self.counts.store_activity_fetches.fetch_add(1, Ordering::SeqCst);
+        }
+        Ok(item)
+    }
+    async fn renew_sessions(
+        &self,
+        worker: &WorkerIdentity,
+        idle_timeout: Duration,
+    ) -> Result<Vec<String>, ProviderError> {
+        self.inner.renew_sessions(worker, idle_timeout).await
+    }
+    async fn renew_work_item(&self, lock_token: &str, lock_timeout: Duration) -> Result<(), ProviderError> {
+        self.inner.renew_work_item(lock_token, lock_timeout).await
+    }
+    async fn complete_work_item(
+        &self,
+        lock_token: &str,
+        completion: OutboundMessage,
+    ) -> Result<(), ProviderError> {
+        self.inner.complete_work_item(lock_token, completion).await
+    }
+    async fn complete_work_items(
+        &self,
+        items: Vec<(String, OutboundMessage)>,
+    ) -> Vec<Result<(), ProviderError>> {
+        self.inner.complete_work_items(items).await
+    }
+    async fn complete_work_items_and_lock(
+        &self,
+        items: Vec<(String, OutboundMessage)>,
+        lock: LockAfterComplete<'_>,
+    ) -> (Vec<Result<(), ProviderError>>, Vec<OrchestrationItem>) {
+        if self.no_lock_on_complete {
+            return (self.inner.complete_work_items(items).await, Vec::new());
+        }
+        let (results, locked) = self.inner.complete_work_items_and_lock(items, lock).await;
+        self.counts.locked_by_completion.fetch_add(locked.len(), Ordering::SeqCst);
+        (results, locked)
+    }
+    async fn abandon_work_item(
+        &self,
+        lock_token: &str,
+        delay: Option<Duration>,
+    ) -> Result<(), ProviderError> {
+        self.inner.abandon_work_item(lock_token, delay).await
+    }
+    async fn get_instance(&self, instance: &str) -> Result<Option<InstanceRecord>, ProviderError> {
+        self.inner.get_instance(instance).await
+    }
+    async fn read_history(
+        &self,
+        instance: &str,
+        execution_id: Option<u64>,
+    ) -> Result<Vec<Event>, ProviderError> {
+        self.inner.read_history(instance, execution_id).await
+    }
+    async fn list_executions(&self, instance: &str) -> Result<Vec<ExecutionRecord>, ProviderError> {
+        self.inner.list_executions(instance).await
+    }
+    async fn list_instances(&self) -> Result<Vec<String>, ProviderError> {
+        self.inner.list_instances().await
+    }
+    async fn list_blocked_instances(
+        &self,
+        filter: &FetchFilter,
+        limit: u32,
+    ) -> Result<Vec<BlockedInstance>, ProviderError> {
+        self.inner.list_blocked_instances(filter, limit).await
+    }
+    async fn count_instances_by_version(&self) -> Result<Vec<VersionCount>, ProviderError> {
+        self.inner.count_instances_by_version().await
+    }
+    async fn export_instance(&self, instance: &str) -> Result<InstanceSnapshot, ProviderError> {
+        self.inner.export_instance(instance).await
+    }
+    async fn import_instance(&self, snapshot: InstanceSnapshot) -> Result<(), ProviderError> {
+        self.inner.import_instance(snapshot).await
+    }
+    async fn set_status_note(&self, instance: &str, note: &str) -> Result<(), ProviderError> {
+        self.inner.set_status_note(instance, note).await
+    }
+    fn notifiers(&self) -> Option<Arc<Notifiers>> {
+        self.inner.notifiers()
+    }
+}
+
+fn registries() -> (ActivityRegistry, OrchestrationRegistry) {
+    let activities = ActivityRegistry::builder()
+        .register("Double", |_ctx: ActivityContext, input: String| async move {
+            let n: u64 = input.parse().map_err(|e| ActivityError::non_retryable(format!("{e}")))?;
+            Ok((n * 2).to_string())
+        })
+        .build();
+    let orchestrations = OrchestrationRegistry::builder()
+        .register("Chain", |ctx: OrchestrationContext, input: String| async move {
+            let mut n = input;
+            for _ in 0..5 {
+                n = ctx.schedule_activity("Double", n).await?;
+            }
+            Ok(n)
+        })
+        .build();
+    (activities, orchestrations)
+}
+
+/// Runs `Chain` once and returns its output, its history and the counts.
+async fn run_chain(no_lock_on_complete: bool) -> (String, Vec<Event>, Arc<Counts>) {
+    let counts = Arc::new(Counts::default());
+    let sqlite: Arc<dyn Provider> = Arc::new(SqliteProvider::in_memory().await.unwrap());
+    let store: Arc<dyn Provider> =
+        Arc::new(Counting { inner: sqlite, counts: counts.clone(), no_lock_on_complete });
+    let (activities, orchestrations) = registries();
+    let options = RuntimeOptions {
+        // Idle workers poll rarely, so they are idle (and can be handed work) whenever a
+        // turn commits.
+        dispatcher_poll_interval: Duration::from_secs(30),
+        worker_concurrency: 3,
+        orchestration_concurrency: 2,
+        ..Default::default()
+    };
+    let rt = Runtime::start_with_options(store.clone(), activities, orchestrations, options).await;
+    let client = Client::new(store.clone());
+    // Let the workers reach their idle wait before the first turn.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    client.start_orchestration("chain", "Chain", "1").await.unwrap();
+    let status = client.wait_for_orchestration("chain", Duration::from_secs(30)).await.unwrap();
+    let output = match status {
+        OrchestrationStatus::Completed { output } => output,
+        other => panic!("chain did not complete: {other:?}"),
+    };
+    rt.shutdown(None).await;
+    let history = client.read_execution_history("chain", None).await.unwrap();
+    (output, history, counts)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn turns_hand_activities_to_idle_workers_and_completions_lock_their_instance() {
+    let (output, history, counts) = run_chain(false).await;
+    assert_eq!(output, "32");
+    assert_clean_history(&history);
+    // Every activity went straight from its turn to an idle worker...
+    assert_eq!(counts.handed_to_workers.load(Ordering::SeqCst), 5);
+    assert_eq!(counts.store_activity_fetches.load(Ordering::SeqCst), 0);
+    // ...and every completion ran the next turn without a fetch: only the start was fetched.
+    assert_eq!(counts.locked_by_completion.load(Ordering::SeqCst), 5);
+    assert_eq!(counts.store_turn_fetches.load(Ordering::SeqCst), 1);
+}
+
+/// A store that cannot lock on completion (the trait's default) gets every turn by fetch,
+/// with the same history.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_lock_on_completion_turns_are_fetched_with_the_same_history() {
+    let (fast_output, fast, _) = run_chain(false).await;
+    let (slow_output, slow, counts) = run_chain(true).await;
+    assert_eq!(fast_output, slow_output);
+    assert_eq!(counts.locked_by_completion.load(Ordering::SeqCst), 0);
+    assert_eq!(counts.store_turn_fetches.load(Ordering::SeqCst), 6);
+    // Same decisions and results; only timestamps differ.
+    let shape = |h: &[Event]| {
+        h.iter()
+            .map(|e| match &e.kind {
+                duroxide::EventKind::OrchestrationStarted { name, version, input, .. } => {
+                    (e.event_id, format!("started {name} {version} {input}"))
+                }
+                other => (e.event_id, format!("{other:?}")),
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(shape(&fast), shape(&slow));
+}
