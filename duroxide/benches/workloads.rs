@@ -245,6 +245,8 @@ async fn raw_commits_per_s(url: &str, seconds: u64) -> f64 {
 
 async fn overhead(store_kind: &str, seconds: u64) {
     let store = open(store_kind).await;
+    // Enough turn slots and workers that a store round trip in flight does not idle the
+    // node (measured on the 2-core machine: 8/8 beats 2/4; more does not help).
     let opts = RuntimeOptions { orchestration_concurrency: 8, worker_concurrency: 8, ..Default::default() };
     let (orch_s, act_s, lat) = fanout_run(&store, 0, opts, seconds, 40).await;
     let raw_url = match store_kind {

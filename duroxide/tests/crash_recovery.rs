@@ -244,7 +244,9 @@ fn logged_activities(log_path: String) -> ActivityRegistry {
                     use std::io::Write;
                     let mut f =
                         std::fs::OpenOptions::new().create(true).append(true).open(&log_path).unwrap();
-                    writeln!(f, "{key} {pid} {phase}").unwrap();
+                    // One write per line: O_APPEND keeps it whole when both processes log at
+                    // once (`writeln!` would write the pieces separately and interleave).
+                    f.write_all(format!("{key} {pid} {phase}\n").as_bytes()).unwrap();
                 };
                 append("start");
                 tokio::time::sleep(Duration::from_millis(30)).await;

@@ -241,30 +241,30 @@ impl SqliteProvider {
     }
 
     /// Deletes a locked work item and enqueues its completion; false if the lock is gone.
+    /// One round trip: the session touch and the insert only happen if the token is held.
     async fn complete_in(
         tx: &mut sqlx::SqliteConnection,
         lock_token: &str,
         completion: &OutboundMessage,
         now: u64,
     ) -> Result<bool, ProviderError> {
-        let session: Option<Option<String>> =
-            sqlx::query_scalar("DELETE FROM worker_queue WHERE lock_token = ? RETURNING session_id")
-                .bind(lock_token)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(storage)?;
-        let Some(session) = session else { return Ok(false) };
-        if let Some(sid) = session {
-            // The idle clock of a session starts when its last activity finished.
-            sqlx::query("UPDATE sessions SET last_activity_at = ? WHERE session_id = ?")
-                .bind(ms(now))
-                .bind(sid)
-                .execute(&mut *tx)
-                .await
-                .map_err(storage)?;
-        }
-        Self::insert_message(tx, &completion.instance, &completion.message, None, now).await?;
-        Ok(true)
+        // The idle clock of a session starts when its last activity finished.
+        let deleted = sqlx::query(
+            "UPDATE sessions SET last_activity_at = ?1 WHERE session_id = \
+               (SELECT session_id FROM worker_queue WHERE lock_token = ?2); \
+             INSERT INTO orchestrator_queue (instance_id, message, visible_at, enqueued_at) \
+               SELECT ?3, ?4, ?1, ?1 WHERE EXISTS (SELECT 1 FROM worker_queue WHERE lock_token = ?2); \
+             DELETE FROM worker_queue WHERE lock_token = ?2 RETURNING id",
+        )
+        .bind(ms(now))
+        .bind(lock_token)
+        .bind(&completion.instance)
+        .bind(to_json(&completion.message)?)
+        // fetch_all: a row limit would stop a batch early; this one has one row at most.
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(storage)?;
+        Ok(!deleted.is_empty())
     }
 
     /// Locks `instance` and its visible messages and reads what a turn needs (as a fetch
@@ -272,36 +272,46 @@ impl SqliteProvider {
     /// expired) and passes that fetch filter; otherwise `None`.
     async fn lock_instance(
         tx: &mut sqlx::SqliteConnection,
-        instance: &str,
+        target: LockTarget<'_>,
         now: u64,
         lock_timeout: Duration,
-        only_if: Option<&FetchFilter>,
         cached: &(dyn for<'s> Fn(&'s str) -> Option<(u64, u64)> + Send + Sync),
     ) -> Result<Option<OrchestrationItem>, ProviderError> {
         let lock_token = token();
         let locked_until = now + lock_timeout.as_millis() as u64;
-        let (condition, binds) = match only_if {
-            Some(filter) => {
-                let (clause, binds) = filter_sql(filter);
-                (format!(" AND (i.lock_token IS NULL OR i.locked_until <= ?) AND {clause}"), binds)
-            }
-            None => (String::new(), Vec::new()),
+        // Only an instance nobody holds (or whose lock expired) that the filter allows.
+        let (which, named, filter) = match target {
+            LockTarget::Oldest(filter) => (
+                "(SELECT q.instance_id FROM orchestrator_queue q JOIN instances i ON i.instance_id = q.instance_id \
+                 WHERE q.visible_at <= ? AND (i.lock_token IS NULL OR i.locked_until <= ?) AND {clause} \
+                 ORDER BY q.id LIMIT 1)",
+                None,
+                filter,
+            ),
+            LockTarget::Instance(instance, filter) => (
+                "(SELECT i.instance_id FROM instances i WHERE i.instance_id = ? \
+                 AND (i.lock_token IS NULL OR i.locked_until <= ?) AND {clause})",
+                Some(instance),
+                filter,
+            ),
         };
+        let (clause, binds) = filter_sql(filter);
         let sql = format!(
-            "UPDATE instances AS i SET lock_token = ?, locked_until = ? WHERE i.instance_id = ?{condition} \
-             RETURNING {INSTANCE_COLUMNS}"
+            "UPDATE instances SET lock_token = ?, locked_until = ? WHERE instance_id = {} RETURNING {INSTANCE_COLUMNS}",
+            which.replace("{clause}", &clause)
         );
-        let mut query =
-            sqlx::query(sqlx::AssertSqlSafe(sql)).bind(&lock_token).bind(ms(locked_until)).bind(instance);
-        if only_if.is_some() {
-            query = query.bind(ms(now));
-        }
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(&lock_token).bind(ms(locked_until));
+        query = match named {
+            Some(instance) => query.bind(instance).bind(ms(now)),
+            None => query.bind(ms(now)).bind(ms(now)),
+        };
         for b in binds {
             query = b.bind_to_query(query);
         }
         let locked = query.fetch_optional(&mut *tx).await.map_err(storage)?;
         let Some(row) = locked else { return Ok(None) };
         let record = record_from_row(&row)?;
+        let instance = record.instance.as_str();
         // Lock the visible messages and read them in one statement (RETURNING has no order:
         // sort by id, the enqueue order).
         let rows = sqlx::query(
@@ -408,15 +418,8 @@ impl SqliteProvider {
                 if locked.len() == lock.max_instances {
                     break;
                 }
-                let item = Self::lock_instance(
-                    &mut tx,
-                    instance,
-                    now,
-                    lock.lock_timeout,
-                    Some(lock.filter),
-                    lock.cached,
-                )
-                .await;
+                let target = LockTarget::Instance(instance, lock.filter);
+                let item = Self::lock_instance(&mut tx, target, now, lock.lock_timeout, lock.cached).await;
                 match item {
                     Ok(Some(item)) => locked.push(item),
                     Ok(None) => {}
@@ -518,22 +521,25 @@ impl Provider for SqliteProvider {
         cached: &(dyn for<'s> Fn(&'s str) -> Option<(u64, u64)> + Send + Sync),
     ) -> Result<Option<OrchestrationItem>, ProviderError> {
         let now = crate::now_ms();
-        let (_g, mut tx) = self.begin_light().await?;
         let (clause, binds) = filter_sql(filter);
+        // Look before taking the write lock: an idle dispatcher's fetch then costs a read,
+        // which does not hold up writers (WAL).
         let sql = format!(
-            "SELECT q.instance_id FROM orchestrator_queue q JOIN instances i ON i.instance_id = q.instance_id \
-             WHERE q.visible_at <= ? AND (i.lock_token IS NULL OR i.locked_until <= ?) AND {clause} \
-             ORDER BY q.id LIMIT 1"
+            "SELECT 1 FROM orchestrator_queue q JOIN instances i ON i.instance_id = q.instance_id \
+             WHERE q.visible_at <= ? AND (i.lock_token IS NULL OR i.locked_until <= ?) AND {clause} LIMIT 1"
         );
-        let mut query = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql)).bind(ms(now)).bind(ms(now));
+        let mut peek = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(ms(now)).bind(ms(now));
         for b in binds {
-            query = b.bind_to(query);
+            peek = b.bind_to_query(peek);
         }
-        let chosen = query.fetch_optional(&mut *tx).await.map_err(storage)?;
-        let Some(instance) = chosen else { return Ok(None) };
-        let item = Self::lock_instance(&mut tx, &instance, now, lock_timeout, None, cached).await?;
+        if peek.fetch_optional(&self.pool).await.map_err(storage)?.is_none() {
+            return Ok(None);
+        }
+        let (_g, mut tx) = self.begin_light().await?;
+        let item =
+            Self::lock_instance(&mut tx, LockTarget::Oldest(filter), now, lock_timeout, cached).await?;
         if item.is_none() {
-            return Err(ProviderError::Corrupt(format!("instance '{instance}' vanished")));
+            return Ok(None);
         }
         tx.commit().await.map_err(storage)?;
         Ok(item)
@@ -607,7 +613,50 @@ impl Provider for SqliteProvider {
         worker: &WorkerIdentity,
     ) -> Result<Option<ActivityWorkItem>, ProviderError> {
         let now = crate::now_ms();
+        // Look before taking the write lock (see fetch_orchestration_item_cached).
+        let peek = sqlx::query(
+            "SELECT 1 FROM worker_queue WHERE visible_at <= ?1 AND (lock_token IS NULL OR locked_until <= ?1) \
+             AND cancel_requested = 0 LIMIT 1",
+        )
+        .bind(ms(now))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(storage)?;
+        if peek.is_none() {
+            return Ok(None);
+        }
         let (_g, mut tx) = self.begin_light().await?;
+        // The common case in one statement: the oldest runnable item has no session.
+        let lock_token = token();
+        let locked_until = ms(now + lock_timeout.as_millis() as u64);
+        let head = sqlx::query(
+            "UPDATE worker_queue SET lock_token = ?1, locked_until = ?2, attempt_count = attempt_count + 1 \
+             WHERE id = (SELECT w.id FROM worker_queue w WHERE w.visible_at <= ?3 \
+               AND (w.lock_token IS NULL OR w.locked_until <= ?3) AND w.cancel_requested = 0 ORDER BY w.id LIMIT 1) \
+             AND session_id IS NULL \
+             RETURNING instance_id, execution_id, event_id, name, input, attempt_count",
+        )
+        .bind(&lock_token)
+        .bind(locked_until)
+        .bind(ms(now))
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(storage)?;
+        if let Some(r) = head {
+            let item = ActivityWorkItem {
+                instance: r.try_get("instance_id").map_err(storage)?,
+                execution_id: r.try_get::<i64, _>("execution_id").map_err(storage)? as u64,
+                event_id: r.try_get::<i64, _>("event_id").map_err(storage)? as u64,
+                name: r.try_get("name").map_err(storage)?,
+                input: r.try_get("input").map_err(storage)?,
+                session_id: None,
+                lock_token,
+                attempt: r.try_get::<i64, _>("attempt_count").map_err(storage)? as u32,
+                session_claimed: false,
+            };
+            tx.commit().await.map_err(storage)?;
+            return Ok(Some(item));
+        }
         // Runnable: no session; or a session this worker holds; or, if it holds fewer than
         // `max_sessions`, a session nobody holds or whose lease expired. Work cancelled by its
         // orchestration is never handed out (renew_sessions deletes it once unlocked). One
@@ -1160,18 +1209,16 @@ impl GroupCommit {
         let mut results = Vec::with_capacity(jobs.len());
         if let [job] = jobs {
             // Alone: no savepoint needed; a failure rolls the transaction back.
-            match apply(&mut tx, &job.write, now).await {
-                Ok(effects) => results.push(Ok(effects)),
-                Err(e) => return vec![Err(e)],
+            match apply(&mut tx, &job.write, now, false).await {
+                (Ok(effects), _) => results.push(Ok(effects)),
+                (Err(e), _) => return vec![Err(e)],
             }
         } else {
+            // Each write in its own savepoint, opened and (on success) released inside the
+            // write's own statements; a failed write is rolled back alone.
             for job in jobs {
-                if let Err(e) = sqlx::query("SAVEPOINT w").execute(&mut *tx).await {
-                    return all_failed(storage(e));
-                }
-                let result = apply(&mut tx, &job.write, now).await;
-                let end = if result.is_ok() { "RELEASE w" } else { "ROLLBACK TO w; RELEASE w" };
-                if let Err(e) = sqlx::raw_sql(end).execute(&mut *tx).await {
+                let (result, open) = apply(&mut tx, &job.write, now, true).await;
+                if open && let Err(e) = sqlx::raw_sql("ROLLBACK TO w; RELEASE w").execute(&mut *tx).await {
                     return all_failed(storage(e));
                 }
                 results.push(result);
@@ -1218,37 +1265,105 @@ impl Drop for Handoff {
     }
 }
 
+/// Applies a durable write inside the caller's transaction. With `savepoint`, the write
+/// runs inside savepoint `w`; the returned flag says whether it is still open (the caller
+/// then rolls it back), which happens exactly when the write failed after opening it.
 async fn apply(
     tx: &mut sqlx::SqliteConnection,
     write: &DurableWrite,
     now: u64,
-) -> Result<Effects, ProviderError> {
+    savepoint: bool,
+) -> (Result<Effects, ProviderError>, bool) {
     match write {
-        DurableWrite::Turn { lock_token, commit } => apply_turn(tx, lock_token, commit, now).await,
+        DurableWrite::Turn { lock_token, commit } => apply_turn(tx, lock_token, commit, now, savepoint).await,
         DurableWrite::Create { instance, name, version, input } => {
-            if !SqliteProvider::insert_instance(&mut *tx, instance, name, version.as_deref(), None, now)
-                .await?
-            {
-                return Err(ProviderError::InstanceExists(instance.to_string()));
-            }
             let msg = OrchestratorMessage::StartOrchestration {
                 name: name.to_string(),
                 version: version.clone(),
                 input: input.to_string(),
                 parent: None,
             };
-            SqliteProvider::insert_message(&mut *tx, instance, &msg, None, now).await?;
-            Ok(Effects { wake_at: vec![None], ..Effects::default() })
+            let msg = match to_json(&msg) {
+                Ok(m) => m,
+                Err(e) => return (Err(e), false),
+            };
+            // One round trip: the start message is inserted only if the instance was.
+            let sql = format!(
+                "{}INSERT INTO instances (instance_id, name, version, state, parent_instance, created_at, updated_at) \
+                 VALUES (?, ?, ?, 'Pending', NULL, ?, ?) ON CONFLICT (instance_id) DO NOTHING RETURNING instance_id; \
+                 INSERT INTO orchestrator_queue (instance_id, message, visible_at, enqueued_at) \
+                 SELECT ?, ?, ?, ? WHERE changes() = 1{}",
+                if savepoint { "SAVEPOINT w; " } else { "" },
+                if savepoint { "; RELEASE w" } else { "" },
+            );
+            let created = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(instance)
+                .bind(name)
+                .bind(version)
+                .bind(ms(now))
+                .bind(ms(now))
+                .bind(instance)
+                .bind(msg)
+                .bind(ms(now))
+                .bind(ms(now))
+                // fetch_all: a row limit would stop the batch after the first statement's row.
+                .fetch_all(&mut *tx)
+                .await
+                .map(|rows| rows.into_iter().next());
+            match created {
+                Ok(Some(_)) => (Ok(Effects { wake_at: vec![None], ..Effects::default() }), false),
+                // Nothing was written; the savepoint was released by the statements above.
+                Ok(None) => (Err(ProviderError::InstanceExists(instance.to_string())), false),
+                Err(e) => (Err(storage(e)), savepoint),
+            }
         }
     }
 }
 
-/// Applies a turn (see `Provider::commit_turn`) inside the caller's transaction.
+/// Appends SQL and binds to a multi-statement query (one round trip to SQLite's thread).
+struct Batch {
+    q: sqlx::QueryBuilder<Sqlite>,
+    empty: bool,
+}
+
+impl Batch {
+    fn new() -> Self {
+        Self { q: sqlx::QueryBuilder::new(""), empty: true }
+    }
+
+    /// Starts the next statement.
+    fn stmt(&mut self, sql: &str) -> &mut sqlx::QueryBuilder<Sqlite> {
+        if !self.empty {
+            self.q.push("; ");
+        }
+        self.empty = false;
+        self.q.push(sql);
+        &mut self.q
+    }
+}
+
+/// Applies a turn (see `Provider::commit_turn`) inside the caller's transaction in two
+/// round trips: lock check and instance update, then everything else in one batch
+/// (plus one per message to another instance).
 async fn apply_turn(
     tx: &mut sqlx::SqliteConnection,
     lock_token: &str,
     commit: &TurnCommit,
     now: u64,
+    savepoint: bool,
+) -> (Result<Effects, ProviderError>, bool) {
+    match apply_turn_inner(tx, lock_token, commit, now, savepoint).await {
+        Ok(effects) => (Ok(effects), false),
+        Err(e) => (Err(e), savepoint),
+    }
+}
+
+async fn apply_turn_inner(
+    tx: &mut sqlx::SqliteConnection,
+    lock_token: &str,
+    commit: &TurnCommit,
+    now: u64,
+    savepoint: bool,
 ) -> Result<Effects, ProviderError> {
     let exec = ms(commit.execution_id);
     let started = commit.new_events.iter().find_map(|e| match &e.kind {
@@ -1267,11 +1382,12 @@ async fn apply_turn(
     };
     let next_exec = commit.next_execution_id.map(ms).unwrap_or(exec);
     let sql = format!(
-        "UPDATE instances SET name = ?, version = ?, execution_id = ?, state = ?, output = ?, error = ?, \
-             custom_status = CASE WHEN ? = 1 THEN ? ELSE custom_status END, \
-             duroxide_version = COALESCE(?, duroxide_version), \
-             duroxide_version_key = COALESCE(?, duroxide_version_key), status_note = NULL, updated_at = ?, \
-             lock_token = NULL, locked_until = 0 WHERE lock_token = ? RETURNING {INSTANCE_COLUMNS}"
+        "{}UPDATE instances SET name = ?, version = ?, execution_id = ?, state = ?, output = ?, error = ?, \
+         custom_status = CASE WHEN ? = 1 THEN ? ELSE custom_status END, \
+         duroxide_version = COALESCE(?, duroxide_version), \
+         duroxide_version_key = COALESCE(?, duroxide_version_key), status_note = NULL, updated_at = ?, \
+         lock_token = NULL, locked_until = 0 WHERE lock_token = ? RETURNING {INSTANCE_COLUMNS}",
+        if savepoint { "SAVEPOINT w; " } else { "" }
     );
     let row = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(&u.name)
@@ -1294,102 +1410,8 @@ async fn apply_turn(
     };
     let record = record_from_row(&row)?;
     let instance = record.instance.clone();
-    // One multi-row insert per turn (in chunks well under SQLite's bound-parameter limit).
-    for chunk in commit.new_events.chunks(100) {
-        let mut q = sqlx::QueryBuilder::<Sqlite>::new(
-            "INSERT INTO history (instance_id, execution_id, event_id, event_type, data) ",
-        );
-        let mut rows = Vec::with_capacity(chunk.len());
-        for e in chunk {
-            rows.push((e.event_id, e.kind.type_name(), to_json(e)?));
-        }
-        q.push_values(rows, |mut b, (id, ty, json)| {
-            b.push_bind(instance.clone()).push_bind(exec).push_bind(ms(id)).push_bind(ty).push_bind(json);
-        });
-        q.build().execute(&mut *tx).await.map_err(|err| {
-            let ids = chunk.iter().map(|e| e.event_id.to_string()).collect::<Vec<_>>().join(", ");
-            ProviderError::Storage(format!("appending events {ids} failed: {err}"))
-        })?;
-    }
-    let exec_state = match commit.update.state {
-        InstanceState::Completed | InstanceState::Failed => commit.update.state,
-        _ if commit.next_execution_id.is_some() => InstanceState::Completed,
-        _ => InstanceState::Running,
-    };
-    if let Some((version, dv)) = &started {
-        sqlx::query(
-                "INSERT INTO executions (instance_id, execution_id, version, state, duroxide_version, started_at, updated_at) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(&instance)
-            .bind(exec)
-            .bind(version)
-            .bind(exec_state.as_str())
-            .bind(dv)
-            .bind(ms(now))
-            .bind(ms(now))
-            .execute(&mut *tx)
-            .await
-            .map_err(storage)?;
-    } else if !commit.new_events.is_empty() && exec_state != InstanceState::Running {
-        // A running execution's row only changes when it ends.
-        sqlx::query(
-            "UPDATE executions SET state = ?, updated_at = ? WHERE instance_id = ? AND execution_id = ?",
-        )
-        .bind(exec_state.as_str())
-        .bind(ms(now))
-        .bind(&instance)
-        .bind(exec)
-        .execute(&mut *tx)
-        .await
-        .map_err(storage)?;
-    }
-    let locked_until = ms(now + commit.activity_lock_timeout.as_millis() as u64);
-    for a in &commit.activities {
-        // An activity with a lock token is handed straight to a worker of this node:
-        // it is stored locked, its first attempt counted.
-        let eager = !a.lock_token.is_empty();
-        sqlx::query(
-                "INSERT OR IGNORE INTO worker_queue (instance_id, execution_id, event_id, name, input, visible_at, \
-                 session_id, lock_token, locked_until, attempt_count) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(&instance)
-            .bind(ms(a.execution_id))
-            .bind(ms(a.event_id))
-            .bind(&a.name)
-            .bind(&a.input)
-            .bind(ms(now))
-            .bind(&a.session_id)
-            .bind(eager.then_some(&a.lock_token))
-            .bind(if eager { locked_until } else { 0 })
-            .bind(i64::from(eager))
-            .execute(&mut *tx)
-            .await
-            .map_err(storage)?;
-    }
-    for id in &commit.cancelled_activities {
-        // Queued work is dropped; running work is flagged so its lock renewal fails.
-        sqlx::query(
-            "DELETE FROM worker_queue WHERE instance_id = ? AND execution_id = ? AND event_id = ? \
-                 AND (lock_token IS NULL OR locked_until <= ?)",
-        )
-        .bind(&instance)
-        .bind(exec)
-        .bind(ms(*id))
-        .bind(ms(now))
-        .execute(&mut *tx)
-        .await
-        .map_err(storage)?;
-        sqlx::query(
-                "UPDATE worker_queue SET cancel_requested = 1 WHERE instance_id = ? AND execution_id = ? AND event_id = ?",
-            )
-            .bind(&instance)
-            .bind(exec)
-            .bind(ms(*id))
-            .execute(&mut *tx)
-            .await
-            .map_err(storage)?;
-    }
+
+    // Messages to other instances need a check first (does the target exist?).
     let mut wake_at: Vec<Option<u64>> = Vec::new();
     for m in &commit.messages {
         if let OrchestratorMessage::StartOrchestration { name, version, parent, .. } = &m.message {
@@ -1410,7 +1432,7 @@ async fn apply_turn(
                 }
                 continue;
             }
-        } else {
+        } else if m.instance != instance {
             let exists = sqlx::query("SELECT 1 FROM instances WHERE instance_id = ?")
                 .bind(&m.instance)
                 .fetch_optional(&mut *tx)
@@ -1424,11 +1446,88 @@ async fn apply_turn(
         SqliteProvider::insert_message(&mut *tx, &m.instance, &m.message, m.visible_at_ms, now).await?;
         wake_at.push(m.visible_at_ms);
     }
-    sqlx::query("DELETE FROM orchestrator_queue WHERE lock_token = ?")
-        .bind(lock_token)
-        .execute(&mut *tx)
-        .await
-        .map_err(storage)?;
+
+    // Everything else in one batch.
+    let mut batch = Batch::new();
+    // One multi-row insert per 100 events (well under SQLite's bound-parameter limit).
+    for chunk in commit.new_events.chunks(100) {
+        let mut rows = Vec::with_capacity(chunk.len());
+        for e in chunk {
+            rows.push((e.event_id, e.kind.type_name(), to_json(e)?));
+        }
+        batch
+            .stmt("INSERT INTO history (instance_id, execution_id, event_id, event_type, data) ")
+            .push_values(rows, |mut b, (id, ty, json)| {
+                b.push_bind(instance.clone()).push_bind(exec).push_bind(ms(id)).push_bind(ty).push_bind(json);
+            });
+    }
+    let exec_state = match commit.update.state {
+        InstanceState::Completed | InstanceState::Failed => commit.update.state,
+        _ if commit.next_execution_id.is_some() => InstanceState::Completed,
+        _ => InstanceState::Running,
+    };
+    if let Some((version, dv)) = &started {
+        let q = batch.stmt(
+            "INSERT INTO executions (instance_id, execution_id, version, state, duroxide_version, started_at, updated_at) VALUES (",
+        );
+        q.separated(", ")
+            .push_bind(instance.clone())
+            .push_bind(exec)
+            .push_bind(version.clone())
+            .push_bind(exec_state.as_str())
+            .push_bind(dv.clone())
+            .push_bind(ms(now))
+            .push_bind(ms(now));
+        q.push(")");
+    } else if !commit.new_events.is_empty() && exec_state != InstanceState::Running {
+        // A running execution's row only changes when it ends.
+        let q = batch.stmt("UPDATE executions SET state = ");
+        q.push_bind(exec_state.as_str()).push(", updated_at = ").push_bind(ms(now));
+        q.push(" WHERE instance_id = ")
+            .push_bind(instance.clone())
+            .push(" AND execution_id = ")
+            .push_bind(exec);
+    }
+    // An activity with a lock token is handed straight to a worker of this node: it is
+    // stored locked, its first attempt counted.
+    let locked_until = ms(now + commit.activity_lock_timeout.as_millis() as u64);
+    for chunk in commit.activities.chunks(100) {
+        batch
+            .stmt(
+                "INSERT OR IGNORE INTO worker_queue (instance_id, execution_id, event_id, name, input, visible_at, \
+                 session_id, lock_token, locked_until, attempt_count) ",
+            )
+            .push_values(chunk, |mut b, a| {
+                let eager = !a.lock_token.is_empty();
+                b.push_bind(instance.clone())
+                    .push_bind(ms(a.execution_id))
+                    .push_bind(ms(a.event_id))
+                    .push_bind(a.name.clone())
+                    .push_bind(a.input.clone())
+                    .push_bind(ms(now))
+                    .push_bind(a.session_id.clone())
+                    .push_bind(eager.then(|| a.lock_token.clone()))
+                    .push_bind(if eager { locked_until } else { 0 })
+                    .push_bind(i64::from(eager));
+            });
+    }
+    for id in &commit.cancelled_activities {
+        // Queued work is dropped; running work is flagged so its lock renewal fails.
+        let q = batch.stmt("DELETE FROM worker_queue WHERE instance_id = ");
+        q.push_bind(instance.clone()).push(" AND execution_id = ").push_bind(exec);
+        q.push(" AND event_id = ").push_bind(ms(*id));
+        q.push(" AND (lock_token IS NULL OR locked_until <= ").push_bind(ms(now)).push(")");
+        let q = batch.stmt("UPDATE worker_queue SET cancel_requested = 1 WHERE instance_id = ");
+        q.push_bind(instance.clone()).push(" AND execution_id = ").push_bind(exec);
+        q.push(" AND event_id = ").push_bind(ms(*id));
+    }
+    batch.stmt("DELETE FROM orchestrator_queue WHERE lock_token = ").push_bind(lock_token.to_string());
+    if savepoint {
+        batch.stmt("RELEASE w");
+    }
+    batch.q.build().execute(&mut *tx).await.map_err(|err| {
+        ProviderError::Storage(format!("writing the turn of instance '{instance}' failed: {err}"))
+    })?;
     Ok(Effects {
         wake_at,
         unlocked_work: commit.activities.iter().any(|a| a.lock_token.is_empty()),
@@ -1457,6 +1556,14 @@ fn record_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<InstanceRecord, Provid
         created_at_ms: r.try_get::<i64, _>("created_at").map_err(storage)? as u64,
         updated_at_ms: r.try_get::<i64, _>("updated_at").map_err(storage)? as u64,
     })
+}
+
+/// Which instance `lock_instance` locks.
+enum LockTarget<'a> {
+    /// The one with the oldest visible message.
+    Oldest(&'a FetchFilter),
+    /// This one.
+    Instance(&'a str, &'a FetchFilter),
 }
 
 /// A value bound into a filter clause.
