@@ -222,16 +222,17 @@ async fn raw_commits_per_s(url: &str, seconds: u64) -> f64 {
     if !url.contains(":memory:") {
         opts = opts.journal_mode(SqliteJournalMode::Wal).synchronous(SqliteSynchronous::Full);
     }
-    let pool = sqlx::sqlite::SqlitePoolOptions::new().max_connections(1).connect_with(opts).await.unwrap();
+    // One dedicated connection (no pool checkout per transaction): the best sqlx does.
+    let mut conn = sqlx::ConnectOptions::connect(&opts).await.unwrap();
     sqlx::query("CREATE TABLE IF NOT EXISTS bench_raw (id INTEGER PRIMARY KEY, v TEXT)")
-        .execute(&pool)
+        .execute(&mut conn)
         .await
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let start = Instant::now();
     let mut n = 0u64;
     while Instant::now() < deadline {
-        let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.unwrap();
+        let mut tx = sqlx::Connection::begin_with(&mut conn, "BEGIN IMMEDIATE").await.unwrap();
         sqlx::query("INSERT INTO bench_raw (v) VALUES ('x')").execute(&mut *tx).await.unwrap();
         sqlx::query("DELETE FROM bench_raw WHERE id = (SELECT MIN(id) FROM bench_raw)")
             .execute(&mut *tx)

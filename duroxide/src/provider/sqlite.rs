@@ -7,9 +7,14 @@
 //!
 //! ## Durability
 //! Every write is one `BEGIN IMMEDIATE` transaction. The journal is WAL and, by default,
-//! `synchronous = FULL`: when `commit_turn` returns, the turn is on disk and survives a
-//! process crash *and* a power loss. [`SqliteDurability::Normal`] trades the last few
-//! commits on power loss (never on a process crash, never corruption) for fewer fsyncs.
+//! `synchronous = FULL` for writes that are acknowledged: when `create_instance` or
+//! `commit_turn` returns, the write is on disk and survives a process crash *and* a power
+//! loss. Turns and starts that arrive together share one commit and one fsync (group
+//! commit, each in its own savepoint). Lock-only writes and activity completions commit
+//! without their own fsync: losing them to a power loss only repeats work (the lock was not
+//! taken; the activity runs again), and the next durable commit covers them.
+//! [`SqliteDurability::Normal`] fsyncs nothing on commit: a power loss may also drop the
+//! last acknowledged commits (never on a process crash, never corruption).
 //! Writes from this process are serialized by an in-process lock so they queue in Rust
 //! instead of spinning in SQLite's busy handler; other processes on the same file are
 //! handled by `busy_timeout`.
@@ -17,7 +22,7 @@
 use super::*;
 use crate::history::EventKind;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, Sqlite, SqlitePool, Transaction};
+use sqlx::{Row, Sqlite, SqlitePool};
 use std::str::FromStr;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -25,7 +30,9 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 /// How hard SQLite works to keep committed data on power loss.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SqliteDurability {
-    /// `synchronous = FULL`: every commit is fsynced. Nothing committed is lost.
+    /// `synchronous = FULL` for starts, events and turns: nothing acknowledged is lost.
+    /// Lock-only writes and activity completions skip their own fsync (a power loss only
+    /// repeats that work; see the module docs).
     #[default]
     Full,
     /// `synchronous = NORMAL`: WAL is fsynced at checkpoints. A power loss may drop the
@@ -52,14 +59,69 @@ impl Default for SqliteOptions {
 
 /// The SQLite store.
 pub struct SqliteProvider {
-    pool: SqlitePool,
-    /// Serializes this process's write transactions (see module docs).
-    write_lock: Arc<tokio::sync::Mutex<()>>,
-    /// Connections for lock-only writes (see `new`).
-    light_pool: SqlitePool,
+    conns: Arc<Conns>,
     notifiers: Arc<Notifiers>,
     /// Durable writes waiting for the group commit (see `GroupCommit`).
     group: Arc<GroupCommit>,
+}
+
+/// The connections of one store.
+struct Conns {
+    /// Every write of this process goes through this one connection, which also serializes
+    /// them (they queue here instead of in SQLite's busy handler). A dedicated connection
+    /// skips the pool's checkout and its check-in round trip on every write.
+    writer: tokio::sync::Mutex<sqlx::SqliteConnection>,
+    /// Read connections (file databases); `None` in memory, where the writer also reads.
+    readers: Option<SqlitePool>,
+    /// Starts a write whose commit is acknowledged (fsynced under `Full`).
+    begin_durable: &'static str,
+}
+
+/// Starts a write that only takes or releases locks, or records an activity result: no
+/// fsync of its own (see the module docs).
+const BEGIN_LIGHT: &str = "PRAGMA synchronous = NORMAL; BEGIN IMMEDIATE";
+
+/// A connection to read from.
+enum ReadConn<'a> {
+    Pool(sqlx::pool::PoolConnection<Sqlite>),
+    Writer(tokio::sync::MutexGuard<'a, sqlx::SqliteConnection>),
+}
+
+impl std::ops::Deref for ReadConn<'_> {
+    type Target = sqlx::SqliteConnection;
+    fn deref(&self) -> &Self::Target {
+        match self {
+            ReadConn::Pool(c) => c,
+            ReadConn::Writer(c) => c,
+        }
+    }
+}
+
+impl std::ops::DerefMut for ReadConn<'_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        match self {
+            ReadConn::Pool(c) => c,
+            ReadConn::Writer(c) => c,
+        }
+    }
+}
+
+impl Conns {
+    async fn reader(&self) -> Result<ReadConn<'_>, ProviderError> {
+        match &self.readers {
+            Some(pool) => Ok(ReadConn::Pool(pool.acquire().await.map_err(storage)?)),
+            None => Ok(ReadConn::Writer(self.writer.lock().await)),
+        }
+    }
+}
+
+/// Opens a write transaction on the writer connection: `write_tx!(conns, guard, tx, BEGIN)`.
+macro_rules! write_tx {
+    ($conns:expr, $guard:ident, $tx:ident, $begin:expr) => {
+        let mut $guard = $conns.writer.lock().await;
+        #[allow(unused_mut)]
+        let mut $tx = sqlx::Connection::begin_with(&mut *$guard, $begin).await.map_err(storage)?;
+    };
 }
 
 impl std::fmt::Debug for SqliteProvider {
@@ -112,47 +174,35 @@ impl SqliteProvider {
                 SqliteDurability::Normal => SqliteSynchronous::Normal,
             });
         }
-        // An in-memory database lives as long as its one connection: keep it forever.
-        let pool_opts = if memory {
-            SqlitePoolOptions::new()
-                .max_connections(1)
-                .min_connections(1)
-                .idle_timeout(None)
-                .max_lifetime(None)
-        } else {
-            SqlitePoolOptions::new().max_connections(options.max_connections.max(1))
-        }
-        // A local file does not drop connections: skip the ping before every checkout.
-        .test_before_acquire(false);
-        let pool = pool_opts.connect_with(connect.clone()).await.map_err(|e| match e {
+        let open_err = |e: sqlx::Error| match e {
             sqlx::Error::Configuration(c) => ProviderError::Configuration(c.to_string()),
             other => ProviderError::Storage(format!("cannot open '{url}': {other}")),
-        })?;
-        MIGRATOR.run(&pool).await.map_err(|e| ProviderError::Migration(e.to_string()))?;
-        // Lock-only writes (fetching and locking work, renewing and releasing locks) lose
-        // nothing that matters if a power loss drops them: the lock simply was not taken.
-        // They go through connections with `synchronous = NORMAL`, so only writes that
-        // record progress (turns, completions, new instances, events) wait for an fsync, and
-        // that fsync also covers the lock-only writes before it.
-        let light_pool = if memory {
-            pool.clone()
-        } else {
-            SqlitePoolOptions::new()
-                .max_connections(2)
-                .test_before_acquire(false)
-                .connect_with(connect.synchronous(SqliteSynchronous::Normal))
-                .await
-                .map_err(|e| ProviderError::Storage(format!("cannot open '{url}': {e}")))?
         };
-        let write_lock = Arc::new(tokio::sync::Mutex::new(()));
+        // An in-memory database lives as long as its one connection: the writer, kept for
+        // the store's lifetime, also serves reads.
+        let pool = SqlitePoolOptions::new()
+            .max_connections(if memory { 1 } else { options.max_connections.max(1) })
+            // A local file does not drop connections: skip the ping before every checkout.
+            .test_before_acquire(false)
+            .connect_with(connect)
+            .await
+            .map_err(open_err)?;
+        MIGRATOR.run(&pool).await.map_err(|e| ProviderError::Migration(e.to_string()))?;
+        let writer = pool.acquire().await.map_err(open_err)?.detach();
+        let readers = if memory { None } else { Some(pool) };
+        let conns = Arc::new(Conns {
+            writer: tokio::sync::Mutex::new(writer),
+            readers,
+            begin_durable: match options.durability {
+                SqliteDurability::Full => "PRAGMA synchronous = FULL; BEGIN IMMEDIATE",
+                SqliteDurability::Normal => BEGIN_LIGHT,
+            },
+        });
         let notifiers = Arc::new(Notifiers::default());
         Ok(Self {
-            pool: pool.clone(),
-            light_pool,
-            write_lock: write_lock.clone(),
+            conns: conns.clone(),
             group: Arc::new(GroupCommit {
-                pool: pool.clone(),
-                write_lock,
+                conns,
                 notifiers: notifiers.clone(),
                 state: std::sync::Mutex::default(),
             }),
@@ -163,23 +213,6 @@ impl SqliteProvider {
     /// A fresh private in-memory store.
     pub async fn in_memory() -> Result<Self, ProviderError> {
         Self::new("sqlite::memory:", None).await
-    }
-
-    async fn begin(
-        &self,
-    ) -> Result<(tokio::sync::MutexGuard<'_, ()>, Transaction<'static, Sqlite>), ProviderError> {
-        let guard = self.write_lock.lock().await;
-        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(storage)?;
-        Ok((guard, tx))
-    }
-
-    /// A write transaction for lock-only changes (no fsync of its own; see `new`).
-    async fn begin_light(
-        &self,
-    ) -> Result<(tokio::sync::MutexGuard<'_, ()>, Transaction<'static, Sqlite>), ProviderError> {
-        let guard = self.write_lock.lock().await;
-        let tx = self.light_pool.begin_with("BEGIN IMMEDIATE").await.map_err(storage)?;
-        Ok((guard, tx))
     }
 
     async fn instance_row(
@@ -392,9 +425,10 @@ impl SqliteProvider {
         let now = crate::now_ms();
         let all_failed =
             |e: ProviderError, n: usize| ((0..n).map(|_| Err(e.clone())).collect::<Vec<_>>(), Vec::new());
-        let (_g, mut tx) = match self.begin_light().await {
+        let mut writer = self.conns.writer.lock().await;
+        let mut tx = match sqlx::Connection::begin_with(&mut *writer, BEGIN_LIGHT).await {
             Ok(t) => t,
-            Err(e) => return all_failed(e, items.len()),
+            Err(e) => return all_failed(storage(e), items.len()),
         };
         let mut results = Vec::with_capacity(items.len());
         let mut instances: Vec<&str> = Vec::new();
@@ -490,7 +524,7 @@ impl Provider for SqliteProvider {
 
     async fn enqueue_message(&self, message: OutboundMessage) -> Result<(), ProviderError> {
         let now = crate::now_ms();
-        let (_g, mut tx) = self.begin().await?;
+        write_tx!(self.conns, _w, tx, self.conns.begin_durable);
         let exists = sqlx::query("SELECT 1 FROM instances WHERE instance_id = ?")
             .bind(&message.instance)
             .fetch_optional(&mut *tx)
@@ -532,10 +566,10 @@ impl Provider for SqliteProvider {
         for b in binds {
             peek = b.bind_to_query(peek);
         }
-        if peek.fetch_optional(&self.pool).await.map_err(storage)?.is_none() {
+        if peek.fetch_optional(&mut *self.conns.reader().await?).await.map_err(storage)?.is_none() {
             return Ok(None);
         }
-        let (_g, mut tx) = self.begin_light().await?;
+        write_tx!(self.conns, _w, tx, BEGIN_LIGHT);
         let item =
             Self::lock_instance(&mut tx, LockTarget::Oldest(filter), now, lock_timeout, cached).await?;
         if item.is_none() {
@@ -558,7 +592,7 @@ impl Provider for SqliteProvider {
     ) -> Result<(), ProviderError> {
         let now = crate::now_ms();
         let visible = now + delay.map(|d| d.as_millis() as u64).unwrap_or(0);
-        let (_g, mut tx) = self.begin_light().await?;
+        write_tx!(self.conns, _w, tx, BEGIN_LIGHT);
         let done = sqlx::query(
             "UPDATE instances SET lock_token = NULL, locked_until = 0, status_note = COALESCE(?, status_note), \
              updated_at = ? WHERE lock_token = ?",
@@ -593,7 +627,7 @@ impl Provider for SqliteProvider {
         lock_timeout: Duration,
     ) -> Result<(), ProviderError> {
         let until = crate::now_ms() + lock_timeout.as_millis() as u64;
-        let (_g, mut tx) = self.begin_light().await?;
+        write_tx!(self.conns, _w, tx, BEGIN_LIGHT);
         let done = sqlx::query("UPDATE instances SET locked_until = ? WHERE lock_token = ?")
             .bind(ms(until))
             .bind(lock_token)
@@ -619,13 +653,13 @@ impl Provider for SqliteProvider {
              AND cancel_requested = 0 LIMIT 1",
         )
         .bind(ms(now))
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.conns.reader().await?)
         .await
         .map_err(storage)?;
         if peek.is_none() {
             return Ok(None);
         }
-        let (_g, mut tx) = self.begin_light().await?;
+        write_tx!(self.conns, _w, tx, BEGIN_LIGHT);
         // The common case in one statement: the oldest runnable item has no session.
         let lock_token = token();
         let locked_until = ms(now + lock_timeout.as_millis() as u64);
@@ -730,7 +764,7 @@ impl Provider for SqliteProvider {
     ) -> Result<Vec<String>, ProviderError> {
         let now = crate::now_ms();
         let idle_since = now.saturating_sub(idle_timeout.as_millis() as u64);
-        let (_g, mut tx) = self.begin_light().await?;
+        write_tx!(self.conns, _w, tx, BEGIN_LIGHT);
         // Housekeeping: work cancelled by its orchestration whose worker is gone.
         sqlx::query("DELETE FROM worker_queue WHERE cancel_requested = 1 AND locked_until <= ?")
             .bind(ms(now))
@@ -761,7 +795,7 @@ impl Provider for SqliteProvider {
 
     async fn renew_work_item(&self, lock_token: &str, lock_timeout: Duration) -> Result<(), ProviderError> {
         let until = crate::now_ms() + lock_timeout.as_millis() as u64;
-        let (_g, mut tx) = self.begin_light().await?;
+        write_tx!(self.conns, _w, tx, BEGIN_LIGHT);
         let cancel: Option<i64> = sqlx::query_scalar(
             "UPDATE worker_queue SET locked_until = ? WHERE lock_token = ? RETURNING cancel_requested",
         )
@@ -808,7 +842,7 @@ impl Provider for SqliteProvider {
         delay: Option<Duration>,
     ) -> Result<(), ProviderError> {
         let visible = crate::now_ms() + delay.map(|d| d.as_millis() as u64).unwrap_or(0);
-        let (_g, mut tx) = self.begin_light().await?;
+        write_tx!(self.conns, _w, tx, BEGIN_LIGHT);
         sqlx::query("UPDATE worker_queue SET lock_token = NULL, locked_until = 0, visible_at = ? WHERE lock_token = ?")
             .bind(ms(visible))
             .bind(lock_token)
@@ -820,7 +854,7 @@ impl Provider for SqliteProvider {
     }
 
     async fn get_instance(&self, instance: &str) -> Result<Option<InstanceRecord>, ProviderError> {
-        let mut conn = self.pool.acquire().await.map_err(storage)?;
+        let mut conn = self.conns.reader().await?;
         Self::instance_row(&mut conn, instance).await
     }
 
@@ -829,7 +863,7 @@ impl Provider for SqliteProvider {
         instance: &str,
         execution_id: Option<u64>,
     ) -> Result<Vec<Event>, ProviderError> {
-        let mut conn = self.pool.acquire().await.map_err(storage)?;
+        let mut conn = self.conns.reader().await?;
         let exec = match execution_id {
             Some(e) => e,
             None => match Self::instance_row(&mut conn, instance).await? {
@@ -845,7 +879,7 @@ impl Provider for SqliteProvider {
     }
 
     async fn list_executions(&self, instance: &str) -> Result<Vec<ExecutionRecord>, ProviderError> {
-        let mut conn = self.pool.acquire().await.map_err(storage)?;
+        let mut conn = self.conns.reader().await?;
         let rows = sqlx::query(
             "SELECT e.execution_id AS execution_id, e.version AS version, e.state AS state, \
              (SELECT COUNT(*) FROM history h WHERE h.instance_id = e.instance_id AND h.execution_id = e.execution_id) AS n \
@@ -872,7 +906,7 @@ impl Provider for SqliteProvider {
 
     async fn list_instances(&self) -> Result<Vec<String>, ProviderError> {
         sqlx::query_scalar("SELECT instance_id FROM instances ORDER BY created_at, instance_id")
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.conns.reader().await?)
             .await
             .map_err(storage)
     }
@@ -893,8 +927,12 @@ impl Provider for SqliteProvider {
         for b in binds {
             query = b.bind_to(query);
         }
-        let ids = query.bind(i64::from(limit)).fetch_all(&self.pool).await.map_err(storage)?;
-        let mut conn = self.pool.acquire().await.map_err(storage)?;
+        let ids = query
+            .bind(i64::from(limit))
+            .fetch_all(&mut *self.conns.reader().await?)
+            .await
+            .map_err(storage)?;
+        let mut conn = self.conns.reader().await?;
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
             if let Some(r) = Self::instance_row(&mut conn, &id).await? {
@@ -914,7 +952,7 @@ impl Provider for SqliteProvider {
             "SELECT name, version, state, COUNT(*) AS n FROM instances GROUP BY name, version, state \
              ORDER BY name, version, state",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.conns.reader().await?)
         .await
         .map_err(storage)?;
         rows.into_iter()
@@ -933,7 +971,8 @@ impl Provider for SqliteProvider {
 
     async fn export_instance(&self, instance: &str) -> Result<InstanceSnapshot, ProviderError> {
         // One read transaction, so the snapshot is consistent.
-        let mut tx = self.pool.begin().await.map_err(storage)?;
+        let mut conn = self.conns.reader().await?;
+        let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err(storage)?;
         let record = Self::instance_row(&mut tx, instance)
             .await?
             .ok_or_else(|| ProviderError::InstanceNotFound(instance.to_string()))?;
@@ -1010,7 +1049,7 @@ impl Provider for SqliteProvider {
     async fn import_instance(&self, snapshot: InstanceSnapshot) -> Result<(), ProviderError> {
         let now = crate::now_ms();
         let r = &snapshot.record;
-        let (_g, mut tx) = self.begin().await?;
+        write_tx!(self.conns, _w, tx, self.conns.begin_durable);
         let error = r.error.as_ref().map(to_json).transpose()?;
         let dv_key = r
             .duroxide_version
@@ -1098,7 +1137,7 @@ impl Provider for SqliteProvider {
     }
 
     async fn set_status_note(&self, instance: &str, note: &str) -> Result<(), ProviderError> {
-        let (_g, mut tx) = self.begin_light().await?;
+        write_tx!(self.conns, _w, tx, BEGIN_LIGHT);
         sqlx::query("UPDATE instances SET status_note = ?1 WHERE instance_id = ?2 AND status_note IS NOT ?1")
             .bind(note)
             .bind(instance)
@@ -1147,8 +1186,7 @@ struct GroupState {
 /// too. Every writer returns only after the commit holding its write is durable. Under no
 /// contention a write commits alone, exactly as before.
 struct GroupCommit {
-    pool: SqlitePool,
-    write_lock: Arc<tokio::sync::Mutex<()>>,
+    conns: Arc<Conns>,
     notifiers: Arc<Notifiers>,
     state: std::sync::Mutex<GroupState>,
 }
@@ -1200,8 +1238,8 @@ impl GroupCommit {
 
     async fn commit_round(&self, jobs: &[Job]) -> Vec<Result<Effects, ProviderError>> {
         let all_failed = |e: ProviderError| jobs.iter().map(|_| Err(e.clone())).collect();
-        let _g = self.write_lock.lock().await;
-        let mut tx = match self.pool.begin_with("BEGIN IMMEDIATE").await {
+        let mut writer = self.conns.writer.lock().await;
+        let mut tx = match sqlx::Connection::begin_with(&mut *writer, self.conns.begin_durable).await {
             Ok(tx) => tx,
             Err(e) => return all_failed(storage(e)),
         };
