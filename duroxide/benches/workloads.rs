@@ -220,7 +220,12 @@ async fn raw_commits_per_s(url: &str, seconds: u64) -> f64 {
     use std::str::FromStr;
     let mut opts = SqliteConnectOptions::from_str(url).unwrap().create_if_missing(true);
     if !url.contains(":memory:") {
-        opts = opts.journal_mode(SqliteJournalMode::Wal).synchronous(SqliteSynchronous::Full);
+        // The store's settings: WAL, FULL, and the page size it creates files with.
+        let page_size = duroxide::SqliteOptions::default().page_size;
+        opts = opts
+            .page_size(page_size)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full);
     }
     // One dedicated connection (no pool checkout per transaction): the best sqlx does.
     let mut conn = sqlx::ConnectOptions::connect(&opts).await.unwrap();

@@ -685,7 +685,7 @@ impl Provider for PostgresProvider {
         let stored_len = match known {
             Some(_) => Some(
                 sqlx::query_scalar::<_, i64>(
-                    "SELECT COUNT(*) FROM history WHERE instance_id = $1 AND execution_id = $2",
+                    "SELECT COALESCE(MAX(event_id), 0) FROM history WHERE instance_id = $1 AND execution_id = $2",
                 )
                 .bind(&instance)
                 .bind(ms(record.execution_id))

@@ -45,15 +45,27 @@ pub enum SqliteDurability {
 pub struct SqliteOptions {
     /// Durability mode (default [`SqliteDurability::Full`]).
     pub durability: SqliteDurability,
-    /// Connections in the pool (file databases; in-memory ones always use 1).
+    /// Read connections (file databases; in memory the one writer connection also reads).
+    /// Writes always go through one connection.
     pub max_connections: u32,
     /// How long a write waits for another process's write lock.
     pub busy_timeout: Duration,
+    /// Page size in bytes of a database file this store creates (a power of two from 512
+    /// to 65536); an existing file keeps the size it was created with. The default, 1024,
+    /// suits duroxide's small rows: a turn modifies several B-tree pages, and every
+    /// modified page is written to the WAL and fsynced in full, so smaller pages make
+    /// each durable commit cheaper (see `docs/performance.md`).
+    pub page_size: u32,
 }
 
 impl Default for SqliteOptions {
     fn default() -> Self {
-        Self { durability: SqliteDurability::Full, max_connections: 4, busy_timeout: Duration::from_secs(10) }
+        Self {
+            durability: SqliteDurability::Full,
+            max_connections: 4,
+            busy_timeout: Duration::from_secs(10),
+            page_size: 1024,
+        }
     }
 }
 
@@ -169,6 +181,13 @@ impl SqliteProvider {
             .foreign_keys(false)
             .busy_timeout(options.busy_timeout);
         if !memory {
+            if !(512..=65536).contains(&options.page_size) || !options.page_size.is_power_of_two() {
+                return Err(ProviderError::Configuration(format!(
+                    "SQLite page_size must be a power of two from 512 to 65536, got {}",
+                    options.page_size
+                )));
+            }
+            connect = connect.page_size(options.page_size);
             connect = connect.journal_mode(SqliteJournalMode::Wal).synchronous(match options.durability {
                 SqliteDurability::Full => SqliteSynchronous::Full,
                 SqliteDurability::Normal => SqliteSynchronous::Normal,
@@ -379,10 +398,12 @@ impl SqliteProvider {
             }
         }
         let known = cached(instance).filter(|(exec, _)| *exec == record.execution_id);
+        // Event ids run 1..=n, so the last id is the stored length: an index seek, where a
+        // count would read the whole history on every turn.
         let (history, history_error, history_len) = match known {
             Some((_, len)) => {
                 let stored: i64 = sqlx::query_scalar(
-                    "SELECT COUNT(*) FROM history WHERE instance_id = ? AND execution_id = ?",
+                    "SELECT COALESCE(MAX(event_id), 0) FROM history WHERE instance_id = ? AND execution_id = ?",
                 )
                 .bind(instance)
                 .bind(ms(record.execution_id))
