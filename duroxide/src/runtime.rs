@@ -1141,20 +1141,17 @@ async fn flush_completions(inner: Arc<Inner>) {
         let mut targets: Vec<&str> = batch.iter().map(|c| c.completion.instance.as_str()).collect();
         targets.sort_unstable();
         targets.dedup();
-        let mut slots = Vec::new();
-        while slots.len() < targets.len() {
-            match inner.turn_slots.clone().try_acquire_owned() {
-                Ok(slot) => slots.push(slot),
-                Err(_) => break,
-            }
-        }
+        // Lock at most as many instances as turn slots are free now; the slots are taken
+        // only for instances actually locked, after the commit, so dispatchers are never
+        // held up by a completion in flight (nor by stores that lock nothing).
+        let free = inner.turn_slots.available_permits().min(targets.len());
         let request = batch.iter().map(|c| (c.token.clone(), c.completion.clone())).collect();
-        let (results, items) = if slots.is_empty() {
+        let (results, items) = if free == 0 {
             (inner.store.complete_work_items(request).await, Vec::new())
         } else {
             let known = |instance: &str| cached_position(&inner, instance);
             let lock = LockAfterComplete {
-                max_instances: slots.len(),
+                max_instances: free,
                 lock_timeout: inner.options.orchestration_lock_timeout,
                 filter: &inner.filter,
                 cached: &known,
@@ -1167,9 +1164,12 @@ async fn flush_completions(inner: Arc<Inner>) {
             }
         }
         drop(batch);
-        for (item, slot) in items.into_iter().zip(slots) {
+        for item in items {
             let me = inner.clone();
             inner.completions.lock().unwrap_or_else(|e| e.into_inner()).spawn(async move {
+                // The instance is locked for this node: wait for a slot (dispatchers free
+                // theirs after each turn) rather than let the lock expire.
+                let Ok(slot) = me.turn_slots.clone().acquire_owned().await else { return };
                 process_orchestration_item(&me, item).await;
                 drop(slot);
             });
