@@ -852,9 +852,9 @@ async fn worker_loop(inner: Arc<Inner>, mut stop: watch::Receiver<bool>) {
         let notified = notifiers.worker.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        // Handed-over work first (a turn counted on an idle worker for it), then the item
-        // fetched ahead, then the store.
-        let held = match inner.eager.pop().or_else(|| prefetched.take()) {
+        // The item fetched ahead first (so the next look-ahead never replaces one that
+        // was not run), then handed-over work, then the store.
+        let held = match prefetched.take().or_else(|| inner.eager.pop()) {
             Some((item, since)) => still_locked(&inner, item, since).await,
             None => None,
         };
@@ -879,6 +879,7 @@ async fn worker_loop(inner: Arc<Inner>, mut stop: watch::Receiver<bool>) {
                     }
                 };
                 let ((), ahead) = tokio::join!(run_activity(&inner, item), fetch_ahead);
+                debug_assert!(prefetched.is_none(), "a fetched-ahead item would be lost");
                 prefetched = ahead.map(|a| (a, std::time::Instant::now()));
             }
             Ok(None) => {

@@ -267,3 +267,45 @@ async fn without_lock_on_completion_turns_are_fetched_with_the_same_history() {
     };
     assert_eq!(shape(&fast), shape(&slow));
 }
+
+/// More activities than workers, of different lengths: workers run handed-over work,
+/// fetched-ahead work and fetched work side by side. None may be dropped on the way (a
+/// dropped item would only come back when its 30 s lock expired, far past the wait below).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fan_out_wider_than_the_workers_loses_no_activity() {
+    for round in 0..16 {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite:{}", dir.path().join("fan.db").display());
+        let store = Arc::new(SqliteProvider::new(&url, None).await.unwrap());
+        let activities = ActivityRegistry::builder()
+            .register("Count", |_ctx: ActivityContext, text: String| async move {
+                tokio::time::sleep(Duration::from_millis(20 * (text.len() as u64 % 5))).await;
+                Ok(text.split_whitespace().count().to_string())
+            })
+            .build();
+        let orchestrations = OrchestrationRegistry::builder()
+            .register("Fan", |ctx: OrchestrationContext, _input: String| async move {
+                let tasks = (1..=10)
+                    .map(|i| ctx.schedule_activity("Count", "lorem ipsum dolor ".repeat(i)))
+                    .collect();
+                let mut total = 0usize;
+                for r in ctx.join(tasks).await {
+                    total +=
+                        r?.parse::<usize>().map_err(|e| OrchestrationError::application(e.to_string()))?;
+                }
+                Ok(total.to_string())
+            })
+            .build();
+        let rt = Runtime::start_with_store(store.clone(), activities, orchestrations).await;
+        let client = Client::new(store.clone());
+        client.start_orchestration("fan", "Fan", "").await.unwrap();
+        match client.wait_for_orchestration("fan", Duration::from_secs(10)).await {
+            Ok(OrchestrationStatus::Completed { output }) => assert_eq!(output, "165", "round {round}"),
+            other => {
+                let history = client.read_execution_history("fan", None).await.unwrap();
+                panic!("round {round}: {other:?} after {} events", history.len());
+            }
+        }
+        rt.shutdown(None).await;
+    }
+}
