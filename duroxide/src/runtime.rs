@@ -652,22 +652,14 @@ async fn process_orchestration_item(inner: &Inner, item: OrchestrationItem) {
     let keep = !finished && inner.options.instance_cache_size > 0;
     // Activities this node's idle workers can start at once are stored locked for them and
     // handed over after the commit, saving each a fetch from the store.
-    let eligible = commit
-        .activities
-        .iter()
-        .filter(|a| a.session_id.is_none() && inner.activities.get(&a.name).is_some())
-        .count();
-    let reserved = inner.eager.reserve(eligible);
+    let can_hand_over =
+        |a: &ActivityWorkItem| a.session_id.is_none() && inner.activities.get(&a.name).is_some();
+    let reserved = inner.eager.reserve(commit.activities.iter().filter(|a| can_hand_over(a)).count());
     let mut handed = Vec::with_capacity(reserved);
-    for a in commit.activities.iter_mut().filter(|a| a.session_id.is_none()) {
-        if handed.len() == reserved {
-            break;
-        }
-        if inner.activities.get(&a.name).is_some() {
-            a.lock_token = format!("eager-{}", uuid::Uuid::new_v4());
-            a.attempt = 1;
-            handed.push(a.clone());
-        }
+    for a in commit.activities.iter_mut().filter(|a| can_hand_over(a)).take(reserved) {
+        a.lock_token = format!("eager-{}", uuid::Uuid::new_v4());
+        a.attempt = 1;
+        handed.push(a.clone());
     }
     let committed = commit_or_abandon(inner, &item, commit).await;
     inner.eager.hand_over(reserved, if committed { handed } else { Vec::new() });

@@ -333,13 +333,9 @@ impl SqliteProvider {
         let locked_until = now + lock_timeout.as_millis() as u64;
         // Only an instance nobody holds (or whose lock expired) that the filter allows.
         let (which, named, filter) = match target {
-            LockTarget::Oldest(filter) => (
-                "(SELECT q.instance_id FROM orchestrator_queue q JOIN instances i ON i.instance_id = q.instance_id \
-                 WHERE q.visible_at <= ? AND (i.lock_token IS NULL OR i.locked_until <= ?) AND {clause} \
-                 ORDER BY q.id LIMIT 1)",
-                None,
-                filter,
-            ),
+            LockTarget::Oldest(filter) => {
+                ("(SELECT q.instance_id {ready} ORDER BY q.id LIMIT 1)", None, filter)
+            }
             LockTarget::Instance(instance, filter) => (
                 "(SELECT i.instance_id FROM instances i WHERE i.instance_id = ? \
                  AND (i.lock_token IS NULL OR i.locked_until <= ?) AND {clause})",
@@ -350,7 +346,7 @@ impl SqliteProvider {
         let (clause, binds) = filter_sql(filter);
         let sql = format!(
             "UPDATE instances SET lock_token = ?, locked_until = ? WHERE instance_id = {} RETURNING {INSTANCE_COLUMNS}",
-            which.replace("{clause}", &clause)
+            which.replace("{ready}", &ready_instances(&clause)).replace("{clause}", &clause)
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(&lock_token).bind(ms(locked_until));
         query = match named {
@@ -579,10 +575,7 @@ impl Provider for SqliteProvider {
         let (clause, binds) = filter_sql(filter);
         // Look before taking the write lock: an idle dispatcher's fetch then costs a read,
         // which does not hold up writers (WAL).
-        let sql = format!(
-            "SELECT 1 FROM orchestrator_queue q JOIN instances i ON i.instance_id = q.instance_id \
-             WHERE q.visible_at <= ? AND (i.lock_token IS NULL OR i.locked_until <= ?) AND {clause} LIMIT 1"
-        );
+        let sql = format!("SELECT 1 {} LIMIT 1", ready_instances(&clause));
         let mut peek = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(ms(now)).bind(ms(now));
         for b in binds {
             peek = b.bind_to_query(peek);
@@ -669,10 +662,10 @@ impl Provider for SqliteProvider {
     ) -> Result<Option<ActivityWorkItem>, ProviderError> {
         let now = crate::now_ms();
         // Look before taking the write lock (see fetch_orchestration_item_cached).
-        let peek = sqlx::query(
-            "SELECT 1 FROM worker_queue WHERE visible_at <= ?1 AND (lock_token IS NULL OR locked_until <= ?1) \
-             AND cancel_requested = 0 LIMIT 1",
-        )
+        let peek = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT 1 FROM worker_queue w WHERE {} LIMIT 1",
+            unlocked_work("?1")
+        )))
         .bind(ms(now))
         .fetch_optional(&mut *self.conns.reader().await?)
         .await
@@ -684,13 +677,13 @@ impl Provider for SqliteProvider {
         // The common case in one statement: the oldest runnable item has no session.
         let lock_token = token();
         let locked_until = ms(now + lock_timeout.as_millis() as u64);
-        let head = sqlx::query(
+        let head = sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE worker_queue SET lock_token = ?1, locked_until = ?2, attempt_count = attempt_count + 1 \
-             WHERE id = (SELECT w.id FROM worker_queue w WHERE w.visible_at <= ?3 \
-               AND (w.lock_token IS NULL OR w.locked_until <= ?3) AND w.cancel_requested = 0 ORDER BY w.id LIMIT 1) \
+             WHERE id = (SELECT w.id FROM worker_queue w WHERE {} ORDER BY w.id LIMIT 1) \
              AND session_id IS NULL \
              RETURNING instance_id, execution_id, event_id, name, input, attempt_count",
-        )
+            unlocked_work("?3")
+        )))
         .bind(&lock_token)
         .bind(locked_until)
         .bind(ms(now))
@@ -939,11 +932,8 @@ impl Provider for SqliteProvider {
     ) -> Result<Vec<BlockedInstance>, ProviderError> {
         let now = crate::now_ms();
         let (clause, binds) = filter_sql(filter);
-        let sql = format!(
-            "SELECT DISTINCT i.instance_id FROM orchestrator_queue q JOIN instances i ON i.instance_id = q.instance_id \
-             WHERE q.visible_at <= ? AND (i.lock_token IS NULL OR i.locked_until <= ?) AND NOT ({clause}) \
-             LIMIT ?"
-        );
+        let sql =
+            format!("SELECT DISTINCT i.instance_id {} LIMIT ?", ready_instances(&format!("NOT ({clause})")));
         let mut query = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql)).bind(ms(now)).bind(ms(now));
         for b in binds {
             query = b.bind_to(query);
@@ -1615,6 +1605,23 @@ fn record_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<InstanceRecord, Provid
         created_at_ms: r.try_get::<i64, _>("created_at").map_err(storage)? as u64,
         updated_at_ms: r.try_get::<i64, _>("updated_at").map_err(storage)? as u64,
     })
+}
+
+/// `FROM … WHERE …` for instances with a visible message that nobody holds (or whose lock
+/// expired) and that satisfy `clause` (over alias `i`); binds `now` twice, then the clause's.
+fn ready_instances(clause: &str) -> String {
+    format!(
+        "FROM orchestrator_queue q JOIN instances i ON i.instance_id = q.instance_id \
+         WHERE q.visible_at <= ? AND (i.lock_token IS NULL OR i.locked_until <= ?) AND {clause}"
+    )
+}
+
+/// The condition (over alias `w`) for visible work nobody holds and nobody cancelled, with
+/// `now` bound as parameter `now`.
+fn unlocked_work(now: &str) -> String {
+    format!(
+        "w.visible_at <= {now} AND (w.lock_token IS NULL OR w.locked_until <= {now}) AND w.cancel_requested = 0"
+    )
 }
 
 /// Which instance `lock_instance` locks.
