@@ -102,12 +102,11 @@ struct Inner {
     completions: Mutex<tokio::task::JoinSet<()>>,
     completion_slots: Arc<tokio::sync::Semaphore>,
     pending: Arc<Mutex<PendingCompletions>>,
-    /// Activities a turn locked for this node's idle workers (see `EagerActivities`).
+    /// Activities a turn locked for this node's workers (see `EagerActivities`).
     eager: EagerActivities,
-    /// Turns running at once on this node (`orchestration_concurrency`): held by the
-    /// dispatchers while they fetch and run a turn, and by turns that completing activities
-    /// locked directly.
-    turn_slots: Arc<tokio::sync::Semaphore>,
+    /// Instances that completing activities locked for this node's dispatchers (see
+    /// `ReadyTurns`).
+    ready: ReadyTurns,
 }
 
 /// A running node: dispatchers for orchestrations and activities.
@@ -163,7 +162,7 @@ impl Runtime {
             completions: Mutex::new(tokio::task::JoinSet::new()),
             pending: Arc::default(),
             eager: EagerActivities::default(),
-            turn_slots: Arc::new(tokio::sync::Semaphore::new(options.orchestration_concurrency.max(1))),
+            ready: ReadyTurns::default(),
             completion_slots: Arc::new(tokio::sync::Semaphore::new(options.worker_concurrency.max(1) * 2)),
             options,
             filter,
@@ -192,13 +191,14 @@ impl Runtime {
     /// work is retried by the next runtime). Returns as soon as everything stopped.
     pub async fn shutdown(&self, timeout: Option<Duration>) {
         let _ = self.stop.send(true);
+        // Completions still committing lock no more instances for this node.
+        self.inner.ready.close();
         let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|e| e.into_inner()));
         let aborts: Vec<_> = tasks.iter().map(|t| t.abort_handle()).collect();
         let inner = self.inner.clone();
         let all = async move {
             futures::future::join_all(tasks).await;
-            // Then the activity completions still being committed, and the turns they
-            // started (which may start more).
+            // Then the activity completions still being committed.
             loop {
                 let mut pending =
                     std::mem::take(&mut *inner.completions.lock().unwrap_or_else(|e| e.into_inner()));
@@ -206,6 +206,15 @@ impl Runtime {
                     break;
                 }
                 while pending.join_next().await.is_some() {}
+            }
+            // Instances locked for a turn that no dispatcher started: released at once
+            // rather than left to their lock timeout.
+            while let Some((item, _)) = inner.ready.pop() {
+                if let Err(e) =
+                    inner.store.abandon_orchestration_item(&item.lock_token, None, None, false).await
+                {
+                    tracing::debug!(instance = %item.instance, error = %e, "releasing an unstarted turn failed; its lock will expire");
+                }
             }
         };
         if tokio::time::timeout(timeout.unwrap_or(Duration::from_secs(30)), all).await.is_err() {
@@ -223,7 +232,7 @@ impl Drop for Runtime {
         for t in self.tasks.lock().unwrap_or_else(|e| e.into_inner()).iter() {
             t.abort();
         }
-        // Completions being committed and the turns they started die too, as in a crash.
+        // Completions being committed die too, as in a crash.
         self.inner.completions.lock().unwrap_or_else(|e| e.into_inner()).abort_all();
     }
 }
@@ -321,25 +330,45 @@ async fn orchestration_loop(inner: Arc<Inner>, mut stop: watch::Receiver<bool>) 
         let notified = notifiers.orchestrator.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        let slot = tokio::select! {
-            slot = inner.turn_slots.clone().acquire_owned() => slot,
-            _ = stop.changed() => break,
-        };
-        let Ok(slot) = slot else { break };
+        let readied = inner.ready.notify.notified();
+        tokio::pin!(readied);
+        readied.as_mut().enable();
+        // An instance a completing activity already locked for this node first.
+        if let Some((item, since)) = inner.ready.pop() {
+            if let Some(item) = turn_still_locked(&inner, item, since).await {
+                process_orchestration_item(&inner, item).await;
+            }
+            continue;
+        }
+        // One fetch for this dispatcher and, where several instances are ready, for the
+        // idle ones too (the extra items wait in `ReadyTurns`).
         let known = |instance: &str| cached_position(&inner, instance);
+        let max = 1 + inner.ready.room(inner.options.orchestration_concurrency.max(1) - 1);
         let fetched = inner
             .store
-            .fetch_orchestration_item_cached(inner.options.orchestration_lock_timeout, &inner.filter, &known)
-            .await;
+            .fetch_orchestration_items_cached(
+                inner.options.orchestration_lock_timeout,
+                &inner.filter,
+                &known,
+                max,
+            )
+            .await
+            .map(|mut items| {
+                let first = (!items.is_empty()).then(|| items.remove(0));
+                inner.ready.push(items);
+                first
+            });
         match fetched {
             Ok(Some(item)) => {
                 error_backoff = Duration::from_millis(50);
                 process_orchestration_item(&inner, item).await;
-                drop(slot);
             }
             Ok(None) => {
-                drop(slot);
-                if !idle(notified, inner.options.dispatcher_poll_interval, &mut stop).await {
+                let go_on = tokio::select! {
+                    _ = readied => true,
+                    go_on = idle(notified, inner.options.dispatcher_poll_interval, &mut stop) => go_on,
+                };
+                if !go_on {
                     break;
                 }
             }
@@ -349,6 +378,74 @@ async fn orchestration_loop(inner: Arc<Inner>, mut stop: watch::Receiver<bool>) 
                 error_backoff = (error_backoff * 2).min(Duration::from_secs(5));
             }
         }
+    }
+}
+
+/// An instance locked a while ago and not run yet runs only while its lock holds: past
+/// half the lock timeout the lock is renewed first; if it was lost, another node has the
+/// instance and the item is dropped here.
+async fn turn_still_locked(
+    inner: &Inner,
+    item: OrchestrationItem,
+    since: std::time::Instant,
+) -> Option<OrchestrationItem> {
+    let timeout = inner.options.orchestration_lock_timeout;
+    if since.elapsed() < timeout / 2 {
+        return Some(item);
+    }
+    match inner.store.renew_orchestration_lock(&item.lock_token, timeout).await {
+        Ok(()) => Some(item),
+        Err(e) => {
+            tracing::debug!(instance = %item.instance, error = %e, "a locked instance lost its lock before its turn ran");
+            None
+        }
+    }
+}
+
+/// Instances that completing activities locked in their own transaction, waiting for a
+/// dispatcher of this node (which takes them before fetching from the store). At most
+/// `orchestration_concurrency` wait at once; on shutdown the unstarted ones are released.
+#[derive(Default)]
+struct ReadyTurns {
+    state: Mutex<ReadyState>,
+    /// Wakes one idle dispatcher per queued instance.
+    notify: tokio::sync::Notify,
+}
+
+#[derive(Default)]
+struct ReadyState {
+    queue: std::collections::VecDeque<(OrchestrationItem, std::time::Instant)>,
+    closed: bool,
+}
+
+impl ReadyTurns {
+    fn lock(&self) -> std::sync::MutexGuard<'_, ReadyState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// How many more instances may be locked for this node (0 once shutting down).
+    fn room(&self, capacity: usize) -> usize {
+        let s = self.lock();
+        if s.closed { 0 } else { capacity.saturating_sub(s.queue.len()) }
+    }
+
+    fn push(&self, items: Vec<OrchestrationItem>) {
+        let n = items.len();
+        {
+            let now = std::time::Instant::now();
+            self.lock().queue.extend(items.into_iter().map(|i| (i, now)));
+        }
+        for _ in 0..n {
+            self.notify.notify_one();
+        }
+    }
+
+    fn pop(&self) -> Option<(OrchestrationItem, std::time::Instant)> {
+        self.lock().queue.pop_front()
+    }
+
+    fn close(&self) {
+        self.lock().closed = true;
     }
 }
 
@@ -650,11 +747,14 @@ async fn process_orchestration_item(inner: &Inner, item: OrchestrationItem) {
         }
     }
     let keep = !finished && inner.options.instance_cache_size > 0;
-    // Activities this node's idle workers can start at once are stored locked for them and
-    // handed over after the commit, saving each a fetch from the store.
+    // Activities this node's workers can take (up to one waiting per worker) are stored
+    // locked for them and handed over after the commit, saving each a fetch from the store.
     let can_hand_over =
         |a: &ActivityWorkItem| a.session_id.is_none() && inner.activities.get(&a.name).is_some();
-    let reserved = inner.eager.reserve(commit.activities.iter().filter(|a| can_hand_over(a)).count());
+    let reserved = inner.eager.reserve(
+        commit.activities.iter().filter(|a| can_hand_over(a)).count(),
+        eager_backlog(&inner.options),
+    );
     let mut handed = Vec::with_capacity(reserved);
     for a in commit.activities.iter_mut().filter(|a| can_hand_over(a)).take(reserved) {
         a.lock_token = format!("eager-{}", uuid::Uuid::new_v4());
@@ -833,6 +933,9 @@ fn to_event(m: &OrchestratorMessage, exec: u64) -> Option<EventKind> {
     })
 }
 
+/// A worker busy with handed-over activities still fetches from the store every this many.
+const STORE_LOOK_EVERY: u32 = 8;
+
 async fn worker_loop(inner: Arc<Inner>, mut stop: watch::Receiver<bool>) {
     let fallback = Arc::new(Notifiers::default());
     let notifiers = inner.notifiers.clone().unwrap_or(fallback);
@@ -840,6 +943,8 @@ async fn worker_loop(inner: Arc<Inner>, mut stop: watch::Receiver<bool>) {
     // The next activity, locked while the current one ran, so the fetch is off the critical
     // path (one item ahead per worker slot).
     let mut prefetched: Option<(ActivityWorkItem, std::time::Instant)> = None;
+    // Activities run since this worker last looked at the store.
+    let mut since_store = 0u32;
     while !*stop.borrow() {
         let notified = notifiers.worker.notified();
         tokio::pin!(notified);
@@ -852,17 +957,24 @@ async fn worker_loop(inner: Arc<Inner>, mut stop: watch::Receiver<bool>) {
         };
         let next = match held {
             Some(item) => Ok(Some(item)),
-            None => inner.store.fetch_work_item(inner.options.activity_lock_timeout, &inner.worker).await,
+            None => fetch_activities(&inner).await,
         };
         match next {
             Ok(Some(item)) => {
                 error_backoff = Duration::from_millis(50);
+                // Fetch ahead from the store while this one runs, unless handed-over work is
+                // waiting; even then every few activities, so the store's queue (work from
+                // other nodes, retries) is never starved by a steady local stream.
+                since_store += 1;
+                let look = !inner.eager.has_queued() || since_store >= STORE_LOOK_EVERY;
+                if look {
+                    since_store = 0;
+                }
                 let fetch_ahead = async {
-                    match inner
-                        .store
-                        .fetch_work_item(inner.options.activity_lock_timeout, &inner.worker)
-                        .await
-                    {
+                    if !look {
+                        return None;
+                    }
+                    match fetch_activities(&inner).await {
                         Ok(next) => next,
                         Err(e) => {
                             tracing::debug!(error = %e, "fetching ahead failed");
@@ -909,6 +1021,25 @@ async fn worker_loop(inner: Arc<Inner>, mut stop: watch::Receiver<bool>) {
     }
 }
 
+/// Fetches an activity for the calling worker and, in the same store call, as many more as
+/// the node's backlog of handed-over work has room for (queued for the other workers).
+async fn fetch_activities(inner: &Inner) -> Result<Option<ActivityWorkItem>, ProviderError> {
+    let max = 1 + inner.eager.room(eager_backlog(&inner.options));
+    let mut items =
+        inner.store.fetch_work_items(inner.options.activity_lock_timeout, &inner.worker, max).await?;
+    if items.is_empty() {
+        return Ok(None);
+    }
+    let first = items.remove(0);
+    inner.eager.push(items);
+    Ok(Some(first))
+}
+
+/// Most activities locked for this node's workers and not started yet.
+fn eager_backlog(options: &RuntimeOptions) -> usize {
+    4 * options.worker_concurrency.max(1)
+}
+
 /// An activity locked some time ago and not started yet (fetched ahead, or handed over)
 /// runs only while its lock holds: past half the lock timeout the lock is renewed first;
 /// if it was lost meanwhile, another worker has the activity and it is dropped here.
@@ -930,10 +1061,11 @@ async fn still_locked(
     }
 }
 
-/// Activities a turn stored already locked for this node's idle workers ("eager"
-/// dispatch): the turn reserves at most as many as workers are idle and not yet promised
-/// one, and hands them over after its commit. A worker takes them before fetching from the
-/// store; on shutdown the unstarted ones are released.
+/// Activities a turn stored already locked for this node's workers ("eager" dispatch): the
+/// turn reserves room for at most one waiting activity per worker, and hands them over
+/// after its commit. A worker takes them before fetching from the store (and still looks at
+/// the store every few activities, so work from elsewhere is not starved); on shutdown the
+/// unstarted ones are released.
 #[derive(Default)]
 struct EagerActivities {
     state: Mutex<EagerState>,
@@ -953,13 +1085,14 @@ impl EagerActivities {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Reserves up to `wanted` idle workers; returns how many.
-    fn reserve(&self, wanted: usize) -> usize {
+    /// Reserves room for up to `wanted` activities, at most `backlog` waiting at once (and
+    /// never fewer than the idle workers); returns how many.
+    fn reserve(&self, wanted: usize, backlog: usize) -> usize {
         if wanted == 0 {
             return 0;
         }
         let mut s = self.lock();
-        let free = s.idle.saturating_sub(s.reserved + s.queue.len());
+        let free = backlog.max(s.idle).saturating_sub(s.reserved + s.queue.len());
         let n = free.min(wanted);
         s.reserved += n;
         n
@@ -984,6 +1117,31 @@ impl EagerActivities {
 
     fn pop(&self) -> Option<(ActivityWorkItem, std::time::Instant)> {
         self.lock().queue.pop_front()
+    }
+
+    /// Room left in a backlog of `backlog` waiting or promised activities.
+    fn room(&self, backlog: usize) -> usize {
+        let s = self.lock();
+        backlog.saturating_sub(s.reserved + s.queue.len())
+    }
+
+    /// Queues activities fetched for this node's workers.
+    fn push(&self, items: Vec<ActivityWorkItem>) {
+        let n = items.len();
+        if n == 0 {
+            return;
+        }
+        {
+            let now = std::time::Instant::now();
+            self.lock().queue.extend(items.into_iter().map(|i| (i, now)));
+        }
+        for _ in 0..n {
+            self.notify.notify_one();
+        }
+    }
+
+    fn has_queued(&self) -> bool {
+        !self.lock().queue.is_empty()
     }
 
     /// Counts the caller as idle, unless an item is queued (then returns false).
@@ -1118,9 +1276,9 @@ struct PendingCompletions {
     flushing: bool,
 }
 
-/// Commits queued activity completions until the queue is empty. Where turn slots are
-/// free, the same transaction locks the instances the completions go to, and their next
-/// turn runs at once on this node (no dispatcher fetch in between).
+/// Commits queued activity completions until the queue is empty. Where `ReadyTurns` has
+/// room, the same transaction locks the instances the completions go to, and a dispatcher
+/// of this node runs their next turn without fetching it from the store.
 async fn flush_completions(inner: Arc<Inner>) {
     loop {
         let batch = {
@@ -1134,10 +1292,8 @@ async fn flush_completions(inner: Arc<Inner>) {
         let mut targets: Vec<&str> = batch.iter().map(|c| c.completion.instance.as_str()).collect();
         targets.sort_unstable();
         targets.dedup();
-        // Lock at most as many instances as turn slots are free now; the slots are taken
-        // only for instances actually locked, after the commit, so dispatchers are never
-        // held up by a completion in flight (nor by stores that lock nothing).
-        let free = inner.turn_slots.available_permits().min(targets.len());
+        // Lock at most as many instances as may wait for this node's dispatchers.
+        let free = inner.ready.room(inner.options.orchestration_concurrency.max(1)).min(targets.len());
         let request = batch.iter().map(|c| (c.token.clone(), c.completion.clone())).collect();
         let (results, items) = if free == 0 {
             (inner.store.complete_work_items(request).await, Vec::new())
@@ -1157,16 +1313,7 @@ async fn flush_completions(inner: Arc<Inner>) {
             }
         }
         drop(batch);
-        for item in items {
-            let me = inner.clone();
-            inner.completions.lock().unwrap_or_else(|e| e.into_inner()).spawn(async move {
-                // The instance is locked for this node: wait for a slot (dispatchers free
-                // theirs after each turn) rather than let the lock expire.
-                let Ok(slot) = me.turn_slots.clone().acquire_owned().await else { return };
-                process_orchestration_item(&me, item).await;
-                drop(slot);
-            });
-        }
+        inner.ready.push(items);
     }
 }
 

@@ -616,6 +616,22 @@ pub trait Provider: Send + Sync + 'static {
         self.fetch_orchestration_item(lock_timeout, filter).await
     }
 
+    /// Locks up to `max` instances, as that many calls of
+    /// [`fetch_orchestration_item_cached`](Self::fetch_orchestration_item_cached) would, in
+    /// one transaction where the store can (a node with several idle dispatchers then pays
+    /// for one fetch). Oldest first; empty when nothing is ready. Each item has its own lock
+    /// token. The default fetches one.
+    async fn fetch_orchestration_items_cached(
+        &self,
+        lock_timeout: Duration,
+        filter: &FetchFilter,
+        cached: &(dyn for<'s> Fn(&'s str) -> Option<(u64, u64)> + Send + Sync),
+        max: usize,
+    ) -> Result<Vec<OrchestrationItem>, ProviderError> {
+        let _ = max;
+        Ok(self.fetch_orchestration_item_cached(lock_timeout, filter, cached).await?.into_iter().collect())
+    }
+
     /// Atomically applies a turn and releases the lock (see the module docs).
     async fn commit_turn(&self, lock_token: &str, commit: TurnCommit) -> Result<(), ProviderError>;
 
@@ -645,6 +661,20 @@ pub trait Provider: Send + Sync + 'static {
         lock_timeout: Duration,
         worker: &WorkerIdentity,
     ) -> Result<Option<ActivityWorkItem>, ProviderError>;
+
+    /// Locks up to `max` activities, as that many calls of
+    /// [`fetch_work_item`](Self::fetch_work_item) would, in one transaction where the store
+    /// can. Oldest first, in the order `fetch_work_item` would return them; empty when
+    /// nothing is runnable. Each item has its own lock token. The default fetches one.
+    async fn fetch_work_items(
+        &self,
+        lock_timeout: Duration,
+        worker: &WorkerIdentity,
+        max: usize,
+    ) -> Result<Vec<ActivityWorkItem>, ProviderError> {
+        let _ = max;
+        Ok(self.fetch_work_item(lock_timeout, worker).await?.into_iter().collect())
+    }
 
     /// Extends the leases of `worker`'s sessions and releases those idle for longer than
     /// `idle_timeout` with no activity running. Returns the released session ids.

@@ -23,6 +23,7 @@ use super::*;
 use crate::history::EventKind;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, Sqlite, SqlitePool};
+use std::collections::HashMap;
 use std::str::FromStr;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -292,140 +293,185 @@ impl SqliteProvider {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Deletes a locked work item and enqueues its completion; false if the lock is gone.
-    /// One round trip: the session touch and the insert only happen if the token is held.
+    /// Deletes locked work items and enqueues their completions, in one round trip; says
+    /// for each whether it was done (false: its lock is gone, nothing was written for it).
     async fn complete_in(
         tx: &mut sqlx::SqliteConnection,
-        lock_token: &str,
-        completion: &OutboundMessage,
+        items: &[(String, OutboundMessage)],
         now: u64,
-    ) -> Result<bool, ProviderError> {
-        // The idle clock of a session starts when its last activity finished.
-        let deleted = sqlx::query(
-            "UPDATE sessions SET last_activity_at = ?1 WHERE session_id = \
-               (SELECT session_id FROM worker_queue WHERE lock_token = ?2); \
-             INSERT INTO orchestrator_queue (instance_id, message, visible_at, enqueued_at) \
-               SELECT ?3, ?4, ?1, ?1 WHERE EXISTS (SELECT 1 FROM worker_queue WHERE lock_token = ?2); \
-             DELETE FROM worker_queue WHERE lock_token = ?2 RETURNING id",
-        )
-        .bind(ms(now))
-        .bind(lock_token)
-        .bind(&completion.instance)
-        .bind(to_json(&completion.message)?)
-        // fetch_all: a row limit would stop a batch early; this one has one row at most.
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(storage)?;
-        Ok(!deleted.is_empty())
+    ) -> Result<Vec<bool>, ProviderError> {
+        let mut batch = Batch::new();
+        for (lock_token, completion) in items {
+            // The session touch and the insert only happen if the token is held; the idle
+            // clock of a session starts when its last activity finished.
+            let q = batch.stmt("UPDATE sessions SET last_activity_at = ");
+            q.push_bind(ms(now))
+                .push(" WHERE session_id = (SELECT session_id FROM worker_queue WHERE lock_token = ");
+            q.push_bind(lock_token.clone()).push(")");
+            let q = batch.stmt(
+                "INSERT INTO orchestrator_queue (instance_id, message, visible_at, enqueued_at) SELECT ",
+            );
+            q.push_bind(completion.instance.clone()).push(", ").push_bind(to_json(&completion.message)?);
+            q.push(", ").push_bind(ms(now)).push(", ").push_bind(ms(now));
+            q.push(" WHERE EXISTS (SELECT 1 FROM worker_queue WHERE lock_token = ")
+                .push_bind(lock_token.clone());
+            q.push(")");
+            batch
+                .stmt("DELETE FROM worker_queue WHERE lock_token = ")
+                .push_bind(lock_token.clone())
+                .push(" RETURNING lock_token");
+        }
+        let rows = batch.q.build().fetch_all(&mut *tx).await.map_err(storage)?;
+        let mut deleted = std::collections::HashSet::with_capacity(rows.len());
+        for r in rows {
+            deleted.insert(r.try_get::<String, _>("lock_token").map_err(storage)?);
+        }
+        Ok(items.iter().map(|(token, _)| deleted.contains(token)).collect())
     }
 
-    /// Locks `instance` and its visible messages and reads what a turn needs (as a fetch
-    /// returns it). With `only_if`, the instance is locked only if it is unlocked (or its lock
-    /// expired) and passes that fetch filter; otherwise `None`.
-    async fn lock_instance(
+    /// Locks up to `max` instances (see `LockTarget`) and their visible messages and reads
+    /// what a turn needs, as fetches return it: oldest message first. The same number of
+    /// round trips however many are locked (plus a history read per instance this node does
+    /// not hold in memory). Each instance gets its own lock token.
+    async fn lock_instances(
         tx: &mut sqlx::SqliteConnection,
         target: LockTarget<'_>,
+        max: usize,
         now: u64,
         lock_timeout: Duration,
         cached: &(dyn for<'s> Fn(&'s str) -> Option<(u64, u64)> + Send + Sync),
-    ) -> Result<Option<OrchestrationItem>, ProviderError> {
-        let lock_token = token();
+    ) -> Result<Vec<OrchestrationItem>, ProviderError> {
+        let batch_token = token();
         let locked_until = now + lock_timeout.as_millis() as u64;
-        // Only an instance nobody holds (or whose lock expired) that the filter allows.
-        let (which, named, filter) = match target {
-            LockTarget::Oldest(filter) => {
-                ("(SELECT q.instance_id {ready} ORDER BY q.id LIMIT 1)", None, filter)
+        // Only instances nobody holds (or whose lock expired) that the filter allows.
+        let (clause, binds) = filter_sql(target.filter());
+        let mut q = sqlx::QueryBuilder::<Sqlite>::new("UPDATE instances SET lock_token = ");
+        q.push_bind(batch_token.clone())
+            .push(" || '.' || rowid, locked_until = ")
+            .push_bind(ms(locked_until));
+        q.push(" WHERE instance_id IN (");
+        match target {
+            LockTarget::Oldest(_) => {
+                q.push("SELECT q.instance_id FROM orchestrator_queue q JOIN instances i ON i.instance_id = q.instance_id WHERE q.visible_at <= ");
+                q.push_bind(ms(now))
+                    .push(" AND (i.lock_token IS NULL OR i.locked_until <= ")
+                    .push_bind(ms(now));
+                q.push(") AND ");
+                push_filter(&mut q, &clause, binds);
+                q.push(" GROUP BY q.instance_id ORDER BY MIN(q.id)");
             }
-            LockTarget::Instance(instance, filter) => (
-                "(SELECT i.instance_id FROM instances i WHERE i.instance_id = ? \
-                 AND (i.lock_token IS NULL OR i.locked_until <= ?) AND {clause})",
-                Some(instance),
-                filter,
-            ),
-        };
-        let (clause, binds) = filter_sql(filter);
-        let sql = format!(
-            "UPDATE instances SET lock_token = ?, locked_until = ? WHERE instance_id = {} RETURNING {INSTANCE_COLUMNS}",
-            which.replace("{ready}", &ready_instances(&clause)).replace("{clause}", &clause)
+            LockTarget::Instances(ids, _) => {
+                q.push("SELECT i.instance_id FROM instances i WHERE i.instance_id IN (");
+                let mut list = q.separated(", ");
+                for id in ids {
+                    list.push_bind(id.to_string());
+                }
+                q.push(") AND (i.lock_token IS NULL OR i.locked_until <= ").push_bind(ms(now));
+                q.push(") AND EXISTS (SELECT 1 FROM orchestrator_queue q WHERE q.instance_id = i.instance_id AND q.visible_at <= ");
+                q.push_bind(ms(now)).push(") AND ");
+                push_filter(&mut q, &clause, binds);
+            }
+        }
+        q.push(" LIMIT ").push_bind(max.max(1) as i64);
+        q.push(format!(") RETURNING lock_token, {INSTANCE_COLUMNS}"));
+        let rows = q.build().fetch_all(&mut *tx).await.map_err(storage)?;
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut locked = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let token: String = r.try_get("lock_token").map_err(storage)?;
+            locked.push((token, record_from_row(r)?));
+        }
+
+        // Lock their visible messages and read them; and, for the instances this node holds
+        // in memory, the stored history length (event ids run 1..=n, so the last id is the
+        // length: an index seek, where a count would read the whole history).
+        let mut batch = Batch::new();
+        let q = batch.stmt(
+            "UPDATE orchestrator_queue SET attempt_count = attempt_count + 1, lock_token = \
+             (SELECT i.lock_token FROM instances i WHERE i.instance_id = orchestrator_queue.instance_id) \
+             WHERE visible_at <= ",
         );
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(&lock_token).bind(ms(locked_until));
-        query = match named {
-            Some(instance) => query.bind(instance).bind(ms(now)),
-            None => query.bind(ms(now)).bind(ms(now)),
-        };
-        for b in binds {
-            query = b.bind_to_query(query);
+        q.push_bind(ms(now)).push(" AND instance_id IN (");
+        let mut list = q.separated(", ");
+        for (_, record) in &locked {
+            list.push_bind(record.instance.clone());
         }
-        let locked = query.fetch_optional(&mut *tx).await.map_err(storage)?;
-        let Some(row) = locked else { return Ok(None) };
-        let record = record_from_row(&row)?;
-        let instance = record.instance.as_str();
-        // Lock the visible messages and read them in one statement (RETURNING has no order:
-        // sort by id, the enqueue order).
-        let rows = sqlx::query(
-            "UPDATE orchestrator_queue SET lock_token = ?, attempt_count = attempt_count + 1 \
-             WHERE instance_id = ? AND visible_at <= ? RETURNING id, message, attempt_count",
-        )
-        .bind(&lock_token)
-        .bind(instance)
-        .bind(ms(now))
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(storage)?;
-        let mut rows = rows
-            .into_iter()
-            .map(|r| {
-                Ok((
-                    r.try_get::<i64, _>("id").map_err(storage)?,
-                    r.try_get::<String, _>("message").map_err(storage)?,
-                    r.try_get::<i64, _>("attempt_count").map_err(storage)?,
-                ))
+        q.push(") RETURNING 'q' AS tag, instance_id, id, message, attempt_count");
+        let known: Vec<(String, u64)> = locked
+            .iter()
+            .filter_map(|(_, r)| {
+                cached(&r.instance)
+                    .filter(|(exec, _)| *exec == r.execution_id)
+                    .map(|(_, len)| (r.instance.clone(), len))
             })
-            .collect::<Result<Vec<_>, ProviderError>>()?;
-        rows.sort_by_key(|(id, _, _)| *id);
-        let mut messages = Vec::with_capacity(rows.len());
-        let mut attempt = 0u32;
-        let mut unreadable = None;
-        for (id, data, attempts) in rows {
-            attempt = attempt.max(attempts as u32);
-            match serde_json::from_str::<OrchestratorMessage>(&data) {
-                Ok(m) => messages.push(m),
-                Err(e) => unreadable = Some(format!("queued message {id}: {e}")),
+            .collect();
+        for (instance, _) in &known {
+            let exec = locked.iter().find(|(_, r)| &r.instance == instance).map(|(_, r)| r.execution_id);
+            // An aggregate always gives one row (0 for no history); the id is bound as a
+            // value since a bare column would be NULL then.
+            let q = batch.stmt("SELECT 'h' AS tag, ");
+            q.push_bind(instance.clone());
+            q.push(" AS instance_id, 0 AS id, '' AS message, COALESCE(MAX(event_id), 0) AS attempt_count FROM history WHERE instance_id = ");
+            q.push_bind(instance.clone()).push(" AND execution_id = ").push_bind(ms(exec.unwrap_or(0)));
+        }
+        let rows = batch.q.build().fetch_all(&mut *tx).await.map_err(storage)?;
+        let mut messages: HashMap<String, Vec<(i64, String, i64)>> = HashMap::new();
+        let mut stored_len: HashMap<String, u64> = HashMap::new();
+        for r in rows {
+            let tag: String = r.try_get("tag").map_err(storage)?;
+            let instance: String = r.try_get("instance_id").map_err(storage)?;
+            let n: i64 = r.try_get("attempt_count").map_err(storage)?;
+            if tag == "h" {
+                stored_len.insert(instance, n as u64);
+            } else {
+                let id: i64 = r.try_get("id").map_err(storage)?;
+                let data: String = r.try_get("message").map_err(storage)?;
+                messages.entry(instance).or_default().push((id, data, n));
             }
         }
-        let known = cached(instance).filter(|(exec, _)| *exec == record.execution_id);
-        // Event ids run 1..=n, so the last id is the stored length: an index seek, where a
-        // count would read the whole history on every turn.
-        let (history, history_error, history_len) = match known {
-            Some((_, len)) => {
-                let stored: i64 = sqlx::query_scalar(
-                    "SELECT COALESCE(MAX(event_id), 0) FROM history WHERE instance_id = ? AND execution_id = ?",
-                )
-                .bind(instance)
-                .bind(ms(record.execution_id))
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(storage)?;
-                if stored as u64 == len && len > 0 {
-                    (Vec::new(), None, len)
-                } else {
-                    Self::load_history(tx, instance, record.execution_id).await?
+
+        let mut items = Vec::with_capacity(locked.len());
+        for (lock_token, record) in locked {
+            let instance = record.instance.clone();
+            // RETURNING has no order: by id, the enqueue order.
+            let mut rows = messages.remove(&instance).unwrap_or_default();
+            rows.sort_by_key(|(id, _, _)| *id);
+            let oldest = rows.first().map(|(id, _, _)| *id).unwrap_or(i64::MAX);
+            let mut queued = Vec::with_capacity(rows.len());
+            let mut attempt = 0u32;
+            let mut unreadable = None;
+            for (id, data, attempts) in rows {
+                attempt = attempt.max(attempts as u32);
+                match serde_json::from_str::<OrchestratorMessage>(&data) {
+                    Ok(m) => queued.push(m),
+                    Err(e) => unreadable = Some(format!("queued message {id}: {e}")),
                 }
             }
-            // Never started: no history to read.
-            None if record.execution_id == 0 => (Vec::new(), None, 0),
-            None => Self::load_history(tx, instance, record.execution_id).await?,
-        };
-        Ok(Some(OrchestrationItem {
-            instance: instance.to_string(),
-            lock_token,
-            record,
-            history,
-            history_error: history_error.or(unreadable),
-            history_len,
-            messages,
-            attempt,
-        }))
+            let known_len = known.iter().find(|(i, _)| *i == instance).map(|(_, len)| *len);
+            let (history, history_error, history_len) = match known_len {
+                Some(len) if len > 0 && stored_len.get(&instance) == Some(&len) => (Vec::new(), None, len),
+                // Never started: no history to read.
+                None if record.execution_id == 0 => (Vec::new(), None, 0),
+                _ => Self::load_history(tx, &instance, record.execution_id).await?,
+            };
+            items.push((
+                oldest,
+                OrchestrationItem {
+                    instance,
+                    lock_token,
+                    record,
+                    history,
+                    history_error: history_error.or(unreadable),
+                    history_len,
+                    messages: queued,
+                    attempt,
+                },
+            ));
+        }
+        items.sort_by_key(|(oldest, _)| *oldest);
+        Ok(items.into_iter().map(|(_, item)| item).collect())
     }
 
     /// Completes work items and optionally locks the instances they report to (see
@@ -447,35 +493,42 @@ impl SqliteProvider {
             Ok(t) => t,
             Err(e) => return all_failed(storage(e), items.len()),
         };
+        let completed = match Self::complete_in(&mut tx, &items, now).await {
+            Ok(done) => done,
+            Err(e) => return all_failed(e, items.len()),
+        };
         let mut results = Vec::with_capacity(items.len());
         let mut instances: Vec<&str> = Vec::new();
-        for (lock_token, completion) in &items {
-            match Self::complete_in(&mut tx, lock_token, completion, now).await {
-                Ok(true) => {
-                    results.push(Ok(()));
-                    if !instances.contains(&completion.instance.as_str()) {
-                        instances.push(&completion.instance);
-                    }
+        for ((lock_token, completion), done) in items.iter().zip(completed) {
+            if done {
+                results.push(Ok(()));
+                if !instances.contains(&completion.instance.as_str()) {
+                    instances.push(&completion.instance);
                 }
-                Ok(false) => results.push(Err(ProviderError::LockLost(format!(
+            } else {
+                results.push(Err(ProviderError::LockLost(format!(
                     "activity lock {lock_token} is no longer held"
-                )))),
-                Err(e) => return all_failed(e, items.len()),
+                ))));
             }
         }
         let mut locked = Vec::new();
-        if let Some(lock) = &lock {
-            for instance in instances.iter().copied() {
-                if locked.len() == lock.max_instances {
-                    break;
-                }
-                let target = LockTarget::Instance(instance, lock.filter);
-                let item = Self::lock_instance(&mut tx, target, now, lock.lock_timeout, lock.cached).await;
-                match item {
-                    Ok(Some(item)) => locked.push(item),
-                    Ok(None) => {}
-                    Err(e) => return all_failed(e, items.len()),
-                }
+        if let Some(lock) = &lock
+            && lock.max_instances > 0
+            && !instances.is_empty()
+        {
+            let target = LockTarget::Instances(&instances, lock.filter);
+            match Self::lock_instances(
+                &mut tx,
+                target,
+                lock.max_instances,
+                now,
+                lock.lock_timeout,
+                lock.cached,
+            )
+            .await
+            {
+                Ok(items) => locked = items,
+                Err(e) => return all_failed(e, items.len()),
             }
         }
         if let Err(e) = tx.commit().await {
@@ -571,6 +624,16 @@ impl Provider for SqliteProvider {
         filter: &FetchFilter,
         cached: &(dyn for<'s> Fn(&'s str) -> Option<(u64, u64)> + Send + Sync),
     ) -> Result<Option<OrchestrationItem>, ProviderError> {
+        Ok(self.fetch_orchestration_items_cached(lock_timeout, filter, cached, 1).await?.pop())
+    }
+
+    async fn fetch_orchestration_items_cached(
+        &self,
+        lock_timeout: Duration,
+        filter: &FetchFilter,
+        cached: &(dyn for<'s> Fn(&'s str) -> Option<(u64, u64)> + Send + Sync),
+        max: usize,
+    ) -> Result<Vec<OrchestrationItem>, ProviderError> {
         let now = crate::now_ms();
         let (clause, binds) = filter_sql(filter);
         // Look before taking the write lock: an idle dispatcher's fetch then costs a read,
@@ -581,16 +644,15 @@ impl Provider for SqliteProvider {
             peek = b.bind_to_query(peek);
         }
         if peek.fetch_optional(&mut *self.conns.reader().await?).await.map_err(storage)?.is_none() {
-            return Ok(None);
+            return Ok(Vec::new());
         }
         write_tx!(self.conns, _w, tx, BEGIN_LIGHT);
-        let item =
-            Self::lock_instance(&mut tx, LockTarget::Oldest(filter), now, lock_timeout, cached).await?;
-        if item.is_none() {
-            return Ok(None);
+        let target = LockTarget::Oldest(filter);
+        let items = Self::lock_instances(&mut tx, target, max, now, lock_timeout, cached).await?;
+        if !items.is_empty() {
+            tx.commit().await.map_err(storage)?;
         }
-        tx.commit().await.map_err(storage)?;
-        Ok(item)
+        Ok(items)
     }
 
     async fn commit_turn(&self, lock_token: &str, commit: TurnCommit) -> Result<(), ProviderError> {
@@ -660,6 +722,15 @@ impl Provider for SqliteProvider {
         lock_timeout: Duration,
         worker: &WorkerIdentity,
     ) -> Result<Option<ActivityWorkItem>, ProviderError> {
+        Ok(self.fetch_work_items(lock_timeout, worker, 1).await?.pop())
+    }
+
+    async fn fetch_work_items(
+        &self,
+        lock_timeout: Duration,
+        worker: &WorkerIdentity,
+        max: usize,
+    ) -> Result<Vec<ActivityWorkItem>, ProviderError> {
         let now = crate::now_ms();
         // Look before taking the write lock (see fetch_orchestration_item_cached).
         let peek = sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -671,39 +742,52 @@ impl Provider for SqliteProvider {
         .await
         .map_err(storage)?;
         if peek.is_none() {
-            return Ok(None);
+            return Ok(Vec::new());
         }
         write_tx!(self.conns, _w, tx, BEGIN_LIGHT);
-        // The common case in one statement: the oldest runnable item has no session.
-        let lock_token = token();
+        // The common case in one statement: the oldest runnable items have no session. Only
+        // the run of them before the first session item is taken, so the order is the one
+        // single fetches would give; each gets its own token (a shared prefix and its id).
+        let batch_token = token();
         let locked_until = ms(now + lock_timeout.as_millis() as u64);
-        let head = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "UPDATE worker_queue SET lock_token = ?1, locked_until = ?2, attempt_count = attempt_count + 1 \
-             WHERE id = (SELECT w.id FROM worker_queue w WHERE {} ORDER BY w.id LIMIT 1) \
-             AND session_id IS NULL \
-             RETURNING instance_id, execution_id, event_id, name, input, attempt_count",
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "WITH head AS (SELECT w.id, w.session_id FROM worker_queue w WHERE {} ORDER BY w.id LIMIT ?4) \
+             UPDATE worker_queue SET lock_token = ?1 || '.' || id, locked_until = ?2, \
+             attempt_count = attempt_count + 1 \
+             WHERE id IN (SELECT id FROM head WHERE session_id IS NULL AND id < \
+               COALESCE((SELECT MIN(id) FROM head WHERE session_id IS NOT NULL), 9223372036854775807)) \
+             RETURNING id, lock_token, instance_id, execution_id, event_id, name, input, attempt_count",
             unlocked_work("?3")
         )))
-        .bind(&lock_token)
+        .bind(&batch_token)
         .bind(locked_until)
         .bind(ms(now))
-        .fetch_optional(&mut *tx)
+        .bind(max.max(1) as i64)
+        .fetch_all(&mut *tx)
         .await
         .map_err(storage)?;
-        if let Some(r) = head {
-            let item = ActivityWorkItem {
-                instance: r.try_get("instance_id").map_err(storage)?,
-                execution_id: r.try_get::<i64, _>("execution_id").map_err(storage)? as u64,
-                event_id: r.try_get::<i64, _>("event_id").map_err(storage)? as u64,
-                name: r.try_get("name").map_err(storage)?,
-                input: r.try_get("input").map_err(storage)?,
-                session_id: None,
-                lock_token,
-                attempt: r.try_get::<i64, _>("attempt_count").map_err(storage)? as u32,
-                session_claimed: false,
-            };
+        if !rows.is_empty() {
+            let mut items = rows
+                .iter()
+                .map(|r| {
+                    let item = ActivityWorkItem {
+                        instance: r.try_get("instance_id").map_err(storage)?,
+                        execution_id: r.try_get::<i64, _>("execution_id").map_err(storage)? as u64,
+                        event_id: r.try_get::<i64, _>("event_id").map_err(storage)? as u64,
+                        name: r.try_get("name").map_err(storage)?,
+                        input: r.try_get("input").map_err(storage)?,
+                        session_id: None,
+                        lock_token: r.try_get("lock_token").map_err(storage)?,
+                        attempt: r.try_get::<i64, _>("attempt_count").map_err(storage)? as u32,
+                        session_claimed: false,
+                    };
+                    Ok((r.try_get::<i64, _>("id").map_err(storage)?, item))
+                })
+                .collect::<Result<Vec<_>, ProviderError>>()?;
+            // RETURNING has no order.
+            items.sort_by_key(|(id, _)| *id);
             tx.commit().await.map_err(storage)?;
-            return Ok(Some(item));
+            return Ok(items.into_iter().map(|(_, item)| item).collect());
         }
         // Runnable: no session; or a session this worker holds; or, if it holds fewer than
         // `max_sessions`, a session nobody holds or whose lease expired. Work cancelled by its
@@ -728,7 +812,7 @@ impl Provider for SqliteProvider {
         .fetch_optional(&mut *tx)
         .await
         .map_err(storage)?;
-        let Some(r) = row else { return Ok(None) };
+        let Some(r) = row else { return Ok(Vec::new()) };
         let id: i64 = r.try_get("id").map_err(storage)?;
         let session_id: Option<String> = r.try_get("session_id").map_err(storage)?;
         let mine: Option<bool> = r.try_get("mine").map_err(storage)?;
@@ -768,7 +852,7 @@ impl Provider for SqliteProvider {
             session_claimed,
         };
         tx.commit().await.map_err(storage)?;
-        Ok(Some(item))
+        Ok(vec![item])
     }
 
     async fn renew_sessions(
@@ -1624,12 +1708,34 @@ fn unlocked_work(now: &str) -> String {
     )
 }
 
-/// Which instance `lock_instance` locks.
+/// Which instances `lock_instances` locks.
 enum LockTarget<'a> {
-    /// The one with the oldest visible message.
+    /// Those with the oldest visible messages.
     Oldest(&'a FetchFilter),
-    /// This one.
-    Instance(&'a str, &'a FetchFilter),
+    /// Those of these that have visible messages.
+    Instances(&'a [&'a str], &'a FetchFilter),
+}
+
+impl LockTarget<'_> {
+    fn filter(&self) -> &FetchFilter {
+        match self {
+            LockTarget::Oldest(f) | LockTarget::Instances(_, f) => f,
+        }
+    }
+}
+
+/// Appends a fetch filter's condition (from `filter_sql`) with its values bound.
+fn push_filter(q: &mut sqlx::QueryBuilder<Sqlite>, clause: &str, binds: Vec<Bind>) {
+    // The clause holds one `?` per value, in order.
+    let mut parts = clause.split('?');
+    q.push(parts.next().unwrap_or_default());
+    for (b, rest) in binds.into_iter().zip(parts) {
+        match b {
+            Bind::Text(t) => q.push_bind(t),
+            Bind::Int(i) => q.push_bind(i),
+        };
+        q.push(rest);
+    }
 }
 
 /// A value bound into a filter clause.
