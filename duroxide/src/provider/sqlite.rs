@@ -180,7 +180,10 @@ impl SqliteProvider {
             .map_err(|e| ProviderError::Configuration(format!("bad SQLite URL '{url}': {e}")))?
             .create_if_missing(true)
             .foreign_keys(false)
-            .busy_timeout(options.busy_timeout);
+            .busy_timeout(options.busy_timeout)
+            // Batches of writes (several items, several statements) differ in text by how
+            // many items they hold; room for all their shapes keeps them prepared.
+            .statement_cache_capacity(1024);
         if !memory {
             if !(512..=65536).contains(&options.page_size) || !options.page_size.is_power_of_two() {
                 return Err(ProviderError::Configuration(format!(
@@ -1339,23 +1342,24 @@ impl GroupCommit {
             Err(e) => return all_failed(storage(e)),
         };
         let now = crate::now_ms();
+        let alone = jobs.len() == 1;
         let mut results = Vec::with_capacity(jobs.len());
-        if let [job] = jobs {
-            // Alone: no savepoint needed; a failure rolls the transaction back.
-            match apply(&mut tx, &job.write, now, false).await {
-                (Ok(effects), _) => results.push(Ok(effects)),
-                (Err(e), _) => return vec![Err(e)],
+        for job in jobs {
+            // Several writes: each in its own savepoint, opened and (on success) released
+            // inside the write's own statements, so a failed write is rolled back alone.
+            let (result, open) = if batchable(&job.write) {
+                apply_batched(&mut tx, &job.write, now, !alone).await
+            } else {
+                apply(&mut tx, &job.write, now, !alone).await
+            };
+            if alone && result.is_err() {
+                // Rolled back when the transaction is dropped.
+                return vec![result];
             }
-        } else {
-            // Each write in its own savepoint, opened and (on success) released inside the
-            // write's own statements; a failed write is rolled back alone.
-            for job in jobs {
-                let (result, open) = apply(&mut tx, &job.write, now, true).await;
-                if open && let Err(e) = sqlx::raw_sql("ROLLBACK TO w; RELEASE w").execute(&mut *tx).await {
-                    return all_failed(storage(e));
-                }
-                results.push(result);
+            if open && let Err(e) = sqlx::raw_sql("ROLLBACK TO w; RELEASE w").execute(&mut *tx).await {
+                return all_failed(storage(e));
             }
+            results.push(result);
         }
         match tx.commit().await {
             Ok(()) => results,
@@ -1395,6 +1399,234 @@ impl Drop for Handoff {
                 st.leading = false;
             }
         }
+    }
+}
+
+/// Applies a start, or a turn without messages, in one round trip (see `push_write`).
+/// Returns as `apply` does.
+async fn apply_batched(
+    tx: &mut sqlx::SqliteConnection,
+    write: &DurableWrite,
+    now: u64,
+    savepoint: bool,
+) -> (Result<Effects, ProviderError>, bool) {
+    let mut batch = Batch::new();
+    if savepoint {
+        batch.stmt("SAVEPOINT w");
+    }
+    if let Err(e) = push_write(&mut batch, 0, write, now) {
+        return (Err(e), savepoint);
+    }
+    if savepoint {
+        batch.stmt("RELEASE w");
+    }
+    match batch.q.build().fetch_all(&mut *tx).await {
+        Ok(rows) => {
+            let record = match rows.first().map(record_from_row).transpose() {
+                Ok(r) => r,
+                Err(e) => return (Err(e), false),
+            };
+            (batched_result(write, record), false)
+        }
+        Err(e) => (Err(storage(e)), savepoint),
+    }
+}
+
+/// Whether a write can be applied by `apply_batched`.
+fn batchable(write: &DurableWrite) -> bool {
+    match write {
+        DurableWrite::Create { .. } => true,
+        // Messages need checks of their targets first (see `apply_turn_inner`).
+        DurableWrite::Turn { commit, .. } => commit.messages.is_empty(),
+    }
+}
+
+/// What a batched write did: `record` is the instance row it returned, if any (a turn
+/// whose lock was gone, or a start whose id was taken, returns none and wrote nothing).
+fn batched_result(write: &DurableWrite, record: Option<InstanceRecord>) -> Result<Effects, ProviderError> {
+    match (write, record) {
+        (DurableWrite::Create { .. }, Some(_)) => Ok(Effects { wake_at: vec![None], ..Effects::default() }),
+        (DurableWrite::Create { instance, .. }, None) => Err(ProviderError::InstanceExists(instance.clone())),
+        (DurableWrite::Turn { commit, .. }, Some(record)) => Ok(Effects {
+            wake_at: Vec::new(),
+            unlocked_work: commit.activities.iter().any(|a| a.lock_token.is_empty()),
+            finished: commit.update.state.is_terminal().then_some(record),
+        }),
+        (DurableWrite::Turn { lock_token, .. }, None) => {
+            Err(ProviderError::LockLost(format!("instance lock {lock_token} is no longer held")))
+        }
+    }
+}
+
+/// Appends a write's statements to a batch. Every statement is guarded by
+/// the write's condition, so a write that cannot happen changes nothing: a turn's by its
+/// lock (held until its last statement, the instance update, releases it), a start's by its
+/// instance id being free. The write's instance row comes back tagged `job`.
+fn push_write(batch: &mut Batch, job: usize, write: &DurableWrite, now: u64) -> Result<(), ProviderError> {
+    let job = job as i64;
+    match write {
+        DurableWrite::Create { instance, name, version, input } => {
+            let msg = to_json(&OrchestratorMessage::StartOrchestration {
+                name: name.to_string(),
+                version: version.clone(),
+                input: input.to_string(),
+                parent: None,
+            })?;
+            let q = batch.stmt(
+                "INSERT INTO instances (instance_id, name, version, state, parent_instance, created_at, updated_at) VALUES (",
+            );
+            q.separated(", ")
+                .push_bind(instance.clone())
+                .push_bind(name.clone())
+                .push_bind(version.clone())
+                .push_bind("Pending")
+                .push_bind(None::<String>)
+                .push_bind(ms(now))
+                .push_bind(ms(now));
+            q.push(") ON CONFLICT (instance_id) DO NOTHING RETURNING ").push_bind(job);
+            q.push(format!(" AS job, {INSTANCE_COLUMNS}"));
+            // Only if the instance was inserted (by the statement just before).
+            let q = batch.stmt(
+                "INSERT INTO orchestrator_queue (instance_id, message, visible_at, enqueued_at) SELECT ",
+            );
+            q.separated(", ")
+                .push_bind(instance.clone())
+                .push_bind(msg)
+                .push_bind(ms(now))
+                .push_bind(ms(now));
+            q.push(" WHERE changes() = 1");
+        }
+        DurableWrite::Turn { lock_token, commit } => push_guarded_turn(batch, job, lock_token, commit, now)?,
+    }
+    Ok(())
+}
+
+/// A turn without messages as guarded statements (see `push_write`); the same rows as
+/// `apply_turn_inner` writes.
+fn push_guarded_turn(
+    batch: &mut Batch,
+    job: i64,
+    lock_token: &str,
+    commit: &TurnCommit,
+    now: u64,
+) -> Result<(), ProviderError> {
+    let tok = lock_token.to_string();
+    let exec = ms(commit.execution_id);
+    let started = turn_started(commit);
+    for chunk in commit.new_events.chunks(100) {
+        let q = batch.stmt(
+            "INSERT INTO history (instance_id, execution_id, event_id, event_type, data) \
+             SELECT i.instance_id, v.column1, v.column2, v.column3, v.column4 FROM instances i, (",
+        );
+        let mut rows = Vec::with_capacity(chunk.len());
+        for e in chunk {
+            rows.push((ms(e.event_id), e.kind.type_name(), to_json(e)?));
+        }
+        q.push_values(rows, |mut b, (id, ty, json)| {
+            b.push_bind(exec).push_bind(id).push_bind(ty).push_bind(json);
+        });
+        q.push(") v WHERE i.lock_token = ").push_bind(tok.clone());
+    }
+    let exec_state = execution_state(commit);
+    if let Some((version, dv)) = &started {
+        let q = batch.stmt(
+            "INSERT INTO executions (instance_id, execution_id, version, state, duroxide_version, started_at, updated_at) \
+             SELECT i.instance_id, ",
+        );
+        q.separated(", ")
+            .push_bind(exec)
+            .push_bind(version.clone())
+            .push_bind(exec_state.as_str())
+            .push_bind(dv.clone())
+            .push_bind(ms(now))
+            .push_bind(ms(now));
+        q.push(" FROM instances i WHERE i.lock_token = ").push_bind(tok.clone());
+    } else if !commit.new_events.is_empty() && exec_state != InstanceState::Running {
+        let q = batch.stmt("UPDATE executions SET state = ");
+        q.push_bind(exec_state.as_str()).push(", updated_at = ").push_bind(ms(now));
+        q.push(" WHERE execution_id = ").push_bind(exec);
+        q.push(" AND instance_id = (SELECT instance_id FROM instances WHERE lock_token = ")
+            .push_bind(tok.clone());
+        q.push(")");
+    }
+    let locked_until = ms(now + commit.activity_lock_timeout.as_millis() as u64);
+    for chunk in commit.activities.chunks(100) {
+        let q = batch.stmt(
+            "INSERT OR IGNORE INTO worker_queue (instance_id, execution_id, event_id, name, input, visible_at, \
+             session_id, lock_token, locked_until, attempt_count) \
+             SELECT i.instance_id, v.column1, v.column2, v.column3, v.column4, v.column5, v.column6, v.column7, \
+             v.column8, v.column9 FROM instances i, (",
+        );
+        q.push_values(chunk, |mut b, a| {
+            let eager = !a.lock_token.is_empty();
+            b.push_bind(ms(a.execution_id))
+                .push_bind(ms(a.event_id))
+                .push_bind(a.name.clone())
+                .push_bind(a.input.clone())
+                .push_bind(ms(now))
+                .push_bind(a.session_id.clone())
+                .push_bind(eager.then(|| a.lock_token.clone()))
+                .push_bind(if eager { locked_until } else { 0 })
+                .push_bind(i64::from(eager));
+        });
+        q.push(") v WHERE i.lock_token = ").push_bind(tok.clone());
+    }
+    for id in &commit.cancelled_activities {
+        let q = batch.stmt("DELETE FROM worker_queue WHERE instance_id = (SELECT instance_id FROM instances WHERE lock_token = ");
+        q.push_bind(tok.clone()).push(") AND execution_id = ").push_bind(exec);
+        q.push(" AND event_id = ").push_bind(ms(*id));
+        q.push(" AND (lock_token IS NULL OR locked_until <= ").push_bind(ms(now)).push(")");
+        let q = batch.stmt(
+            "UPDATE worker_queue SET cancel_requested = 1 WHERE instance_id = (SELECT instance_id FROM instances WHERE lock_token = ",
+        );
+        q.push_bind(tok.clone()).push(") AND execution_id = ").push_bind(exec);
+        q.push(" AND event_id = ").push_bind(ms(*id));
+    }
+    let q = batch.stmt("DELETE FROM orchestrator_queue WHERE lock_token = ");
+    q.push_bind(tok.clone())
+        .push(" AND EXISTS (SELECT 1 FROM instances WHERE lock_token = ")
+        .push_bind(tok.clone());
+    q.push(")");
+    // Last: the instance row, which releases the lock.
+    let u = &commit.update;
+    let (set_cs, cs) = match &u.custom_status {
+        Some(v) => (1, v.clone()),
+        None => (0, None),
+    };
+    let q = batch.stmt("UPDATE instances SET name = ");
+    q.push_bind(u.name.clone()).push(", version = ").push_bind(u.version.clone());
+    q.push(", execution_id = ").push_bind(commit.next_execution_id.map(ms).unwrap_or(exec));
+    q.push(", state = ").push_bind(u.state.as_str()).push(", output = ").push_bind(u.output.clone());
+    q.push(", error = ").push_bind(u.error.as_ref().map(to_json).transpose()?);
+    q.push(", custom_status = CASE WHEN ").push_bind(set_cs).push(" = 1 THEN ").push_bind(cs);
+    q.push(" ELSE custom_status END, duroxide_version = COALESCE(");
+    q.push_bind(started.as_ref().map(|(_, dv)| dv.clone()));
+    q.push(", duroxide_version), duroxide_version_key = COALESCE(");
+    q.push_bind(
+        started.as_ref().and_then(|(_, dv)| semver::Version::parse(dv).ok()).map(|v| version_key(&v)),
+    );
+    q.push(", duroxide_version_key), status_note = NULL, updated_at = ").push_bind(ms(now));
+    q.push(", lock_token = NULL, locked_until = 0 WHERE lock_token = ").push_bind(tok);
+    q.push(" RETURNING ").push_bind(job).push(format!(" AS job, {INSTANCE_COLUMNS}"));
+    Ok(())
+}
+
+/// The version and duroxide version a turn starts its execution with, if it does.
+fn turn_started(commit: &TurnCommit) -> Option<(String, String)> {
+    commit.new_events.iter().find_map(|e| match &e.kind {
+        EventKind::OrchestrationStarted { version, duroxide_version, .. } => {
+            Some((version.clone(), duroxide_version.clone()))
+        }
+        _ => None,
+    })
+}
+
+/// The state of the execution a turn wrote to.
+fn execution_state(commit: &TurnCommit) -> InstanceState {
+    match commit.update.state {
+        InstanceState::Completed | InstanceState::Failed => commit.update.state,
+        _ if commit.next_execution_id.is_some() => InstanceState::Completed,
+        _ => InstanceState::Running,
     }
 }
 
@@ -1499,12 +1731,7 @@ async fn apply_turn_inner(
     savepoint: bool,
 ) -> Result<Effects, ProviderError> {
     let exec = ms(commit.execution_id);
-    let started = commit.new_events.iter().find_map(|e| match &e.kind {
-        EventKind::OrchestrationStarted { version, duroxide_version, .. } => {
-            Some((version.clone(), duroxide_version.clone()))
-        }
-        _ => None,
-    });
+    let started = turn_started(commit);
     // Updating the instance checks the lock in the same statement: no row means another
     // node took the lock, and the whole turn is rolled back.
     let u = &commit.update;
@@ -1594,11 +1821,7 @@ async fn apply_turn_inner(
                 b.push_bind(instance.clone()).push_bind(exec).push_bind(ms(id)).push_bind(ty).push_bind(json);
             });
     }
-    let exec_state = match commit.update.state {
-        InstanceState::Completed | InstanceState::Failed => commit.update.state,
-        _ if commit.next_execution_id.is_some() => InstanceState::Completed,
-        _ => InstanceState::Running,
-    };
+    let exec_state = execution_state(commit);
     if let Some((version, dv)) = &started {
         let q = batch.stmt(
             "INSERT INTO executions (instance_id, execution_id, version, state, duroxide_version, started_at, updated_at) VALUES (",
