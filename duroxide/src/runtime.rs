@@ -982,6 +982,7 @@ async fn worker_loop(inner: Arc<Inner>, mut stop: watch::Receiver<bool>) {
                         }
                     }
                 };
+                inner.eager.started();
                 let ((), ahead) = tokio::join!(run_activity(&inner, item), fetch_ahead);
                 debug_assert!(prefetched.is_none(), "a fetched-ahead item would be lost");
                 prefetched = ahead.map(|a| (a, std::time::Instant::now()));
@@ -1035,10 +1036,17 @@ async fn fetch_activities(inner: &Inner) -> Result<Option<ActivityWorkItem>, Pro
     Ok(Some(first))
 }
 
-/// Most activities locked for this node's workers and not started yet.
+/// Most activities locked for this node's workers and not started yet (the pace of the
+/// workers may allow fewer, see `EagerActivities::limit`).
 fn eager_backlog(options: &RuntimeOptions) -> usize {
     4 * options.worker_concurrency.max(1)
 }
+
+/// How long handed-over activities are expected to wait for a worker of this node at most:
+/// the backlog holds no more than the workers start in this time at their recent pace.
+/// Short activities then flow through the backlog; long ones are only handed to idle
+/// workers and otherwise stay in the store, for whichever node is free first.
+const BACKLOG_WAIT_MS: u64 = 50;
 
 /// An activity locked some time ago and not started yet (fetched ahead, or handed over)
 /// runs only while its lock holds: past half the lock timeout the lock is renewed first;
@@ -1062,8 +1070,8 @@ async fn still_locked(
 }
 
 /// Activities a turn stored already locked for this node's workers ("eager" dispatch): the
-/// turn reserves room for at most one waiting activity per worker, and hands them over
-/// after its commit. A worker takes them before fetching from the store (and still looks at
+/// turn reserves room in a bounded backlog (see `limit`), and hands them over after its
+/// commit. A worker takes them before fetching from the store (and still looks at
 /// the store every few activities, so work from elsewhere is not starved); on shutdown the
 /// unstarted ones are released.
 #[derive(Default)]
@@ -1078,6 +1086,31 @@ struct EagerState {
     idle: usize,
     reserved: usize,
     queue: std::collections::VecDeque<(ActivityWorkItem, std::time::Instant)>,
+    /// Activities started in the current and the previous one-second window.
+    window_start: Option<std::time::Instant>,
+    started_now: u64,
+    started_before: u64,
+}
+
+impl EagerState {
+    fn roll(&mut self, now: std::time::Instant) {
+        let start = *self.window_start.get_or_insert(now);
+        let elapsed = now.saturating_duration_since(start);
+        if elapsed >= Duration::from_secs(1) {
+            self.started_before = if elapsed >= Duration::from_secs(2) { 0 } else { self.started_now };
+            self.started_now = 0;
+            self.window_start = Some(now);
+        }
+    }
+
+    /// The backlog allowed now: what the workers start in `BACKLOG_WAIT_MS` at their recent
+    /// pace, at most `cap`, and never less than the idle workers.
+    fn limit(&mut self, cap: usize) -> usize {
+        self.roll(std::time::Instant::now());
+        let per_s = self.started_now.max(self.started_before);
+        let by_pace = usize::try_from(per_s * BACKLOG_WAIT_MS / 1000).unwrap_or(usize::MAX);
+        by_pace.min(cap).max(self.idle)
+    }
 }
 
 impl EagerActivities {
@@ -1085,14 +1118,14 @@ impl EagerActivities {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Reserves room for up to `wanted` activities, at most `backlog` waiting at once (and
-    /// never fewer than the idle workers); returns how many.
-    fn reserve(&self, wanted: usize, backlog: usize) -> usize {
+    /// Reserves room for up to `wanted` activities in a backlog of at most `cap` (see
+    /// `EagerState::limit`); returns how many.
+    fn reserve(&self, wanted: usize, cap: usize) -> usize {
         if wanted == 0 {
             return 0;
         }
         let mut s = self.lock();
-        let free = backlog.max(s.idle).saturating_sub(s.reserved + s.queue.len());
+        let free = s.limit(cap).saturating_sub(s.reserved + s.queue.len());
         let n = free.min(wanted);
         s.reserved += n;
         n
@@ -1119,10 +1152,17 @@ impl EagerActivities {
         self.lock().queue.pop_front()
     }
 
-    /// Room left in a backlog of `backlog` waiting or promised activities.
-    fn room(&self, backlog: usize) -> usize {
-        let s = self.lock();
-        backlog.saturating_sub(s.reserved + s.queue.len())
+    /// Room left in the backlog (of at most `cap`, see `EagerState::limit`).
+    fn room(&self, cap: usize) -> usize {
+        let mut s = self.lock();
+        s.limit(cap).saturating_sub(s.reserved + s.queue.len())
+    }
+
+    /// Counts an activity a worker of this node started (the pace `limit` goes by).
+    fn started(&self) {
+        let mut s = self.lock();
+        s.roll(std::time::Instant::now());
+        s.started_now += 1;
     }
 
     /// Queues activities fetched for this node's workers.
@@ -1367,5 +1407,32 @@ async fn renew_loop(
             }
             Err(e) => tracing::warn!(error = %e, "activity lock renewal failed; retrying"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backlog_follows_the_workers_pace_within_its_bounds() {
+        let mut s = EagerState::default();
+        // No pace yet: only idle workers are handed work.
+        assert_eq!(s.limit(32), 0);
+        s.idle = 3;
+        assert_eq!(s.limit(32), 3);
+        s.idle = 0;
+        // 100 starts a second: 5 may wait (50 ms of work).
+        s.started_now = 100;
+        assert_eq!(s.limit(32), 5);
+        // A fast pace is capped.
+        s.started_now = 100_000;
+        assert_eq!(s.limit(32), 32);
+        // The previous window counts too, until it is two windows old.
+        s.started_now = 0;
+        s.started_before = 200;
+        assert_eq!(s.limit(32), 10);
+        s.window_start = Some(std::time::Instant::now() - Duration::from_millis(2500));
+        assert_eq!(s.limit(32), 0);
     }
 }

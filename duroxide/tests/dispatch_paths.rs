@@ -309,3 +309,80 @@ async fn fan_out_wider_than_the_workers_loses_no_activity() {
         rt.shutdown(None).await;
     }
 }
+
+/// Long activities are not kept back for a busy node: a node hands a turn's activities to
+/// its own workers only as far as they are idle or, by their recent pace, start them
+/// within a few milliseconds. The rest stay in the store for whichever node is free, so two
+/// nodes with one worker each share a fan-out of slow activities.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_activities_are_shared_between_nodes() {
+    let store: Arc<dyn Provider> = Arc::new(SqliteProvider::in_memory().await.unwrap());
+    let ran_on = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let registries = |ran_on: Arc<std::sync::Mutex<Vec<String>>>| {
+        let activities = ActivityRegistry::builder()
+            .register("Slow", move |ctx: ActivityContext, _input: String| {
+                let ran_on = ran_on.clone();
+                async move {
+                    ran_on.lock().unwrap().push(ctx.worker_id().to_string());
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    Ok(String::new())
+                }
+            })
+            .build();
+        let orchestrations = OrchestrationRegistry::builder()
+            .register("Fan", |ctx: OrchestrationContext, _input: String| async move {
+                let tasks = (0..4).map(|i| ctx.schedule_activity("Slow", i.to_string())).collect();
+                for r in ctx.join(tasks).await {
+                    r?;
+                }
+                Ok(String::new())
+            })
+            .build();
+        (activities, orchestrations)
+    };
+    let options =
+        RuntimeOptions { worker_concurrency: 1, orchestration_concurrency: 1, ..Default::default() };
+    let (a1, o1) = registries(ran_on.clone());
+    let (a2, o2) = registries(ran_on.clone());
+    let node_a = Runtime::start_with_options(store.clone(), a1, o1, options.clone()).await;
+    let node_b = Runtime::start_with_options(store.clone(), a2, o2, options).await;
+    let client = Client::new(store.clone());
+    client.start_orchestration("fan", "Fan", "").await.unwrap();
+    let status = client.wait_for_orchestration("fan", Duration::from_secs(10)).await.unwrap();
+    assert!(matches!(status, OrchestrationStatus::Completed { .. }), "{status:?}");
+    node_a.shutdown(None).await;
+    node_b.shutdown(None).await;
+    let ran_on = ran_on.lock().unwrap().clone();
+    assert_eq!(ran_on.len(), 4, "each activity runs once: {ran_on:?}");
+    let nodes: std::collections::HashSet<_> = ran_on.iter().collect();
+    assert_eq!(nodes.len(), 2, "both nodes' workers ran some of the activities: {ran_on:?}");
+}
+
+/// An activity that finishes while its node shuts down commits its result without locking
+/// the instance for that node: a new node runs the next turn at once, not after the 30 s
+/// orchestration lock timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn completion_during_shutdown_leaves_the_instance_to_the_next_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}", dir.path().join("stop.db").display());
+    let store: Arc<dyn Provider> = Arc::new(SqliteProvider::new(&url, None).await.unwrap());
+    let slow = || {
+        ActivityRegistry::builder()
+            .register("Double", |_ctx: ActivityContext, n: String| async move {
+                tokio::time::sleep(Duration::from_millis(400)).await;
+                let n: u64 = n.parse().map_err(|e| ActivityError::non_retryable(format!("{e}")))?;
+                Ok((n * 2).to_string())
+            })
+            .build()
+    };
+    let rt = Runtime::start_with_store(store.clone(), slow(), registries().1).await;
+    let client = Client::new(store.clone());
+    client.start_orchestration("chain", "Chain", "1").await.unwrap();
+    // Shut down while the first activity runs: shutdown waits for it and its commit.
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    rt.shutdown(None).await;
+    let rt = Runtime::start_with_store(store.clone(), slow(), registries().1).await;
+    let status = client.wait_for_orchestration("chain", Duration::from_secs(10)).await.unwrap();
+    assert_eq!(status, OrchestrationStatus::Completed { output: "32".into() });
+    rt.shutdown(None).await;
+}
