@@ -21,7 +21,9 @@
 
 use super::*;
 use crate::history::EventKind;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
 use sqlx::{Row, Sqlite, SqlitePool};
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -296,14 +298,14 @@ impl SqliteProvider {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Deletes locked work items and enqueues their completions, in one round trip; says
-    /// for each whether it was done (false: its lock is gone, nothing was written for it).
-    async fn complete_in(
-        tx: &mut sqlx::SqliteConnection,
+    /// Appends the statements that delete locked work items and enqueue their completions;
+    /// each deleted item returns a row tagged 'd' with its token (see `completed`). An item
+    /// whose lock is gone writes nothing.
+    fn push_completions(
+        batch: &mut Batch,
         items: &[(String, OutboundMessage)],
         now: u64,
-    ) -> Result<Vec<bool>, ProviderError> {
-        let mut batch = Batch::new();
+    ) -> Result<(), ProviderError> {
         for (lock_token, completion) in items {
             // The session touch and the insert only happen if the token is held; the idle
             // clock of a session starts when its last activity finished.
@@ -322,36 +324,38 @@ impl SqliteProvider {
             batch
                 .stmt("DELETE FROM worker_queue WHERE lock_token = ")
                 .push_bind(lock_token.clone())
-                .push(" RETURNING lock_token");
+                .push(" RETURNING 'd' AS tag, lock_token");
         }
-        let rows = batch.q.build().fetch_all(&mut *tx).await.map_err(storage)?;
-        let mut deleted = std::collections::HashSet::with_capacity(rows.len());
+        Ok(())
+    }
+
+    /// Which of `items` the rows of `push_completions` say were done.
+    fn completed(
+        items: &[(String, OutboundMessage)],
+        rows: &[SqliteRow],
+    ) -> Result<Vec<bool>, ProviderError> {
+        let mut deleted = std::collections::HashSet::new();
         for r in rows {
-            deleted.insert(r.try_get::<String, _>("lock_token").map_err(storage)?);
+            if r.try_get::<String, _>("tag").map_err(storage)? == "d" {
+                deleted.insert(r.try_get::<String, _>("lock_token").map_err(storage)?);
+            }
         }
         Ok(items.iter().map(|(token, _)| deleted.contains(token)).collect())
     }
 
-    /// Locks up to `max` instances (see `LockTarget`) and their visible messages and reads
-    /// what a turn needs, as fetches return it: oldest message first. The same number of
-    /// round trips however many are locked (plus a history read per instance this node does
-    /// not hold in memory). Each instance gets its own lock token.
-    async fn lock_instances(
-        tx: &mut sqlx::SqliteConnection,
-        target: LockTarget<'_>,
-        max: usize,
-        now: u64,
-        lock_timeout: Duration,
-        cached: &(dyn for<'s> Fn(&'s str) -> Option<(u64, u64)> + Send + Sync),
-    ) -> Result<Vec<OrchestrationItem>, ProviderError> {
+    /// Appends the statements that lock up to `max` instances (see `LockTarget`) and their
+    /// visible messages, and read the stored history length of each: rows tagged 'i'
+    /// (instance), 'q' (message) and 'h' (length), read by `locked_items`. However many
+    /// instances, three statements; each instance gets its own lock token (a token shared
+    /// by the batch, a dot and the instance's row id).
+    fn push_lock(batch: &mut Batch, target: LockTarget<'_>, max: usize, now: u64, lock_timeout: Duration) {
         let batch_token = token();
+        let (from, to) = (format!("{batch_token}."), format!("{batch_token}/"));
         let locked_until = now + lock_timeout.as_millis() as u64;
         // Only instances nobody holds (or whose lock expired) that the filter allows.
         let (clause, binds) = filter_sql(target.filter());
-        let mut q = sqlx::QueryBuilder::<Sqlite>::new("UPDATE instances SET lock_token = ");
-        q.push_bind(batch_token.clone())
-            .push(" || '.' || rowid, locked_until = ")
-            .push_bind(ms(locked_until));
+        let q = batch.stmt("UPDATE instances SET lock_token = ");
+        q.push_bind(batch_token).push(" || '.' || rowid, locked_until = ").push_bind(ms(locked_until));
         q.push(" WHERE instance_id IN (");
         match target {
             LockTarget::Oldest(_) => {
@@ -360,7 +364,7 @@ impl SqliteProvider {
                     .push(" AND (i.lock_token IS NULL OR i.locked_until <= ")
                     .push_bind(ms(now));
                 q.push(") AND ");
-                push_filter(&mut q, &clause, binds);
+                push_filter(q, &clause, binds);
                 q.push(" GROUP BY q.instance_id ORDER BY MIN(q.id)");
             }
             LockTarget::Instances(ids, _) => {
@@ -372,69 +376,62 @@ impl SqliteProvider {
                 q.push(") AND (i.lock_token IS NULL OR i.locked_until <= ").push_bind(ms(now));
                 q.push(") AND EXISTS (SELECT 1 FROM orchestrator_queue q WHERE q.instance_id = i.instance_id AND q.visible_at <= ");
                 q.push_bind(ms(now)).push(") AND ");
-                push_filter(&mut q, &clause, binds);
+                push_filter(q, &clause, binds);
             }
         }
         q.push(" LIMIT ").push_bind(max.max(1) as i64);
-        q.push(format!(") RETURNING lock_token, {INSTANCE_COLUMNS}"));
-        let rows = q.build().fetch_all(&mut *tx).await.map_err(storage)?;
-        if rows.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut locked = Vec::with_capacity(rows.len());
-        for r in &rows {
-            let token: String = r.try_get("lock_token").map_err(storage)?;
-            locked.push((token, record_from_row(r)?));
-        }
-
-        // Lock their visible messages and read them; and, for the instances this node holds
-        // in memory, the stored history length (event ids run 1..=n, so the last id is the
-        // length: an index seek, where a count would read the whole history).
-        let mut batch = Batch::new();
+        q.push(format!(") RETURNING 'i' AS tag, lock_token, {INSTANCE_COLUMNS}"));
+        // The instances just locked are those whose token starts with the batch's.
         let q = batch.stmt(
             "UPDATE orchestrator_queue SET attempt_count = attempt_count + 1, lock_token = \
              (SELECT i.lock_token FROM instances i WHERE i.instance_id = orchestrator_queue.instance_id) \
              WHERE visible_at <= ",
         );
-        q.push_bind(ms(now)).push(" AND instance_id IN (");
-        let mut list = q.separated(", ");
-        for (_, record) in &locked {
-            list.push_bind(record.instance.clone());
-        }
+        q.push_bind(ms(now));
+        q.push(" AND instance_id IN (SELECT instance_id FROM instances WHERE lock_token > ")
+            .push_bind(from.clone());
+        q.push(" AND lock_token < ").push_bind(to.clone());
         q.push(") RETURNING 'q' AS tag, instance_id, id, message, attempt_count");
-        let known: Vec<(String, u64)> = locked
-            .iter()
-            .filter_map(|(_, r)| {
-                cached(&r.instance)
-                    .filter(|(exec, _)| *exec == r.execution_id)
-                    .map(|(_, len)| (r.instance.clone(), len))
-            })
-            .collect();
-        for (instance, _) in &known {
-            let exec = locked.iter().find(|(_, r)| &r.instance == instance).map(|(_, r)| r.execution_id);
-            // An aggregate always gives one row (0 for no history); the id is bound as a
-            // value since a bare column would be NULL then.
-            let q = batch.stmt("SELECT 'h' AS tag, ");
-            q.push_bind(instance.clone());
-            q.push(" AS instance_id, 0 AS id, '' AS message, COALESCE(MAX(event_id), 0) AS attempt_count FROM history WHERE instance_id = ");
-            q.push_bind(instance.clone()).push(" AND execution_id = ").push_bind(ms(exec.unwrap_or(0)));
-        }
-        let rows = batch.q.build().fetch_all(&mut *tx).await.map_err(storage)?;
+        // Event ids run 1..=n, so the last id is the stored length: an index seek, where a
+        // count would read the whole history.
+        let q = batch.stmt(
+            "SELECT 'h' AS tag, i.instance_id AS instance_id, COALESCE((SELECT MAX(h.event_id) FROM history h \
+             WHERE h.instance_id = i.instance_id AND h.execution_id = i.execution_id), 0) AS stored \
+             FROM instances i WHERE i.lock_token > ",
+        );
+        q.push_bind(from).push(" AND i.lock_token < ").push_bind(to);
+    }
+
+    /// The items `push_lock`'s statements locked, oldest message first, completed with
+    /// their history where this node does not hold the instance in memory (`cached`).
+    async fn locked_items(
+        tx: &mut sqlx::SqliteConnection,
+        rows: &[SqliteRow],
+        cached: &(dyn for<'s> Fn(&'s str) -> Option<(u64, u64)> + Send + Sync),
+    ) -> Result<Vec<OrchestrationItem>, ProviderError> {
+        let mut locked = Vec::new();
         let mut messages: HashMap<String, Vec<(i64, String, i64)>> = HashMap::new();
         let mut stored_len: HashMap<String, u64> = HashMap::new();
         for r in rows {
             let tag: String = r.try_get("tag").map_err(storage)?;
-            let instance: String = r.try_get("instance_id").map_err(storage)?;
-            let n: i64 = r.try_get("attempt_count").map_err(storage)?;
-            if tag == "h" {
-                stored_len.insert(instance, n as u64);
-            } else {
-                let id: i64 = r.try_get("id").map_err(storage)?;
-                let data: String = r.try_get("message").map_err(storage)?;
-                messages.entry(instance).or_default().push((id, data, n));
+            match tag.as_str() {
+                "i" => {
+                    locked.push((r.try_get::<String, _>("lock_token").map_err(storage)?, record_from_row(r)?))
+                }
+                "q" => {
+                    let instance: String = r.try_get("instance_id").map_err(storage)?;
+                    let id: i64 = r.try_get("id").map_err(storage)?;
+                    let data: String = r.try_get("message").map_err(storage)?;
+                    let attempts: i64 = r.try_get("attempt_count").map_err(storage)?;
+                    messages.entry(instance).or_default().push((id, data, attempts));
+                }
+                "h" => {
+                    let instance: String = r.try_get("instance_id").map_err(storage)?;
+                    stored_len.insert(instance, r.try_get::<i64, _>("stored").map_err(storage)? as u64);
+                }
+                _ => {}
             }
         }
-
         let mut items = Vec::with_capacity(locked.len());
         for (lock_token, record) in locked {
             let instance = record.instance.clone();
@@ -452,8 +449,9 @@ impl SqliteProvider {
                     Err(e) => unreadable = Some(format!("queued message {id}: {e}")),
                 }
             }
-            let known_len = known.iter().find(|(i, _)| *i == instance).map(|(_, len)| *len);
-            let (history, history_error, history_len) = match known_len {
+            let known =
+                cached(&instance).filter(|(exec, _)| *exec == record.execution_id).map(|(_, len)| len);
+            let (history, history_error, history_len) = match known {
                 Some(len) if len > 0 && stored_len.get(&instance) == Some(&len) => (Vec::new(), None, len),
                 // Never started: no history to read.
                 None if record.execution_id == 0 => (Vec::new(), None, 0),
@@ -496,7 +494,28 @@ impl SqliteProvider {
             Ok(t) => t,
             Err(e) => return all_failed(storage(e), items.len()),
         };
-        let completed = match Self::complete_in(&mut tx, &items, now).await {
+        // One round trip: the completions, then the locks of the instances they went to
+        // (those with visible messages: a completion whose lock was lost added none).
+        let mut batch = Batch::new();
+        if let Err(e) = Self::push_completions(&mut batch, &items, now) {
+            return all_failed(e, items.len());
+        }
+        let mut targets: Vec<&str> = Vec::new();
+        for (_, completion) in &items {
+            if !targets.contains(&completion.instance.as_str()) {
+                targets.push(&completion.instance);
+            }
+        }
+        let lock = lock.filter(|l| l.max_instances > 0);
+        if let Some(lock) = &lock {
+            let target = LockTarget::Instances(&targets, lock.filter);
+            Self::push_lock(&mut batch, target, lock.max_instances, now, lock.lock_timeout);
+        }
+        let rows = match batch.q.build().fetch_all(&mut *tx).await {
+            Ok(rows) => rows,
+            Err(e) => return all_failed(storage(e), items.len()),
+        };
+        let completed = match Self::completed(&items, &rows) {
             Ok(done) => done,
             Err(e) => return all_failed(e, items.len()),
         };
@@ -514,26 +533,13 @@ impl SqliteProvider {
                 ))));
             }
         }
-        let mut locked = Vec::new();
-        if let Some(lock) = &lock
-            && lock.max_instances > 0
-            && !instances.is_empty()
-        {
-            let target = LockTarget::Instances(&instances, lock.filter);
-            match Self::lock_instances(
-                &mut tx,
-                target,
-                lock.max_instances,
-                now,
-                lock.lock_timeout,
-                lock.cached,
-            )
-            .await
-            {
-                Ok(items) => locked = items,
+        let locked = match &lock {
+            Some(lock) => match Self::locked_items(&mut tx, &rows, lock.cached).await {
+                Ok(items) => items,
                 Err(e) => return all_failed(e, items.len()),
-            }
-        }
+            },
+            None => Vec::new(),
+        };
         if let Err(e) = tx.commit().await {
             return all_failed(storage(e), items.len());
         }
@@ -650,8 +656,10 @@ impl Provider for SqliteProvider {
             return Ok(Vec::new());
         }
         write_tx!(self.conns, _w, tx, BEGIN_LIGHT);
-        let target = LockTarget::Oldest(filter);
-        let items = Self::lock_instances(&mut tx, target, max, now, lock_timeout, cached).await?;
+        let mut batch = Batch::new();
+        Self::push_lock(&mut batch, LockTarget::Oldest(filter), max, now, lock_timeout);
+        let rows = batch.q.build().fetch_all(&mut *tx).await.map_err(storage)?;
+        let items = Self::locked_items(&mut tx, &rows, cached).await?;
         if !items.is_empty() {
             tx.commit().await.map_err(storage)?;
         }
