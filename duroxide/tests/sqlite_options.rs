@@ -47,3 +47,59 @@ async fn a_bad_page_size_is_a_configuration_error() {
         }
     }
 }
+
+/// Writes run as one-round-trip batches that begin and commit their own transaction. A
+/// caller cancelled mid-way (a timeout, a dropped runtime) may leave that transaction open
+/// on the writer connection; the next write must roll it back first and work, and every
+/// cancelled write must be all or nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_cancelled_mid_way_leave_the_store_usable_and_consistent() {
+    use duroxide::provider::{FetchFilter, OrchestratorMessage};
+    use std::time::Duration;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}", dir.path().join("cancel.db").display());
+    let store: Arc<dyn Provider> = Arc::new(SqliteProvider::new(&url, None).await.unwrap());
+    let lock = Duration::from_secs(30);
+    let filter = FetchFilter::default();
+    let mut locked = 0;
+    for round in 0..500u64 {
+        let ids: Vec<String> = (0..3).map(|k| format!("i{round}-{k}")).collect();
+        // Cancel after a few microseconds to a fraction of a millisecond: before, during
+        // or after the batches. Three starts at once share a group commit (one batch each,
+        // the first beginning the transaction and the last committing it).
+        let budget = Duration::from_micros(round % 60 * 10);
+        let starts =
+            futures::future::join_all(ids.iter().map(|id| store.create_instance(id, "O", None, "in")));
+        let created = tokio::time::timeout(budget, starts).await;
+        // Whatever happened, the store takes the next write, and each instance is there
+        // with its start message or not at all.
+        for (k, id) in ids.iter().enumerate() {
+            let again = store.create_instance(id, "O", None, "in").await;
+            match again {
+                Ok(()) => assert!(
+                    !matches!(&created, Ok(results) if results[k].is_ok()),
+                    "round {round}: {id} created twice"
+                ),
+                Err(ProviderError::InstanceExists(_)) => {}
+                Err(e) => panic!("round {round}: the store is unusable after a cancelled write: {e}"),
+            }
+        }
+        let fetched = tokio::time::timeout(budget, store.fetch_orchestration_item(lock, &filter)).await;
+        if let Ok(Ok(Some(_))) = fetched {
+            locked += 1;
+        }
+    }
+    // Every instance is either locked by a fetch that returned it, locked by a cancelled
+    // fetch (its lock expires), or fetchable now with exactly its start message.
+    let mut fetchable = 0;
+    while let Some(item) = store.fetch_orchestration_item(lock, &filter).await.unwrap() {
+        assert!(
+            matches!(item.messages.as_slice(), [OrchestratorMessage::StartOrchestration { .. }]),
+            "{:?}",
+            item.messages
+        );
+        fetchable += 1;
+    }
+    assert!(locked + fetchable <= 1500);
+    assert!(fetchable > 0 && locked > 0, "locked {locked}, fetchable {fetchable}");
+}

@@ -85,11 +85,35 @@ struct Conns {
     /// Every write of this process goes through this one connection, which also serializes
     /// them (they queue here instead of in SQLite's busy handler). A dedicated connection
     /// skips the pool's checkout and its check-in round trip on every write.
-    writer: tokio::sync::Mutex<sqlx::SqliteConnection>,
+    writer: tokio::sync::Mutex<Writer>,
     /// Read connections (file databases); `None` in memory, where the writer also reads.
     readers: Option<SqlitePool>,
     /// Starts a write whose commit is acknowledged (fsynced under `Full`).
     begin_durable: &'static str,
+}
+
+/// The writer connection. Most writes run in one round trip as a statement batch that
+/// begins and commits its own transaction (`Writer::one_trip`); `open` says such a batch
+/// was sent and has not been seen to finish, which happens when its caller is cancelled
+/// mid-way. The next user then rolls back whatever it left open (see `Conns::writer`).
+struct Writer {
+    conn: sqlx::SqliteConnection,
+    open: bool,
+}
+
+impl Writer {
+    /// Runs `batch` (which starts with a `BEGIN` and ends with `COMMIT`) in one round trip.
+    /// On an error the transaction is rolled back: none of the batch is kept.
+    async fn one_trip(&mut self, mut batch: Batch) -> Result<Vec<SqliteRow>, sqlx::Error> {
+        self.open = true;
+        let result = batch.q.build().fetch_all(&mut self.conn).await;
+        if result.is_err() {
+            // Fails harmlessly when the error came before BEGIN or from COMMIT's success.
+            let _ = sqlx::raw_sql("ROLLBACK").execute(&mut self.conn).await;
+        }
+        self.open = false;
+        result
+    }
 }
 
 /// Starts a write that only takes or releases locks, or records an activity result: no
@@ -99,7 +123,7 @@ const BEGIN_LIGHT: &str = "PRAGMA synchronous = NORMAL; BEGIN IMMEDIATE";
 /// A connection to read from.
 enum ReadConn<'a> {
     Pool(sqlx::pool::PoolConnection<Sqlite>),
-    Writer(tokio::sync::MutexGuard<'a, sqlx::SqliteConnection>),
+    Writer(tokio::sync::MutexGuard<'a, Writer>),
 }
 
 impl std::ops::Deref for ReadConn<'_> {
@@ -107,7 +131,7 @@ impl std::ops::Deref for ReadConn<'_> {
     fn deref(&self) -> &Self::Target {
         match self {
             ReadConn::Pool(c) => c,
-            ReadConn::Writer(c) => c,
+            ReadConn::Writer(w) => &w.conn,
         }
     }
 }
@@ -116,16 +140,28 @@ impl std::ops::DerefMut for ReadConn<'_> {
     fn deref_mut(&mut self) -> &mut Self::Target {
         match self {
             ReadConn::Pool(c) => c,
-            ReadConn::Writer(c) => c,
+            ReadConn::Writer(w) => &mut w.conn,
         }
     }
 }
 
 impl Conns {
+    /// Locks the writer connection, first rolling back a transaction that a cancelled
+    /// caller's one-trip batch may have left open.
+    async fn writer(&self) -> tokio::sync::MutexGuard<'_, Writer> {
+        let mut w = self.writer.lock().await;
+        if w.open {
+            // "No transaction is active" when the batch had committed (or never began).
+            let _ = sqlx::raw_sql("ROLLBACK").execute(&mut w.conn).await;
+            w.open = false;
+        }
+        w
+    }
+
     async fn reader(&self) -> Result<ReadConn<'_>, ProviderError> {
         match &self.readers {
             Some(pool) => Ok(ReadConn::Pool(pool.acquire().await.map_err(storage)?)),
-            None => Ok(ReadConn::Writer(self.writer.lock().await)),
+            None => Ok(ReadConn::Writer(self.writer().await)),
         }
     }
 }
@@ -133,9 +169,9 @@ impl Conns {
 /// Opens a write transaction on the writer connection: `write_tx!(conns, guard, tx, BEGIN)`.
 macro_rules! write_tx {
     ($conns:expr, $guard:ident, $tx:ident, $begin:expr) => {
-        let mut $guard = $conns.writer.lock().await;
+        let mut $guard = $conns.writer().await;
         #[allow(unused_mut)]
-        let mut $tx = sqlx::Connection::begin_with(&mut *$guard, $begin).await.map_err(storage)?;
+        let mut $tx = sqlx::Connection::begin_with(&mut $guard.conn, $begin).await.map_err(storage)?;
     };
 }
 
@@ -216,7 +252,7 @@ impl SqliteProvider {
         let writer = pool.acquire().await.map_err(open_err)?.detach();
         let readers = if memory { None } else { Some(pool) };
         let conns = Arc::new(Conns {
-            writer: tokio::sync::Mutex::new(writer),
+            writer: tokio::sync::Mutex::new(Writer { conn: writer, open: false }),
             readers,
             begin_durable: match options.durability {
                 SqliteDurability::Full => "PRAGMA synchronous = FULL; BEGIN IMMEDIATE",
@@ -405,7 +441,7 @@ impl SqliteProvider {
     /// The items `push_lock`'s statements locked, oldest message first, completed with
     /// their history where this node does not hold the instance in memory (`cached`).
     async fn locked_items(
-        tx: &mut sqlx::SqliteConnection,
+        &self,
         rows: &[SqliteRow],
         cached: &(dyn for<'s> Fn(&'s str) -> Option<(u64, u64)> + Send + Sync),
     ) -> Result<Vec<OrchestrationItem>, ProviderError> {
@@ -455,7 +491,11 @@ impl SqliteProvider {
                 Some(len) if len > 0 && stored_len.get(&instance) == Some(&len) => (Vec::new(), None, len),
                 // Never started: no history to read.
                 None if record.execution_id == 0 => (Vec::new(), None, 0),
-                _ => Self::load_history(tx, &instance, record.execution_id).await?,
+                // The instance is locked: its history cannot change meanwhile.
+                _ => {
+                    Self::load_history(&mut *self.conns.reader().await?, &instance, record.execution_id)
+                        .await?
+                }
             };
             items.push((
                 oldest,
@@ -489,14 +529,10 @@ impl SqliteProvider {
         let now = crate::now_ms();
         let all_failed =
             |e: ProviderError, n: usize| ((0..n).map(|_| Err(e.clone())).collect::<Vec<_>>(), Vec::new());
-        let mut writer = self.conns.writer.lock().await;
-        let mut tx = match sqlx::Connection::begin_with(&mut *writer, BEGIN_LIGHT).await {
-            Ok(t) => t,
-            Err(e) => return all_failed(storage(e), items.len()),
-        };
         // One round trip: the completions, then the locks of the instances they went to
         // (those with visible messages: a completion whose lock was lost added none).
         let mut batch = Batch::new();
+        batch.stmt(BEGIN_LIGHT);
         if let Err(e) = Self::push_completions(&mut batch, &items, now) {
             return all_failed(e, items.len());
         }
@@ -511,7 +547,8 @@ impl SqliteProvider {
             let target = LockTarget::Instances(&targets, lock.filter);
             Self::push_lock(&mut batch, target, lock.max_instances, now, lock.lock_timeout);
         }
-        let rows = match batch.q.build().fetch_all(&mut *tx).await {
+        batch.stmt("COMMIT");
+        let rows = match self.conns.writer().await.one_trip(batch).await {
             Ok(rows) => rows,
             Err(e) => return all_failed(storage(e), items.len()),
         };
@@ -533,16 +570,18 @@ impl SqliteProvider {
                 ))));
             }
         }
+        // Committed: an error from here on leaves the completions done and the instances
+        // locked (their locks expire if this node cannot run them).
         let locked = match &lock {
-            Some(lock) => match Self::locked_items(&mut tx, &rows, lock.cached).await {
+            Some(lock) => match self.locked_items(&rows, lock.cached).await {
                 Ok(items) => items,
-                Err(e) => return all_failed(e, items.len()),
+                Err(e) => {
+                    tracing::warn!(error = %e, "reading instances locked by completions failed; their locks will expire");
+                    Vec::new()
+                }
             },
             None => Vec::new(),
         };
-        if let Err(e) = tx.commit().await {
-            return all_failed(storage(e), items.len());
-        }
         // Dispatchers need waking only for completions whose instance was not locked here.
         if instances.len() > locked.len() {
             self.notifiers.wake_orchestrator_at(None);
@@ -655,15 +694,12 @@ impl Provider for SqliteProvider {
         if peek.fetch_optional(&mut *self.conns.reader().await?).await.map_err(storage)?.is_none() {
             return Ok(Vec::new());
         }
-        write_tx!(self.conns, _w, tx, BEGIN_LIGHT);
         let mut batch = Batch::new();
+        batch.stmt(BEGIN_LIGHT);
         Self::push_lock(&mut batch, LockTarget::Oldest(filter), max, now, lock_timeout);
-        let rows = batch.q.build().fetch_all(&mut *tx).await.map_err(storage)?;
-        let items = Self::locked_items(&mut tx, &rows, cached).await?;
-        if !items.is_empty() {
-            tx.commit().await.map_err(storage)?;
-        }
-        Ok(items)
+        batch.stmt("COMMIT");
+        let rows = self.conns.writer().await.one_trip(batch).await.map_err(storage)?;
+        self.locked_items(&rows, cached).await
     }
 
     async fn commit_turn(&self, lock_token: &str, commit: TurnCommit) -> Result<(), ProviderError> {
@@ -1344,8 +1380,14 @@ impl GroupCommit {
 
     async fn commit_round(&self, jobs: &[Job]) -> Vec<Result<Effects, ProviderError>> {
         let all_failed = |e: ProviderError| jobs.iter().map(|_| Err(e.clone())).collect();
-        let mut writer = self.conns.writer.lock().await;
-        let mut tx = match sqlx::Connection::begin_with(&mut *writer, self.conns.begin_durable).await {
+        let mut writer = self.conns.writer().await;
+        if jobs.iter().all(|j| batchable(&j.write))
+            && let Some(results) =
+                fast_round(&mut writer, jobs, crate::now_ms(), self.conns.begin_durable).await
+        {
+            return results;
+        }
+        let mut tx = match sqlx::Connection::begin_with(&mut writer.conn, self.conns.begin_durable).await {
             Ok(tx) => tx,
             Err(e) => return all_failed(storage(e)),
         };
@@ -1408,6 +1450,50 @@ impl Drop for Handoff {
             }
         }
     }
+}
+
+/// A round of starts and turns without messages, one round trip per write: the first
+/// write's batch begins the transaction (`begin`) and the last one's commits it. `None` if
+/// a batch failed: the transaction was rolled back, and the caller applies the writes one
+/// by one (each in a savepoint) so the failure stays with the write that caused it.
+async fn fast_round(
+    w: &mut Writer,
+    jobs: &[Job],
+    now: u64,
+    begin: &str,
+) -> Option<Vec<Result<Effects, ProviderError>>> {
+    let last = jobs.len().checked_sub(1)?;
+    let mut records = Vec::with_capacity(jobs.len());
+    w.open = true;
+    for (k, job) in jobs.iter().enumerate() {
+        let mut batch = Batch::new();
+        if k == 0 {
+            batch.stmt(begin);
+        }
+        let built = push_write(&mut batch, 0, &job.write, now);
+        if k == last {
+            batch.stmt("COMMIT");
+        }
+        let rows = match built {
+            Ok(()) => batch.q.build().fetch_all(&mut w.conn).await.ok(),
+            Err(_) => None,
+        };
+        let Some(rows) = rows else {
+            if k > 0 || built.is_ok() {
+                let _ = sqlx::raw_sql("ROLLBACK").execute(&mut w.conn).await;
+            }
+            w.open = false;
+            return None;
+        };
+        records.push(rows.first().map(record_from_row).transpose());
+    }
+    w.open = false;
+    Some(
+        jobs.iter()
+            .zip(records)
+            .map(|(job, record)| record.and_then(|record| batched_result(&job.write, record)))
+            .collect(),
+    )
 }
 
 /// Applies a start, or a turn without messages, in one round trip (see `push_write`).
