@@ -105,8 +105,16 @@ impl Writer {
     /// Runs `batch` (which starts with a `BEGIN` and ends with `COMMIT`) in one round trip.
     /// On an error the transaction is rolled back: none of the batch is kept.
     async fn one_trip(&mut self, mut batch: Batch) -> Result<Vec<SqliteRow>, sqlx::Error> {
+        self.one_trip_query(batch.q.build()).await
+    }
+
+    /// `one_trip` for a query written out (its SQL begins and commits the transaction).
+    async fn one_trip_query(
+        &mut self,
+        query: sqlx::query::Query<'_, Sqlite, sqlx::sqlite::SqliteArguments>,
+    ) -> Result<Vec<SqliteRow>, sqlx::Error> {
         self.open = true;
-        let result = batch.q.build().fetch_all(&mut self.conn).await;
+        let result = query.fetch_all(&mut self.conn).await;
         if result.is_err() {
             // Fails harmlessly when the error came before BEGIN or from COMMIT's success.
             let _ = sqlx::raw_sql("ROLLBACK").execute(&mut self.conn).await;
@@ -791,28 +799,27 @@ impl Provider for SqliteProvider {
         if peek.is_none() {
             return Ok(Vec::new());
         }
-        write_tx!(self.conns, _w, tx, BEGIN_LIGHT);
-        // The common case in one statement: the oldest runnable items have no session. Only
-        // the run of them before the first session item is taken, so the order is the one
-        // single fetches would give; each gets its own token (a shared prefix and its id).
+        // The common case in one statement (and one round trip, with its transaction): the
+        // oldest runnable items have no session. Only the run of them before the first
+        // session item is taken, so the order is the one single fetches would give; each
+        // gets its own token (a shared prefix and its id).
         let batch_token = token();
         let locked_until = ms(now + lock_timeout.as_millis() as u64);
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "WITH head AS (SELECT w.id, w.session_id FROM worker_queue w WHERE {} ORDER BY w.id LIMIT ?4) \
+        let query = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{BEGIN_LIGHT}; WITH head AS (SELECT w.id, w.session_id FROM worker_queue w WHERE {} ORDER BY w.id LIMIT ?4) \
              UPDATE worker_queue SET lock_token = ?1 || '.' || id, locked_until = ?2, \
              attempt_count = attempt_count + 1 \
              WHERE id IN (SELECT id FROM head WHERE session_id IS NULL AND id < \
                COALESCE((SELECT MIN(id) FROM head WHERE session_id IS NOT NULL), 9223372036854775807)) \
-             RETURNING id, lock_token, instance_id, execution_id, event_id, name, input, attempt_count",
+             RETURNING id, lock_token, instance_id, execution_id, event_id, name, input, attempt_count; \
+             COMMIT",
             unlocked_work("?3")
         )))
         .bind(&batch_token)
         .bind(locked_until)
         .bind(ms(now))
-        .bind(max.max(1) as i64)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(storage)?;
+        .bind(max.max(1) as i64);
+        let rows = self.conns.writer().await.one_trip_query(query).await.map_err(storage)?;
         if !rows.is_empty() {
             let mut items = rows
                 .iter()
@@ -833,9 +840,9 @@ impl Provider for SqliteProvider {
                 .collect::<Result<Vec<_>, ProviderError>>()?;
             // RETURNING has no order.
             items.sort_by_key(|(id, _)| *id);
-            tx.commit().await.map_err(storage)?;
             return Ok(items.into_iter().map(|(_, item)| item).collect());
         }
+        write_tx!(self.conns, _w, tx, BEGIN_LIGHT);
         // Runnable: no session; or a session this worker holds; or, if it holds fewer than
         // `max_sessions`, a session nobody holds or whose lease expired. Work cancelled by its
         // orchestration is never handed out (renew_sessions deletes it once unlocked). One
