@@ -32,9 +32,14 @@ use tokio::task::JoinHandle;
 /// ```
 #[derive(Debug, Clone)]
 pub struct RuntimeOptions {
-    /// Orchestration turns run concurrently (on different instances).
+    /// Orchestration turns run concurrently (on different instances). Also how many
+    /// instances this node may hold locked for its next turns (locked by a completing
+    /// activity or fetched several at once) before a dispatcher is free to run them.
     pub orchestration_concurrency: usize,
-    /// Activities run concurrently.
+    /// Activities run concurrently. A node also holds some activities locked for its own
+    /// workers before they start (handed over by its turns or fetched several at once): at
+    /// most what its workers start in about 50 ms at their recent pace, never more than 4
+    /// per worker, and otherwise only as many as workers are idle.
     pub worker_concurrency: usize,
     /// How often idle dispatchers look for work written by other processes and for due
     /// timers. Work enqueued in this process wakes them at once.
