@@ -9,7 +9,9 @@
 //! - Opening is safe when many processes start at once: schema creation runs under a
 //!   per-schema advisory lock and sqlx's migrator takes its own database-wide advisory lock.
 //! - Queue fetches use `FOR UPDATE SKIP LOCKED`, so concurrent dispatchers never block on or
-//!   double-take the same row. Instance locks carry a token and an expiry (`locked_until`):
+//!   double-take the same row. Batch fetches and completions (with the instances they lock)
+//!   are one statement each where they can, so an idle fetch is one read that writes
+//!   nothing. Instance locks carry a token and an expiry (`locked_until`):
 //!   a dead process's instances and activities are taken over once their locks expire, and
 //!   the dead process's late commit fails with [`ProviderError::LockLost`].
 //! - `commit_turn` is one transaction that first re-checks the lock token under a row lock.
@@ -25,8 +27,9 @@
 
 use super::*;
 use crate::history::EventKind;
-use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions, PgRow};
 use sqlx::{Connection, PgConnection, PgPool, Postgres, Row, Transaction};
+use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -161,10 +164,10 @@ impl FilterParams {
         p
     }
 
-    fn bind<'q, O>(
+    fn bind<'q>(
         self,
-        q: sqlx::query::QueryScalar<'q, Postgres, O, sqlx::postgres::PgArguments>,
-    ) -> sqlx::query::QueryScalar<'q, Postgres, O, sqlx::postgres::PgArguments> {
+        q: sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>,
+    ) -> sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments> {
         q.bind(self.any_orchestration)
             .bind(self.names)
             .bind(self.pair_names)
@@ -172,6 +175,175 @@ impl FilterParams {
             .bind(self.min_key)
             .bind(self.max_key)
     }
+}
+
+/// Most items one batch fetch takes, whatever the caller asks for.
+const MAX_BATCH: usize = 256;
+
+/// Which instances [`PostgresProvider::lock_instances`] takes.
+#[derive(Clone, Copy)]
+enum LockTarget<'a> {
+    /// Those with the oldest visible messages.
+    Oldest,
+    /// Those of these that have visible messages (where completions just went).
+    Instances(&'a [String]),
+}
+
+impl LockTarget<'_> {
+    /// The query that selects and row-locks the instances: `$1` now, the filter `$2..$7`,
+    /// at most `$8` rows (`$11`: the instance ids of `Instances`). Locked rows are skipped,
+    /// so concurrent fetches never wait for each other.
+    fn candidates(&self) -> String {
+        match self {
+            // One row per message: at most `$8` instances, fewer when one has several.
+            LockTarget::Oldest => format!(
+                "SELECT i.instance_id FROM orchestrator_queue q JOIN instances i ON i.instance_id = q.instance_id \
+                 WHERE q.visible_at <= $1 AND (i.lock_token IS NULL OR i.locked_until <= $1) AND {FILTER_SQL} \
+                 ORDER BY q.id LIMIT $8 FOR UPDATE OF i SKIP LOCKED"
+            ),
+            LockTarget::Instances(_) => format!(
+                "SELECT i.instance_id FROM instances i WHERE i.instance_id = ANY($11::text[]) \
+                 AND (i.lock_token IS NULL OR i.locked_until <= $1) AND {FILTER_SQL} \
+                 AND EXISTS (SELECT 1 FROM orchestrator_queue q WHERE q.instance_id = i.instance_id AND q.visible_at <= $1) \
+                 LIMIT $8 FOR UPDATE OF i SKIP LOCKED"
+            ),
+        }
+    }
+
+    /// One statement that locks the instances [`candidates`](Self::candidates) selects:
+    /// each gets its own token from `$9` and the lock until `$10`, and its visible messages
+    /// count an attempt. One row per instance: the record, the token, the stored history
+    /// length (the last event id: an index seek, where a count would read the history) and
+    /// the messages in enqueue order.
+    fn lock_sql(&self) -> String {
+        format!(
+            "WITH c AS ({}), \
+             t AS (SELECT d.instance_id, row_number() OVER () AS n FROM (SELECT DISTINCT instance_id FROM c) d), \
+             l AS (UPDATE instances i SET lock_token = ($9::text[])[t.n::int], locked_until = $10 FROM t \
+                   WHERE i.instance_id = t.instance_id RETURNING i.*), \
+             m AS (UPDATE orchestrator_queue q SET lock_token = l.lock_token, attempt_count = q.attempt_count + 1 \
+                   FROM l WHERE q.instance_id = l.instance_id AND q.visible_at <= $1 \
+                   RETURNING q.instance_id, q.id, q.message, q.attempt_count) \
+             SELECT l.*, \
+               COALESCE((SELECT MAX(h.event_id) FROM history h \
+                 WHERE h.instance_id = l.instance_id AND h.execution_id = l.execution_id), 0) AS stored_len, \
+               ARRAY(SELECT m.id FROM m WHERE m.instance_id = l.instance_id ORDER BY m.id) AS message_ids, \
+               ARRAY(SELECT m.message FROM m WHERE m.instance_id = l.instance_id ORDER BY m.id) AS messages, \
+               COALESCE((SELECT MAX(m.attempt_count) FROM m WHERE m.instance_id = l.instance_id), 0) AS attempt \
+             FROM l",
+            self.candidates()
+        )
+    }
+}
+
+/// An instance a lock statement took, its history not read yet.
+struct Locked {
+    /// The item, with an empty history.
+    item: OrchestrationItem,
+    /// Its oldest message, to hand items out oldest first.
+    oldest: i64,
+    /// The last stored event id of the current execution.
+    stored_len: u64,
+}
+
+impl Locked {
+    fn from_row(r: &PgRow) -> Result<Self, ProviderError> {
+        let record = record_from_row(r)?;
+        let ids: Vec<i64> = r.try_get("message_ids").map_err(storage)?;
+        let data: Vec<String> = r.try_get("messages").map_err(storage)?;
+        let mut messages = Vec::with_capacity(data.len());
+        let mut unreadable = None;
+        for (id, data) in ids.iter().zip(data) {
+            match serde_json::from_str::<OrchestratorMessage>(&data) {
+                Ok(m) => messages.push(m),
+                Err(e) => unreadable = Some(format!("queued message {id}: {e}")),
+            }
+        }
+        Ok(Locked {
+            item: OrchestrationItem {
+                instance: record.instance.clone(),
+                lock_token: r.try_get("lock_token").map_err(storage)?,
+                record,
+                history: Vec::new(),
+                history_error: unreadable,
+                history_len: 0,
+                messages,
+                attempt: r.try_get::<i32, _>("attempt").map_err(storage)?.max(0) as u32,
+            },
+            oldest: ids.first().copied().unwrap_or(i64::MAX),
+            stored_len: r.try_get::<i64, _>("stored_len").map_err(storage)?.max(0) as u64,
+        })
+    }
+}
+
+/// Deletes the work items whose tokens (`$1`) are still held and enqueues their
+/// completions (`$2` instances, `$3` messages) in order, at `$4`; touches their sessions (the
+/// idle clock of a session starts when its last activity finished). Returns the tokens
+/// that were held; with `$5`, notifies channel `$6` when there were any.
+const COMPLETE_SQL: &str = "WITH done AS (DELETE FROM worker_queue WHERE lock_token = ANY($1::text[]) \
+       RETURNING lock_token, session_id), \
+     touched AS (UPDATE sessions SET last_activity_at = $4 WHERE session_id IN (SELECT session_id FROM done)), \
+     sent AS (INSERT INTO orchestrator_queue (instance_id, message, visible_at, enqueued_at) \
+       SELECT c.instance_id, c.message, $4, $4 \
+       FROM UNNEST($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS c(lock_token, instance_id, message, n) \
+       WHERE c.lock_token IN (SELECT lock_token FROM done) ORDER BY c.n) \
+     SELECT ARRAY(SELECT lock_token FROM done) AS done, \
+       CASE WHEN $5 AND EXISTS (SELECT 1 FROM done) THEN pg_notify($6, 'o')::text END AS notified";
+
+/// Locks the oldest visible work items worker `$1` may run at `$2` that need no session
+/// claim: the run of session-less items before the oldest session item the worker may run
+/// (it holds the session, or may claim it while holding fewer than `$3`), so the order is
+/// the one single fetches would give. At most `$4`, each with its own token (`$5`, a dot
+/// and its id), locked until `$6`. Work cancelled by its orchestration whose worker is gone
+/// is dropped on the way. The first row's `session_first` is that session item, if any;
+/// a row without `id` means nothing was locked.
+const FETCH_WORK_SQL: &str = "WITH gone AS (DELETE FROM worker_queue WHERE cancel_requested AND locked_until <= $2), \
+     bound AS (SELECT MIN(w.id) AS id FROM worker_queue w LEFT JOIN sessions s ON s.session_id = w.session_id \
+       WHERE w.session_id IS NOT NULL AND w.visible_at <= $2 AND (w.lock_token IS NULL OR w.locked_until <= $2) \
+         AND NOT w.cancel_requested AND ((s.worker_id = $1 AND s.locked_until > $2) \
+           OR ((s.session_id IS NULL OR s.locked_until <= $2) \
+               AND (SELECT COUNT(*) FROM sessions h WHERE h.worker_id = $1 AND h.locked_until > $2) < $3))), \
+     head AS (SELECT w.id FROM worker_queue w \
+       WHERE w.session_id IS NULL AND w.visible_at <= $2 AND (w.lock_token IS NULL OR w.locked_until <= $2) \
+         AND NOT w.cancel_requested AND w.id < COALESCE((SELECT id FROM bound), 9223372036854775807) \
+       ORDER BY w.id LIMIT $4 FOR UPDATE SKIP LOCKED), \
+     taken AS (UPDATE worker_queue w SET lock_token = $5 || '.' || w.id, locked_until = $6, \
+       attempt_count = w.attempt_count + 1 FROM head WHERE w.id = head.id \
+       RETURNING w.id, w.lock_token, w.instance_id, w.execution_id, w.event_id, w.name, w.input, w.attempt_count) \
+     SELECT b.id AS session_first, t.* FROM bound b LEFT JOIN taken t ON TRUE";
+
+fn record_from_row(r: &PgRow) -> Result<InstanceRecord, ProviderError> {
+    let state: String = r.try_get("state").map_err(storage)?;
+    Ok(InstanceRecord {
+        instance: r.try_get("instance_id").map_err(storage)?,
+        name: r.try_get("name").map_err(storage)?,
+        version: r.try_get("version").map_err(storage)?,
+        execution_id: r.try_get::<i64, _>("execution_id").map_err(storage)? as u64,
+        state: InstanceState::parse(&state)
+            .ok_or_else(|| ProviderError::Corrupt(format!("unknown instance state '{state}'")))?,
+        output: r.try_get("output").map_err(storage)?,
+        error: parse_details(r.try_get("error").map_err(storage)?),
+        custom_status: r.try_get("custom_status").map_err(storage)?,
+        parent_instance: r.try_get("parent_instance").map_err(storage)?,
+        duroxide_version: r.try_get("duroxide_version").map_err(storage)?,
+        status_note: r.try_get("status_note").map_err(storage)?,
+        created_at_ms: r.try_get::<i64, _>("created_at").map_err(storage)? as u64,
+        updated_at_ms: r.try_get::<i64, _>("updated_at").map_err(storage)? as u64,
+    })
+}
+
+/// The events of one execution's history rows `(event_id, data)`, in order, and the number
+/// of rows; no events and why when a row is unreadable.
+fn parse_history(rows: Vec<(i64, String)>, execution_id: u64) -> (Vec<Event>, Option<String>, u64) {
+    let len = rows.len() as u64;
+    let mut events = Vec::with_capacity(rows.len());
+    for (id, data) in rows {
+        match serde_json::from_str::<Event>(&data) {
+            Ok(e) => events.push(e),
+            Err(e) => return (Vec::new(), Some(format!("event {id} of execution {execution_id}: {e}")), len),
+        }
+    }
+    (events, None, len)
 }
 
 /// What a notification asks this process to do.
@@ -359,24 +531,7 @@ impl PostgresProvider {
         .fetch_optional(&mut *conn)
         .await
         .map_err(storage)?;
-        let Some(r) = row else { return Ok(None) };
-        let state: String = r.try_get("state").map_err(storage)?;
-        Ok(Some(InstanceRecord {
-            instance: r.try_get("instance_id").map_err(storage)?,
-            name: r.try_get("name").map_err(storage)?,
-            version: r.try_get("version").map_err(storage)?,
-            execution_id: r.try_get::<i64, _>("execution_id").map_err(storage)? as u64,
-            state: InstanceState::parse(&state)
-                .ok_or_else(|| ProviderError::Corrupt(format!("unknown instance state '{state}'")))?,
-            output: r.try_get("output").map_err(storage)?,
-            error: parse_details(r.try_get("error").map_err(storage)?),
-            custom_status: r.try_get("custom_status").map_err(storage)?,
-            parent_instance: r.try_get("parent_instance").map_err(storage)?,
-            duroxide_version: r.try_get("duroxide_version").map_err(storage)?,
-            status_note: r.try_get("status_note").map_err(storage)?,
-            created_at_ms: r.try_get::<i64, _>("created_at").map_err(storage)? as u64,
-            updated_at_ms: r.try_get::<i64, _>("updated_at").map_err(storage)? as u64,
-        }))
+        row.as_ref().map(record_from_row).transpose()
     }
 
     async fn insert_message(
@@ -438,7 +593,7 @@ impl PostgresProvider {
         instance: &str,
         execution_id: u64,
     ) -> Result<(Vec<Event>, Option<String>, u64), ProviderError> {
-        let rows = sqlx::query(
+        let rows = sqlx::query_as::<_, (i64, String)>(
             "SELECT event_id, data FROM history WHERE instance_id = $1 AND execution_id = $2 ORDER BY event_id",
         )
         .bind(instance)
@@ -446,23 +601,7 @@ impl PostgresProvider {
         .fetch_all(&mut *conn)
         .await
         .map_err(storage)?;
-        let len = rows.len() as u64;
-        let mut events = Vec::with_capacity(rows.len());
-        for r in rows {
-            let data: String = r.try_get("data").map_err(storage)?;
-            match serde_json::from_str::<Event>(&data) {
-                Ok(e) => events.push(e),
-                Err(e) => {
-                    let id: i64 = r.try_get("event_id").map_err(storage)?;
-                    return Ok((
-                        Vec::new(),
-                        Some(format!("event {id} of execution {execution_id}: {e}")),
-                        len,
-                    ));
-                }
-            }
-        }
-        Ok((events, None, len))
+        Ok(parse_history(rows, execution_id))
     }
 
     /// One attempt of `fetch_work_item`: `Ok(None)` when a session claim lost a race (try
@@ -558,20 +697,221 @@ impl PostgresProvider {
         Ok(Some(Some(item)))
     }
 
-    /// Locks the instance of the oldest visible message the filter allows, skipping
-    /// instances other transactions hold. Returns its id.
-    async fn lock_candidate(
-        tx: &mut PgConnection,
+    /// Locks up to `max` instances (see [`LockTarget`]) in one statement, each with its own
+    /// token.
+    async fn lock_instances(
+        conn: &mut PgConnection,
+        target: LockTarget<'_>,
         filter: &FetchFilter,
+        max: usize,
         now: u64,
-    ) -> Result<Option<String>, ProviderError> {
-        let sql = format!(
-            "SELECT i.instance_id FROM orchestrator_queue q JOIN instances i ON i.instance_id = q.instance_id \
-             WHERE q.visible_at <= $1 AND (i.lock_token IS NULL OR i.locked_until <= $1) AND {FILTER_SQL} \
-             ORDER BY q.id LIMIT 1 FOR UPDATE OF i SKIP LOCKED"
-        );
-        let query = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql)).bind(ms(now));
-        FilterParams::new(filter).bind(query).fetch_optional(&mut *tx).await.map_err(storage)
+        lock_timeout: Duration,
+    ) -> Result<Vec<Locked>, ProviderError> {
+        let max = max.clamp(1, MAX_BATCH);
+        let tokens: Vec<String> = (0..max).map(|_| token()).collect();
+        let sql = target.lock_sql();
+        let mut query = FilterParams::new(filter)
+            .bind(sqlx::query(sqlx::AssertSqlSafe(sql)).bind(ms(now)))
+            .bind(max as i64)
+            .bind(tokens)
+            .bind(ms(now + lock_timeout.as_millis() as u64));
+        if let LockTarget::Instances(ids) = target {
+            query = query.bind(ids);
+        }
+        let rows = query.fetch_all(&mut *conn).await.map_err(storage)?;
+        rows.iter().map(Locked::from_row).collect()
+    }
+
+    /// The locked instances as items, oldest message first, with their history where this
+    /// node does not hold the execution in memory (`cached`). If the history cannot be read,
+    /// the locks are released.
+    async fn with_histories(
+        &self,
+        conn: &mut PgConnection,
+        mut locked: Vec<Locked>,
+        cached: &(dyn for<'s> Fn(&'s str) -> Option<(u64, u64)> + Send + Sync),
+    ) -> Result<Vec<OrchestrationItem>, ProviderError> {
+        let (mut ids, mut execs) = (Vec::new(), Vec::new());
+        for l in &mut locked {
+            let exec = l.item.record.execution_id;
+            match cached(&l.item.instance).filter(|(e, _)| *e == exec) {
+                // A node that holds this execution needs only the stored length to know its
+                // copy is current.
+                Some((_, len)) if len > 0 && len == l.stored_len => l.item.history_len = len,
+                // Never started: no history to read.
+                _ if exec == 0 => {}
+                _ => {
+                    ids.push(l.item.instance.clone());
+                    execs.push(ms(exec));
+                }
+            }
+        }
+        if !ids.is_empty() {
+            // The instances are locked: their histories cannot change meanwhile.
+            let rows = sqlx::query_as::<_, (String, i64, String)>(
+                "SELECT h.instance_id, h.event_id, h.data FROM history h \
+                 JOIN UNNEST($1::text[], $2::bigint[]) AS t(instance_id, execution_id) \
+                 ON h.instance_id = t.instance_id AND h.execution_id = t.execution_id \
+                 ORDER BY h.instance_id, h.event_id",
+            )
+            .bind(&ids)
+            .bind(&execs)
+            .fetch_all(&mut *conn)
+            .await;
+            let rows = match rows {
+                Ok(rows) => rows,
+                Err(e) => {
+                    self.release_locks(locked.iter().map(|l| l.item.lock_token.clone()).collect()).await;
+                    return Err(storage(e));
+                }
+            };
+            let mut histories: HashMap<String, Vec<(i64, String)>> = HashMap::new();
+            for (instance, id, data) in rows {
+                histories.entry(instance).or_default().push((id, data));
+            }
+            for l in &mut locked {
+                if ids.contains(&l.item.instance) {
+                    let rows = histories.remove(&l.item.instance).unwrap_or_default();
+                    let (history, error, len) = parse_history(rows, l.item.record.execution_id);
+                    l.item.history = history;
+                    l.item.history_len = len;
+                    l.item.history_error = error.or(l.item.history_error.take());
+                }
+            }
+        }
+        locked.sort_by_key(|l| l.oldest);
+        Ok(locked.into_iter().map(|l| l.item).collect())
+    }
+
+    /// Unlocks instances this node locked but cannot hand over, without counting the
+    /// attempt. Best effort: otherwise their locks expire.
+    async fn release_locks(&self, tokens: Vec<String>) {
+        let released = sqlx::query(
+            "WITH i AS (UPDATE instances SET lock_token = NULL, locked_until = 0 WHERE lock_token = ANY($1::text[])) \
+             UPDATE orchestrator_queue SET lock_token = NULL, attempt_count = attempt_count - 1 \
+             WHERE lock_token = ANY($1::text[])",
+        )
+        .bind(tokens)
+        .execute(&self.pool)
+        .await;
+        match released {
+            Ok(_) => self.notifiers.wake_orchestrator_at(None),
+            Err(e) => {
+                tracing::warn!(error = %e, "releasing locked instances failed; their locks will expire")
+            }
+        }
+    }
+
+    /// Completes work items and, with `lock`, locks in the same transaction the instances
+    /// they report to (see `Provider::complete_work_items_and_lock`).
+    async fn complete_and_lock(
+        &self,
+        items: Vec<(String, OutboundMessage)>,
+        lock: Option<LockAfterComplete<'_>>,
+    ) -> (Vec<Result<(), ProviderError>>, Vec<OrchestrationItem>) {
+        let n = items.len();
+        let all_failed = |e: ProviderError| ((0..n).map(|_| Err(e.clone())).collect::<Vec<_>>(), Vec::new());
+        if items.is_empty() {
+            return (Vec::new(), Vec::new());
+        }
+        // A token listed twice completes once, as two calls would.
+        let mut seen = HashSet::new();
+        let first: Vec<bool> = items.iter().map(|(token, _)| seen.insert(token.as_str())).collect();
+        let (mut tokens, mut instances, mut messages) = (Vec::new(), Vec::new(), Vec::new());
+        for ((token, completion), _) in items.iter().zip(&first).filter(|(_, first)| **first) {
+            match to_json(&completion.message) {
+                Ok(m) => messages.push(m),
+                Err(e) => return all_failed(e),
+            }
+            tokens.push(token.clone());
+            instances.push(completion.instance.clone());
+        }
+        let lock = lock.filter(|l| l.max_instances > 0);
+        let now = crate::now_ms();
+        let mut conn = match self.pool.acquire().await {
+            Ok(conn) => conn,
+            Err(e) => return all_failed(storage(e)),
+        };
+        let completed = async {
+            let complete = |notify: bool| {
+                sqlx::query(COMPLETE_SQL)
+                    .bind(&tokens)
+                    .bind(&instances)
+                    .bind(&messages)
+                    .bind(ms(now))
+                    .bind(notify)
+                    .bind(&self.channel)
+            };
+            let Some(lock) = &lock else {
+                // One statement, so no transaction to open.
+                let row = complete(true).fetch_one(&mut *conn).await.map_err(storage)?;
+                let done: HashSet<String> =
+                    row.try_get::<Vec<String>, _>("done").map_err(storage)?.into_iter().collect();
+                let notified = !done.is_empty();
+                return Ok((done, Vec::new(), notified));
+            };
+            let mut tx = conn.begin().await.map_err(storage)?;
+            let row = complete(false).fetch_one(&mut *tx).await.map_err(storage)?;
+            let done: HashSet<String> =
+                row.try_get::<Vec<String>, _>("done").map_err(storage)?.into_iter().collect();
+            let mut targets: Vec<String> = Vec::new();
+            for (token, instance) in tokens.iter().zip(&instances) {
+                if done.contains(token) && !targets.contains(instance) {
+                    targets.push(instance.clone());
+                }
+            }
+            let locked = match targets.is_empty() {
+                true => Vec::new(),
+                false => {
+                    let target = LockTarget::Instances(&targets);
+                    Self::lock_instances(
+                        &mut tx,
+                        target,
+                        lock.filter,
+                        lock.max_instances,
+                        now,
+                        lock.lock_timeout,
+                    )
+                    .await?
+                }
+            };
+            // Dispatchers (here and elsewhere) need waking only for completions whose
+            // instance was not locked here.
+            let notified = targets.len() > locked.len();
+            if notified {
+                self.notify_orchestrator(&mut tx, None).await?;
+            }
+            tx.commit().await.map_err(storage)?;
+            Ok((done, locked, notified))
+        }
+        .await;
+        let (done, locked, notified) = match completed {
+            Ok(c) => c,
+            Err(e) => return all_failed(e),
+        };
+        if notified {
+            self.notifiers.wake_orchestrator_at(None);
+        }
+        let results = items
+            .iter()
+            .zip(first)
+            .map(|((token, _), first)| match first && done.contains(token) {
+                true => Ok(()),
+                false => Err(lock_lost("activity", token)),
+            })
+            .collect();
+        // Committed: if the histories cannot be read, the instances are released again.
+        let items = match (&lock, locked.is_empty()) {
+            (Some(lock), false) => match self.with_histories(&mut conn, locked, lock.cached).await {
+                Ok(items) => items,
+                Err(e) => {
+                    tracing::warn!(error = %e, "reading instances locked by completions failed");
+                    Vec::new()
+                }
+            },
+            _ => Vec::new(),
+        };
+        (results, items)
     }
 }
 
@@ -630,86 +970,26 @@ impl Provider for PostgresProvider {
         filter: &FetchFilter,
         cached: &(dyn for<'s> Fn(&'s str) -> Option<(u64, u64)> + Send + Sync),
     ) -> Result<Option<OrchestrationItem>, ProviderError> {
+        Ok(self.fetch_orchestration_items_cached(lock_timeout, filter, cached, 1).await?.pop())
+    }
+
+    async fn fetch_orchestration_items_cached(
+        &self,
+        lock_timeout: Duration,
+        filter: &FetchFilter,
+        cached: &(dyn for<'s> Fn(&'s str) -> Option<(u64, u64)> + Send + Sync),
+        max: usize,
+    ) -> Result<Vec<OrchestrationItem>, ProviderError> {
         let now = crate::now_ms();
-        let mut tx = self.begin().await?;
-        let Some(instance) = Self::lock_candidate(&mut tx, filter, now).await? else {
-            return Ok(None);
-        };
-        let lock_token = token();
-        let locked_until = now + lock_timeout.as_millis() as u64;
-        sqlx::query("UPDATE instances SET lock_token = $1, locked_until = $2 WHERE instance_id = $3")
-            .bind(&lock_token)
-            .bind(ms(locked_until))
-            .bind(&instance)
-            .execute(&mut *tx)
-            .await
-            .map_err(storage)?;
-        let rows = sqlx::query(
-            "UPDATE orchestrator_queue SET lock_token = $1, attempt_count = attempt_count + 1 \
-             WHERE instance_id = $2 AND visible_at <= $3 RETURNING id, message, attempt_count",
-        )
-        .bind(&lock_token)
-        .bind(&instance)
-        .bind(ms(now))
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(storage)?;
-        let mut rows = rows
-            .into_iter()
-            .map(|r| {
-                Ok((
-                    r.try_get::<i64, _>("id")?,
-                    r.try_get::<String, _>("message")?,
-                    r.try_get::<i32, _>("attempt_count")?,
-                ))
-            })
-            .collect::<Result<Vec<_>, sqlx::Error>>()
-            .map_err(storage)?;
-        rows.sort_by_key(|r| r.0);
-        let mut messages = Vec::with_capacity(rows.len());
-        let mut attempt = 0u32;
-        let mut unreadable = None;
-        for (id, data, count) in rows {
-            attempt = attempt.max(count.max(0) as u32);
-            match serde_json::from_str::<OrchestratorMessage>(&data) {
-                Ok(m) => messages.push(m),
-                Err(e) => unreadable = Some(format!("queued message {id}: {e}")),
-            }
+        let mut conn = self.pool.acquire().await.map_err(storage)?;
+        // One statement, no transaction: when nothing is ready it is a read that locks and
+        // writes nothing, so idle dispatchers cost little.
+        let locked =
+            Self::lock_instances(&mut conn, LockTarget::Oldest, filter, max, now, lock_timeout).await?;
+        if locked.is_empty() {
+            return Ok(Vec::new());
         }
-        let record = Self::instance_row(&mut tx, &instance)
-            .await?
-            .ok_or_else(|| ProviderError::Corrupt(format!("instance '{instance}' vanished")))?;
-        // A node that holds this execution in memory needs only the stored length to know
-        // its copy is current.
-        let known = cached(&instance).filter(|(exec, _)| *exec == record.execution_id);
-        let stored_len = match known {
-            Some(_) => Some(
-                sqlx::query_scalar::<_, i64>(
-                    "SELECT COALESCE(MAX(event_id), 0) FROM history WHERE instance_id = $1 AND execution_id = $2",
-                )
-                .bind(&instance)
-                .bind(ms(record.execution_id))
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(storage)? as u64,
-            ),
-            None => None,
-        };
-        let (history, history_error, history_len) = match (known, stored_len) {
-            (Some((_, len)), Some(stored)) if stored == len && len > 0 => (Vec::new(), None, len),
-            _ => Self::load_history(&mut tx, &instance, record.execution_id).await?,
-        };
-        tx.commit().await.map_err(storage)?;
-        Ok(Some(OrchestrationItem {
-            instance,
-            lock_token,
-            record,
-            history,
-            history_error: history_error.or(unreadable),
-            history_len,
-            messages,
-            attempt,
-        }))
+        self.with_histories(&mut conn, locked, cached).await
     }
 
     async fn commit_turn(&self, lock_token: &str, commit: TurnCommit) -> Result<(), ProviderError> {
@@ -978,13 +1258,59 @@ impl Provider for PostgresProvider {
         lock_timeout: Duration,
         worker: &WorkerIdentity,
     ) -> Result<Option<ActivityWorkItem>, ProviderError> {
-        // A session claim can lose a race with another worker's; then look again.
+        Ok(self.fetch_work_items(lock_timeout, worker, 1).await?.pop())
+    }
+
+    async fn fetch_work_items(
+        &self,
+        lock_timeout: Duration,
+        worker: &WorkerIdentity,
+        max: usize,
+    ) -> Result<Vec<ActivityWorkItem>, ProviderError> {
+        let now = crate::now_ms();
+        // The common case in one statement, without a transaction: items without a session.
+        let rows = sqlx::query(FETCH_WORK_SQL)
+            .bind(&worker.worker_id)
+            .bind(ms(now))
+            .bind(i64::from(worker.max_sessions))
+            .bind(max.clamp(1, MAX_BATCH) as i64)
+            .bind(token())
+            .bind(ms(now + lock_timeout.as_millis() as u64))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(storage)?;
+        let mut session_first = false;
+        let mut items = Vec::with_capacity(rows.len());
+        for r in &rows {
+            session_first |= r.try_get::<Option<i64>, _>("session_first").map_err(storage)?.is_some();
+            let Some(id) = r.try_get::<Option<i64>, _>("id").map_err(storage)? else { continue };
+            let item = ActivityWorkItem {
+                instance: r.try_get("instance_id").map_err(storage)?,
+                execution_id: r.try_get::<i64, _>("execution_id").map_err(storage)? as u64,
+                event_id: r.try_get::<i64, _>("event_id").map_err(storage)? as u64,
+                name: r.try_get("name").map_err(storage)?,
+                input: r.try_get("input").map_err(storage)?,
+                session_id: None,
+                lock_token: r.try_get("lock_token").map_err(storage)?,
+                attempt: r.try_get::<i32, _>("attempt_count").map_err(storage)?.max(0) as u32,
+                session_claimed: false,
+            };
+            items.push((id, item));
+        }
+        if !items.is_empty() || !session_first {
+            // RETURNING has no order.
+            items.sort_by_key(|(id, _)| *id);
+            return Ok(items.into_iter().map(|(_, item)| item).collect());
+        }
+        // The oldest item this worker may run is on a session: it comes alone, as a single
+        // fetch gives it. A session claim can lose a race with another worker's; then look
+        // again.
         for _ in 0..3 {
             if let Some(found) = self.try_fetch_work_item(lock_timeout, worker).await? {
-                return Ok(found);
+                return Ok(found.into_iter().collect());
             }
         }
-        Ok(None)
+        Ok(Vec::new())
     }
 
     async fn renew_sessions(
@@ -1043,31 +1369,23 @@ impl Provider for PostgresProvider {
         lock_token: &str,
         completion: OutboundMessage,
     ) -> Result<(), ProviderError> {
-        let now = crate::now_ms();
-        let mut tx = self.begin().await?;
-        let session: Option<Option<String>> =
-            sqlx::query_scalar("DELETE FROM worker_queue WHERE lock_token = $1 RETURNING session_id")
-                .bind(lock_token)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(storage)?;
-        let Some(session) = session else {
-            return Err(lock_lost("activity", lock_token));
-        };
-        if let Some(sid) = session {
-            // The idle clock of a session starts when its last activity finished.
-            sqlx::query("UPDATE sessions SET last_activity_at = $1 WHERE session_id = $2")
-                .bind(ms(now))
-                .bind(sid)
-                .execute(&mut *tx)
-                .await
-                .map_err(storage)?;
-        }
-        Self::insert_message(&mut tx, &completion.instance, &completion.message, None, now).await?;
-        self.notify_orchestrator(&mut tx, None).await?;
-        tx.commit().await.map_err(storage)?;
-        self.notifiers.wake_orchestrator_at(None);
-        Ok(())
+        let mut results = self.complete_work_items(vec![(lock_token.to_string(), completion)]).await;
+        results.pop().unwrap_or_else(|| Err(ProviderError::Storage("no result".into())))
+    }
+
+    async fn complete_work_items(
+        &self,
+        items: Vec<(String, OutboundMessage)>,
+    ) -> Vec<Result<(), ProviderError>> {
+        self.complete_and_lock(items, None).await.0
+    }
+
+    async fn complete_work_items_and_lock(
+        &self,
+        items: Vec<(String, OutboundMessage)>,
+        lock: LockAfterComplete<'_>,
+    ) -> (Vec<Result<(), ProviderError>>, Vec<OrchestrationItem>) {
+        self.complete_and_lock(items, Some(lock)).await
     }
 
     async fn abandon_work_item(
@@ -1162,12 +1480,16 @@ impl Provider for PostgresProvider {
              WHERE q.visible_at <= $1 AND (i.lock_token IS NULL OR i.locked_until <= $1) \
              AND NOT ({FILTER_SQL}) LIMIT $8"
         );
-        let query = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql)).bind(ms(now));
+        let query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(ms(now));
         let ids = FilterParams::new(filter)
             .bind(query)
             .bind(i64::from(limit))
             .fetch_all(&self.pool)
             .await
+            .map_err(storage)?
+            .iter()
+            .map(|r| r.try_get::<String, _>("instance_id"))
+            .collect::<Result<Vec<_>, _>>()
             .map_err(storage)?;
         let mut conn = self.pool.acquire().await.map_err(storage)?;
         let mut out = Vec::with_capacity(ids.len());
