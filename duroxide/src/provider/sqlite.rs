@@ -1477,7 +1477,7 @@ async fn fast_round(
         if k == 0 {
             batch.stmt(begin);
         }
-        let built = push_write(&mut batch, 0, &job.write, now);
+        let built = push_write(&mut batch, &job.write, now);
         if k == last {
             batch.stmt("COMMIT");
         }
@@ -1492,15 +1492,10 @@ async fn fast_round(
             w.open = false;
             return None;
         };
-        records.push(rows.first().map(record_from_row).transpose());
+        records.push(rows);
     }
     w.open = false;
-    Some(
-        jobs.iter()
-            .zip(records)
-            .map(|(job, record)| record.and_then(|record| batched_result(&job.write, record)))
-            .collect(),
-    )
+    Some(jobs.iter().zip(records).map(|(job, rows)| batched_result(&job.write, &rows)).collect())
 }
 
 /// Applies a start, or a turn without messages, in one round trip (see `push_write`).
@@ -1515,20 +1510,14 @@ async fn apply_batched(
     if savepoint {
         batch.stmt("SAVEPOINT w");
     }
-    if let Err(e) = push_write(&mut batch, 0, write, now) {
+    if let Err(e) = push_write(&mut batch, write, now) {
         return (Err(e), savepoint);
     }
     if savepoint {
         batch.stmt("RELEASE w");
     }
     match batch.q.build().fetch_all(&mut *tx).await {
-        Ok(rows) => {
-            let record = match rows.first().map(record_from_row).transpose() {
-                Ok(r) => r,
-                Err(e) => return (Err(e), false),
-            };
-            (batched_result(write, record), false)
-        }
+        Ok(rows) => (batched_result(write, &rows), false),
         Err(e) => (Err(storage(e)), savepoint),
     }
 }
@@ -1537,22 +1526,46 @@ async fn apply_batched(
 fn batchable(write: &DurableWrite) -> bool {
     match write {
         DurableWrite::Create { .. } => true,
-        // Messages need checks of their targets first (see `apply_turn_inner`).
-        DurableWrite::Turn { commit, .. } => commit.messages.is_empty(),
+        // A detached start whose id is taken is only logged (see `start_conflict_reply`),
+        // which a batch cannot do.
+        DurableWrite::Turn { commit, .. } => commit
+            .messages
+            .iter()
+            .all(|m| !matches!(&m.message, OrchestratorMessage::StartOrchestration { parent: None, .. })),
     }
 }
 
-/// What a batched write did: `record` is the instance row it returned, if any (a turn
-/// whose lock was gone, or a start whose id was taken, returns none and wrote nothing).
-fn batched_result(write: &DurableWrite, record: Option<InstanceRecord>) -> Result<Effects, ProviderError> {
+/// What a batched write did, from the rows its batch returned: the instance row (tag
+/// 'r'; none when a turn's lock was gone or a start's id was taken: nothing was written)
+/// and the messages delivered (tag 'm', by index).
+fn batched_result(write: &DurableWrite, rows: &[SqliteRow]) -> Result<Effects, ProviderError> {
+    let mut record = None;
+    let mut delivered = std::collections::HashSet::new();
+    for r in rows {
+        match r.try_get::<String, _>("tag").map_err(storage)?.as_str() {
+            "r" => record = Some(record_from_row(r)?),
+            "m" => {
+                delivered.insert(r.try_get::<i64, _>("k").map_err(storage)?);
+            }
+            _ => {}
+        }
+    }
     match (write, record) {
         (DurableWrite::Create { .. }, Some(_)) => Ok(Effects { wake_at: vec![None], ..Effects::default() }),
         (DurableWrite::Create { instance, .. }, None) => Err(ProviderError::InstanceExists(instance.clone())),
-        (DurableWrite::Turn { commit, .. }, Some(record)) => Ok(Effects {
-            wake_at: Vec::new(),
-            unlocked_work: commit.activities.iter().any(|a| a.lock_token.is_empty()),
-            finished: commit.update.state.is_terminal().then_some(record),
-        }),
+        (DurableWrite::Turn { commit, .. }, Some(record)) => {
+            for (k, m) in commit.messages.iter().enumerate() {
+                let start = matches!(m.message, OrchestratorMessage::StartOrchestration { .. });
+                if !start && !delivered.contains(&(k as i64)) {
+                    tracing::warn!(instance = %m.instance, message = m.message.type_name(), "message to unknown instance dropped");
+                }
+            }
+            Ok(Effects {
+                wake_at: commit.messages.iter().map(|m| m.visible_at_ms).collect(),
+                unlocked_work: commit.activities.iter().any(|a| a.lock_token.is_empty()),
+                finished: commit.update.state.is_terminal().then_some(record),
+            })
+        }
         (DurableWrite::Turn { lock_token, .. }, None) => {
             Err(ProviderError::LockLost(format!("instance lock {lock_token} is no longer held")))
         }
@@ -1562,9 +1575,9 @@ fn batched_result(write: &DurableWrite, record: Option<InstanceRecord>) -> Resul
 /// Appends a write's statements to a batch. Every statement is guarded by
 /// the write's condition, so a write that cannot happen changes nothing: a turn's by its
 /// lock (held until its last statement, the instance update, releases it), a start's by its
-/// instance id being free. The write's instance row comes back tagged `job`.
-fn push_write(batch: &mut Batch, job: usize, write: &DurableWrite, now: u64) -> Result<(), ProviderError> {
-    let job = job as i64;
+/// instance id being free. The write's instance row comes back tagged 'r' (see
+/// `batched_result`).
+fn push_write(batch: &mut Batch, write: &DurableWrite, now: u64) -> Result<(), ProviderError> {
     match write {
         DurableWrite::Create { instance, name, version, input } => {
             let msg = to_json(&OrchestratorMessage::StartOrchestration {
@@ -1584,8 +1597,9 @@ fn push_write(batch: &mut Batch, job: usize, write: &DurableWrite, now: u64) -> 
                 .push_bind(None::<String>)
                 .push_bind(ms(now))
                 .push_bind(ms(now));
-            q.push(") ON CONFLICT (instance_id) DO NOTHING RETURNING ").push_bind(job);
-            q.push(format!(" AS job, {INSTANCE_COLUMNS}"));
+            q.push(format!(
+                ") ON CONFLICT (instance_id) DO NOTHING RETURNING 'r' AS tag, {INSTANCE_COLUMNS}"
+            ));
             // Only if the instance was inserted (by the statement just before).
             let q = batch.stmt(
                 "INSERT INTO orchestrator_queue (instance_id, message, visible_at, enqueued_at) SELECT ",
@@ -1597,7 +1611,7 @@ fn push_write(batch: &mut Batch, job: usize, write: &DurableWrite, now: u64) -> 
                 .push_bind(ms(now));
             q.push(" WHERE changes() = 1");
         }
-        DurableWrite::Turn { lock_token, commit } => push_guarded_turn(batch, job, lock_token, commit, now)?,
+        DurableWrite::Turn { lock_token, commit } => push_guarded_turn(batch, lock_token, commit, now)?,
     }
     Ok(())
 }
@@ -1606,7 +1620,6 @@ fn push_write(batch: &mut Batch, job: usize, write: &DurableWrite, now: u64) -> 
 /// `apply_turn_inner` writes.
 fn push_guarded_turn(
     batch: &mut Batch,
-    job: i64,
     lock_token: &str,
     commit: &TurnCommit,
     now: u64,
@@ -1688,6 +1701,8 @@ fn push_guarded_turn(
         .push(" AND EXISTS (SELECT 1 FROM instances WHERE lock_token = ")
         .push_bind(tok.clone());
     q.push(")");
+    // After the delete above, so none of them is taken for a consumed message.
+    push_guarded_messages(batch, &tok, commit, now)?;
     // Last: the instance row, which releases the lock.
     let u = &commit.update;
     let (set_cs, cs) = match &u.custom_status {
@@ -1708,7 +1723,78 @@ fn push_guarded_turn(
     );
     q.push(", duroxide_version_key), status_note = NULL, updated_at = ").push_bind(ms(now));
     q.push(", lock_token = NULL, locked_until = 0 WHERE lock_token = ").push_bind(tok);
-    q.push(" RETURNING ").push_bind(job).push(format!(" AS job, {INSTANCE_COLUMNS}"));
+    q.push(format!(" RETURNING 'r' AS tag, {INSTANCE_COLUMNS}"));
+    Ok(())
+}
+
+/// A turn's messages as guarded statements: each only if the lock is held and its target
+/// exists (a delivered one returns a row tagged 'm' with its index `k`). A sub-orchestration
+/// start creates the child instance and its start message, or, when the id is taken,
+/// sends the parent the start-conflict reply (`start_conflict_reply`).
+fn push_guarded_messages(
+    batch: &mut Batch,
+    tok: &str,
+    commit: &TurnCommit,
+    now: u64,
+) -> Result<(), ProviderError> {
+    let held = |q: &mut sqlx::QueryBuilder<Sqlite>| {
+        q.push(" AND EXISTS (SELECT 1 FROM instances WHERE lock_token = ").push_bind(tok.to_string());
+        q.push(")");
+    };
+    for (k, m) in commit.messages.iter().enumerate() {
+        let visible = ms(m.visible_at_ms.unwrap_or(now));
+        if let OrchestratorMessage::StartOrchestration { name, version, parent, .. } = &m.message {
+            let q = batch.stmt(
+                "INSERT OR IGNORE INTO instances (instance_id, name, version, state, parent_instance, created_at, updated_at) SELECT ",
+            );
+            q.separated(", ")
+                .push_bind(m.instance.clone())
+                .push_bind(name.clone())
+                .push_bind(version.clone())
+                .push_bind("Pending")
+                .push_bind(parent.as_ref().map(|p| p.instance.clone()))
+                .push_bind(ms(now))
+                .push_bind(ms(now));
+            q.push(" WHERE 1 = 1");
+            held(q);
+            // The start message only if the child was just inserted (the statement before);
+            let q = batch.stmt(
+                "INSERT INTO orchestrator_queue (instance_id, message, visible_at, enqueued_at) SELECT ",
+            );
+            q.separated(", ")
+                .push_bind(m.instance.clone())
+                .push_bind(to_json(&m.message)?)
+                .push_bind(visible)
+                .push_bind(ms(now));
+            q.push(" WHERE changes() = 1");
+            // the reply only if the start message was not (the child existed) and the lock
+            // is held (otherwise nothing at all happened).
+            if let Some(reply) = start_conflict_reply(m) {
+                let q = batch.stmt(
+                    "INSERT INTO orchestrator_queue (instance_id, message, visible_at, enqueued_at) SELECT ",
+                );
+                q.separated(", ")
+                    .push_bind(reply.instance.clone())
+                    .push_bind(to_json(&reply.message)?)
+                    .push_bind(ms(now))
+                    .push_bind(ms(now));
+                q.push(" WHERE changes() = 0");
+                held(q);
+            }
+            continue;
+        }
+        let q = batch
+            .stmt("INSERT INTO orchestrator_queue (instance_id, message, visible_at, enqueued_at) SELECT ");
+        q.separated(", ")
+            .push_bind(m.instance.clone())
+            .push_bind(to_json(&m.message)?)
+            .push_bind(visible)
+            .push_bind(ms(now));
+        q.push(" WHERE EXISTS (SELECT 1 FROM instances WHERE instance_id = ").push_bind(m.instance.clone());
+        q.push(")");
+        held(q);
+        q.push(" RETURNING 'm' AS tag, ").push_bind(k as i64).push(" AS k");
+    }
     Ok(())
 }
 

@@ -240,6 +240,7 @@ macro_rules! __duroxide_validation_list {
             // locks
             expired_lock_can_be_taken_over,
             commit_after_takeover_fails,
+            stale_commit_with_effects_writes_nothing,
             renew_extends_orchestration_lock,
             renew_with_unknown_token_fails,
             renew_after_commit_fails,
@@ -932,6 +933,32 @@ pub async fn commit_after_takeover_fails(f: Factory) {
     let h = p.read_history("to", None).await.unwrap();
     assert_eq!(h.len(), 1);
     assert!(matches!(&h[0].kind, EventKind::OrchestrationStarted { input, .. } if input == "new"));
+}
+
+/// A stale commit writes nothing at all: no events, no activities, no messages to itself
+/// or others, no child instance, and the consumed messages stay with the new holder.
+pub async fn stale_commit_with_effects_writes_nothing(f: Factory) {
+    let p = f.create_provider().await;
+    started_instance(&p, "other").await;
+    create(&p, "st").await;
+    let first = p.fetch_orchestration_item(SHORT, &all()).await.unwrap().unwrap();
+    sleep_ms(450).await;
+    let second = fetch_some(&p, "st").await;
+    let mut c = turn(1, vec![started("old"), scheduled(2, "Act", "in")], InstanceState::Running);
+    c.activities.push(work("st", 1, 2, "Act", "in"));
+    c.messages = vec![
+        external("other", "from-stale", ""),
+        delayed("st", "timer", now()),
+        child_start("stale-child", Some(link("st"))),
+    ];
+    assert_lock_lost(p.commit_turn(&first.lock_token, c).await, "stale commit with effects");
+    assert!(p.read_history("st", None).await.unwrap().is_empty(), "no events");
+    assert!(fetch_work(&p, LOCK).await.is_none(), "no activity");
+    assert!(p.get_instance("stale-child").await.unwrap().is_none(), "no child instance");
+    // The new holder still has the start message, and nothing else arrived meanwhile.
+    assert_eq!(names(&second.messages), vec!["StartOrchestration"]);
+    p.commit_turn(&second.lock_token, turn(1, vec![started("new")], InstanceState::Running)).await.unwrap();
+    fetch_none(&p).await;
 }
 
 /// Renewal keeps the lock past its original expiry.
