@@ -1459,7 +1459,7 @@ impl Drop for Handoff {
     }
 }
 
-/// A round of starts and turns without messages, one round trip per write: the first
+/// A round of starts and turns, one round trip per write: the first
 /// write's batch begins the transaction (`begin`) and the last one's commits it. `None` if
 /// a batch failed: the transaction was rolled back, and the caller applies the writes one
 /// by one (each in a savepoint) so the failure stays with the write that caused it.
@@ -1498,7 +1498,7 @@ async fn fast_round(
     Some(jobs.iter().zip(records).map(|(job, rows)| batched_result(&job.write, &rows)).collect())
 }
 
-/// Applies a start, or a turn without messages, in one round trip (see `push_write`).
+/// Applies a start or a turn in one round trip (see `push_write`).
 /// Returns as `apply` does.
 async fn apply_batched(
     tx: &mut sqlx::SqliteConnection,
@@ -1616,7 +1616,7 @@ fn push_write(batch: &mut Batch, write: &DurableWrite, now: u64) -> Result<(), P
     Ok(())
 }
 
-/// A turn without messages as guarded statements (see `push_write`); the same rows as
+/// A turn as guarded statements (see `push_write`); the same rows as
 /// `apply_turn_inner` writes.
 fn push_guarded_turn(
     batch: &mut Batch,
