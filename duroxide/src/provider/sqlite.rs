@@ -10,7 +10,8 @@
 //! `synchronous = FULL` for writes that are acknowledged: when `create_instance` or
 //! `commit_turn` returns, the write is on disk and survives a process crash *and* a power
 //! loss. Turns and starts that arrive together share one commit and one fsync (group
-//! commit, each in its own savepoint). Lock-only writes and activity completions commit
+//! commit, one statement batch each; a batch that fails is retried one by one, each in
+//! its own savepoint, so the failure stays with its write). Lock-only writes and activity completions commit
 //! without their own fsync: losing them to a power loss only repeats work (the lock was not
 //! taken; the activity runs again), and the next durable commit covers them.
 //! [`SqliteDurability::Normal`] fsyncs nothing on commit: a power loss may also drop the
@@ -315,31 +316,6 @@ impl SqliteProvider {
         .await
         .map_err(storage)?;
         Ok(())
-    }
-
-    /// Inserts an instance row; false when it exists already.
-    async fn insert_instance(
-        tx: &mut sqlx::SqliteConnection,
-        instance: &str,
-        name: &str,
-        version: Option<&str>,
-        parent: Option<&str>,
-        now: u64,
-    ) -> Result<bool, ProviderError> {
-        let done = sqlx::query(
-            "INSERT OR IGNORE INTO instances (instance_id, name, version, state, parent_instance, created_at, updated_at) \
-             VALUES (?, ?, ?, 'Pending', ?, ?, ?)",
-        )
-        .bind(instance)
-        .bind(name)
-        .bind(version)
-        .bind(parent)
-        .bind(ms(now))
-        .bind(ms(now))
-        .execute(&mut *tx)
-        .await
-        .map_err(storage)?;
-        Ok(done.rows_affected() == 1)
     }
 
     /// Appends the statements that delete locked work items and enqueue their completions;
@@ -1329,11 +1305,12 @@ struct GroupState {
 }
 
 /// Group commit for durable writes (turns and new instances). The first writer to arrive
-/// leads: it takes every write queued so far, applies each inside its own savepoint (a
-/// turn whose lock was lost fails alone) and commits them in one transaction, so they share
-/// one fsync. Writers arriving meanwhile queue for the next round, which the leader runs
-/// too. Every writer returns only after the commit holding its write is durable. Under no
-/// contention a write commits alone, exactly as before.
+/// leads: it takes every write queued so far, applies each as one guarded statement batch
+/// (a turn whose lock was lost, or a start whose id is taken, writes nothing and fails
+/// alone) and commits them in one transaction, so they share one fsync. Writers arriving
+/// meanwhile queue for the next round, which the leader runs too. Every writer returns only
+/// after the commit holding its write is durable. Under no contention a write commits
+/// alone, in one round trip.
 struct GroupCommit {
     conns: Arc<Conns>,
     notifiers: Arc<Notifiers>,
@@ -1388,12 +1365,12 @@ impl GroupCommit {
     async fn commit_round(&self, jobs: &[Job]) -> Vec<Result<Effects, ProviderError>> {
         let all_failed = |e: ProviderError| jobs.iter().map(|_| Err(e.clone())).collect();
         let mut writer = self.conns.writer().await;
-        if jobs.iter().all(|j| batchable(&j.write))
-            && let Some(results) =
-                fast_round(&mut writer, jobs, crate::now_ms(), self.conns.begin_durable).await
+        if let Some(results) = fast_round(&mut writer, jobs, crate::now_ms(), self.conns.begin_durable).await
         {
             return results;
         }
+        // A batch failed (an SQL error, not a lost lock or a taken id): the round again, each
+        // write in its own savepoint, so the failure stays with the write that caused it.
         let mut tx = match sqlx::Connection::begin_with(&mut writer.conn, self.conns.begin_durable).await {
             Ok(tx) => tx,
             Err(e) => return all_failed(storage(e)),
@@ -1402,13 +1379,7 @@ impl GroupCommit {
         let alone = jobs.len() == 1;
         let mut results = Vec::with_capacity(jobs.len());
         for job in jobs {
-            // Several writes: each in its own savepoint, opened and (on success) released
-            // inside the write's own statements, so a failed write is rolled back alone.
-            let (result, open) = if batchable(&job.write) {
-                apply_batched(&mut tx, &job.write, now, !alone).await
-            } else {
-                apply(&mut tx, &job.write, now, !alone).await
-            };
+            let (result, open) = apply_batched(&mut tx, &job.write, now, !alone).await;
             if alone && result.is_err() {
                 // Rolled back when the transaction is dropped.
                 return vec![result];
@@ -1459,10 +1430,9 @@ impl Drop for Handoff {
     }
 }
 
-/// A round of starts and turns, one round trip per write: the first
-/// write's batch begins the transaction (`begin`) and the last one's commits it. `None` if
-/// a batch failed: the transaction was rolled back, and the caller applies the writes one
-/// by one (each in a savepoint) so the failure stays with the write that caused it.
+/// A round of starts and turns, one round trip per write: the first write's batch begins
+/// the transaction (`begin`) and the last one's commits it. `None` if a batch failed: the
+/// transaction was rolled back, and the caller applies the writes again one by one.
 async fn fast_round(
     w: &mut Writer,
     jobs: &[Job],
@@ -1498,8 +1468,10 @@ async fn fast_round(
     Some(jobs.iter().zip(records).map(|(job, rows)| batched_result(&job.write, &rows)).collect())
 }
 
-/// Applies a start or a turn in one round trip (see `push_write`).
-/// Returns as `apply` does.
+/// Applies a start or a turn inside the caller's transaction in one round trip (see
+/// `push_write`). With `savepoint`, the write runs inside savepoint `w`; the returned flag
+/// says whether it is still open (the caller then rolls it back), which happens exactly
+/// when the write failed after opening it.
 async fn apply_batched(
     tx: &mut sqlx::SqliteConnection,
     write: &DurableWrite,
@@ -1519,19 +1491,6 @@ async fn apply_batched(
     match batch.q.build().fetch_all(&mut *tx).await {
         Ok(rows) => (batched_result(write, &rows), false),
         Err(e) => (Err(storage(e)), savepoint),
-    }
-}
-
-/// Whether a write can be applied by `apply_batched`.
-fn batchable(write: &DurableWrite) -> bool {
-    match write {
-        DurableWrite::Create { .. } => true,
-        // A detached start whose id is taken is only logged (see `start_conflict_reply`),
-        // which a batch cannot do.
-        DurableWrite::Turn { commit, .. } => commit
-            .messages
-            .iter()
-            .all(|m| !matches!(&m.message, OrchestratorMessage::StartOrchestration { parent: None, .. })),
     }
 }
 
@@ -1555,9 +1514,18 @@ fn batched_result(write: &DurableWrite, rows: &[SqliteRow]) -> Result<Effects, P
         (DurableWrite::Create { instance, .. }, None) => Err(ProviderError::InstanceExists(instance.clone())),
         (DurableWrite::Turn { commit, .. }, Some(record)) => {
             for (k, m) in commit.messages.iter().enumerate() {
-                let start = matches!(m.message, OrchestratorMessage::StartOrchestration { .. });
-                if !start && !delivered.contains(&(k as i64)) {
-                    tracing::warn!(instance = %m.instance, message = m.message.type_name(), "message to unknown instance dropped");
+                if delivered.contains(&(k as i64)) {
+                    continue;
+                }
+                match &m.message {
+                    // Answered by the conflict reply (see `push_guarded_messages`).
+                    OrchestratorMessage::StartOrchestration { parent: Some(_), .. } => {}
+                    OrchestratorMessage::StartOrchestration { parent: None, .. } => {
+                        tracing::warn!(instance = %m.instance, "detached start skipped: instance already exists")
+                    }
+                    _ => {
+                        tracing::warn!(instance = %m.instance, message = m.message.type_name(), "message to unknown instance dropped")
+                    }
                 }
             }
             Ok(Effects {
@@ -1616,8 +1584,7 @@ fn push_write(batch: &mut Batch, write: &DurableWrite, now: u64) -> Result<(), P
     Ok(())
 }
 
-/// A turn as guarded statements (see `push_write`); the same rows as
-/// `apply_turn_inner` writes.
+/// A turn (see `Provider::commit_turn`) as guarded statements (see `push_write`).
 fn push_guarded_turn(
     batch: &mut Batch,
     lock_token: &str,
@@ -1730,7 +1697,8 @@ fn push_guarded_turn(
 /// A turn's messages as guarded statements: each only if the lock is held and its target
 /// exists (a delivered one returns a row tagged 'm' with its index `k`). A sub-orchestration
 /// start creates the child instance and its start message, or, when the id is taken,
-/// sends the parent the start-conflict reply (`start_conflict_reply`).
+/// sends the parent the start-conflict reply (`start_conflict_reply`); a detached start to
+/// a taken id is skipped.
 fn push_guarded_messages(
     batch: &mut Batch,
     tok: &str,
@@ -1766,10 +1734,13 @@ fn push_guarded_messages(
                 .push_bind(to_json(&m.message)?)
                 .push_bind(visible)
                 .push_bind(ms(now));
-            q.push(" WHERE changes() = 1");
+            q.push(" WHERE changes() = 1 RETURNING 'm' AS tag, ").push_bind(k as i64).push(" AS k");
             // the reply only if the start message was not (the child existed) and the lock
-            // is held (otherwise nothing at all happened).
-            if let Some(reply) = start_conflict_reply(m) {
+            // is held (otherwise nothing at all happened). A detached start has no one to
+            // reply to (`batched_result` logs it).
+            if parent.is_some()
+                && let Some(reply) = start_conflict_reply(m)
+            {
                 let q = batch.stmt(
                     "INSERT INTO orchestrator_queue (instance_id, message, visible_at, enqueued_at) SELECT ",
                 );
@@ -1817,61 +1788,6 @@ fn execution_state(commit: &TurnCommit) -> InstanceState {
     }
 }
 
-/// Applies a durable write inside the caller's transaction. With `savepoint`, the write
-/// runs inside savepoint `w`; the returned flag says whether it is still open (the caller
-/// then rolls it back), which happens exactly when the write failed after opening it.
-async fn apply(
-    tx: &mut sqlx::SqliteConnection,
-    write: &DurableWrite,
-    now: u64,
-    savepoint: bool,
-) -> (Result<Effects, ProviderError>, bool) {
-    match write {
-        DurableWrite::Turn { lock_token, commit } => apply_turn(tx, lock_token, commit, now, savepoint).await,
-        DurableWrite::Create { instance, name, version, input } => {
-            let msg = OrchestratorMessage::StartOrchestration {
-                name: name.to_string(),
-                version: version.clone(),
-                input: input.to_string(),
-                parent: None,
-            };
-            let msg = match to_json(&msg) {
-                Ok(m) => m,
-                Err(e) => return (Err(e), false),
-            };
-            // One round trip: the start message is inserted only if the instance was.
-            let sql = format!(
-                "{}INSERT INTO instances (instance_id, name, version, state, parent_instance, created_at, updated_at) \
-                 VALUES (?, ?, ?, 'Pending', NULL, ?, ?) ON CONFLICT (instance_id) DO NOTHING RETURNING instance_id; \
-                 INSERT INTO orchestrator_queue (instance_id, message, visible_at, enqueued_at) \
-                 SELECT ?, ?, ?, ? WHERE changes() = 1{}",
-                if savepoint { "SAVEPOINT w; " } else { "" },
-                if savepoint { "; RELEASE w" } else { "" },
-            );
-            let created = sqlx::query(sqlx::AssertSqlSafe(sql))
-                .bind(instance)
-                .bind(name)
-                .bind(version)
-                .bind(ms(now))
-                .bind(ms(now))
-                .bind(instance)
-                .bind(msg)
-                .bind(ms(now))
-                .bind(ms(now))
-                // fetch_all: a row limit would stop the batch after the first statement's row.
-                .fetch_all(&mut *tx)
-                .await
-                .map(|rows| rows.into_iter().next());
-            match created {
-                Ok(Some(_)) => (Ok(Effects { wake_at: vec![None], ..Effects::default() }), false),
-                // Nothing was written; the savepoint was released by the statements above.
-                Ok(None) => (Err(ProviderError::InstanceExists(instance.to_string())), false),
-                Err(e) => (Err(storage(e)), savepoint),
-            }
-        }
-    }
-}
-
 /// Appends SQL and binds to a multi-statement query (one round trip to SQLite's thread).
 struct Batch {
     q: sqlx::QueryBuilder<Sqlite>,
@@ -1892,190 +1808,6 @@ impl Batch {
         self.q.push(sql);
         &mut self.q
     }
-}
-
-/// Applies a turn (see `Provider::commit_turn`) inside the caller's transaction in two
-/// round trips: lock check and instance update, then everything else in one batch
-/// (plus one per message to another instance).
-async fn apply_turn(
-    tx: &mut sqlx::SqliteConnection,
-    lock_token: &str,
-    commit: &TurnCommit,
-    now: u64,
-    savepoint: bool,
-) -> (Result<Effects, ProviderError>, bool) {
-    match apply_turn_inner(tx, lock_token, commit, now, savepoint).await {
-        Ok(effects) => (Ok(effects), false),
-        Err(e) => (Err(e), savepoint),
-    }
-}
-
-async fn apply_turn_inner(
-    tx: &mut sqlx::SqliteConnection,
-    lock_token: &str,
-    commit: &TurnCommit,
-    now: u64,
-    savepoint: bool,
-) -> Result<Effects, ProviderError> {
-    let exec = ms(commit.execution_id);
-    let started = turn_started(commit);
-    // Updating the instance checks the lock in the same statement: no row means another
-    // node took the lock, and the whole turn is rolled back.
-    let u = &commit.update;
-    let error = u.error.as_ref().map(to_json).transpose()?;
-    let (set_cs, cs) = match &u.custom_status {
-        Some(v) => (1, v.clone()),
-        None => (0, None),
-    };
-    let next_exec = commit.next_execution_id.map(ms).unwrap_or(exec);
-    let sql = format!(
-        "{}UPDATE instances SET name = ?, version = ?, execution_id = ?, state = ?, output = ?, error = ?, \
-         custom_status = CASE WHEN ? = 1 THEN ? ELSE custom_status END, \
-         duroxide_version = COALESCE(?, duroxide_version), \
-         duroxide_version_key = COALESCE(?, duroxide_version_key), status_note = NULL, updated_at = ?, \
-         lock_token = NULL, locked_until = 0 WHERE lock_token = ? RETURNING {INSTANCE_COLUMNS}",
-        if savepoint { "SAVEPOINT w; " } else { "" }
-    );
-    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(&u.name)
-        .bind(&u.version)
-        .bind(next_exec)
-        .bind(u.state.as_str())
-        .bind(&u.output)
-        .bind(error)
-        .bind(set_cs)
-        .bind(cs)
-        .bind(started.as_ref().map(|(_, dv)| dv.clone()))
-        .bind(started.as_ref().and_then(|(_, dv)| semver::Version::parse(dv).ok()).map(|v| version_key(&v)))
-        .bind(ms(now))
-        .bind(lock_token)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(storage)?;
-    let Some(row) = row else {
-        return Err(ProviderError::LockLost(format!("instance lock {lock_token} is no longer held")));
-    };
-    let record = record_from_row(&row)?;
-    let instance = record.instance.clone();
-
-    // Messages to other instances need a check first (does the target exist?).
-    let mut wake_at: Vec<Option<u64>> = Vec::new();
-    for m in &commit.messages {
-        if let OrchestratorMessage::StartOrchestration { name, version, parent, .. } = &m.message {
-            let created = SqliteProvider::insert_instance(
-                &mut *tx,
-                &m.instance,
-                name,
-                version.as_deref(),
-                parent.as_ref().map(|p| p.instance.as_str()),
-                now,
-            )
-            .await?;
-            if !created {
-                if let Some(reply) = start_conflict_reply(m) {
-                    SqliteProvider::insert_message(&mut *tx, &reply.instance, &reply.message, None, now)
-                        .await?;
-                    wake_at.push(None);
-                }
-                continue;
-            }
-        } else if m.instance != instance {
-            let exists = sqlx::query("SELECT 1 FROM instances WHERE instance_id = ?")
-                .bind(&m.instance)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(storage)?;
-            if exists.is_none() {
-                tracing::warn!(instance = %m.instance, message = m.message.type_name(), "message to unknown instance dropped");
-                continue;
-            }
-        }
-        SqliteProvider::insert_message(&mut *tx, &m.instance, &m.message, m.visible_at_ms, now).await?;
-        wake_at.push(m.visible_at_ms);
-    }
-
-    // Everything else in one batch.
-    let mut batch = Batch::new();
-    // One multi-row insert per 100 events (well under SQLite's bound-parameter limit).
-    for chunk in commit.new_events.chunks(100) {
-        let mut rows = Vec::with_capacity(chunk.len());
-        for e in chunk {
-            rows.push((e.event_id, e.kind.type_name(), to_json(e)?));
-        }
-        batch
-            .stmt("INSERT INTO history (instance_id, execution_id, event_id, event_type, data) ")
-            .push_values(rows, |mut b, (id, ty, json)| {
-                b.push_bind(instance.clone()).push_bind(exec).push_bind(ms(id)).push_bind(ty).push_bind(json);
-            });
-    }
-    let exec_state = execution_state(commit);
-    if let Some((version, dv)) = &started {
-        let q = batch.stmt(
-            "INSERT INTO executions (instance_id, execution_id, version, state, duroxide_version, started_at, updated_at) VALUES (",
-        );
-        q.separated(", ")
-            .push_bind(instance.clone())
-            .push_bind(exec)
-            .push_bind(version.clone())
-            .push_bind(exec_state.as_str())
-            .push_bind(dv.clone())
-            .push_bind(ms(now))
-            .push_bind(ms(now));
-        q.push(")");
-    } else if !commit.new_events.is_empty() && exec_state != InstanceState::Running {
-        // A running execution's row only changes when it ends.
-        let q = batch.stmt("UPDATE executions SET state = ");
-        q.push_bind(exec_state.as_str()).push(", updated_at = ").push_bind(ms(now));
-        q.push(" WHERE instance_id = ")
-            .push_bind(instance.clone())
-            .push(" AND execution_id = ")
-            .push_bind(exec);
-    }
-    // An activity with a lock token is handed straight to a worker of this node: it is
-    // stored locked, its first attempt counted.
-    let locked_until = ms(now + commit.activity_lock_timeout.as_millis() as u64);
-    for chunk in commit.activities.chunks(100) {
-        batch
-            .stmt(
-                "INSERT OR IGNORE INTO worker_queue (instance_id, execution_id, event_id, name, input, visible_at, \
-                 session_id, lock_token, locked_until, attempt_count) ",
-            )
-            .push_values(chunk, |mut b, a| {
-                let eager = !a.lock_token.is_empty();
-                b.push_bind(instance.clone())
-                    .push_bind(ms(a.execution_id))
-                    .push_bind(ms(a.event_id))
-                    .push_bind(a.name.clone())
-                    .push_bind(a.input.clone())
-                    .push_bind(ms(now))
-                    .push_bind(a.session_id.clone())
-                    .push_bind(eager.then(|| a.lock_token.clone()))
-                    .push_bind(if eager { locked_until } else { 0 })
-                    .push_bind(i64::from(eager));
-            });
-    }
-    for id in &commit.cancelled_activities {
-        // Queued work is dropped; running work is flagged so its lock renewal fails.
-        let q = batch.stmt("DELETE FROM worker_queue WHERE instance_id = ");
-        q.push_bind(instance.clone()).push(" AND execution_id = ").push_bind(exec);
-        q.push(" AND event_id = ").push_bind(ms(*id));
-        q.push(" AND (lock_token IS NULL OR locked_until <= ").push_bind(ms(now)).push(")");
-        let q = batch.stmt("UPDATE worker_queue SET cancel_requested = 1 WHERE instance_id = ");
-        q.push_bind(instance.clone()).push(" AND execution_id = ").push_bind(exec);
-        q.push(" AND event_id = ").push_bind(ms(*id));
-    }
-    batch.stmt("DELETE FROM orchestrator_queue WHERE lock_token = ").push_bind(lock_token.to_string());
-    if savepoint {
-        batch.stmt("RELEASE w");
-    }
-    batch.q.build().execute(&mut *tx).await.map_err(|err| {
-        ProviderError::Storage(format!("writing the turn of instance '{instance}' failed: {err}"))
-    })?;
-    Ok(Effects {
-        wake_at,
-        unlocked_work: commit.activities.iter().any(|a| a.lock_token.is_empty()),
-        finished: commit.update.state.is_terminal().then_some(record),
-    })
 }
 
 const INSTANCE_COLUMNS: &str = "instance_id, name, version, execution_id, state, output, error, custom_status, \
