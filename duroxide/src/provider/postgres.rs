@@ -560,13 +560,7 @@ impl PostgresProvider {
     }
 
     async fn notify(&self, conn: &mut PgConnection, payload: &str) -> Result<(), ProviderError> {
-        sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(&self.channel)
-            .bind(payload)
-            .execute(&mut *conn)
-            .await
-            .map_err(storage)?;
-        Ok(())
+        self.notify_all(conn, &[payload.to_string()]).await
     }
 
     async fn notify_orchestrator(
