@@ -1138,18 +1138,8 @@ impl EagerActivities {
 
     /// Ends a reservation of `reserved` workers, queueing the items that were committed.
     fn hand_over(&self, reserved: usize, items: Vec<ActivityWorkItem>) {
-        if reserved == 0 {
-            return;
-        }
-        let n = items.len();
-        {
-            let mut s = self.lock();
-            s.reserved -= reserved;
-            let now = std::time::Instant::now();
-            s.queue.extend(items.into_iter().map(|i| (i, now)));
-        }
-        for _ in 0..n {
-            self.notify.notify_one();
+        if reserved > 0 {
+            self.queue(reserved, items);
         }
     }
 
@@ -1172,13 +1162,18 @@ impl EagerActivities {
 
     /// Queues activities fetched for this node's workers.
     fn push(&self, items: Vec<ActivityWorkItem>) {
+        self.queue(0, items);
+    }
+
+    /// Queues `items` (ending a reservation of `reserved` in the same step) and wakes a
+    /// worker for each.
+    fn queue(&self, reserved: usize, items: Vec<ActivityWorkItem>) {
         let n = items.len();
-        if n == 0 {
-            return;
-        }
         {
+            let mut s = self.lock();
+            s.reserved = s.reserved.saturating_sub(reserved);
             let now = std::time::Instant::now();
-            self.lock().queue.extend(items.into_iter().map(|i| (i, now)));
+            s.queue.extend(items.into_iter().map(|i| (i, now)));
         }
         for _ in 0..n {
             self.notify.notify_one();

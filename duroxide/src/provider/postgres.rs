@@ -365,6 +365,26 @@ const FETCH_WORK_SQL: &str = "WITH gone AS (DELETE FROM worker_queue WHERE cance
        RETURNING w.id, w.lock_token, w.instance_id, w.execution_id, w.event_id, w.name, w.input, w.attempt_count) \
      SELECT b.id AS session_first, t.* FROM bound b LEFT JOIN taken t ON TRUE";
 
+/// An activity from a `worker_queue` row read after its lock counted the attempt.
+fn work_item_from_row(
+    r: &PgRow,
+    lock_token: String,
+    session_id: Option<String>,
+    session_claimed: bool,
+) -> Result<ActivityWorkItem, ProviderError> {
+    Ok(ActivityWorkItem {
+        instance: r.try_get("instance_id").map_err(storage)?,
+        execution_id: r.try_get::<i64, _>("execution_id").map_err(storage)? as u64,
+        event_id: r.try_get::<i64, _>("event_id").map_err(storage)? as u64,
+        name: r.try_get("name").map_err(storage)?,
+        input: r.try_get("input").map_err(storage)?,
+        session_id,
+        lock_token,
+        attempt: r.try_get::<i32, _>("attempt_count").map_err(storage)?.max(0) as u32,
+        session_claimed,
+    })
+}
+
 fn record_from_row(r: &PgRow) -> Result<InstanceRecord, ProviderError> {
     let state: String = r.try_get("state").map_err(storage)?;
     Ok(InstanceRecord {
@@ -749,17 +769,7 @@ impl PostgresProvider {
         .fetch_one(&mut *tx)
         .await
         .map_err(storage)?;
-        let item = ActivityWorkItem {
-            instance: r.try_get("instance_id").map_err(storage)?,
-            execution_id: r.try_get::<i64, _>("execution_id").map_err(storage)? as u64,
-            event_id: r.try_get::<i64, _>("event_id").map_err(storage)? as u64,
-            name: r.try_get("name").map_err(storage)?,
-            input: r.try_get("input").map_err(storage)?,
-            session_id,
-            lock_token,
-            attempt: r.try_get::<i32, _>("attempt_count").map_err(storage)?.max(0) as u32,
-            session_claimed,
-        };
+        let item = work_item_from_row(&r, lock_token, session_id, session_claimed)?;
         tx.commit().await.map_err(storage)?;
         Ok(Some(Some(item)))
     }
@@ -1374,17 +1384,8 @@ impl Provider for PostgresProvider {
         for r in &rows {
             session_first |= r.try_get::<Option<i64>, _>("session_first").map_err(storage)?.is_some();
             let Some(id) = r.try_get::<Option<i64>, _>("id").map_err(storage)? else { continue };
-            let item = ActivityWorkItem {
-                instance: r.try_get("instance_id").map_err(storage)?,
-                execution_id: r.try_get::<i64, _>("execution_id").map_err(storage)? as u64,
-                event_id: r.try_get::<i64, _>("event_id").map_err(storage)? as u64,
-                name: r.try_get("name").map_err(storage)?,
-                input: r.try_get("input").map_err(storage)?,
-                session_id: None,
-                lock_token: r.try_get("lock_token").map_err(storage)?,
-                attempt: r.try_get::<i32, _>("attempt_count").map_err(storage)?.max(0) as u32,
-                session_claimed: false,
-            };
+            let token = r.try_get("lock_token").map_err(storage)?;
+            let item = work_item_from_row(r, token, None, false)?;
             items.push((id, item));
         }
         if !items.is_empty() || !session_first {

@@ -800,17 +800,8 @@ impl Provider for SqliteProvider {
             let mut items = rows
                 .iter()
                 .map(|r| {
-                    let item = ActivityWorkItem {
-                        instance: r.try_get("instance_id").map_err(storage)?,
-                        execution_id: r.try_get::<i64, _>("execution_id").map_err(storage)? as u64,
-                        event_id: r.try_get::<i64, _>("event_id").map_err(storage)? as u64,
-                        name: r.try_get("name").map_err(storage)?,
-                        input: r.try_get("input").map_err(storage)?,
-                        session_id: None,
-                        lock_token: r.try_get("lock_token").map_err(storage)?,
-                        attempt: r.try_get::<i64, _>("attempt_count").map_err(storage)? as u32,
-                        session_claimed: false,
-                    };
+                    let token = r.try_get("lock_token").map_err(storage)?;
+                    let item = work_item_from_row(r, token, None, false, 0)?;
                     Ok((r.try_get::<i64, _>("id").map_err(storage)?, item))
                 })
                 .collect::<Result<Vec<_>, ProviderError>>()?;
@@ -870,17 +861,8 @@ impl Provider for SqliteProvider {
             .execute(&mut *tx)
             .await
             .map_err(storage)?;
-        let item = ActivityWorkItem {
-            instance: r.try_get("instance_id").map_err(storage)?,
-            execution_id: r.try_get::<i64, _>("execution_id").map_err(storage)? as u64,
-            event_id: r.try_get::<i64, _>("event_id").map_err(storage)? as u64,
-            name: r.try_get("name").map_err(storage)?,
-            input: r.try_get("input").map_err(storage)?,
-            session_id,
-            lock_token,
-            attempt: r.try_get::<i64, _>("attempt_count").map_err(storage)? as u32 + 1,
-            session_claimed,
-        };
+        // The row was read before the lock counted this attempt.
+        let item = work_item_from_row(&r, lock_token, session_id, session_claimed, 1)?;
         tx.commit().await.map_err(storage)?;
         Ok(vec![item])
     }
@@ -1812,6 +1794,28 @@ impl Batch {
 
 const INSTANCE_COLUMNS: &str = "instance_id, name, version, execution_id, state, output, error, custom_status, \
      parent_instance, duroxide_version, status_note, created_at, updated_at";
+
+/// An activity from a `worker_queue` row; `uncounted` attempts are added to its
+/// `attempt_count` (1 when the row was read before the lock counted this attempt).
+fn work_item_from_row(
+    r: &SqliteRow,
+    lock_token: String,
+    session_id: Option<String>,
+    session_claimed: bool,
+    uncounted: u32,
+) -> Result<ActivityWorkItem, ProviderError> {
+    Ok(ActivityWorkItem {
+        instance: r.try_get("instance_id").map_err(storage)?,
+        execution_id: r.try_get::<i64, _>("execution_id").map_err(storage)? as u64,
+        event_id: r.try_get::<i64, _>("event_id").map_err(storage)? as u64,
+        name: r.try_get("name").map_err(storage)?,
+        input: r.try_get("input").map_err(storage)?,
+        session_id,
+        lock_token,
+        attempt: r.try_get::<i64, _>("attempt_count").map_err(storage)? as u32 + uncounted,
+        session_claimed,
+    })
+}
 
 fn record_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<InstanceRecord, ProviderError> {
     let state: String = r.try_get("state").map_err(storage)?;
