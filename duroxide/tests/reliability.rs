@@ -55,8 +55,7 @@ async fn run_long_activities(
         assert_clean_history(&client.read_execution_history(&id, None).await.unwrap());
     }
     rt.shutdown(None).await;
-    let runs = runs.lock().unwrap().clone();
-    runs
+    runs.lock().unwrap().clone()
 }
 
 // Activities that run longer than the activity lock: with two workers and six instances,
