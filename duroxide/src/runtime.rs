@@ -574,7 +574,20 @@ async fn fail_without_replay(inner: &Inner, item: &OrchestrationItem, details: E
         cancelled_activities: Vec::new(),
         messages,
     };
-    commit_or_abandon(inner, item, commit).await;
+    match inner.store.commit_turn(&item.lock_token, commit.clone()).await {
+        Ok(()) => {}
+        Err(ProviderError::LockLost(msg)) => {
+            tracing::warn!(instance = %item.instance, "failing the instance was discarded, lock lost: {msg}");
+        }
+        Err(e) => {
+            // The history itself may be what cannot be written to (e.g. rows missing or
+            // taken ids). The failure is then recorded on the instance alone, so the instance
+            // still ends, visibly, instead of failing the same commit forever.
+            tracing::error!(instance = %item.instance, error = %e, "recording the failure in history failed; recording it on the instance only");
+            let bare = TurnCommit { new_events: Vec::new(), ..commit };
+            commit_or_abandon(inner, item, bare).await;
+        }
+    }
 }
 
 fn parent_of(item: &OrchestrationItem) -> Option<ParentLink> {
@@ -643,10 +656,13 @@ async fn process_orchestration_item(inner: &Inner, item: OrchestrationItem) {
     // A live engine from this node's previous turn continues without replay, if it is
     // exactly at the stored history (no other node ran a turn in between). The store may
     // then have skipped reading the history at all.
+    // A stored history row changed or removed in place (corruption, a hand edit) raises the
+    // store's revision: the copy is then not trusted, and the history is read and checked.
     let live = inner.cache.lock().unwrap_or_else(|e| e.into_inner()).take(&item.instance).filter(|c| {
         item.history_len > 0
             && c.execution_id == item.record.execution_id
             && c.engine.history_len() as u64 == item.history_len
+            && c.history_rev == item.history_rev
     });
     let (name, version, exec, mut engine) = match live {
         Some(c) => {
@@ -812,7 +828,7 @@ async fn process_orchestration_item(inner: &Inner, item: OrchestrationItem) {
         let mut cache = inner.cache.lock().unwrap_or_else(|e| e.into_inner());
         cache.put(
             item.instance.clone(),
-            CachedInstance { execution_id: exec, engine },
+            CachedInstance { execution_id: exec, history_rev: item.history_rev, engine },
             inner.options.instance_cache_size,
         );
     }
@@ -821,6 +837,8 @@ async fn process_orchestration_item(inner: &Inner, item: OrchestrationItem) {
 /// A live orchestration kept between turns (see `RuntimeOptions::instance_cache_size`).
 struct CachedInstance {
     execution_id: u64,
+    /// The store's history revision when this copy was last checked against it.
+    history_rev: u64,
     engine: ReplayEngine,
 }
 
@@ -869,9 +887,12 @@ async fn prepare_engine(
         match inner.store.read_history(&item.instance, Some(item.record.execution_id)).await {
             Ok(h) => history = h,
             Err(e) => {
+                // Counted: an unreadable history fails the instance as poison after
+                // max_attempts, with this note as the reason.
                 tracing::warn!(instance = %item.instance, error = %e, "reading history failed; retrying");
-                let delay = Some(Duration::from_millis(100));
-                let _ = inner.store.abandon_orchestration_item(&item.lock_token, delay, None, true).await;
+                let delay = Some(backoff(item.attempt, opts));
+                let note = Some(format!("reading the history failed: {e}"));
+                let _ = inner.store.abandon_orchestration_item(&item.lock_token, delay, note, true).await;
                 return None;
             }
         }

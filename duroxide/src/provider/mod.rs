@@ -242,8 +242,16 @@ pub struct OrchestrationItem {
     /// Set when the stored history could not be read (corrupt, or written by a newer
     /// duroxide with unknown event types); `history` is empty then.
     pub history_error: Option<String>,
-    /// Number of events stored for the current execution (also when unreadable).
+    /// The id of the last event stored for the current execution (also when unreadable).
+    /// Event ids run 1..n, so this is the number of events of an intact history; it is
+    /// taken from the ids, so that a new event never reuses a stored id.
     pub history_len: u64,
+    /// A counter the store raises whenever a stored history row of the instance is changed
+    /// or removed (appending events does not raise it; 0 where a store does not keep it).
+    /// A node that holds the instance in memory compares it with the value it saw last, so
+    /// a history changed under it (corruption, a hand edit, a restore) is read and checked
+    /// again instead of trusted.
+    pub history_rev: u64,
     /// The locked messages, oldest first.
     pub messages: Vec<OrchestratorMessage>,
     /// How many times these messages have been fetched, this time included.

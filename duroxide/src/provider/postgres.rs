@@ -269,6 +269,7 @@ impl Locked {
                 history: Vec::new(),
                 history_error: unreadable,
                 history_len: 0,
+                history_rev: r.try_get::<i64, _>("history_rev").map_err(storage)?.max(0) as u64,
                 messages,
                 attempt: r.try_get::<i32, _>("attempt").map_err(storage)?.max(0) as u32,
             },
@@ -405,10 +406,11 @@ fn record_from_row(r: &PgRow) -> Result<InstanceRecord, ProviderError> {
     })
 }
 
-/// The events of one execution's history rows `(event_id, data)`, in order, and the number
-/// of rows; no events and why when a row is unreadable.
+/// The events of one execution's history rows `(event_id, data)`, in order, and the last
+/// event id (a position from the ids, never a row count: with a row missing, the count
+/// would point at an id that is taken); no events and why when a row is unreadable.
 fn parse_history(rows: Vec<(i64, String)>, execution_id: u64) -> (Vec<Event>, Option<String>, u64) {
-    let len = rows.len() as u64;
+    let len = rows.last().map_or(0, |(id, _)| *id as u64);
     let mut events = Vec::with_capacity(rows.len());
     for (id, data) in rows {
         match serde_json::from_str::<Event>(&data) {

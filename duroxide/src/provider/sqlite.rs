@@ -400,7 +400,7 @@ impl SqliteProvider {
             }
         }
         q.push(" LIMIT ").push_bind(max.max(1) as i64);
-        q.push(format!(") RETURNING 'i' AS tag, lock_token, {INSTANCE_COLUMNS}"));
+        q.push(format!(") RETURNING 'i' AS tag, lock_token, history_rev, {INSTANCE_COLUMNS}"));
         // The instances just locked are those whose token starts with the batch's.
         let q = batch.stmt(
             "UPDATE orchestrator_queue SET attempt_count = attempt_count + 1, lock_token = \
@@ -435,9 +435,11 @@ impl SqliteProvider {
         for r in rows {
             let tag: String = r.try_get("tag").map_err(storage)?;
             match tag.as_str() {
-                "i" => {
-                    locked.push((r.try_get::<String, _>("lock_token").map_err(storage)?, record_from_row(r)?))
-                }
+                "i" => locked.push((
+                    r.try_get::<String, _>("lock_token").map_err(storage)?,
+                    r.try_get::<i64, _>("history_rev").map_err(storage)? as u64,
+                    record_from_row(r)?,
+                )),
                 "q" => {
                     let instance: String = r.try_get("instance_id").map_err(storage)?;
                     let id: i64 = r.try_get("id").map_err(storage)?;
@@ -453,7 +455,7 @@ impl SqliteProvider {
             }
         }
         let mut items = Vec::with_capacity(locked.len());
-        for (lock_token, record) in locked {
+        for (lock_token, history_rev, record) in locked {
             let instance = record.instance.clone();
             // RETURNING has no order: by id, the enqueue order.
             let mut rows = messages.remove(&instance).unwrap_or_default();
@@ -490,6 +492,7 @@ impl SqliteProvider {
                     history,
                     history_error: history_error.or(unreadable),
                     history_len,
+                    history_rev,
                     messages: queued,
                     attempt,
                 },
@@ -586,7 +589,12 @@ impl SqliteProvider {
         .fetch_all(&mut *conn)
         .await
         .map_err(storage)?;
-        let len = rows.len() as u64;
+        // The last event id, never a row count: with a row missing, the count would point at
+        // an id that is taken.
+        let len = match rows.last() {
+            Some(r) => r.try_get::<i64, _>("event_id").map_err(storage)? as u64,
+            None => 0,
+        };
         let mut events = Vec::with_capacity(rows.len());
         for r in rows {
             let data: String = r.try_get("data").map_err(storage)?;
