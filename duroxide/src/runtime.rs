@@ -64,7 +64,8 @@ pub struct RuntimeOptions {
     pub session_lock_timeout: Duration,
     /// A session with no activity for this long (and none running) is released.
     pub session_idle_timeout: Duration,
-    /// Most sessions this worker holds at once.
+    /// Most sessions with work (queued or running) this worker holds at once. Idle sessions
+    /// it keeps until `session_idle_timeout` do not count against it.
     pub max_sessions_per_worker: u32,
     /// Live orchestrations kept in memory between turns, so a turn on this node does not
     /// replay the history from the start (0 disables; every turn replays then). Cached and

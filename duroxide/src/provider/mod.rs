@@ -291,7 +291,9 @@ pub struct WorkerIdentity {
     pub worker_id: String,
     /// How long a claimed session stays with this worker without renewal.
     pub session_lease: Duration,
-    /// Most sessions this worker holds at once; work of further sessions is left to others.
+    /// Most sessions with work (queued or running) this worker holds at once; work of
+    /// further sessions is left to others. Idle sessions it still holds (until the idle
+    /// timeout releases them) do not count, so they never keep it from new sessions.
     pub max_sessions: u32,
 }
 

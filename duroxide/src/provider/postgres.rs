@@ -356,7 +356,8 @@ const FETCH_WORK_SQL: &str = "WITH gone AS (DELETE FROM worker_queue WHERE cance
        WHERE w.session_id IS NOT NULL AND w.visible_at <= $2 AND (w.lock_token IS NULL OR w.locked_until <= $2) \
          AND NOT w.cancel_requested AND ((s.worker_id = $1 AND s.locked_until > $2) \
            OR ((s.session_id IS NULL OR s.locked_until <= $2) \
-               AND (SELECT COUNT(*) FROM sessions h WHERE h.worker_id = $1 AND h.locked_until > $2) < $3))), \
+               AND (SELECT COUNT(*) FROM sessions h WHERE h.worker_id = $1 AND h.locked_until > $2 \
+                    AND EXISTS (SELECT 1 FROM worker_queue b WHERE b.session_id = h.session_id)) < $3))), \
      head AS (SELECT w.id FROM worker_queue w \
        WHERE w.session_id IS NULL AND w.visible_at <= $2 AND (w.lock_token IS NULL OR w.locked_until <= $2) \
          AND NOT w.cancel_requested AND w.id < COALESCE((SELECT id FROM bound), 9223372036854775807) \
@@ -708,13 +709,15 @@ impl PostgresProvider {
             .execute(&mut *tx)
             .await
             .map_err(storage)?;
-        let held: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM sessions WHERE worker_id = $1 AND locked_until > $2")
-                .bind(&worker.worker_id)
-                .bind(ms(now))
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(storage)?;
+        let held: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM sessions h WHERE h.worker_id = $1 AND h.locked_until > $2 \
+                 AND EXISTS (SELECT 1 FROM worker_queue b WHERE b.session_id = h.session_id)",
+        )
+        .bind(&worker.worker_id)
+        .bind(ms(now))
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(storage)?;
         let can_claim = held < i64::from(worker.max_sessions);
         // Runnable: no session; or a session this worker holds; or (if it may claim more) a
         // session nobody holds or whose lease expired.

@@ -819,7 +819,7 @@ impl Provider for SqliteProvider {
         }
         write_tx!(self.conns, _w, tx, BEGIN_LIGHT);
         // Runnable: no session; or a session this worker holds; or, if it holds fewer than
-        // `max_sessions`, a session nobody holds or whose lease expired. Work cancelled by its
+        // `max_sessions` sessions with work, a session nobody holds or whose lease expired. Work cancelled by its
         // orchestration is never handed out (renew_sessions deletes it once unlocked). One
         // statement: fetching is on every activity's path.
         let row = sqlx::query(
@@ -832,7 +832,8 @@ impl Provider for SqliteProvider {
                w.session_id IS NULL \
                OR (s.worker_id = ?1 AND s.locked_until > ?2) \
                OR ((s.session_id IS NULL OR s.locked_until <= ?2) AND \
-                   (SELECT COUNT(*) FROM sessions h WHERE h.worker_id = ?1 AND h.locked_until > ?2) < ?3)) \
+                   (SELECT COUNT(*) FROM sessions h WHERE h.worker_id = ?1 AND h.locked_until > ?2 \
+                    AND EXISTS (SELECT 1 FROM worker_queue b WHERE b.session_id = h.session_id)) < ?3)) \
              ORDER BY w.id LIMIT 1",
         )
         .bind(&worker.worker_id)

@@ -298,6 +298,7 @@ macro_rules! __duroxide_validation_list {
             session_work_stays_with_its_worker,
             session_taken_over_after_lease_expiry,
             max_sessions_caps_claims,
+            idle_sessions_do_not_count_against_the_cap,
             renew_sessions_extends_leases,
             renew_sessions_releases_idle_sessions,
             renew_sessions_keeps_busy_sessions,
@@ -1690,6 +1691,27 @@ pub async fn max_sessions_caps_claims(f: Factory) {
     assert!(fetch_as(&p, &w1).await.is_none(), "w1 may hold one session only");
     let b = fetch_as(&p, &worker("w2")).await.expect("w2 claims b");
     assert_eq!(b.session_id.as_deref(), Some("b"));
+}
+
+/// A session a worker still holds but has no work for does not count against its cap: a
+/// worker with a cap of 1 whose session went idle claims the next session at once instead
+/// of waiting for the idle timeout, and keeps the idle one (its next work comes back to it).
+pub async fn idle_sessions_do_not_count_against_the_cap(f: Factory) {
+    let p = f.create_provider().await;
+    with_session_activities(&p, "s", &[(2, Some("a"))]).await;
+    with_session_activities(&p, "t", &[(2, Some("b"))]).await;
+    with_session_activities(&p, "u", &[(2, Some("c"))]).await;
+    let w1 = WorkerIdentity { max_sessions: 1, ..worker("w1") };
+    let a = fetch_as(&p, &w1).await.expect("w1 claims a");
+    assert_eq!(a.session_id.as_deref(), Some("a"));
+    p.complete_work_item(&a.lock_token, completion("s", 2, "done")).await.unwrap();
+    let b = fetch_as(&p, &w1).await.expect("an idle session does not block a new claim");
+    assert_eq!(b.session_id.as_deref(), Some("b"));
+    assert!(b.session_claimed);
+    // Busy with b, w1 is at its cap: the third session is left to others.
+    assert!(fetch_as(&p, &w1).await.is_none(), "w1 is at its cap while b runs");
+    let c = fetch_as(&p, &worker("w2")).await.expect("w2 claims c");
+    assert_eq!(c.session_id.as_deref(), Some("c"));
 }
 
 /// `renew_sessions` keeps a worker's sessions past their original lease.
