@@ -921,7 +921,11 @@ async fn prepare_engine(
         let resolved = match inner.orchestrations.resolve(&name, version.as_deref()) {
             Ok((v, _)) => v,
             Err(err) => {
-                not_runnable_here(inner, item, err.to_string()).await;
+                match cancel_reason(item) {
+                    // Never started and already cancelled: cancelling needs none of its code.
+                    Some(reason) => fail_without_replay(inner, item, ErrorDetails::cancelled(reason)).await,
+                    None => not_runnable_here(inner, item, err.to_string()).await,
+                }
                 return None;
             }
         };
@@ -951,6 +955,14 @@ async fn prepare_engine(
             None
         }
     }
+}
+
+/// The reason of a cancel request among the item's messages, if there is one.
+fn cancel_reason(item: &OrchestrationItem) -> Option<String> {
+    item.messages.iter().find_map(|m| match m {
+        OrchestratorMessage::CancelRequested { reason } => Some(reason.clone()),
+        _ => None,
+    })
 }
 
 /// This node cannot run the instance (name or version not registered): leave it for a node

@@ -225,6 +225,25 @@ async fn a_commit_that_always_fails_ends_as_poison() {
     }
 }
 
+// A started instance whose orchestration no node has registered can still be cancelled:
+// cancelling a never-started instance needs none of its code.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pending_instance_of_an_unregistered_orchestration_can_be_cancelled() {
+    let ts = common::memory_store().await;
+    let rt = common::start_runtime(
+        &ts,
+        ActivityRegistry::builder().build(),
+        OrchestrationRegistry::builder().build(),
+    )
+    .await;
+    let client = Client::new(ts.store.clone());
+    client.start_orchestration("orphan", "NobodyHasMe", "x").await.unwrap();
+    client.cancel_instance("orphan", "not needed").await.unwrap();
+    let status = client.wait_for_orchestration("orphan", Duration::from_secs(10)).await.unwrap();
+    rt.shutdown(None).await;
+    assert_eq!(status, OrchestrationStatus::Cancelled { reason: "not needed".into() });
+}
+
 /// A store whose next `failures` orchestration fetches fail (`usize::MAX`: all fetches,
 /// activity fetches too).
 struct FailingFetches {
