@@ -3,8 +3,8 @@
 //! A [`Client`] talks only to the store, never to a runtime, so any process that can reach
 //! the store can drive instances served by runtimes elsewhere.
 
-use crate::history::{ErrorCategory, ErrorDetails, Event};
 use crate::history::EventKind;
+use crate::history::{ErrorCategory, ErrorDetails, Event};
 use crate::provider::{
     ExecutionRecord, IdentifierProblem, InstanceRecord, InstanceState, MAX_EVENT_NAME_BYTES,
     MAX_INSTANCE_ID_BYTES, MAX_NAME_BYTES, OrchestratorMessage, OutboundMessage, Provider, ProviderError,
@@ -324,9 +324,9 @@ impl Client {
             // Started: the first execution's start event holds what the client sent.
             let Ok(history) = self.store.read_history(instance, Some(1)).await else { return false };
             return match history.first().map(|e| &e.kind) {
-                Some(EventKind::OrchestrationStarted { name: n, version: v, input: i, parent: None, .. }) => {
-                    n == name && i == input && version.is_none_or(|want| want == v)
-                }
+                Some(EventKind::OrchestrationStarted {
+                    name: n, version: v, input: i, parent: None, ..
+                }) => n == name && i == input && version.is_none_or(|want| want == v),
                 _ => false,
             };
         }

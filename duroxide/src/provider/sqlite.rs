@@ -1865,7 +1865,9 @@ fn record_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<InstanceRecord, Provid
 /// fetch (that would stall every other instance): the record says `Running` and the
 /// returned problem becomes the item's `history_error`, so the runtime fails the instance
 /// after `max_attempts`, which rewrites the state.
-fn locked_record_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<(InstanceRecord, Option<String>), ProviderError> {
+fn locked_record_from_row(
+    r: &sqlx::sqlite::SqliteRow,
+) -> Result<(InstanceRecord, Option<String>), ProviderError> {
     let state: String = r.try_get("state").map_err(storage)?;
     let parsed = InstanceState::parse(&state);
     let bad_state = parsed.is_none().then(|| format!("unknown instance state '{state}'"));
