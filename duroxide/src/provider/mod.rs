@@ -24,6 +24,52 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Notify, broadcast};
 
+/// Longest instance id, in bytes (UTF-8), that every store accepts.
+///
+/// One limit for all stores, so an id that works on SQLite also works on PostgreSQL, whose
+/// index entries must stay under about 2,700 bytes and whose notifications under 8,000. The
+/// [`Client`](crate::Client) refuses longer ids with
+/// [`ClientError::TooLong`](crate::ClientError::TooLong).
+pub const MAX_INSTANCE_ID_BYTES: usize = 1024;
+
+/// Longest orchestration or activity name, in bytes (UTF-8).
+pub const MAX_NAME_BYTES: usize = 512;
+
+/// Longest external event name, in bytes (UTF-8).
+pub const MAX_EVENT_NAME_BYTES: usize = 512;
+
+/// Checks an identifier (instance id, orchestration, activity or event name) against the
+/// limits every store shares: not empty or only whitespace, at most `limit` bytes, and no
+/// control characters (PostgreSQL cannot store a NUL byte in text). Returns what is wrong.
+pub fn check_identifier(value: &str, limit: usize) -> Result<(), IdentifierProblem> {
+    if value.trim().is_empty() {
+        return Err(IdentifierProblem::Empty);
+    }
+    if value.len() > limit {
+        return Err(IdentifierProblem::TooLong { length: value.len(), limit });
+    }
+    if let Some(c) = value.chars().find(|c| c.is_control()) {
+        return Err(IdentifierProblem::ControlCharacter(c));
+    }
+    Ok(())
+}
+
+/// Why [`check_identifier`] refused a value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdentifierProblem {
+    /// Empty or only whitespace.
+    Empty,
+    /// Longer than the limit.
+    TooLong {
+        /// Its length in bytes.
+        length: usize,
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// Contains a control character (NUL, newline, ...).
+    ControlCharacter(char),
+}
+
 /// A message for an orchestration instance, kept in its queue until a turn consumes it.
 ///
 /// Serialized as JSON with a `type` tag; the names are part of the storage format.
@@ -519,6 +565,10 @@ pub enum ProviderError {
     /// The provider was configured wrongly (bad URL, bad option).
     #[error("invalid configuration: {0}")]
     Configuration(String),
+    /// The store refused the data itself (a NUL byte PostgreSQL cannot store, a value too
+    /// large for an index or a column). Permanent: retrying the same write fails again.
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
 }
 
 impl ProviderError {
@@ -554,6 +604,17 @@ impl Finished {
     /// A notice without the record (relayed from another process).
     pub fn id_only(instance: impl Into<String>) -> Self {
         Self { instance: instance.into(), record: None }
+    }
+
+    /// A notice that some instance finished, which one unknown (relayed from another
+    /// process that could not name it); every waiter should read the store again.
+    pub fn unknown() -> Self {
+        Self { instance: String::new(), record: None }
+    }
+
+    /// Whether this notice may be about `instance` (it names it, or names none).
+    pub fn concerns(&self, instance: &str) -> bool {
+        self.instance.is_empty() || self.instance == instance
     }
 }
 
