@@ -508,21 +508,43 @@ fn update_from(item: &OrchestrationItem, name: &str, version: &str, state: Insta
     }
 }
 
-/// Commits a turn; on failure releases the lock so the messages are retried. Returns
-/// whether the turn is now stored.
+/// Commits a turn; on failure releases the lock so the messages are retried (the attempt
+/// counts, with the error as the reason a later poison failure gives). Returns whether the
+/// turn is now stored.
 async fn commit_or_abandon(inner: &Inner, item: &OrchestrationItem, commit: TurnCommit) -> bool {
     match inner.store.commit_turn(&item.lock_token, commit).await {
         Ok(()) => true,
-        Err(ProviderError::LockLost(msg)) => {
-            tracing::warn!(instance = %item.instance, "turn discarded, lock lost: {msg}");
+        Err(e) => {
+            release_after_failed_commit(inner, item, e).await;
+            false
+        }
+    }
+}
+
+async fn release_after_failed_commit(inner: &Inner, item: &OrchestrationItem, e: ProviderError) {
+    if let ProviderError::LockLost(msg) = e {
+        tracing::warn!(instance = %item.instance, "turn discarded, lock lost: {msg}");
+        return;
+    }
+    tracing::warn!(instance = %item.instance, error = %e, "turn commit failed; messages will be retried");
+    let note = Some(format!("the turn could not be stored: {e}"));
+    let delay = Some(Duration::from_millis(100));
+    let _ = inner.store.abandon_orchestration_item(&item.lock_token, delay, note, true).await;
+}
+
+/// Commits a turn's changes. A store that refuses them for good (invalid input such as a
+/// NUL byte, corrupt data) would refuse them again on every retry, so the instance fails at
+/// once with the store's reason. Returns whether the turn is now stored.
+async fn commit_or_fail(inner: &Inner, item: &OrchestrationItem, commit: TurnCommit) -> bool {
+    match inner.store.commit_turn(&item.lock_token, commit).await {
+        Ok(()) => true,
+        Err(e @ (ProviderError::InvalidInput(_) | ProviderError::Corrupt(_))) => {
+            let details = ErrorDetails::configuration(format!("the store refused the turn's changes: {e}"));
+            fail_without_replay(inner, item, details).await;
             false
         }
         Err(e) => {
-            tracing::warn!(instance = %item.instance, error = %e, "turn commit failed; messages will be retried");
-            let _ = inner
-                .store
-                .abandon_orchestration_item(&item.lock_token, Some(Duration::from_millis(100)), None, true)
-                .await;
+            release_after_failed_commit(inner, item, e).await;
             false
         }
     }
@@ -818,7 +840,7 @@ async fn process_orchestration_item(inner: &Inner, item: OrchestrationItem) {
         a.attempt = 1;
         handed.push(a.clone());
     }
-    let committed = commit_or_abandon(inner, &item, commit).await;
+    let committed = commit_or_fail(inner, &item, commit).await;
     let handed = if committed {
         handed.into_iter().map(|a| HeldActivity::hold(inner, a)).collect()
     } else {

@@ -225,6 +225,29 @@ async fn a_commit_that_always_fails_ends_as_poison() {
     }
 }
 
+// A store that refuses a turn's changes for good (invalid input) would refuse every retry:
+// the instance fails at once with the store's reason instead of after max_attempts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_turn_the_store_refuses_fails_the_instance_at_once() {
+    let ts = common::memory_store().await;
+    let faulty = Arc::new(FailingFetches::new(ts.store.clone()));
+    let (activities, orchestrations) = waiting_registries();
+    let options = RuntimeOptions { max_attempts: 50, ..ts.options.clone() };
+    let rt = Runtime::start_with_options(faulty.clone(), activities, orchestrations, options).await;
+    let client = Client::new(faulty.clone());
+    faulty.refuse_activity_commits.store(true, Ordering::SeqCst);
+    client.start_orchestration("refused", "WaitThenEcho", "x").await.unwrap();
+    let status = client.wait_for_orchestration("refused", Duration::from_secs(10)).await.unwrap();
+    rt.shutdown(None).await;
+    match status {
+        OrchestrationStatus::Failed { details } => {
+            assert_eq!(details.category, duroxide::ErrorCategory::Configuration, "{details:?}");
+            assert!(details.message.contains("activity input refused"), "{}", details.message);
+        }
+        other => panic!("the instance must fail, it ended {other:?}"),
+    }
+}
+
 // A started instance whose orchestration no node has registered can still be cancelled:
 // cancelling a never-started instance needs none of its code.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -252,11 +275,19 @@ struct FailingFetches {
     /// Turn commits that append events fail (as a store would whose history cannot take
     /// them).
     reject_event_commits: std::sync::atomic::AtomicBool,
+    /// Turn commits that schedule activities are refused as invalid input (as PostgreSQL
+    /// refuses a NUL byte), a refusal no retry can change.
+    refuse_activity_commits: std::sync::atomic::AtomicBool,
 }
 
 impl FailingFetches {
     fn new(inner: Arc<dyn Provider>) -> Self {
-        FailingFetches { inner, failures: AtomicUsize::new(0), reject_event_commits: false.into() }
+        FailingFetches {
+            inner,
+            failures: AtomicUsize::new(0),
+            reject_event_commits: false.into(),
+            refuse_activity_commits: false.into(),
+        }
     }
 
     fn fail_always(&self) {
@@ -324,6 +355,11 @@ mod failing_fetches {
                 && !commit.new_events.is_empty()
             {
                 return Err(ProviderError::Storage("injected: the history takes no more events".into()));
+            }
+            if self.refuse_activity_commits.load(std::sync::atomic::Ordering::SeqCst)
+                && !commit.activities.is_empty()
+            {
+                return Err(ProviderError::InvalidInput("injected: activity input refused".into()));
             }
             self.inner.commit_turn(lock_token, commit).await
         }
