@@ -260,12 +260,13 @@ pub(crate) struct ReplayState {
     wait_names: HashMap<u64, String>,
     /// Waits whose `ExternalUnsubscribed` is already in history.
     unsubscribed: HashSet<u64>,
-    /// Set while the engine replays turns already stored (the first turn of an engine over
-    /// a stored history): a wait dropped then was dropped when that history was written.
     /// Sub-orchestration instance ids by event id.
     children: HashMap<u64, String>,
     /// Event ids whose cancellation is already recorded.
     cancelled: HashSet<u64>,
+    /// Set while the engine re-runs the code of turns already stored (the first turn of an
+    /// engine over a stored history that the code already ran on): everything the code does
+    /// then was done, and recorded, when that history was written.
     replaying_stored: bool,
     actions: Vec<Action>,
     pub nondeterminism: Option<String>,
@@ -280,8 +281,13 @@ pub(crate) struct ReplayState {
 }
 
 impl ReplayState {
+    /// True while the code re-runs what stored turns already did. This includes the code
+    /// that ran after the last stored decision or completion (a status set, a log line):
+    /// it is stored too, and must not be recorded or logged again.
     pub fn is_replaying(&self) -> bool {
-        self.baseline_deliveries_pending > 0 || self.decision_cursor < self.baseline_decisions
+        self.replaying_stored
+            || self.baseline_deliveries_pending > 0
+            || self.decision_cursor < self.baseline_decisions
     }
 
     fn push_event(&mut self, kind: EventKind) -> u64 {
@@ -761,7 +767,8 @@ impl ReplayEngine {
         }
         if self.finished.is_none() && !self.started {
             self.started = true;
-            lock(&self.state).replaying_stored = first_new > 0;
+            // Beyond the start event, the code ran when the stored turns were written.
+            lock(&self.state).replaying_stored = first_new > 1;
             let ctx = OrchestrationContext::new(self.state.clone());
             self.future = Some(self.handler.invoke(ctx, self.input.clone()));
             self.poll_step();

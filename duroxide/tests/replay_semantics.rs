@@ -513,3 +513,23 @@ async fn a_runaway_execution_fails_at_max_history_events_end_to_end() {
     assert_eq!(common::completed(&client, "rolling").await, "rounds: 3");
     rt.shutdown(None).await;
 }
+
+#[test]
+fn a_status_set_after_the_last_decision_of_a_turn_is_not_recorded_again_on_replay() {
+    let code = handler(|ctx: OrchestrationContext, _| async move {
+        ctx.schedule_activity("A", "").await?;
+        let wait = ctx.schedule_wait("Go");
+        ctx.set_custom_status("waiting");
+        let go = wait.await;
+        Ok(go)
+    });
+    let done = EventKind::ActivityCompleted { source_event_id: 2, result: String::new() };
+    let run = run_both(code, vec![vec![], vec![done], vec![raised("Go", "now")]]);
+    assert_eq!(run.outcome(), &TurnOutcome::Completed("now".into()));
+    assert_eq!(
+        count(&run.history, |k| matches!(k, EventKind::CustomStatusSet { .. })),
+        1,
+        "{:?}",
+        run.history
+    );
+}
