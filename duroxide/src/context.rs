@@ -160,8 +160,13 @@ impl OrchestrationContext {
         TimerFuture(TaskFuture::new(self.state.clone(), id, TaskKind::Timer))
     }
 
-    /// Waits for an external event raised with [`crate::Client::raise_event`]. Events raised
-    /// before the wait are kept: the n-th wait for a name receives the n-th event of that name.
+    /// Waits for an external event raised with [`crate::Client::raise_event`].
+    ///
+    /// Events of a name go to its waits first come, first served: a raised event goes to the
+    /// oldest wait still waiting, or is kept for the next wait made. An event is consumed
+    /// only when the code receives it: dropping the future first (it lost a
+    /// [`select2`](Self::select2), say) gives up its place, and the next wait of that name
+    /// receives the event instead (see the orchestration guide, "External events").
     #[track_caller]
     pub fn schedule_wait(&self, name: impl Into<String>) -> EventFuture {
         let loc = std::panic::Location::caller();
@@ -373,6 +378,9 @@ impl OrchestrationContext {
     }
 
     /// Sets the custom status shown by [`crate::Client::get_orchestration_status`].
+    ///
+    /// A status larger than the runtime's `max_payload_bytes` fails the execution with a
+    /// configuration error naming its size and the limit; the stored status stays as it was.
     pub fn set_custom_status(&self, status: impl Into<String>) {
         lock(&self.state).set_custom_status(Some(status.into()));
     }

@@ -71,6 +71,12 @@ pub struct RuntimeOptions {
     /// replay the history from the start (0 disables; every turn replays then). Cached and
     /// replayed execution write identical histories.
     pub instance_cache_size: usize,
+    /// Most events one execution's history may hold (default
+    /// [`DEFAULT_MAX_HISTORY_EVENTS`](crate::replay::DEFAULT_MAX_HISTORY_EVENTS)). An
+    /// execution that would grow past it fails with a configuration error: a guard against
+    /// runaway loops and histories too long to replay cheaply. Orchestrations that loop for
+    /// long call `continue_as_new`, which starts a new execution with an empty history.
+    pub max_history_events: usize,
 }
 
 impl Default for RuntimeOptions {
@@ -89,6 +95,7 @@ impl Default for RuntimeOptions {
             session_idle_timeout: Duration::from_secs(300),
             max_sessions_per_worker: 64,
             instance_cache_size: 1024,
+            max_history_events: crate::replay::DEFAULT_MAX_HISTORY_EVENTS,
         }
     }
 }
@@ -698,8 +705,14 @@ async fn process_orchestration_item(inner: &Inner, item: OrchestrationItem) {
         },
     };
     let messages = item.messages.iter().filter_map(|m| to_event(m, exec)).collect();
-    let result =
-        engine.run_turn(messages, TurnEnv { now_ms: now, max_payload_bytes: opts.max_payload_bytes });
+    let result = engine.run_turn(
+        messages,
+        TurnEnv {
+            now_ms: now,
+            max_payload_bytes: opts.max_payload_bytes,
+            max_history_events: opts.max_history_events,
+        },
+    );
     let finished = result.outcome.is_terminal();
     for d in &result.dropped {
         tracing::debug!(instance = %item.instance, "{d}");
