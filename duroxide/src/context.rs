@@ -90,6 +90,14 @@ impl OrchestrationContext {
         })
     }
 
+    /// An identifier the code chose (activity or child orchestration name, child instance
+    /// id) that no store could take: the call fails instead of the turn's commit.
+    fn bad_identifier(what: &str, value: &str, limit: usize) -> Option<ErrorDetails> {
+        crate::provider::check_identifier(value, limit)
+            .err()
+            .map(|problem| ErrorDetails::configuration(format!("{what} {problem}")))
+    }
+
     /// Schedules an activity and returns a future of its result.
     ///
     /// Dropping the future before it completes (for example when it loses a
@@ -120,7 +128,9 @@ impl OrchestrationContext {
         input: String,
         session_id: Option<String>,
     ) -> ActivityFuture {
-        if let Some(e) = self.oversized(&format!("input of activity '{name}'"), &input) {
+        let bad = Self::bad_identifier("activity name", &name, crate::provider::MAX_NAME_BYTES)
+            .or_else(|| self.oversized(&format!("input of activity '{name}'"), &input));
+        if let Some(e) = bad {
             return ActivityFuture(TaskFuture::failed(self.state.clone(), e));
         }
         let id = lock(&self.state).decide(
@@ -229,7 +239,17 @@ impl OrchestrationContext {
         instance: Option<String>,
         input: String,
     ) -> SubOrchestrationFuture {
-        if let Some(e) = self.oversized(&format!("input of sub-orchestration '{name}'"), &input) {
+        let bad = Self::bad_identifier("sub-orchestration name", &name, crate::provider::MAX_NAME_BYTES)
+            .or_else(|| {
+                let id = instance.as_deref()?;
+                Self::bad_identifier(
+                    "sub-orchestration instance id",
+                    id,
+                    crate::provider::MAX_INSTANCE_ID_BYTES,
+                )
+            })
+            .or_else(|| self.oversized(&format!("input of sub-orchestration '{name}'"), &input));
+        if let Some(e) = bad {
             return SubOrchestrationFuture(TaskFuture::failed(self.state.clone(), e));
         }
         let mut st = lock(&self.state);

@@ -295,8 +295,8 @@ async fn unicode_sql_fragments_and_control_characters() {
         }
 
         // A NUL byte in data: SQLite stores it; PostgreSQL refuses it where it is stored as
-        // text (the activity queue), and the instance fails visibly after max_attempts
-        // instead of retrying forever.
+        // text (the activity queue), and the instance fails visibly at once with the store's
+        // reason instead of retrying a write that can never succeed.
         client.start_orchestration("nul-data", "Echo", "a\0b").await.unwrap();
         match finish(&client, "nul-data").await {
             OrchestrationStatus::Completed { output } => {
@@ -305,7 +305,11 @@ async fn unicode_sql_fragments_and_control_characters() {
             }
             OrchestrationStatus::Failed { details } => {
                 assert!(backend.is_postgres(), "SQLite failed it: {details}");
-                assert!(details.message.contains("max_attempts"), "{details}");
+                assert_eq!(details.category, duroxide::ErrorCategory::Configuration, "{details}");
+                assert!(
+                    details.message.contains("the store refused the turn's changes: invalid input"),
+                    "{details}"
+                );
             }
             other => panic!("nul-data: {other:?}"),
         }
@@ -319,6 +323,7 @@ async fn unicode_sql_fragments_and_control_characters() {
             }
             OrchestrationStatus::Failed { details } => {
                 assert!(backend.is_postgres(), "SQLite failed it: {details}");
+                assert!(details.message.contains("invalid input"), "{details}");
             }
             other => panic!("nul-event: {other:?}"),
         }

@@ -455,3 +455,31 @@ mod failing_fetches {
         }
     }
 }
+
+// Names and ids the code chooses face the same limits as the client's: a call with one no
+// store could take fails to the code, with the limit named, instead of breaking the commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_and_ids_chosen_by_the_code_are_checked_against_the_limits() {
+    let ts = common::memory_store().await;
+    let orchestrations = OrchestrationRegistry::builder()
+        .register("BadIds", |ctx: OrchestrationContext, _input: String| async move {
+            let activity = ctx.schedule_activity("a".repeat(600), "x").await;
+            let child = ctx.schedule_sub_orchestration_with_id("Child", "c".repeat(2000), "x").await;
+            let nul = ctx.schedule_sub_orchestration_with_id("Child", "bad\0id", "x").await;
+            let messages: Vec<String> =
+                [activity, child, nul].into_iter().map(|r| r.map_or_else(|e| e.message, |ok| ok)).collect();
+            Ok(messages.join("|"))
+        })
+        .build();
+    let rt = common::start_runtime(&ts, ActivityRegistry::builder().build(), orchestrations).await;
+    let client = Client::new(ts.store.clone());
+    client.start_orchestration("bad-ids", "BadIds", "").await.unwrap();
+    let output = common::completed(&client, "bad-ids").await;
+    rt.shutdown(None).await;
+    assert_eq!(
+        output,
+        "activity name is 600 bytes; the limit is 512 bytes|\
+         sub-orchestration instance id is 2000 bytes; the limit is 1024 bytes|\
+         sub-orchestration instance id contains the control character '\\0'"
+    );
+}

@@ -70,6 +70,18 @@ pub enum IdentifierProblem {
     ControlCharacter(char),
 }
 
+impl std::fmt::Display for IdentifierProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            IdentifierProblem::Empty => write!(f, "is empty"),
+            IdentifierProblem::TooLong { length, limit } => {
+                write!(f, "is {length} bytes; the limit is {limit} bytes")
+            }
+            IdentifierProblem::ControlCharacter(c) => write!(f, "contains the control character {c:?}"),
+        }
+    }
+}
+
 /// A message for an orchestration instance, kept in its queue until a turn consumes it.
 ///
 /// Serialized as JSON with a `type` tag; the names are part of the storage format.
