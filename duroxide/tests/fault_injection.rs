@@ -206,12 +206,16 @@ async fn start_with_retries(client: &Client, e: &Expected) -> Result<(), String>
 }
 
 /// Raises an event with retries. A failure after the store call may deliver it twice; the
-/// orchestration waits once, so a duplicate stays unconsumed.
+/// orchestration waits once, so a duplicate stays unconsumed. A retry may also find the
+/// instance finished: the earlier attempt landed and the instance consumed the event.
 async fn raise_with_retries(client: &Client, instance: &str, name: &str, data: String) -> Result<(), String> {
+    let mut failed_before = false;
     for _ in 0..50 {
         match client.raise_event(instance, name, data.clone()).await {
             Ok(()) => return Ok(()),
+            Err(ClientError::InstanceFinished { .. }) if failed_before => return Ok(()),
             Err(ClientError::Provider(err)) if err.is_retryable() => {
+                failed_before = true;
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
             Err(other) => return Err(format!("raising {name} on {instance} failed: {other}")),

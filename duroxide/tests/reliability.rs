@@ -467,7 +467,7 @@ async fn names_and_ids_chosen_by_the_code_are_checked_against_the_limits() {
             let child = ctx.schedule_sub_orchestration_with_id("Child", "c".repeat(2000), "x").await;
             let nul = ctx.schedule_sub_orchestration_with_id("Child", "bad\0id", "x").await;
             let messages: Vec<String> =
-                [activity, child, nul].into_iter().map(|r| r.map_or_else(|e| e.message, |ok| ok)).collect();
+                [activity, child, nul].into_iter().map(|r| r.unwrap_or_else(|e| e.message)).collect();
             Ok(messages.join("|"))
         })
         .build();
