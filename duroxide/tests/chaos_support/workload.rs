@@ -17,6 +17,8 @@ pub const STEP_WORK: Duration = Duration::from_millis(20);
 /// How long a `Slow` activity works: longer than the nodes' activity lock timeout, so it
 /// only completes if its lock is renewed while it runs.
 pub const SLOW_WORK: Duration = Duration::from_millis(1500);
+/// `Slow` activities each `Slow` instance runs in parallel.
+pub const SLOW_FAN_OUT: usize = 3;
 /// Event raised for `Waiter` instances.
 pub const GO_EVENT: &str = "Go";
 
@@ -116,8 +118,15 @@ pub fn orchestrations() -> OrchestrationRegistry {
             Ok(value(ctx.schedule_activity("Step", format!("{input}+{go}")).await?))
         })
         .register("Slow", |ctx: OrchestrationContext, input: String| async move {
-            let a = value(ctx.schedule_activity("Slow", input).await?);
-            Ok(value(ctx.schedule_activity("Step", a).await?))
+            // Several at once, so workers are busy for longer than the lock timeout while
+            // more activities wait for them.
+            let tasks =
+                (0..SLOW_FAN_OUT).map(|k| ctx.schedule_activity("Slow", format!("{input}/{k}"))).collect();
+            let mut parts = Vec::new();
+            for r in ctx.join(tasks).await {
+                parts.push(value(r?));
+            }
+            Ok(value(ctx.schedule_activity("Step", parts.join(",")).await?))
         })
         .build()
 }
@@ -142,7 +151,9 @@ pub fn expected_output(kind: &str, instance: &str) -> String {
         "Fan" => fan(&x),
         "Parent" => format!("{}|{}.s", seq(&format!("{x}a")), fan(&format!("{x}b"))),
         "Waiter" => format!("{x}+{}.s", event_data(instance)),
-        "Slow" => format!("{x}.slow.s"),
+        "Slow" => {
+            format!("{}.s", (0..SLOW_FAN_OUT).map(|k| format!("{x}/{k}.slow")).collect::<Vec<_>>().join(","))
+        }
         other => panic!("unknown workload kind {other}"),
     }
 }
