@@ -327,10 +327,43 @@ async fn idle(
     }
 }
 
+/// The wait between fetches that failed: doubling from 50 ms up to 5 s, back to the start
+/// as soon as the store answers again (with work or without), and cut short by a wake-up
+/// (new work in this process) or by shutdown.
+struct ErrorBackoff {
+    next: Duration,
+}
+
+impl Default for ErrorBackoff {
+    fn default() -> Self {
+        ErrorBackoff { next: Self::FIRST }
+    }
+}
+
+impl ErrorBackoff {
+    const FIRST: Duration = Duration::from_millis(50);
+    const MAX: Duration = Duration::from_secs(5);
+
+    fn reset(&mut self) {
+        self.next = Self::FIRST;
+    }
+
+    /// Waits before the next try. Returns false on shutdown.
+    async fn wait(
+        &mut self,
+        notified: std::pin::Pin<&mut tokio::sync::futures::Notified<'_>>,
+        stop: &mut watch::Receiver<bool>,
+    ) -> bool {
+        let wait = self.next;
+        self.next = (self.next * 2).min(Self::MAX);
+        idle(notified, wait, stop).await
+    }
+}
+
 async fn orchestration_loop(inner: Arc<Inner>, mut stop: watch::Receiver<bool>) {
     let fallback = Arc::new(Notifiers::default());
     let notifiers = inner.notifiers.clone().unwrap_or(fallback);
-    let mut error_backoff = Duration::from_millis(50);
+    let mut error_backoff = ErrorBackoff::default();
     while !*stop.borrow() {
         let notified = notifiers.orchestrator.notified();
         tokio::pin!(notified);
@@ -365,10 +398,11 @@ async fn orchestration_loop(inner: Arc<Inner>, mut stop: watch::Receiver<bool>) 
             });
         match fetched {
             Ok(Some(item)) => {
-                error_backoff = Duration::from_millis(50);
+                error_backoff.reset();
                 process_orchestration_item(&inner, item).await;
             }
             Ok(None) => {
+                error_backoff.reset();
                 let go_on = tokio::select! {
                     _ = readied => true,
                     go_on = idle(notified, inner.options.dispatcher_poll_interval, &mut stop) => go_on,
@@ -379,8 +413,9 @@ async fn orchestration_loop(inner: Arc<Inner>, mut stop: watch::Receiver<bool>) 
             }
             Err(e) => {
                 tracing::warn!(error = %e, "fetching orchestration work failed; retrying");
-                tokio::time::sleep(error_backoff).await;
-                error_backoff = (error_backoff * 2).min(Duration::from_secs(5));
+                if !error_backoff.wait(notified, &mut stop).await {
+                    break;
+                }
             }
         }
     }
@@ -767,7 +802,12 @@ async fn process_orchestration_item(inner: &Inner, item: OrchestrationItem) {
         handed.push(a.clone());
     }
     let committed = commit_or_abandon(inner, &item, commit).await;
-    inner.eager.hand_over(reserved, if committed { handed } else { Vec::new() });
+    let handed = if committed {
+        handed.into_iter().map(|a| HeldActivity::hold(inner, a)).collect()
+    } else {
+        Vec::new()
+    };
+    inner.eager.hand_over(reserved, handed);
     if committed && keep {
         let mut cache = inner.cache.lock().unwrap_or_else(|e| e.into_inner());
         cache.put(
@@ -944,10 +984,10 @@ const STORE_LOOK_EVERY: u32 = 8;
 async fn worker_loop(inner: Arc<Inner>, mut stop: watch::Receiver<bool>) {
     let fallback = Arc::new(Notifiers::default());
     let notifiers = inner.notifiers.clone().unwrap_or(fallback);
-    let mut error_backoff = Duration::from_millis(50);
+    let mut error_backoff = ErrorBackoff::default();
     // The next activity, locked while the current one ran, so the fetch is off the critical
-    // path (one item ahead per worker slot).
-    let mut prefetched: Option<(ActivityWorkItem, std::time::Instant)> = None;
+    // path (one item ahead per worker slot). Its lock is renewed from the moment it was taken.
+    let mut prefetched: Option<HeldActivity> = None;
     // Activities run since this worker last looked at the store.
     let mut since_store = 0u32;
     while !*stop.borrow() {
@@ -956,17 +996,16 @@ async fn worker_loop(inner: Arc<Inner>, mut stop: watch::Receiver<bool>) {
         notified.as_mut().enable();
         // The item fetched ahead first (so the next look-ahead never replaces one that
         // was not run), then handed-over work, then the store.
-        let held = match prefetched.take().or_else(|| inner.eager.pop()) {
-            Some((item, since)) => still_locked(&inner, item, since).await,
-            None => None,
-        };
+        // A held item whose renewal ended lost its lock (another worker has it) or was
+        // cancelled: it is dropped here without running.
+        let held = prefetched.take().or_else(|| inner.eager.pop()).filter(HeldActivity::still_held);
         let next = match held {
             Some(item) => Ok(Some(item)),
             None => fetch_activities(&inner).await,
         };
         match next {
             Ok(Some(item)) => {
-                error_backoff = Duration::from_millis(50);
+                error_backoff.reset();
                 // Fetch ahead from the store while this one runs, unless handed-over work is
                 // waiting; even then every few activities, so the store's queue (work from
                 // other nodes, retries) is never starved by a steady local stream.
@@ -990,9 +1029,10 @@ async fn worker_loop(inner: Arc<Inner>, mut stop: watch::Receiver<bool>) {
                 inner.eager.started();
                 let ((), ahead) = tokio::join!(run_activity(&inner, item), fetch_ahead);
                 debug_assert!(prefetched.is_none(), "a fetched-ahead item would be lost");
-                prefetched = ahead.map(|a| (a, std::time::Instant::now()));
+                prefetched = ahead;
             }
             Ok(None) => {
+                error_backoff.reset();
                 // Idle: wait for work in the store, or for a turn of this node to hand
                 // over an activity it locked for an idle worker.
                 let handed = inner.eager.notify.notified();
@@ -1012,15 +1052,17 @@ async fn worker_loop(inner: Arc<Inner>, mut stop: watch::Receiver<bool>) {
             }
             Err(e) => {
                 tracing::warn!(error = %e, "fetching activity work failed; retrying");
-                tokio::time::sleep(error_backoff).await;
-                error_backoff = (error_backoff * 2).min(Duration::from_secs(5));
+                if !error_backoff.wait(notified, &mut stop).await {
+                    break;
+                }
             }
         }
     }
     // Shutting down: hand fetched-ahead and handed-over items back at once instead of
     // letting their locks expire.
     let unstarted = prefetched.into_iter().chain(std::iter::from_fn(|| inner.eager.pop()));
-    for (item, _) in unstarted.collect::<Vec<_>>() {
+    for held in unstarted.collect::<Vec<_>>() {
+        let item = held.release();
         if let Err(e) = inner.store.abandon_work_item(&item.lock_token, None).await {
             tracing::debug!(error = %e, "releasing an unstarted activity failed; its lock will expire");
         }
@@ -1029,16 +1071,13 @@ async fn worker_loop(inner: Arc<Inner>, mut stop: watch::Receiver<bool>) {
 
 /// Fetches an activity for the calling worker and, in the same store call, as many more as
 /// the node's backlog of handed-over work has room for (queued for the other workers).
-async fn fetch_activities(inner: &Inner) -> Result<Option<ActivityWorkItem>, ProviderError> {
+async fn fetch_activities(inner: &Inner) -> Result<Option<HeldActivity>, ProviderError> {
     let max = 1 + inner.eager.room(eager_backlog(&inner.options));
-    let mut items =
-        inner.store.fetch_work_items(inner.options.activity_lock_timeout, &inner.worker, max).await?;
-    if items.is_empty() {
-        return Ok(None);
-    }
-    let first = items.remove(0);
-    inner.eager.push(items);
-    Ok(Some(first))
+    let items = inner.store.fetch_work_items(inner.options.activity_lock_timeout, &inner.worker, max).await?;
+    let mut held = items.into_iter().map(|item| HeldActivity::hold(inner, item));
+    let first = held.next();
+    inner.eager.push(held.collect());
+    Ok(first)
 }
 
 /// Most activities locked for this node's workers and not started yet (the pace of the
@@ -1053,24 +1092,52 @@ fn eager_backlog(options: &RuntimeOptions) -> usize {
 /// workers and otherwise stay in the store, for whichever node is free first.
 const BACKLOG_WAIT_MS: u64 = 50;
 
-/// An activity locked some time ago and not started yet (fetched ahead, or handed over)
-/// runs only while its lock holds: past half the lock timeout the lock is renewed first;
-/// if it was lost meanwhile, another worker has the activity and it is dropped here.
-async fn still_locked(
-    inner: &Inner,
+/// An activity locked for this node and not finished yet (fetched, fetched ahead, or handed
+/// over by a turn). Its lock is renewed from the moment it was taken until it finishes or is
+/// released, however long it waits for a worker and however long it runs: a lock that
+/// lapsed while an item waited would let another worker take it, and two workers could then
+/// keep taking each other's items until the attempts run out.
+struct HeldActivity {
     item: ActivityWorkItem,
-    since: std::time::Instant,
-) -> Option<ActivityWorkItem> {
-    let timeout = inner.options.activity_lock_timeout;
-    if since.elapsed() < timeout / 2 {
-        return Some(item);
+    /// Signalled when the renewal learns that the activity was cancelled or its lock lost.
+    cancel: CancellationToken,
+    /// The renewal task; it ends only when the lock is lost or the activity cancelled.
+    renewal: AbortOnDrop<Option<ProviderError>>,
+}
+
+impl HeldActivity {
+    /// Starts renewing the lock of an item this node has just locked.
+    fn hold(inner: &Inner, item: ActivityWorkItem) -> Self {
+        let cancel = CancellationToken::new();
+        let renewal = AbortOnDrop(tokio::spawn(renew_loop(
+            inner.store.clone(),
+            item.lock_token.clone(),
+            inner.options.activity_lock_timeout,
+            cancel.clone(),
+        )));
+        HeldActivity { item, cancel, renewal }
     }
-    match inner.store.renew_work_item(&item.lock_token, timeout).await {
-        Ok(()) => Some(item),
-        Err(e) => {
-            tracing::debug!(activity = %item.name, instance = %item.instance, error = %e, "a held activity lost its lock before it started; another worker has it");
-            None
+
+    /// Whether the lock still holds and the activity was not cancelled (a held item that
+    /// fails this is dropped without running: another worker has it, or nobody needs it).
+    fn still_held(&self) -> bool {
+        if self.renewal.0.is_finished() {
+            tracing::debug!(activity = %self.item.name, instance = %self.item.instance, "a held activity lost its lock or was cancelled before it started");
+            return false;
         }
+        true
+    }
+
+    /// Stops renewing and gives the item back (to release its lock).
+    fn release(self) -> ActivityWorkItem {
+        self.renewal.0.abort();
+        self.item
+    }
+
+    /// Stops renewing; returns the error that ended the renewal before, if any.
+    async fn finish(mut self) -> Option<ProviderError> {
+        self.renewal.0.abort();
+        (&mut self.renewal.0).await.ok().flatten()
     }
 }
 
@@ -1090,7 +1157,7 @@ struct EagerActivities {
 struct EagerState {
     idle: usize,
     reserved: usize,
-    queue: std::collections::VecDeque<(ActivityWorkItem, std::time::Instant)>,
+    queue: std::collections::VecDeque<HeldActivity>,
     /// Activities started in the current and the previous one-second window.
     window_start: Option<std::time::Instant>,
     started_now: u64,
@@ -1137,13 +1204,13 @@ impl EagerActivities {
     }
 
     /// Ends a reservation of `reserved` workers, queueing the items that were committed.
-    fn hand_over(&self, reserved: usize, items: Vec<ActivityWorkItem>) {
+    fn hand_over(&self, reserved: usize, items: Vec<HeldActivity>) {
         if reserved > 0 {
             self.queue(reserved, items);
         }
     }
 
-    fn pop(&self) -> Option<(ActivityWorkItem, std::time::Instant)> {
+    fn pop(&self) -> Option<HeldActivity> {
         self.lock().queue.pop_front()
     }
 
@@ -1161,19 +1228,18 @@ impl EagerActivities {
     }
 
     /// Queues activities fetched for this node's workers.
-    fn push(&self, items: Vec<ActivityWorkItem>) {
+    fn push(&self, items: Vec<HeldActivity>) {
         self.queue(0, items);
     }
 
     /// Queues `items` (ending a reservation of `reserved` in the same step) and wakes a
     /// worker for each.
-    fn queue(&self, reserved: usize, items: Vec<ActivityWorkItem>) {
+    fn queue(&self, reserved: usize, items: Vec<HeldActivity>) {
         let n = items.len();
         {
             let mut s = self.lock();
             s.reserved = s.reserved.saturating_sub(reserved);
-            let now = std::time::Instant::now();
-            s.queue.extend(items.into_iter().map(|i| (i, now)));
+            s.queue.extend(items);
         }
         for _ in 0..n {
             self.notify.notify_one();
@@ -1200,8 +1266,9 @@ impl EagerActivities {
     }
 }
 
-async fn run_activity(inner: &Arc<Inner>, item: ActivityWorkItem) {
+async fn run_activity(inner: &Arc<Inner>, held: HeldActivity) {
     let opts = &inner.options;
+    let item = held.item.clone();
     let fail = |details: ErrorDetails| OrchestratorMessage::ActivityFailed {
         execution_id: item.execution_id,
         event_id: item.event_id,
@@ -1214,7 +1281,7 @@ async fn run_activity(inner: &Arc<Inner>, item: ActivityWorkItem) {
             item.name, item.instance, item.event_id, item.attempt, opts.max_attempts
         )))
     } else if let Some(handler) = inner.activities.get(&item.name) {
-        let cancel = CancellationToken::new();
+        let cancel = held.cancel.clone();
         let session_state = item.session_id.as_ref().map(|sid| {
             let mut sessions = inner.sessions.lock().unwrap_or_else(|e| e.into_inner());
             if item.session_claimed {
@@ -1236,19 +1303,12 @@ async fn run_activity(inner: &Arc<Inner>, item: ActivityWorkItem) {
             session_state,
             worker_id: inner.worker.worker_id.clone(),
         };
-        // Both tasks die with this one (shutdown timeout, runtime dropped): an orphaned
-        // renewal would keep the lock alive forever and no other worker could retry.
-        let mut renewal = AbortOnDrop(tokio::spawn(renew_loop(
-            inner.store.clone(),
-            item.lock_token.clone(),
-            opts.activity_lock_timeout,
-            cancel.clone(),
-        )));
+        // Both the activity and its lock renewal die with this task (shutdown timeout,
+        // runtime dropped): an orphaned renewal would keep the lock alive forever and no
+        // other worker could retry.
         let mut run = AbortOnDrop(tokio::spawn(handler.invoke(ctx, item.input.clone())));
         let outcome = (&mut run.0).await;
-        renewal.0.abort();
-        let lost = (&mut renewal.0).await.ok().flatten();
-        if let Some(ProviderError::LockLost(_)) = lost {
+        if let Some(ProviderError::LockLost(_)) = held.finish().await {
             tracing::warn!(activity = %item.name, instance = %item.instance, "activity lock lost; result dropped, another worker retries");
             return;
         }
