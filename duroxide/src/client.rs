@@ -3,10 +3,12 @@
 //! A [`Client`] talks only to the store, never to a runtime, so any process that can reach
 //! the store can drive instances served by runtimes elsewhere.
 
+use crate::history::EventKind;
 use crate::history::{ErrorCategory, ErrorDetails, Event};
 use crate::provider::{
-    ExecutionRecord, InstanceRecord, InstanceState, OrchestratorMessage, OutboundMessage, Provider,
-    ProviderError, VersionCount,
+    ExecutionRecord, IdentifierProblem, InstanceRecord, InstanceState, MAX_EVENT_NAME_BYTES,
+    MAX_INSTANCE_ID_BYTES, MAX_NAME_BYTES, OrchestratorMessage, OutboundMessage, Provider, ProviderError,
+    VersionCount, check_identifier,
 };
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -77,6 +79,40 @@ impl OrchestrationStatus {
     }
 }
 
+/// How a finished instance ended (see [`ClientError::InstanceFinished`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FinalState {
+    /// Completed with an output.
+    Completed,
+    /// Failed with an error.
+    Failed,
+    /// Cancelled.
+    Cancelled,
+}
+
+impl std::fmt::Display for FinalState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            FinalState::Completed => "completed",
+            FinalState::Failed => "failed",
+            FinalState::Cancelled => "cancelled",
+        })
+    }
+}
+
+impl FinalState {
+    /// The final state of a terminal status; `None` while the instance has not finished.
+    pub fn of(status: &OrchestrationStatus) -> Option<Self> {
+        match status {
+            OrchestrationStatus::Completed { .. } => Some(FinalState::Completed),
+            OrchestrationStatus::Failed { .. } => Some(FinalState::Failed),
+            OrchestrationStatus::Cancelled { .. } => Some(FinalState::Cancelled),
+            _ => None,
+        }
+    }
+}
+
 /// A client call that failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -103,6 +139,26 @@ pub enum ClientError {
     /// An instance id or name is empty or otherwise unusable.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+    /// An instance id or a name is longer than every store accepts (see
+    /// [`MAX_INSTANCE_ID_BYTES`], [`MAX_NAME_BYTES`], [`MAX_EVENT_NAME_BYTES`]).
+    #[error("{field} is {length} bytes long; the limit is {limit} bytes")]
+    TooLong {
+        /// Which value (`instance id`, `orchestration name`, `event name`).
+        field: String,
+        /// Its length in bytes.
+        length: usize,
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// The instance has finished: an event raised to it or a cancellation would never be
+    /// seen, so it is refused.
+    #[error("instance '{instance}' has already finished ({state})")]
+    InstanceFinished {
+        /// Instance id.
+        instance: String,
+        /// How it ended.
+        state: FinalState,
+    },
     /// `wait_for_orchestration` timed out; the instance is still running.
     #[error("instance '{instance}' did not finish within {waited:?}")]
     Timeout {
@@ -121,6 +177,7 @@ impl From<ProviderError> for ClientError {
         match e {
             ProviderError::InstanceExists(i) => ClientError::InstanceExists(i),
             ProviderError::InstanceNotFound(i) => ClientError::NotFound(i),
+            ProviderError::InvalidInput(m) => ClientError::InvalidArgument(m),
             other => ClientError::Provider(other),
         }
     }
@@ -183,15 +240,31 @@ impl Client {
         Ok(())
     }
 
-    fn check_id(what: &str, id: &str) -> Result<(), ClientError> {
-        if id.trim().is_empty() {
-            return Err(ClientError::InvalidArgument(format!("{what} must not be empty")));
+    /// Checks an id or name against the limits every store shares.
+    fn check_id(what: &str, id: &str, limit: usize) -> Result<(), ClientError> {
+        match check_identifier(id, limit) {
+            Ok(()) => Ok(()),
+            Err(IdentifierProblem::Empty) => {
+                Err(ClientError::InvalidArgument(format!("{what} must not be empty")))
+            }
+            Err(IdentifierProblem::TooLong { length, limit }) => {
+                Err(ClientError::TooLong { field: what.to_string(), length, limit })
+            }
+            Err(IdentifierProblem::ControlCharacter(c)) => Err(ClientError::InvalidArgument(format!(
+                "{what} must not contain control characters (found {:?})",
+                c
+            ))),
         }
-        Ok(())
     }
 
     /// Starts a new instance of `name`; the version is chosen by the policy of the node
-    /// that runs it. Fails with [`ClientError::InstanceExists`] if `instance` is taken.
+    /// that runs it. Fails with [`ClientError::InstanceExists`] if `instance` is taken by a
+    /// different start; repeating the same start (same name, version and input, e.g. after
+    /// a storage error left its outcome unknown) succeeds without starting anything.
+    ///
+    /// The instance id must be 1 to [`MAX_INSTANCE_ID_BYTES`] bytes and the name 1 to
+    /// [`MAX_NAME_BYTES`] bytes, without control characters ([`ClientError::TooLong`],
+    /// [`ClientError::InvalidArgument`]).
     pub async fn start_orchestration(
         &self,
         instance: &str,
@@ -201,7 +274,9 @@ impl Client {
         self.start(instance, name, None, input.into()).await
     }
 
-    /// Starts a new instance pinned to `version`.
+    /// Starts a new instance pinned to `version` (idempotent as
+    /// [`start_orchestration`](Self::start_orchestration) is: a repeated start matches when
+    /// the instance runs `version`).
     pub async fn start_orchestration_versioned(
         &self,
         instance: &str,
@@ -220,15 +295,68 @@ impl Client {
         version: Option<&str>,
         input: String,
     ) -> Result<(), ClientError> {
-        Self::check_id("instance id", instance)?;
-        Self::check_id("orchestration name", name)?;
+        Self::check_id("instance id", instance, MAX_INSTANCE_ID_BYTES)?;
+        Self::check_id("orchestration name", name, MAX_NAME_BYTES)?;
         self.check_payload(format!("input of instance '{instance}'"), &input)?;
-        self.store.create_instance(instance, name, version, &input).await?;
+        match self.store.create_instance(instance, name, version, &input).await {
+            Ok(()) => Ok(()),
+            Err(ProviderError::InstanceExists(id)) => {
+                // A retry of a start whose write succeeded (its reply was lost) finds its own
+                // instance: the same start is done, a different one is a conflict.
+                if self.same_start(instance, name, version, &input).await {
+                    Ok(())
+                } else {
+                    Err(ClientError::InstanceExists(id))
+                }
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Whether the existing `instance` was started by a client with exactly this name,
+    /// version and input (unreadable data counts as a different start).
+    async fn same_start(&self, instance: &str, name: &str, version: Option<&str>, input: &str) -> bool {
+        let Ok(Some(record)) = self.store.get_instance(instance).await else { return false };
+        if record.name != name || record.parent_instance.is_some() {
+            return false;
+        }
+        if record.execution_id >= 1 {
+            // Started: the first execution's start event holds what the client sent.
+            let Ok(history) = self.store.read_history(instance, Some(1)).await else { return false };
+            return match history.first().map(|e| &e.kind) {
+                Some(EventKind::OrchestrationStarted {
+                    name: n, version: v, input: i, parent: None, ..
+                }) => n == name && i == input && version.is_none_or(|want| want == v),
+                _ => false,
+            };
+        }
+        // Not started yet: the start message is still queued.
+        let Ok(snapshot) = self.store.export_instance(instance).await else { return false };
+        snapshot.messages.iter().any(|m| {
+            matches!(&m.message, OrchestratorMessage::StartOrchestration { name: n, version: v, input: i, parent: None }
+                if n == name && i == input && v.as_deref() == version)
+        })
+    }
+
+    /// Fails with [`ClientError::NotFound`] or [`ClientError::InstanceFinished`] unless the
+    /// instance exists and has not finished.
+    async fn check_live(&self, instance: &str) -> Result<(), ClientError> {
+        let status = self.get_orchestration_status(instance).await?;
+        if let OrchestrationStatus::NotFound = status {
+            return Err(ClientError::NotFound(instance.to_string()));
+        }
+        if let Some(state) = FinalState::of(&status) {
+            return Err(ClientError::InstanceFinished { instance: instance.to_string(), state });
+        }
         Ok(())
     }
 
     /// Raises an external event for an instance. Events raised before the orchestration
     /// waits for them are kept until it does.
+    ///
+    /// Fails with [`ClientError::NotFound`] for an unknown instance and
+    /// [`ClientError::InstanceFinished`] for one that has finished (nothing would ever read
+    /// the event). An instance that finishes while the event is being raised drops it.
     pub async fn raise_event(
         &self,
         instance: &str,
@@ -236,7 +364,10 @@ impl Client {
         data: impl Into<String>,
     ) -> Result<(), ClientError> {
         let data = data.into();
+        Self::check_id("instance id", instance, MAX_INSTANCE_ID_BYTES)?;
+        Self::check_id("event name", name, MAX_EVENT_NAME_BYTES)?;
         self.check_payload(format!("event '{name}' for instance '{instance}'"), &data)?;
+        self.check_live(instance).await?;
         self.store
             .enqueue_message(OutboundMessage {
                 instance: instance.to_string(),
@@ -249,15 +380,22 @@ impl Client {
 
     /// Cancels an instance: it ends with status `Cancelled { reason }`, its running
     /// activities are told to stop and its sub-orchestrations are cancelled too.
+    ///
+    /// Fails with [`ClientError::NotFound`] for an unknown instance and
+    /// [`ClientError::InstanceFinished`] for one that has already finished.
     pub async fn cancel_instance(
         &self,
         instance: &str,
         reason: impl Into<String>,
     ) -> Result<(), ClientError> {
+        let reason = reason.into();
+        Self::check_id("instance id", instance, MAX_INSTANCE_ID_BYTES)?;
+        self.check_payload(format!("cancellation reason for instance '{instance}'"), &reason)?;
+        self.check_live(instance).await?;
         self.store
             .enqueue_message(OutboundMessage {
                 instance: instance.to_string(),
-                message: OrchestratorMessage::CancelRequested { reason: reason.into() },
+                message: OrchestratorMessage::CancelRequested { reason },
                 visible_at_ms: None,
             })
             .await?;
@@ -306,7 +444,7 @@ impl Client {
                     let ours = async {
                         loop {
                             match rx.recv().await {
-                                Ok(f) if f.instance != instance => continue,
+                                Ok(f) if !f.concerns(instance) => continue,
                                 Ok(f) => return f.record,
                                 Err(_) => return None,
                             }

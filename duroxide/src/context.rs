@@ -90,6 +90,14 @@ impl OrchestrationContext {
         })
     }
 
+    /// An identifier the code chose (activity or child orchestration name, child instance
+    /// id) that no store could take: the call fails instead of the turn's commit.
+    fn bad_identifier(what: &str, value: &str, limit: usize) -> Option<ErrorDetails> {
+        crate::provider::check_identifier(value, limit)
+            .err()
+            .map(|problem| ErrorDetails::configuration(format!("{what} {problem}")))
+    }
+
     /// Schedules an activity and returns a future of its result.
     ///
     /// Dropping the future before it completes (for example when it loses a
@@ -120,7 +128,9 @@ impl OrchestrationContext {
         input: String,
         session_id: Option<String>,
     ) -> ActivityFuture {
-        if let Some(e) = self.oversized(&format!("input of activity '{name}'"), &input) {
+        let bad = Self::bad_identifier("activity name", &name, crate::provider::MAX_NAME_BYTES)
+            .or_else(|| self.oversized(&format!("input of activity '{name}'"), &input));
+        if let Some(e) = bad {
             return ActivityFuture(TaskFuture::failed(self.state.clone(), e));
         }
         let id = lock(&self.state).decide(
@@ -160,8 +170,13 @@ impl OrchestrationContext {
         TimerFuture(TaskFuture::new(self.state.clone(), id, TaskKind::Timer))
     }
 
-    /// Waits for an external event raised with [`crate::Client::raise_event`]. Events raised
-    /// before the wait are kept: the n-th wait for a name receives the n-th event of that name.
+    /// Waits for an external event raised with [`crate::Client::raise_event`].
+    ///
+    /// Events of a name go to its waits first come, first served: a raised event goes to the
+    /// oldest wait still waiting, or is kept for the next wait made. An event is consumed
+    /// only when the code receives it: dropping the future first (it lost a
+    /// [`select2`](Self::select2), say) gives up its place, and the next wait of that name
+    /// receives the event instead (see the orchestration guide, "External events").
     #[track_caller]
     pub fn schedule_wait(&self, name: impl Into<String>) -> EventFuture {
         let loc = std::panic::Location::caller();
@@ -224,7 +239,17 @@ impl OrchestrationContext {
         instance: Option<String>,
         input: String,
     ) -> SubOrchestrationFuture {
-        if let Some(e) = self.oversized(&format!("input of sub-orchestration '{name}'"), &input) {
+        let bad = Self::bad_identifier("sub-orchestration name", &name, crate::provider::MAX_NAME_BYTES)
+            .or_else(|| {
+                let id = instance.as_deref()?;
+                Self::bad_identifier(
+                    "sub-orchestration instance id",
+                    id,
+                    crate::provider::MAX_INSTANCE_ID_BYTES,
+                )
+            })
+            .or_else(|| self.oversized(&format!("input of sub-orchestration '{name}'"), &input));
+        if let Some(e) = bad {
             return SubOrchestrationFuture(TaskFuture::failed(self.state.clone(), e));
         }
         let mut st = lock(&self.state);
@@ -373,6 +398,9 @@ impl OrchestrationContext {
     }
 
     /// Sets the custom status shown by [`crate::Client::get_orchestration_status`].
+    ///
+    /// A status larger than the runtime's `max_payload_bytes` fails the execution with a
+    /// configuration error naming its size and the limit; the stored status stays as it was.
     pub fn set_custom_status(&self, status: impl Into<String>) {
         lock(&self.state).set_custom_status(Some(status.into()));
     }

@@ -140,8 +140,18 @@ pub enum EventKind {
         #[serde(default)]
         call_site: Option<String>,
     },
-    /// An external event was raised for this instance. The n-th event of a name is delivered
-    /// to the n-th subscription of that name, whichever came first.
+    /// The orchestration stopped waiting for an external event without receiving it (the
+    /// wait lost a select or was dropped). The wait gives up its claim: the next event of
+    /// that name, or the one it was handed but never returned to the code, goes to the next
+    /// wait. Histories written before this event existed have none: their dropped waits keep
+    /// their claim on replay, as they did when the history was written.
+    ExternalUnsubscribed {
+        /// The `ExternalSubscribed` event of the wait.
+        source_event_id: u64,
+    },
+    /// An external event was raised for this instance. It goes to the oldest wait of that
+    /// name still waiting, or, if there is none, to the next wait the code makes (see the
+    /// orchestration guide, "External events").
     ExternalRaised {
         /// Event name.
         name: String,
@@ -230,6 +240,7 @@ impl EventKind {
             EventKind::TimerCreated { .. } => "TimerCreated",
             EventKind::TimerFired { .. } => "TimerFired",
             EventKind::ExternalSubscribed { .. } => "ExternalSubscribed",
+            EventKind::ExternalUnsubscribed { .. } => "ExternalUnsubscribed",
             EventKind::ExternalRaised { .. } => "ExternalRaised",
             EventKind::SubOrchestrationScheduled { .. } => "SubOrchestrationScheduled",
             EventKind::SubOrchestrationCompleted { .. } => "SubOrchestrationCompleted",

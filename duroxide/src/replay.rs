@@ -12,7 +12,13 @@
 //! 2. Deliver each completion already in history (by the id of its scheduling event), poll.
 //! 3. Check that every decision in history was made again; then deliver this turn's new
 //!    messages the same way, appending them to history. Duplicate or unknown completions are
-//!    dropped, never applied twice.
+//!    dropped, never applied twice. A cancellation among the new messages goes first, so
+//!    no code runs in a turn that is cancelled.
+//!
+//! External events go to waits first come, first served, and a wait the code drops unread
+//! gives up its place (recorded as `ExternalUnsubscribed`); see `ExternalQueue`. The
+//! engine also enforces the turn's limits from [`TurnEnv`]: history length per execution
+//! and custom status size.
 //!
 //! An engine can be kept between turns (the runtime's instance cache): `run_turn` only ever
 //! feeds new messages to the live future, which produces the same history as a cold replay.
@@ -21,7 +27,7 @@ use crate::context::OrchestrationContext;
 use crate::error::OrchestrationError;
 use crate::history::{DUROXIDE_VERSION, ErrorDetails, Event, EventKind, digest};
 use futures::future::BoxFuture;
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -135,18 +141,35 @@ impl TurnOutcome {
     }
 }
 
+/// Default limit on the events of one execution's history: 50,000.
+///
+/// Far above what a well-shaped execution records (a loop of 10,000 activities writes about
+/// 20,000 events), and about where Temporal stops a workflow (51,200 events), yet small
+/// enough that a cold replay of the longest allowed history stays in the tens of
+/// milliseconds and its rows stay cheap to load. An execution that needs more should call
+/// `continue_as_new`.
+pub const DEFAULT_MAX_HISTORY_EVENTS: usize = 50_000;
+
 /// Inputs a turn needs from the outside world.
 #[derive(Debug, Clone)]
 pub struct TurnEnv {
     /// Wall-clock time of this turn (ms since the Unix epoch); used only for new decisions.
     pub now_ms: u64,
-    /// Largest payload (activity input, orchestration output, ...) in bytes.
+    /// Largest payload (activity input, orchestration output, custom status, ...) in bytes.
     pub max_payload_bytes: usize,
+    /// Most events one execution's history may hold. A turn that would append past it fails
+    /// the execution (a configuration error that points to `continue_as_new`); only the
+    /// failure's own events (cancellation of open work, the terminal event) go past it.
+    pub max_history_events: usize,
 }
 
 impl Default for TurnEnv {
     fn default() -> Self {
-        Self { now_ms: 0, max_payload_bytes: crate::DEFAULT_MAX_PAYLOAD_BYTES }
+        Self {
+            now_ms: 0,
+            max_payload_bytes: crate::DEFAULT_MAX_PAYLOAD_BYTES,
+            max_history_events: DEFAULT_MAX_HISTORY_EVENTS,
+        }
     }
 }
 
@@ -197,6 +220,20 @@ pub(crate) enum TaskKind {
     SubOrchestration,
 }
 
+/// Raised events and open waits of one event name.
+///
+/// Events go to waits first come, first served: a raised event goes to the oldest wait
+/// still waiting, or is buffered for the next wait the code makes. A wait the code drops
+/// without having received its event gives up its place (and hands back the event it was
+/// given, if any), so no event is lost to a wait nobody reads.
+#[derive(Debug, Default)]
+struct ExternalQueue {
+    /// Events no wait holds, as (history position, data), oldest first.
+    buffered: VecDeque<(u64, String)>,
+    /// Waits without an event yet, oldest first.
+    waiting: VecDeque<u64>,
+}
+
 /// Shared state between the engine and the [`OrchestrationContext`] the code holds.
 pub(crate) struct ReplayState {
     pub instance: String,
@@ -217,15 +254,25 @@ pub(crate) struct ReplayState {
     /// Scheduled tasks by event id.
     pub tasks: HashMap<u64, TaskKind>,
     pub completions: HashMap<u64, Completion>,
-    /// Raised external events by name, in history order, and subscriptions by name.
-    raised: HashMap<String, Vec<(u64, String)>>,
-    subscriptions: HashMap<String, Vec<u64>>,
+    /// External events and waits by event name (see [`ExternalQueue`]).
+    external: HashMap<String, ExternalQueue>,
+    /// Event name of every wait, by its `ExternalSubscribed` event id.
+    wait_names: HashMap<u64, String>,
+    /// Waits whose `ExternalUnsubscribed` is already in history.
+    unsubscribed: HashSet<u64>,
     /// Sub-orchestration instance ids by event id.
     children: HashMap<u64, String>,
     /// Event ids whose cancellation is already recorded.
     cancelled: HashSet<u64>,
+    /// Set while the engine re-runs the code of turns already stored (the first turn of an
+    /// engine over a stored history that the code already ran on): everything the code does
+    /// then was done, and recorded, when that history was written.
+    replaying_stored: bool,
     actions: Vec<Action>,
     pub nondeterminism: Option<String>,
+    /// A failure the code cannot catch (history limit, oversized custom status); the engine
+    /// fails the execution after the current poll.
+    fatal: Option<ErrorDetails>,
     pub custom_status: Option<Option<String>>,
     pub continue_as_new: Option<(String, String)>,
     pub env: TurnEnv,
@@ -234,8 +281,13 @@ pub(crate) struct ReplayState {
 }
 
 impl ReplayState {
+    /// True while the code re-runs what stored turns already did. This includes the code
+    /// that ran after the last stored decision or completion (a status set, a log line):
+    /// it is stored too, and must not be recorded or logged again.
     pub fn is_replaying(&self) -> bool {
-        self.baseline_deliveries_pending > 0 || self.decision_cursor < self.baseline_decisions
+        self.replaying_stored
+            || self.baseline_deliveries_pending > 0
+            || self.decision_cursor < self.baseline_decisions
     }
 
     fn push_event(&mut self, kind: EventKind) -> u64 {
@@ -252,7 +304,7 @@ impl ReplayState {
         make: impl FnOnce(u64) -> EventKind,
         action: impl FnOnce(u64, &EventKind) -> Option<Action>,
     ) -> Option<u64> {
-        if self.nondeterminism.is_some() {
+        if self.nondeterminism.is_some() || self.fatal.is_some() {
             return None;
         }
         if self.decision_cursor < self.decisions.len() {
@@ -274,6 +326,10 @@ impl ReplayState {
             ));
             return None;
         }
+        if let Some(e) = self.history_limit_error(1) {
+            self.fatal = Some(e);
+            return None;
+        }
         let id = self.next_event_id;
         let kind = make(id);
         if let Some(a) = action(id, &kind) {
@@ -293,13 +349,66 @@ impl ReplayState {
         self.children.insert(id, instance);
     }
 
-    /// Links a subscription to the external event of the same ordinal, if already raised.
+    /// The failure of an execution whose history would hold more than `max_history_events`
+    /// events after `adding` more.
+    fn history_limit_error(&self, adding: usize) -> Option<ErrorDetails> {
+        let max = self.env.max_history_events;
+        (self.history.len().saturating_add(adding) > max).then(|| {
+            ErrorDetails::configuration(format!(
+                "execution {} of instance '{}' (orchestration '{}') would grow past \
+                 max_history_events = {max} events; an orchestration that loops or runs long \
+                 must call continue_as_new to go on in a new execution with an empty history",
+                self.execution_id, self.instance, self.name
+            ))
+        })
+    }
+
+    /// Opens a wait: it takes the oldest buffered event of its name, or queues for the next.
     pub fn subscribe(&mut self, id: u64, name: &str) {
-        let subs = self.subscriptions.entry(name.to_string()).or_default();
-        let ordinal = subs.len();
-        subs.push(id);
-        if let Some((seq, data)) = self.raised.get(name).and_then(|r| r.get(ordinal)).cloned() {
-            self.completions.insert(id, Completion { seq, value: CompletionValue::Ok(data) });
+        self.wait_names.insert(id, name.to_string());
+        let queue = self.external.entry(name.to_string()).or_default();
+        match queue.buffered.pop_front() {
+            Some((seq, data)) => {
+                self.completions.insert(id, Completion { seq, value: CompletionValue::Ok(data) });
+            }
+            None => queue.waiting.push_back(id),
+        }
+    }
+
+    /// Gives a raised event (at history position `seq`) to the oldest open wait of its name,
+    /// or buffers it in history order.
+    fn route_external(&mut self, name: &str, seq: u64, data: String) {
+        let queue = self.external.entry(name.to_string()).or_default();
+        match queue.waiting.pop_front() {
+            Some(wait) => {
+                self.completions.insert(wait, Completion { seq, value: CompletionValue::Ok(data) });
+            }
+            None => {
+                let at = queue.buffered.partition_point(|(s, _)| *s < seq);
+                queue.buffered.insert(at, (seq, data));
+            }
+        }
+    }
+
+    /// The code dropped wait `id` without receiving its event: the wait gives up its place,
+    /// and an event it was handed goes to the next wait. Recorded in history, so the choice
+    /// never depends on whether the engine was cached or replayed.
+    fn release_wait(&mut self, id: u64) {
+        let Some(name) = self.wait_names.get(&id).cloned() else { return };
+        if !self.unsubscribed.contains(&id) {
+            // A wait of a stored turn without the event was dropped by a version that kept
+            // the claim: keep it, so the history replays as it was written.
+            if self.replaying_stored && (id as usize) <= self.persisted_len {
+                return;
+            }
+            self.unsubscribed.insert(id);
+            self.push_event(EventKind::ExternalUnsubscribed { source_event_id: id });
+        }
+        if let Some(queue) = self.external.get_mut(&name) {
+            queue.waiting.retain(|w| *w != id);
+        }
+        if let Some(Completion { seq, value: CompletionValue::Ok(data) }) = self.completions.remove(&id) {
+            self.route_external(&name, seq, data);
         }
     }
 
@@ -309,7 +418,15 @@ impl ReplayState {
 
     /// Records that the code no longer waits for task `id` (its future was dropped).
     pub fn cancel_task(&mut self, id: u64, reason: &str) {
-        if self.tearing_down || self.completions.contains_key(&id) || !self.cancelled.insert(id) {
+        if self.tearing_down {
+            return;
+        }
+        if self.tasks.get(&id) == Some(&TaskKind::External) {
+            // Also when the event was already handed to it: the code never received it.
+            self.release_wait(id);
+            return;
+        }
+        if self.completions.contains_key(&id) || !self.cancelled.insert(id) {
             return;
         }
         match self.tasks.get(&id) {
@@ -329,9 +446,21 @@ impl ReplayState {
         }
     }
 
-    /// Records a custom status; only new (non-replayed) calls append an event.
+    /// Records a custom status; only new (non-replayed) calls append an event. A new status
+    /// over `max_payload_bytes` fails the execution instead (stored statuses replay as
+    /// they are, whatever the limit is now).
     pub fn set_custom_status(&mut self, status: Option<String>) {
+        if self.fatal.is_some() || self.nondeterminism.is_some() {
+            return;
+        }
         if !self.is_replaying() && self.custom_status.as_ref() != Some(&status) {
+            let (size, limit) = (status.as_ref().map_or(0, String::len), self.env.max_payload_bytes);
+            if size > limit {
+                self.fatal = Some(ErrorDetails::configuration(format!(
+                    "custom status is {size} bytes; the limit is {limit} bytes"
+                )));
+                return;
+            }
             self.push_event(EventKind::CustomStatusSet { status: status.clone() });
         }
         self.custom_status = Some(status);
@@ -359,12 +488,7 @@ impl ReplayState {
                 (source_event_id, TaskKind::SubOrchestration, CompletionValue::Err(details))
             }
             EventKind::ExternalRaised { name, data } => {
-                let raised = self.raised.entry(name.clone()).or_default();
-                let ordinal = raised.len();
-                raised.push((seq, data.clone()));
-                if let Some(&sub) = self.subscriptions.get(&name).and_then(|s| s.get(ordinal)) {
-                    self.completions.insert(sub, Completion { seq, value: CompletionValue::Ok(data) });
-                }
+                self.route_external(&name, seq, data);
                 return Ok(());
             }
             other => return Err(format!("{} is not a completion", other.type_name())),
@@ -520,6 +644,7 @@ impl ReplayEngine {
         let mut decisions = Vec::new();
         let mut baseline_completions = Vec::new();
         let mut cancelled = HashSet::new();
+        let mut unsubscribed = HashSet::new();
         for (i, e) in history.iter().enumerate() {
             if e.event_id != i as u64 + 1 {
                 return Err(ReplayError::CorruptHistory(format!(
@@ -548,6 +673,9 @@ impl ReplayEngine {
                 | EventKind::SubOrchestrationCancelRequested { source_event_id } => {
                     cancelled.insert(*source_event_id);
                 }
+                EventKind::ExternalUnsubscribed { source_event_id } => {
+                    unsubscribed.insert(*source_event_id);
+                }
                 _ => {}
             }
         }
@@ -568,12 +696,15 @@ impl ReplayEngine {
             next_event_id,
             tasks: HashMap::new(),
             completions: HashMap::new(),
-            raised: HashMap::new(),
-            subscriptions: HashMap::new(),
+            external: HashMap::new(),
+            wait_names: HashMap::new(),
+            unsubscribed,
             children: HashMap::new(),
             cancelled,
+            replaying_stored: false,
             actions: Vec::new(),
             nondeterminism: None,
+            fatal: None,
             custom_status: None,
             continue_as_new: None,
             env: TurnEnv::default(),
@@ -607,7 +738,19 @@ impl ReplayEngine {
 
     /// Runs a turn: replays history on the first call, then delivers `messages` (completion
     /// events without ids) in order.
-    pub fn run_turn(&mut self, messages: Vec<EventKind>, env: TurnEnv) -> TurnResult {
+    ///
+    /// A cancellation among `messages` goes first, before any code runs in this turn: the
+    /// execution ends cancelled, no new work of this turn is scheduled, and the other
+    /// messages are dropped with the ended execution. (Stored turns still replay, to find
+    /// the open work the cancellation must stop.)
+    pub fn run_turn(&mut self, mut messages: Vec<EventKind>, env: TurnEnv) -> TurnResult {
+        if let Some(i) =
+            messages.iter().position(|m| matches!(m, EventKind::OrchestrationCancelRequested { .. }))
+        {
+            let cancel = messages.remove(i);
+            messages.insert(0, cancel);
+        }
+        let cancel_first = matches!(messages.first(), Some(EventKind::OrchestrationCancelRequested { .. }));
         let first_new = {
             let mut st = lock(&self.state);
             st.env = env;
@@ -616,8 +759,16 @@ impl ReplayEngine {
         };
         let mut dropped = Vec::new();
 
+        // Nothing but (at most) the start event is stored: no code ran yet, and with a
+        // cancellation pending none may.
+        let nothing_to_replay = first_new <= 1;
+        if self.finished.is_none() && !self.started && cancel_first && nothing_to_replay {
+            self.started = true;
+        }
         if self.finished.is_none() && !self.started {
             self.started = true;
+            // Beyond the start event, the code ran when the stored turns were written.
+            lock(&self.state).replaying_stored = first_new > 1;
             let ctx = OrchestrationContext::new(self.state.clone());
             self.future = Some(self.handler.invoke(ctx, self.input.clone()));
             self.poll_step();
@@ -636,6 +787,7 @@ impl ReplayEngine {
                 }
                 self.poll_step();
             }
+            lock(&self.state).replaying_stored = false;
             self.check_all_decisions_replayed();
         }
 
@@ -648,10 +800,14 @@ impl ReplayEngine {
                 self.cancel(reason);
                 continue;
             }
+            let mut limit = None;
             let res = {
                 let mut st = lock(&self.state);
                 if let Some(err) = validate_new_completion(&st, &kind) {
                     Err(err)
+                } else if let Some(e) = st.history_limit_error(1) {
+                    limit = Some(e);
+                    Err(format!("{} past max_history_events", kind.type_name()))
                 } else {
                     st.push_event(kind);
                     let index = st.history.len() - 1;
@@ -661,6 +817,9 @@ impl ReplayEngine {
             match res {
                 Ok(()) => self.poll_step(),
                 Err(why) => dropped.push(why),
+            }
+            if let Some(e) = limit {
+                self.finish_failed(e);
             }
         }
 
@@ -685,9 +844,18 @@ impl ReplayEngine {
         let waker = futures::task::noop_waker();
         let mut cx = Context::from_waker(&waker);
         let polled = std::panic::catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(&mut cx)));
-        let nondeterminism = lock(&self.state).nondeterminism.clone();
+        let (nondeterminism, fatal) = {
+            let st = lock(&self.state);
+            let grew = st.history.len() > st.persisted_len;
+            let fatal = st.fatal.clone().or_else(|| if grew { st.history_limit_error(0) } else { None });
+            (st.nondeterminism.clone(), fatal)
+        };
         if let Some(msg) = nondeterminism {
             self.finish_failed(ErrorDetails::configuration(msg));
+            return;
+        }
+        if let Some(details) = fatal {
+            self.finish_failed(details);
             return;
         }
         match polled {

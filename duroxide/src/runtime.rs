@@ -64,12 +64,19 @@ pub struct RuntimeOptions {
     pub session_lock_timeout: Duration,
     /// A session with no activity for this long (and none running) is released.
     pub session_idle_timeout: Duration,
-    /// Most sessions this worker holds at once.
+    /// Most sessions with work (queued or running) this worker holds at once. Idle sessions
+    /// it keeps until `session_idle_timeout` do not count against it.
     pub max_sessions_per_worker: u32,
     /// Live orchestrations kept in memory between turns, so a turn on this node does not
     /// replay the history from the start (0 disables; every turn replays then). Cached and
     /// replayed execution write identical histories.
     pub instance_cache_size: usize,
+    /// Most events one execution's history may hold (default
+    /// [`DEFAULT_MAX_HISTORY_EVENTS`](crate::replay::DEFAULT_MAX_HISTORY_EVENTS)). An
+    /// execution that would grow past it fails with a configuration error: a guard against
+    /// runaway loops and histories too long to replay cheaply. Orchestrations that loop for
+    /// long call `continue_as_new`, which starts a new execution with an empty history.
+    pub max_history_events: usize,
 }
 
 impl Default for RuntimeOptions {
@@ -88,6 +95,7 @@ impl Default for RuntimeOptions {
             session_idle_timeout: Duration::from_secs(300),
             max_sessions_per_worker: 64,
             instance_cache_size: 1024,
+            max_history_events: crate::replay::DEFAULT_MAX_HISTORY_EVENTS,
         }
     }
 }
@@ -507,21 +515,43 @@ fn update_from(item: &OrchestrationItem, name: &str, version: &str, state: Insta
     }
 }
 
-/// Commits a turn; on failure releases the lock so the messages are retried. Returns
-/// whether the turn is now stored.
+/// Commits a turn; on failure releases the lock so the messages are retried (the attempt
+/// counts, with the error as the reason a later poison failure gives). Returns whether the
+/// turn is now stored.
 async fn commit_or_abandon(inner: &Inner, item: &OrchestrationItem, commit: TurnCommit) -> bool {
     match inner.store.commit_turn(&item.lock_token, commit).await {
         Ok(()) => true,
-        Err(ProviderError::LockLost(msg)) => {
-            tracing::warn!(instance = %item.instance, "turn discarded, lock lost: {msg}");
+        Err(e) => {
+            release_after_failed_commit(inner, item, e).await;
+            false
+        }
+    }
+}
+
+async fn release_after_failed_commit(inner: &Inner, item: &OrchestrationItem, e: ProviderError) {
+    if let ProviderError::LockLost(msg) = e {
+        tracing::warn!(instance = %item.instance, "turn discarded, lock lost: {msg}");
+        return;
+    }
+    tracing::warn!(instance = %item.instance, error = %e, "turn commit failed; messages will be retried");
+    let note = Some(format!("the turn could not be stored: {e}"));
+    let delay = Some(Duration::from_millis(100));
+    let _ = inner.store.abandon_orchestration_item(&item.lock_token, delay, note, true).await;
+}
+
+/// Commits a turn's changes. A store that refuses them for good (invalid input such as a
+/// NUL byte, corrupt data) would refuse them again on every retry, so the instance fails at
+/// once with the store's reason. Returns whether the turn is now stored.
+async fn commit_or_fail(inner: &Inner, item: &OrchestrationItem, commit: TurnCommit) -> bool {
+    match inner.store.commit_turn(&item.lock_token, commit).await {
+        Ok(()) => true,
+        Err(e @ (ProviderError::InvalidInput(_) | ProviderError::Corrupt(_))) => {
+            let details = ErrorDetails::configuration(format!("the store refused the turn's changes: {e}"));
+            fail_without_replay(inner, item, details).await;
             false
         }
         Err(e) => {
-            tracing::warn!(instance = %item.instance, error = %e, "turn commit failed; messages will be retried");
-            let _ = inner
-                .store
-                .abandon_orchestration_item(&item.lock_token, Some(Duration::from_millis(100)), None, true)
-                .await;
+            release_after_failed_commit(inner, item, e).await;
             false
         }
     }
@@ -574,7 +604,20 @@ async fn fail_without_replay(inner: &Inner, item: &OrchestrationItem, details: E
         cancelled_activities: Vec::new(),
         messages,
     };
-    commit_or_abandon(inner, item, commit).await;
+    match inner.store.commit_turn(&item.lock_token, commit.clone()).await {
+        Ok(()) => {}
+        Err(ProviderError::LockLost(msg)) => {
+            tracing::warn!(instance = %item.instance, "failing the instance was discarded, lock lost: {msg}");
+        }
+        Err(e) => {
+            // The history itself may be what cannot be written to (e.g. rows missing or
+            // taken ids). The failure is then recorded on the instance alone, so the instance
+            // still ends, visibly, instead of failing the same commit forever.
+            tracing::error!(instance = %item.instance, error = %e, "recording the failure in history failed; recording it on the instance only");
+            let bare = TurnCommit { new_events: Vec::new(), ..commit };
+            commit_or_abandon(inner, item, bare).await;
+        }
+    }
 }
 
 fn parent_of(item: &OrchestrationItem) -> Option<ParentLink> {
@@ -643,10 +686,13 @@ async fn process_orchestration_item(inner: &Inner, item: OrchestrationItem) {
     // A live engine from this node's previous turn continues without replay, if it is
     // exactly at the stored history (no other node ran a turn in between). The store may
     // then have skipped reading the history at all.
+    // A stored history row changed or removed in place (corruption, a hand edit) raises the
+    // store's revision: the copy is then not trusted, and the history is read and checked.
     let live = inner.cache.lock().unwrap_or_else(|e| e.into_inner()).take(&item.instance).filter(|c| {
         item.history_len > 0
             && c.execution_id == item.record.execution_id
             && c.engine.history_len() as u64 == item.history_len
+            && c.history_rev == item.history_rev
     });
     let (name, version, exec, mut engine) = match live {
         Some(c) => {
@@ -659,8 +705,14 @@ async fn process_orchestration_item(inner: &Inner, item: OrchestrationItem) {
         },
     };
     let messages = item.messages.iter().filter_map(|m| to_event(m, exec)).collect();
-    let result =
-        engine.run_turn(messages, TurnEnv { now_ms: now, max_payload_bytes: opts.max_payload_bytes });
+    let result = engine.run_turn(
+        messages,
+        TurnEnv {
+            now_ms: now,
+            max_payload_bytes: opts.max_payload_bytes,
+            max_history_events: opts.max_history_events,
+        },
+    );
     let finished = result.outcome.is_terminal();
     for d in &result.dropped {
         tracing::debug!(instance = %item.instance, "{d}");
@@ -801,7 +853,7 @@ async fn process_orchestration_item(inner: &Inner, item: OrchestrationItem) {
         a.attempt = 1;
         handed.push(a.clone());
     }
-    let committed = commit_or_abandon(inner, &item, commit).await;
+    let committed = commit_or_fail(inner, &item, commit).await;
     let handed = if committed {
         handed.into_iter().map(|a| HeldActivity::hold(inner, a)).collect()
     } else {
@@ -812,7 +864,7 @@ async fn process_orchestration_item(inner: &Inner, item: OrchestrationItem) {
         let mut cache = inner.cache.lock().unwrap_or_else(|e| e.into_inner());
         cache.put(
             item.instance.clone(),
-            CachedInstance { execution_id: exec, engine },
+            CachedInstance { execution_id: exec, history_rev: item.history_rev, engine },
             inner.options.instance_cache_size,
         );
     }
@@ -821,6 +873,8 @@ async fn process_orchestration_item(inner: &Inner, item: OrchestrationItem) {
 /// A live orchestration kept between turns (see `RuntimeOptions::instance_cache_size`).
 struct CachedInstance {
     execution_id: u64,
+    /// The store's history revision when this copy was last checked against it.
+    history_rev: u64,
     engine: ReplayEngine,
 }
 
@@ -869,9 +923,12 @@ async fn prepare_engine(
         match inner.store.read_history(&item.instance, Some(item.record.execution_id)).await {
             Ok(h) => history = h,
             Err(e) => {
+                // Counted: an unreadable history fails the instance as poison after
+                // max_attempts, with this note as the reason.
                 tracing::warn!(instance = %item.instance, error = %e, "reading history failed; retrying");
-                let delay = Some(Duration::from_millis(100));
-                let _ = inner.store.abandon_orchestration_item(&item.lock_token, delay, None, true).await;
+                let delay = Some(backoff(item.attempt, opts));
+                let note = Some(format!("reading the history failed: {e}"));
+                let _ = inner.store.abandon_orchestration_item(&item.lock_token, delay, note, true).await;
                 return None;
             }
         }
@@ -899,7 +956,11 @@ async fn prepare_engine(
         let resolved = match inner.orchestrations.resolve(&name, version.as_deref()) {
             Ok((v, _)) => v,
             Err(err) => {
-                not_runnable_here(inner, item, err.to_string()).await;
+                match cancel_reason(item) {
+                    // Never started and already cancelled: cancelling needs none of its code.
+                    Some(reason) => fail_without_replay(inner, item, ErrorDetails::cancelled(reason)).await,
+                    None => not_runnable_here(inner, item, err.to_string()).await,
+                }
                 return None;
             }
         };
@@ -929,6 +990,14 @@ async fn prepare_engine(
             None
         }
     }
+}
+
+/// The reason of a cancel request among the item's messages, if there is one.
+fn cancel_reason(item: &OrchestrationItem) -> Option<String> {
+    item.messages.iter().find_map(|m| match m {
+        OrchestratorMessage::CancelRequested { reason } => Some(reason.clone()),
+        _ => None,
+    })
 }
 
 /// This node cannot run the instance (name or version not registered): leave it for a node

@@ -445,3 +445,95 @@ async fn three_processes_survive_a_sigkill() {
     })
     .await;
 }
+
+/// Activities longer than their lock: each held item (fetched ahead, handed over) keeps its
+/// lock renewed from the moment it was locked, so each activity runs exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn activities_longer_than_their_lock_run_once() {
+    on_postgres(|store, _url, _schema| async move {
+        let runs: Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>> = Arc::default();
+        let counted = runs.clone();
+        let activities = ActivityRegistry::builder()
+            .register("Long", move |ctx: ActivityContext, _input: String| {
+                let counted = counted.clone();
+                async move {
+                    *counted.lock().unwrap().entry(ctx.instance_id().to_string()).or_default() += 1;
+                    tokio::time::sleep(Duration::from_millis(1000)).await;
+                    Ok("done".to_string())
+                }
+            })
+            .build();
+        let orchestrations = OrchestrationRegistry::builder()
+            .register("OneLong", |ctx: OrchestrationContext, input: String| async move {
+                Ok(ctx.schedule_activity("Long", input).await?)
+            })
+            .build();
+        let options = RuntimeOptions {
+            worker_concurrency: 2,
+            activity_lock_timeout: Duration::from_millis(600),
+            max_attempts: 4,
+            ..fast_options()
+        };
+        let rt = Runtime::start_with_options(store.clone(), activities, orchestrations, options).await;
+        let client = Client::new(store.clone());
+        for i in 0..6 {
+            client.start_orchestration(&format!("long-{i}"), "OneLong", "x").await.unwrap();
+        }
+        for i in 0..6 {
+            let id = format!("long-{i}");
+            let status = client.wait_for_orchestration(&id, Duration::from_secs(60)).await.unwrap();
+            assert_eq!(status, OrchestrationStatus::Completed { output: "done".into() }, "{id}");
+        }
+        rt.shutdown(None).await;
+        let runs = runs.lock().unwrap().clone();
+        assert_eq!(runs.len(), 6, "{runs:?}");
+        assert!(runs.values().all(|n| *n == 1), "each activity runs exactly once: {runs:?}");
+    })
+    .await;
+}
+
+/// A history row corrupted while the instance is held in the node's cache: the store's
+/// history revision (raised by a trigger on any change to a stored row) makes the next turn
+/// read and check the history instead of trusting its copy, so the instance fails visibly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cached_instance_notices_its_history_was_corrupted() {
+    on_postgres(|store, url, schema| async move {
+        let orchestrations = OrchestrationRegistry::builder()
+            .register("Wait", |ctx: OrchestrationContext, _input: String| async move {
+                let go = ctx.schedule_wait("Go").await;
+                Ok(go)
+            })
+            .build();
+        let options = RuntimeOptions { max_attempts: 3, ..fast_options() };
+        let rt = Runtime::start_with_options(store.clone(), activities(), orchestrations, options).await;
+        let client = Client::new(store.clone());
+        client.start_orchestration("rot", "Wait", "x").await.unwrap();
+        for _ in 0..500 {
+            let h = client.read_execution_history("rot", None).await.unwrap_or_default();
+            if h.iter().any(|e| matches!(e.kind, EventKind::ExternalSubscribed { .. })) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        {
+            use sqlx::Connection;
+            let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+            let sql = format!(
+                "UPDATE \"{schema}\".history SET data = '{{not json' WHERE instance_id = 'rot' AND event_id = 2"
+            );
+            let done = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await.unwrap();
+            assert_eq!(done.rows_affected(), 1);
+            conn.close().await.unwrap();
+        }
+        client.raise_event("rot", "Go", "now").await.unwrap();
+        let status = client.wait_for_orchestration("rot", Duration::from_secs(30)).await.unwrap();
+        rt.shutdown(None).await;
+        match status {
+            OrchestrationStatus::Failed { details } => {
+                assert!(details.message.contains("event 2"), "{}", details.message)
+            }
+            other => panic!("the instance must fail, it ended {other:?}"),
+        }
+    })
+    .await;
+}

@@ -64,6 +64,19 @@ impl ProviderFactory for SqliteFileFactory {
         true
     }
 
+    async fn set_raw_instance_state(&self, instance: &str, state: &str) -> bool {
+        let url = self.last.lock().unwrap().clone().expect("a store was created");
+        let mut conn = SqliteConnection::connect(&url).await.expect("open SQLite file");
+        sqlx::query("UPDATE instances SET state = ? WHERE instance_id = ?")
+            .bind(state)
+            .bind(instance)
+            .execute(&mut conn)
+            .await
+            .expect("overwrite instance state");
+        let _ = conn.close().await;
+        true
+    }
+
     async fn teardown(&self) {
         self.dir.lock().unwrap().take();
     }

@@ -127,16 +127,167 @@ async fn fetch_error_backoff_resets_once_the_store_answers() {
     assert!(took < Duration::from_secs(1), "the instance waited {took:?} after the store recovered");
 }
 
+/// An orchestration that waits for "Go" and then runs an activity.
+fn waiting_registries() -> (ActivityRegistry, OrchestrationRegistry) {
+    let activities = ActivityRegistry::builder()
+        .register("Echo", |_ctx: ActivityContext, input: String| async move { Ok(input) })
+        .build();
+    let orchestrations = OrchestrationRegistry::builder()
+        .register("WaitThenEcho", |ctx: OrchestrationContext, input: String| async move {
+            let first = ctx.schedule_activity("Echo", input).await?;
+            let go = ctx.schedule_wait("Go").await;
+            Ok(format!("{first}+{go}"))
+        })
+        .build();
+    (activities, orchestrations)
+}
+
+/// Starts `id` on a runtime over the file store `ts` and waits until it waits for "Go".
+async fn start_waiting(ts: &common::TestStore, id: &str) -> (Runtime, Client) {
+    let (activities, orchestrations) = waiting_registries();
+    let options = RuntimeOptions { max_attempts: 3, ..ts.options.clone() };
+    let rt = Runtime::start_with_options(ts.store.clone(), activities, orchestrations, options).await;
+    let client = Client::new(ts.store.clone());
+    client.start_orchestration(id, "WaitThenEcho", "x").await.unwrap();
+    common::wait_until_subscribed(&client, id).await;
+    (rt, client)
+}
+
+/// Runs one SQL statement on the file store's database from outside the provider.
+async fn tamper(ts: &common::TestStore, sql: &str) {
+    use sqlx::Connection;
+    let mut conn = sqlx::SqliteConnection::connect(&ts.url).await.unwrap();
+    let done = sqlx::query(sqlx::AssertSqlSafe(sql.to_string())).execute(&mut conn).await.unwrap();
+    assert!(done.rows_affected() > 0, "{sql} changed nothing");
+    conn.close().await.unwrap();
+}
+
+/// Waits for `id` to end; it must fail (not complete) with a message containing `expected`.
+async fn assert_fails(client: &Client, id: &str, expected: &str) {
+    let status = client.wait_for_orchestration(id, Duration::from_secs(30)).await.unwrap();
+    match status {
+        OrchestrationStatus::Failed { details } => {
+            assert!(details.message.contains(expected), "{id} failed, but with: {}", details.message)
+        }
+        other => panic!("{id} must fail, it ended {other:?}"),
+    }
+}
+
+// The first history row removed: replay finds no start event and fails the instance. The
+// failure is written after the last stored id (the row count pointed at a taken id, so the
+// commit failed the same way forever), and it ends the instance, visibly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_history_missing_its_first_row_fails_the_instance() {
+    let mut ts = common::uncached(common::file_store().await);
+    let _dir = ts.dir.take();
+    let (rt, client) = start_waiting(&ts, "gap").await;
+    tamper(&ts, "DELETE FROM history WHERE instance_id = 'gap' AND event_id = 1").await;
+    client.raise_event("gap", "Go", "now").await.unwrap();
+    assert_fails(&client, "gap", "corrupt history").await;
+    rt.shutdown(None).await;
+}
+
+// A history row made unreadable while the instance is held in this node's cache: the
+// cached turn must not carry on as if nothing happened.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cached_instance_notices_its_history_was_corrupted() {
+    let mut ts = common::file_store().await;
+    let _dir = ts.dir.take();
+    assert!(ts.options.instance_cache_size > 0);
+    let (rt, client) = start_waiting(&ts, "rot").await;
+    tamper(&ts, "UPDATE history SET data = '{not json' WHERE instance_id = 'rot' AND event_id = 2").await;
+    client.raise_event("rot", "Go", "now").await.unwrap();
+    assert_fails(&client, "rot", "event 2").await;
+    rt.shutdown(None).await;
+}
+
+// A commit that fails the same way every time (here: any turn that writes events) is not
+// retried forever: after max_attempts the instance fails as poison, and the failure is
+// recorded on the instance even though it cannot be written to the history.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_that_always_fails_ends_as_poison() {
+    let ts = common::memory_store().await;
+    let faulty = Arc::new(FailingFetches::new(ts.store.clone()));
+    let (activities, orchestrations) = waiting_registries();
+    let options = RuntimeOptions { max_attempts: 3, ..ts.options.clone() };
+    let rt = Runtime::start_with_options(faulty.clone(), activities, orchestrations, options).await;
+    let client = Client::new(faulty.clone());
+    faulty.reject_event_commits.store(true, Ordering::SeqCst);
+    client.start_orchestration("stuck", "WaitThenEcho", "x").await.unwrap();
+    let status = client.wait_for_orchestration("stuck", Duration::from_secs(30)).await.unwrap();
+    rt.shutdown(None).await;
+    match status {
+        OrchestrationStatus::Failed { details } => {
+            assert_eq!(details.category, duroxide::ErrorCategory::Poison, "{details:?}");
+            assert!(details.message.contains("more than max_attempts = 3"), "{}", details.message);
+        }
+        other => panic!("the instance must fail as poison, it ended {other:?}"),
+    }
+}
+
+// A store that refuses a turn's changes for good (invalid input) would refuse every retry:
+// the instance fails at once with the store's reason instead of after max_attempts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_turn_the_store_refuses_fails_the_instance_at_once() {
+    let ts = common::memory_store().await;
+    let faulty = Arc::new(FailingFetches::new(ts.store.clone()));
+    let (activities, orchestrations) = waiting_registries();
+    let options = RuntimeOptions { max_attempts: 50, ..ts.options.clone() };
+    let rt = Runtime::start_with_options(faulty.clone(), activities, orchestrations, options).await;
+    let client = Client::new(faulty.clone());
+    faulty.refuse_activity_commits.store(true, Ordering::SeqCst);
+    client.start_orchestration("refused", "WaitThenEcho", "x").await.unwrap();
+    let status = client.wait_for_orchestration("refused", Duration::from_secs(10)).await.unwrap();
+    rt.shutdown(None).await;
+    match status {
+        OrchestrationStatus::Failed { details } => {
+            assert_eq!(details.category, duroxide::ErrorCategory::Configuration, "{details:?}");
+            assert!(details.message.contains("activity input refused"), "{}", details.message);
+        }
+        other => panic!("the instance must fail, it ended {other:?}"),
+    }
+}
+
+// A started instance whose orchestration no node has registered can still be cancelled:
+// cancelling a never-started instance needs none of its code.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pending_instance_of_an_unregistered_orchestration_can_be_cancelled() {
+    let ts = common::memory_store().await;
+    let rt = common::start_runtime(
+        &ts,
+        ActivityRegistry::builder().build(),
+        OrchestrationRegistry::builder().build(),
+    )
+    .await;
+    let client = Client::new(ts.store.clone());
+    client.start_orchestration("orphan", "NobodyHasMe", "x").await.unwrap();
+    client.cancel_instance("orphan", "not needed").await.unwrap();
+    let status = client.wait_for_orchestration("orphan", Duration::from_secs(10)).await.unwrap();
+    rt.shutdown(None).await;
+    assert_eq!(status, OrchestrationStatus::Cancelled { reason: "not needed".into() });
+}
+
 /// A store whose next `failures` orchestration fetches fail (`usize::MAX`: all fetches,
 /// activity fetches too).
 struct FailingFetches {
     inner: Arc<dyn Provider>,
     failures: AtomicUsize,
+    /// Turn commits that append events fail (as a store would whose history cannot take
+    /// them).
+    reject_event_commits: std::sync::atomic::AtomicBool,
+    /// Turn commits that schedule activities are refused as invalid input (as PostgreSQL
+    /// refuses a NUL byte), a refusal no retry can change.
+    refuse_activity_commits: std::sync::atomic::AtomicBool,
 }
 
 impl FailingFetches {
     fn new(inner: Arc<dyn Provider>) -> Self {
-        FailingFetches { inner, failures: AtomicUsize::new(0) }
+        FailingFetches {
+            inner,
+            failures: AtomicUsize::new(0),
+            reject_event_commits: false.into(),
+            refuse_activity_commits: false.into(),
+        }
     }
 
     fn fail_always(&self) {
@@ -200,6 +351,16 @@ mod failing_fetches {
             self.inner.fetch_orchestration_item(lock_timeout, filter).await
         }
         async fn commit_turn(&self, lock_token: &str, commit: TurnCommit) -> Result<(), ProviderError> {
+            if self.reject_event_commits.load(std::sync::atomic::Ordering::SeqCst)
+                && !commit.new_events.is_empty()
+            {
+                return Err(ProviderError::Storage("injected: the history takes no more events".into()));
+            }
+            if self.refuse_activity_commits.load(std::sync::atomic::Ordering::SeqCst)
+                && !commit.activities.is_empty()
+            {
+                return Err(ProviderError::InvalidInput("injected: activity input refused".into()));
+            }
             self.inner.commit_turn(lock_token, commit).await
         }
         async fn abandon_orchestration_item(
@@ -293,4 +454,32 @@ mod failing_fetches {
             self.inner.notifiers()
         }
     }
+}
+
+// Names and ids the code chooses face the same limits as the client's: a call with one no
+// store could take fails to the code, with the limit named, instead of breaking the commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_and_ids_chosen_by_the_code_are_checked_against_the_limits() {
+    let ts = common::memory_store().await;
+    let orchestrations = OrchestrationRegistry::builder()
+        .register("BadIds", |ctx: OrchestrationContext, _input: String| async move {
+            let activity = ctx.schedule_activity("a".repeat(600), "x").await;
+            let child = ctx.schedule_sub_orchestration_with_id("Child", "c".repeat(2000), "x").await;
+            let nul = ctx.schedule_sub_orchestration_with_id("Child", "bad\0id", "x").await;
+            let messages: Vec<String> =
+                [activity, child, nul].into_iter().map(|r| r.map_or_else(|e| e.message, |ok| ok)).collect();
+            Ok(messages.join("|"))
+        })
+        .build();
+    let rt = common::start_runtime(&ts, ActivityRegistry::builder().build(), orchestrations).await;
+    let client = Client::new(ts.store.clone());
+    client.start_orchestration("bad-ids", "BadIds", "").await.unwrap();
+    let output = common::completed(&client, "bad-ids").await;
+    rt.shutdown(None).await;
+    assert_eq!(
+        output,
+        "activity name is 600 bytes; the limit is 512 bytes|\
+         sub-orchestration instance id is 2000 bytes; the limit is 1024 bytes|\
+         sub-orchestration instance id contains the control character '\\0'"
+    );
 }

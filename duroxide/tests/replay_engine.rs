@@ -498,7 +498,7 @@ fn oversized_activity_input_fails_at_the_call() {
         }
     });
     let mut e = ReplayEngine::new(code, "i1", 1, history(vec![started("")]), 0).unwrap();
-    let r = e.run_turn(vec![], TurnEnv { now_ms: 0, max_payload_bytes: 10 });
+    let r = e.run_turn(vec![], TurnEnv { now_ms: 0, max_payload_bytes: 10, ..Default::default() });
     assert!(r.actions.is_empty());
     assert_eq!(r.outcome, TurnOutcome::Completed("rejected".into()));
 }

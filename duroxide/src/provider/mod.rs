@@ -24,6 +24,64 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Notify, broadcast};
 
+/// Longest instance id, in bytes (UTF-8), that every store accepts.
+///
+/// One limit for all stores, so an id that works on SQLite also works on PostgreSQL, whose
+/// index entries must stay under about 2,700 bytes and whose notifications under 8,000. The
+/// [`Client`](crate::Client) refuses longer ids with
+/// [`ClientError::TooLong`](crate::ClientError::TooLong).
+pub const MAX_INSTANCE_ID_BYTES: usize = 1024;
+
+/// Longest orchestration or activity name, in bytes (UTF-8).
+pub const MAX_NAME_BYTES: usize = 512;
+
+/// Longest external event name, in bytes (UTF-8).
+pub const MAX_EVENT_NAME_BYTES: usize = 512;
+
+/// Checks an identifier (instance id, orchestration, activity or event name) against the
+/// limits every store shares: not empty or only whitespace, at most `limit` bytes, and no
+/// control characters (PostgreSQL cannot store a NUL byte in text). Returns what is wrong.
+pub fn check_identifier(value: &str, limit: usize) -> Result<(), IdentifierProblem> {
+    if value.trim().is_empty() {
+        return Err(IdentifierProblem::Empty);
+    }
+    if value.len() > limit {
+        return Err(IdentifierProblem::TooLong { length: value.len(), limit });
+    }
+    if let Some(c) = value.chars().find(|c| c.is_control()) {
+        return Err(IdentifierProblem::ControlCharacter(c));
+    }
+    Ok(())
+}
+
+/// Why [`check_identifier`] refused a value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdentifierProblem {
+    /// Empty or only whitespace.
+    Empty,
+    /// Longer than the limit.
+    TooLong {
+        /// Its length in bytes.
+        length: usize,
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// Contains a control character (NUL, newline, ...).
+    ControlCharacter(char),
+}
+
+impl std::fmt::Display for IdentifierProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            IdentifierProblem::Empty => write!(f, "is empty"),
+            IdentifierProblem::TooLong { length, limit } => {
+                write!(f, "is {length} bytes; the limit is {limit} bytes")
+            }
+            IdentifierProblem::ControlCharacter(c) => write!(f, "contains the control character {c:?}"),
+        }
+    }
+}
+
 /// A message for an orchestration instance, kept in its queue until a turn consumes it.
 ///
 /// Serialized as JSON with a `type` tag; the names are part of the storage format.
@@ -242,8 +300,16 @@ pub struct OrchestrationItem {
     /// Set when the stored history could not be read (corrupt, or written by a newer
     /// duroxide with unknown event types); `history` is empty then.
     pub history_error: Option<String>,
-    /// Number of events stored for the current execution (also when unreadable).
+    /// The id of the last event stored for the current execution (also when unreadable).
+    /// Event ids run 1..n, so this is the number of events of an intact history; it is
+    /// taken from the ids, so that a new event never reuses a stored id.
     pub history_len: u64,
+    /// A counter the store raises whenever a stored history row of the instance is changed
+    /// or removed (appending events does not raise it; 0 where a store does not keep it).
+    /// A node that holds the instance in memory compares it with the value it saw last, so
+    /// a history changed under it (corruption, a hand edit, a restore) is read and checked
+    /// again instead of trusted.
+    pub history_rev: u64,
     /// The locked messages, oldest first.
     pub messages: Vec<OrchestratorMessage>,
     /// How many times these messages have been fetched, this time included.
@@ -283,7 +349,9 @@ pub struct WorkerIdentity {
     pub worker_id: String,
     /// How long a claimed session stays with this worker without renewal.
     pub session_lease: Duration,
-    /// Most sessions this worker holds at once; work of further sessions is left to others.
+    /// Most sessions with work (queued or running) this worker holds at once; work of
+    /// further sessions is left to others. Idle sessions it still holds (until the idle
+    /// timeout releases them) do not count, so they never keep it from new sessions.
     pub max_sessions: u32,
 }
 
@@ -509,6 +577,10 @@ pub enum ProviderError {
     /// The provider was configured wrongly (bad URL, bad option).
     #[error("invalid configuration: {0}")]
     Configuration(String),
+    /// The store refused the data itself (a NUL byte PostgreSQL cannot store, a value too
+    /// large for an index or a column). Permanent: retrying the same write fails again.
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
 }
 
 impl ProviderError {
@@ -544,6 +616,17 @@ impl Finished {
     /// A notice without the record (relayed from another process).
     pub fn id_only(instance: impl Into<String>) -> Self {
         Self { instance: instance.into(), record: None }
+    }
+
+    /// A notice that some instance finished, which one unknown (relayed from another
+    /// process that could not name it); every waiter should read the store again.
+    pub fn unknown() -> Self {
+        Self { instance: String::new(), record: None }
+    }
+
+    /// Whether this notice may be about `instance` (it names it, or names none).
+    pub fn concerns(&self, instance: &str) -> bool {
+        self.instance.is_empty() || self.instance == instance
     }
 }
 

@@ -88,8 +88,17 @@ impl Drop for PostgresProvider {
     }
 }
 
+/// Classifies a database failure: the data itself refused (class 22 "data exception", such
+/// as a NUL byte in text; class 54 "program limit exceeded", such as an index row too
+/// large; a value that cannot be encoded) is [`ProviderError::InvalidInput`], permanent;
+/// anything else is [`ProviderError::Storage`], which retrying may fix.
 fn storage(e: sqlx::Error) -> ProviderError {
-    ProviderError::Storage(e.to_string())
+    let invalid = match &e {
+        sqlx::Error::Database(db) => db.code().is_some_and(|c| c.starts_with("22") || c.starts_with("54")),
+        sqlx::Error::Encode(_) => true,
+        _ => false,
+    };
+    if invalid { ProviderError::InvalidInput(e.to_string()) } else { ProviderError::Storage(e.to_string()) }
 }
 
 fn ms(v: u64) -> i64 {
@@ -250,7 +259,7 @@ struct Locked {
 
 impl Locked {
     fn from_row(r: &PgRow) -> Result<Self, ProviderError> {
-        let record = record_from_row(r)?;
+        let (record, bad_state) = locked_record_from_row(r)?;
         let ids: Vec<i64> = r.try_get("message_ids").map_err(storage)?;
         let data: Vec<String> = r.try_get("messages").map_err(storage)?;
         let mut messages = Vec::with_capacity(data.len());
@@ -267,8 +276,9 @@ impl Locked {
                 lock_token: r.try_get("lock_token").map_err(storage)?,
                 record,
                 history: Vec::new(),
-                history_error: unreadable,
+                history_error: unreadable.or(bad_state),
                 history_len: 0,
+                history_rev: r.try_get::<i64, _>("history_rev").map_err(storage)?.max(0) as u64,
                 messages,
                 attempt: r.try_get::<i32, _>("attempt").map_err(storage)?.max(0) as u32,
             },
@@ -355,7 +365,8 @@ const FETCH_WORK_SQL: &str = "WITH gone AS (DELETE FROM worker_queue WHERE cance
        WHERE w.session_id IS NOT NULL AND w.visible_at <= $2 AND (w.lock_token IS NULL OR w.locked_until <= $2) \
          AND NOT w.cancel_requested AND ((s.worker_id = $1 AND s.locked_until > $2) \
            OR ((s.session_id IS NULL OR s.locked_until <= $2) \
-               AND (SELECT COUNT(*) FROM sessions h WHERE h.worker_id = $1 AND h.locked_until > $2) < $3))), \
+               AND (SELECT COUNT(*) FROM sessions h WHERE h.worker_id = $1 AND h.locked_until > $2 \
+                    AND EXISTS (SELECT 1 FROM worker_queue b WHERE b.session_id = h.session_id)) < $3))), \
      head AS (SELECT w.id FROM worker_queue w \
        WHERE w.session_id IS NULL AND w.visible_at <= $2 AND (w.lock_token IS NULL OR w.locked_until <= $2) \
          AND NOT w.cancel_requested AND w.id < COALESCE((SELECT id FROM bound), 9223372036854775807) \
@@ -386,14 +397,27 @@ fn work_item_from_row(
 }
 
 fn record_from_row(r: &PgRow) -> Result<InstanceRecord, ProviderError> {
+    let (record, bad_state) = locked_record_from_row(r)?;
+    match bad_state {
+        Some(why) => Err(ProviderError::Corrupt(why)),
+        None => Ok(record),
+    }
+}
+
+/// The record of an instance a fetch locked. An unknown state string does not fail the
+/// fetch (that would stall every other instance): the record says `Running` and the
+/// returned problem becomes the item's `history_error`, so the runtime fails the instance
+/// after `max_attempts`, which rewrites the state.
+fn locked_record_from_row(r: &PgRow) -> Result<(InstanceRecord, Option<String>), ProviderError> {
     let state: String = r.try_get("state").map_err(storage)?;
-    Ok(InstanceRecord {
+    let parsed = InstanceState::parse(&state);
+    let bad_state = parsed.is_none().then(|| format!("unknown instance state '{state}'"));
+    let record = InstanceRecord {
         instance: r.try_get("instance_id").map_err(storage)?,
         name: r.try_get("name").map_err(storage)?,
         version: r.try_get("version").map_err(storage)?,
         execution_id: r.try_get::<i64, _>("execution_id").map_err(storage)? as u64,
-        state: InstanceState::parse(&state)
-            .ok_or_else(|| ProviderError::Corrupt(format!("unknown instance state '{state}'")))?,
+        state: parsed.unwrap_or(InstanceState::Running),
         output: r.try_get("output").map_err(storage)?,
         error: parse_details(r.try_get("error").map_err(storage)?),
         custom_status: r.try_get("custom_status").map_err(storage)?,
@@ -402,13 +426,15 @@ fn record_from_row(r: &PgRow) -> Result<InstanceRecord, ProviderError> {
         status_note: r.try_get("status_note").map_err(storage)?,
         created_at_ms: r.try_get::<i64, _>("created_at").map_err(storage)? as u64,
         updated_at_ms: r.try_get::<i64, _>("updated_at").map_err(storage)? as u64,
-    })
+    };
+    Ok((record, bad_state))
 }
 
-/// The events of one execution's history rows `(event_id, data)`, in order, and the number
-/// of rows; no events and why when a row is unreadable.
+/// The events of one execution's history rows `(event_id, data)`, in order, and the last
+/// event id (a position from the ids, never a row count: with a row missing, the count
+/// would point at an id that is taken); no events and why when a row is unreadable.
 fn parse_history(rows: Vec<(i64, String)>, execution_id: u64) -> (Vec<Event>, Option<String>, u64) {
-    let len = rows.len() as u64;
+    let len = rows.last().map_or(0, |(id, _)| *id as u64);
     let mut events = Vec::with_capacity(rows.len());
     for (id, data) in rows {
         match serde_json::from_str::<Event>(&data) {
@@ -428,12 +454,23 @@ fn orchestrator_wake(visible_at_ms: Option<u64>) -> String {
     }
 }
 
+/// The notification that `instance` finished: `f:<instance>` when the id is within
+/// [`MAX_INSTANCE_ID_BYTES`], else `f` (some instance finished). PostgreSQL refuses payloads
+/// of 8,000 bytes or more and the refusal would fail the whole commit, so the payload never
+/// carries an unbounded id (ids that bypassed the client's check stay committable).
+fn finished_wake(instance: &str) -> String {
+    if instance.len() <= MAX_INSTANCE_ID_BYTES { format!("f:{instance}") } else { "f".to_string() }
+}
+
 /// What a notification asks this process to do.
 fn handle_notification(notifiers: &Arc<Notifiers>, payload: &str) {
     match payload.split_once(':') {
         Some(("o", at)) => notifiers.wake_orchestrator_at(at.parse().ok()),
         Some(("f", instance)) => {
             let _ = notifiers.finished.send(Finished::id_only(instance));
+        }
+        _ if payload == "f" => {
+            let _ = notifiers.finished.send(Finished::unknown());
         }
         _ if payload == "w" => notifiers.worker.notify_waiters(),
         _ => notifiers.orchestrator.notify_waiters(),
@@ -706,13 +743,15 @@ impl PostgresProvider {
             .execute(&mut *tx)
             .await
             .map_err(storage)?;
-        let held: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM sessions WHERE worker_id = $1 AND locked_until > $2")
-                .bind(&worker.worker_id)
-                .bind(ms(now))
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(storage)?;
+        let held: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM sessions h WHERE h.worker_id = $1 AND h.locked_until > $2 \
+                 AND EXISTS (SELECT 1 FROM worker_queue b WHERE b.session_id = h.session_id)",
+        )
+        .bind(&worker.worker_id)
+        .bind(ms(now))
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(storage)?;
         let can_claim = held < i64::from(worker.max_sessions);
         // Runnable: no session; or a session this worker holds; or (if it may claim more) a
         // session nobody holds or whose lease expired.
@@ -1280,7 +1319,7 @@ impl Provider for PostgresProvider {
             wake_ups.push("w".to_string());
         }
         if commit.update.state.is_terminal() {
-            wake_ups.push(format!("f:{instance}"));
+            wake_ups.push(finished_wake(&instance));
         }
         self.notify_all(&mut tx, &wake_ups).await?;
         tx.commit().await.map_err(storage)?;
@@ -1606,18 +1645,23 @@ impl Provider for PostgresProvider {
         .fetch_all(&self.pool)
         .await
         .map_err(storage)?;
-        rows.into_iter()
-            .map(|r| {
-                let state: String = r.try_get("state").map_err(storage)?;
-                Ok(VersionCount {
-                    name: r.try_get("name").map_err(storage)?,
-                    version: r.try_get("version").map_err(storage)?,
-                    state: InstanceState::parse(&state)
-                        .ok_or_else(|| ProviderError::Corrupt(format!("unknown instance state '{state}'")))?,
-                    count: r.try_get::<i64, _>("n").map_err(storage)? as u64,
-                })
-            })
-            .collect()
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let state: String = r.try_get("state").map_err(storage)?;
+            let name: String = r.try_get("name").map_err(storage)?;
+            // A corrupt row must not hide everyone else's counts: skip it, loudly.
+            let Some(state) = InstanceState::parse(&state) else {
+                tracing::warn!(orchestration = %name, "instances with unknown state '{state}' left out of the counts");
+                continue;
+            };
+            out.push(VersionCount {
+                name,
+                version: r.try_get("version").map_err(storage)?,
+                state,
+                count: r.try_get::<i64, _>("n").map_err(storage)? as u64,
+            });
+        }
+        Ok(out)
     }
 
     async fn export_instance(&self, instance: &str) -> Result<InstanceSnapshot, ProviderError> {
@@ -1829,6 +1873,10 @@ mod tests {
         let mut rx = n.finished.subscribe();
         handle_notification(&n, "f:inst-1");
         assert_eq!(rx.try_recv().unwrap(), Finished::id_only("inst-1"));
+        handle_notification(&n, "f");
+        assert!(rx.try_recv().unwrap().concerns("any"));
+        assert_eq!(finished_wake("inst-1"), "f:inst-1");
+        assert_eq!(finished_wake(&"x".repeat(8000)), "f");
         handle_notification(&n, "w");
         handle_notification(&n, "o");
     }

@@ -190,8 +190,27 @@ impl std::fmt::Debug for SqliteProvider {
     }
 }
 
+/// Classifies a database failure: a value SQLite refuses as too big (`SQLITE_TOOBIG`) or
+/// cannot encode is [`ProviderError::InvalidInput`], permanent; anything else is
+/// [`ProviderError::Storage`], which retrying may fix.
 fn storage(e: sqlx::Error) -> ProviderError {
-    ProviderError::Storage(e.to_string())
+    let invalid = match &e {
+        sqlx::Error::Database(db) => db.code().is_some_and(|c| c == "18"),
+        sqlx::Error::Encode(_) => true,
+        _ => false,
+    };
+    if invalid { ProviderError::InvalidInput(e.to_string()) } else { ProviderError::Storage(e.to_string()) }
+}
+
+/// Whether `url` names an in-memory database (`sqlite::memory:`, `sqlite://:memory:`, or
+/// `mode=memory` among the query parameters), and whether it names no database at all (an
+/// empty path that is not in memory: SQLite would give every pooled connection its own
+/// private temporary database, so writes through one would be invisible to the others).
+fn classify_url(url: &str) -> (bool, bool) {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
+    let (path, params) = rest.split_once('?').unwrap_or((rest, ""));
+    let memory = path == ":memory:" || params.split('&').any(|p| p == "mode=memory");
+    (memory, !memory && path.trim().is_empty())
 }
 
 fn ms(v: u64) -> i64 {
@@ -214,6 +233,11 @@ impl SqliteProvider {
     /// Opens `url` (`sqlite:path`, `sqlite://path`, or `sqlite::memory:`), creating the file
     /// if missing and applying migrations.
     ///
+    /// A URL without a database path (`""`, `sqlite:`, `sqlite://`, `sqlite:?mode=rwc`) or
+    /// with another scheme is a [`ProviderError::Configuration`]. In-memory forms
+    /// (`sqlite::memory:`, `sqlite://:memory:`, `sqlite:name?mode=memory`) give one database
+    /// for the store, served by a single connection.
+    ///
     /// ```no_run
     /// # async fn demo() -> Result<(), duroxide::ProviderError> {
     /// use duroxide::SqliteProvider;
@@ -222,7 +246,13 @@ impl SqliteProvider {
     /// ```
     pub async fn new(url: &str, options: Option<SqliteOptions>) -> Result<Self, ProviderError> {
         let options = options.unwrap_or_default();
-        let memory = url.contains(":memory:") || url.contains("mode=memory");
+        let scheme_ok = url.starts_with("sqlite:") || !url.contains("://");
+        let (memory, no_database) = classify_url(url);
+        if !scheme_ok || no_database {
+            return Err(ProviderError::Configuration(format!(
+                "bad SQLite URL '{url}': expected sqlite:<path> or sqlite::memory:"
+            )));
+        }
         let mut connect = SqliteConnectOptions::from_str(url)
             .map_err(|e| ProviderError::Configuration(format!("bad SQLite URL '{url}': {e}")))?
             .create_if_missing(true)
@@ -400,7 +430,7 @@ impl SqliteProvider {
             }
         }
         q.push(" LIMIT ").push_bind(max.max(1) as i64);
-        q.push(format!(") RETURNING 'i' AS tag, lock_token, {INSTANCE_COLUMNS}"));
+        q.push(format!(") RETURNING 'i' AS tag, lock_token, history_rev, {INSTANCE_COLUMNS}"));
         // The instances just locked are those whose token starts with the batch's.
         let q = batch.stmt(
             "UPDATE orchestrator_queue SET attempt_count = attempt_count + 1, lock_token = \
@@ -436,7 +466,13 @@ impl SqliteProvider {
             let tag: String = r.try_get("tag").map_err(storage)?;
             match tag.as_str() {
                 "i" => {
-                    locked.push((r.try_get::<String, _>("lock_token").map_err(storage)?, record_from_row(r)?))
+                    let (record, bad_state) = locked_record_from_row(r)?;
+                    locked.push((
+                        r.try_get::<String, _>("lock_token").map_err(storage)?,
+                        r.try_get::<i64, _>("history_rev").map_err(storage)? as u64,
+                        record,
+                        bad_state,
+                    ))
                 }
                 "q" => {
                     let instance: String = r.try_get("instance_id").map_err(storage)?;
@@ -453,7 +489,7 @@ impl SqliteProvider {
             }
         }
         let mut items = Vec::with_capacity(locked.len());
-        for (lock_token, record) in locked {
+        for (lock_token, history_rev, record, bad_state) in locked {
             let instance = record.instance.clone();
             // RETURNING has no order: by id, the enqueue order.
             let mut rows = messages.remove(&instance).unwrap_or_default();
@@ -488,8 +524,9 @@ impl SqliteProvider {
                     lock_token,
                     record,
                     history,
-                    history_error: history_error.or(unreadable),
+                    history_error: history_error.or(unreadable).or(bad_state),
                     history_len,
+                    history_rev,
                     messages: queued,
                     attempt,
                 },
@@ -586,7 +623,12 @@ impl SqliteProvider {
         .fetch_all(&mut *conn)
         .await
         .map_err(storage)?;
-        let len = rows.len() as u64;
+        // The last event id, never a row count: with a row missing, the count would point at
+        // an id that is taken.
+        let len = match rows.last() {
+            Some(r) => r.try_get::<i64, _>("event_id").map_err(storage)? as u64,
+            None => 0,
+        };
         let mut events = Vec::with_capacity(rows.len());
         for r in rows {
             let data: String = r.try_get("data").map_err(storage)?;
@@ -811,7 +853,7 @@ impl Provider for SqliteProvider {
         }
         write_tx!(self.conns, _w, tx, BEGIN_LIGHT);
         // Runnable: no session; or a session this worker holds; or, if it holds fewer than
-        // `max_sessions`, a session nobody holds or whose lease expired. Work cancelled by its
+        // `max_sessions` sessions with work, a session nobody holds or whose lease expired. Work cancelled by its
         // orchestration is never handed out (renew_sessions deletes it once unlocked). One
         // statement: fetching is on every activity's path.
         let row = sqlx::query(
@@ -824,7 +866,8 @@ impl Provider for SqliteProvider {
                w.session_id IS NULL \
                OR (s.worker_id = ?1 AND s.locked_until > ?2) \
                OR ((s.session_id IS NULL OR s.locked_until <= ?2) AND \
-                   (SELECT COUNT(*) FROM sessions h WHERE h.worker_id = ?1 AND h.locked_until > ?2) < ?3)) \
+                   (SELECT COUNT(*) FROM sessions h WHERE h.worker_id = ?1 AND h.locked_until > ?2 \
+                    AND EXISTS (SELECT 1 FROM worker_queue b WHERE b.session_id = h.session_id)) < ?3)) \
              ORDER BY w.id LIMIT 1",
         )
         .bind(&worker.worker_id)
@@ -1062,18 +1105,23 @@ impl Provider for SqliteProvider {
         .fetch_all(&mut *self.conns.reader().await?)
         .await
         .map_err(storage)?;
-        rows.into_iter()
-            .map(|r| {
-                let state: String = r.try_get("state").map_err(storage)?;
-                Ok(VersionCount {
-                    name: r.try_get("name").map_err(storage)?,
-                    version: r.try_get("version").map_err(storage)?,
-                    state: InstanceState::parse(&state)
-                        .ok_or_else(|| ProviderError::Corrupt(format!("unknown instance state '{state}'")))?,
-                    count: r.try_get::<i64, _>("n").map_err(storage)? as u64,
-                })
-            })
-            .collect()
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let state: String = r.try_get("state").map_err(storage)?;
+            let name: String = r.try_get("name").map_err(storage)?;
+            // A corrupt row must not hide everyone else's counts: skip it, loudly.
+            let Some(state) = InstanceState::parse(&state) else {
+                tracing::warn!(orchestration = %name, "instances with unknown state '{state}' left out of the counts");
+                continue;
+            };
+            out.push(VersionCount {
+                name,
+                version: r.try_get("version").map_err(storage)?,
+                state,
+                count: r.try_get::<i64, _>("n").map_err(storage)? as u64,
+            });
+        }
+        Ok(out)
     }
 
     async fn export_instance(&self, instance: &str) -> Result<InstanceSnapshot, ProviderError> {
@@ -1818,14 +1866,29 @@ fn work_item_from_row(
 }
 
 fn record_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<InstanceRecord, ProviderError> {
+    let (record, bad_state) = locked_record_from_row(r)?;
+    match bad_state {
+        Some(why) => Err(ProviderError::Corrupt(why)),
+        None => Ok(record),
+    }
+}
+
+/// The record of an instance a fetch locked. An unknown state string does not fail the
+/// fetch (that would stall every other instance): the record says `Running` and the
+/// returned problem becomes the item's `history_error`, so the runtime fails the instance
+/// after `max_attempts`, which rewrites the state.
+fn locked_record_from_row(
+    r: &sqlx::sqlite::SqliteRow,
+) -> Result<(InstanceRecord, Option<String>), ProviderError> {
     let state: String = r.try_get("state").map_err(storage)?;
-    Ok(InstanceRecord {
+    let parsed = InstanceState::parse(&state);
+    let bad_state = parsed.is_none().then(|| format!("unknown instance state '{state}'"));
+    let record = InstanceRecord {
         instance: r.try_get("instance_id").map_err(storage)?,
         name: r.try_get("name").map_err(storage)?,
         version: r.try_get("version").map_err(storage)?,
         execution_id: r.try_get::<i64, _>("execution_id").map_err(storage)? as u64,
-        state: InstanceState::parse(&state)
-            .ok_or_else(|| ProviderError::Corrupt(format!("unknown instance state '{state}'")))?,
+        state: parsed.unwrap_or(InstanceState::Running),
         output: r.try_get("output").map_err(storage)?,
         error: parse_details(r.try_get("error").map_err(storage)?),
         custom_status: r.try_get("custom_status").map_err(storage)?,
@@ -1834,7 +1897,8 @@ fn record_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<InstanceRecord, Provid
         status_note: r.try_get("status_note").map_err(storage)?,
         created_at_ms: r.try_get::<i64, _>("created_at").map_err(storage)? as u64,
         updated_at_ms: r.try_get::<i64, _>("updated_at").map_err(storage)? as u64,
-    })
+    };
+    Ok((record, bad_state))
 }
 
 /// `FROM … WHERE …` for instances with a visible message that nobody holds (or whose lock

@@ -59,6 +59,13 @@ pub trait ProviderFactory: Send + Sync + 'static {
         false
     }
 
+    /// Overwrites the stored state string of `instance` with `state` verbatim (to test how
+    /// a corrupt instance row is isolated). Return `false` when the store cannot do this;
+    /// the tests that need it then pass without checking.
+    async fn set_raw_instance_state(&self, _instance: &str, _state: &str) -> bool {
+        false
+    }
+
     /// Called after each test (also when it failed), e.g. to drop a database schema.
     async fn teardown(&self) {}
 
@@ -298,6 +305,7 @@ macro_rules! __duroxide_validation_list {
             session_work_stays_with_its_worker,
             session_taken_over_after_lease_expiry,
             max_sessions_caps_claims,
+            idle_sessions_do_not_count_against_the_cap,
             renew_sessions_extends_leases,
             renew_sessions_releases_idle_sessions,
             renew_sessions_keeps_busy_sessions,
@@ -349,6 +357,8 @@ macro_rules! __duroxide_validation_list {
             unreadable_history_sets_history_error,
             unreadable_history_read_is_corrupt,
             unknown_event_type_sets_history_error,
+            corrupt_instance_state_is_isolated,
+            identifiers_at_the_limits_work,
             // concurrency
             concurrent_fetches_lock_instance_once,
             concurrent_fetches_take_each_instance_once,
@@ -1692,6 +1702,27 @@ pub async fn max_sessions_caps_claims(f: Factory) {
     assert_eq!(b.session_id.as_deref(), Some("b"));
 }
 
+/// A session a worker still holds but has no work for does not count against its cap: a
+/// worker with a cap of 1 whose session went idle claims the next session at once instead
+/// of waiting for the idle timeout, and keeps the idle one (its next work comes back to it).
+pub async fn idle_sessions_do_not_count_against_the_cap(f: Factory) {
+    let p = f.create_provider().await;
+    with_session_activities(&p, "s", &[(2, Some("a"))]).await;
+    with_session_activities(&p, "t", &[(2, Some("b"))]).await;
+    with_session_activities(&p, "u", &[(2, Some("c"))]).await;
+    let w1 = WorkerIdentity { max_sessions: 1, ..worker("w1") };
+    let a = fetch_as(&p, &w1).await.expect("w1 claims a");
+    assert_eq!(a.session_id.as_deref(), Some("a"));
+    p.complete_work_item(&a.lock_token, completion("s", 2, "done")).await.unwrap();
+    let b = fetch_as(&p, &w1).await.expect("an idle session does not block a new claim");
+    assert_eq!(b.session_id.as_deref(), Some("b"));
+    assert!(b.session_claimed);
+    // Busy with b, w1 is at its cap: the third session is left to others.
+    assert!(fetch_as(&p, &w1).await.is_none(), "w1 is at its cap while b runs");
+    let c = fetch_as(&p, &worker("w2")).await.expect("w2 claims c");
+    assert_eq!(c.session_id.as_deref(), Some("c"));
+}
+
 /// `renew_sessions` keeps a worker's sessions past their original lease.
 pub async fn renew_sessions_extends_leases(f: Factory) {
     let p = f.create_provider().await;
@@ -2608,6 +2639,76 @@ pub async fn unreadable_history_sets_history_error(f: Factory) {
     assert!(item.history.is_empty(), "history must be empty when unreadable");
     assert_eq!(item.history_len, 2, "history_len counts stored events");
     assert_eq!(names(&item.messages), vec!["e"]);
+}
+
+/// An instance row with an unknown state fails neither a batch fetch (it comes with
+/// `history_error`, so the runtime fails it) nor the counts; only reading that instance's
+/// record is `Corrupt`.
+pub async fn corrupt_instance_state_is_isolated(f: Factory) {
+    let p = f.create_provider().await;
+    create(&p, "bad").await;
+    create(&p, "good").await;
+    if !f.set_raw_instance_state("bad", "NotAState").await {
+        return;
+    }
+    let counts = p.count_instances_by_version().await.expect("counts despite the corrupt row");
+    assert_eq!(counts.iter().map(|c| c.count).sum::<u64>(), 1, "{counts:?}");
+    assert!(matches!(p.get_instance("bad").await, Err(ProviderError::Corrupt(_))));
+    assert!(p.get_instance("good").await.unwrap().is_some());
+    let items = p.fetch_orchestration_items_cached(LOCK, &all(), &|_| None, 10).await.expect("fetch");
+    let bad = items.iter().find(|i| i.instance == "bad").expect("the corrupt instance is fetched");
+    assert!(bad.history_error.as_deref().unwrap_or("").contains("NotAState"), "{:?}", bad.history_error);
+    let good = match items.iter().find(|i| i.instance == "good") {
+        Some(item) => item.clone(),
+        None => fetch_some(&p, "good").await,
+    };
+    assert!(good.history_error.is_none());
+    // Failing the corrupt instance rewrites its state.
+    p.commit_turn(&bad.lock_token, turn(1, vec![started("input")], InstanceState::Failed)).await.unwrap();
+    assert_eq!(p.get_instance("bad").await.unwrap().unwrap().state, InstanceState::Failed);
+}
+
+/// Ids and names at the shared limits ([`MAX_INSTANCE_ID_BYTES`], [`MAX_NAME_BYTES`],
+/// [`MAX_EVENT_NAME_BYTES`]), of text that does not compress, are stored, fetched and
+/// finished like any other (every index and notification of the store holds them).
+pub async fn identifiers_at_the_limits_work(f: Factory) {
+    let p = f.create_provider().await;
+    let text = |len: usize| {
+        let mut s = String::new();
+        while s.len() < len {
+            s.push_str(&uuid::Uuid::new_v4().simple().to_string());
+        }
+        s.truncate(len);
+        s
+    };
+    let (id, name, event) = (text(MAX_INSTANCE_ID_BYTES), text(MAX_NAME_BYTES), text(MAX_EVENT_NAME_BYTES));
+    p.create_instance(&id, &name, None, "in").await.expect("create at the limits");
+    p.enqueue_message(external(&id, &event, "x")).await.expect("event at the limit");
+    let item = fetch_some(&p, &id).await;
+    assert_eq!(item.record.name, name);
+    assert_eq!(names(&item.messages), vec!["StartOrchestration".to_string(), event.clone()]);
+    let mut c = turn(1, vec![started("in")], InstanceState::Running);
+    c.activities.push(work(&id, 1, 2, &text(MAX_NAME_BYTES), "a"));
+    c.messages.push(OutboundMessage {
+        instance: text(MAX_INSTANCE_ID_BYTES),
+        message: OrchestratorMessage::StartOrchestration {
+            name: name.clone(),
+            version: None,
+            input: String::new(),
+            parent: None,
+        },
+        visible_at_ms: None,
+    });
+    p.commit_turn(&item.lock_token, c).await.expect("commit at the limits");
+    let w = fetch_work(&p, LOCK).await.expect("activity at the limits");
+    p.complete_work_item(&w.lock_token, completion(&id, 2, "r")).await.unwrap();
+    // The child started by the turn is queued too: take both, finish ours.
+    let items = p.fetch_orchestration_items_cached(LOCK, &all(), &|_| None, 10).await.unwrap();
+    let item = items.into_iter().find(|i| i.instance == id).expect("completion visible");
+    p.commit_turn(&item.lock_token, turn(1, Vec::new(), InstanceState::Completed))
+        .await
+        .expect("final commit");
+    assert_eq!(p.get_instance(&id).await.unwrap().unwrap().state, InstanceState::Completed);
 }
 
 /// Reading unreadable history gives `ProviderError::Corrupt`.

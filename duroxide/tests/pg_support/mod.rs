@@ -117,6 +117,19 @@ impl ProviderFactory for PgFactory {
         true
     }
 
+    async fn set_raw_instance_state(&self, instance: &str, state: &str) -> bool {
+        let schema = self.last_schema();
+        let mut conn = PgConnection::connect(self.url()).await.expect("connect");
+        let sql = format!("UPDATE \"{schema}\".instances SET state = $1 WHERE instance_id = $2");
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(state)
+            .bind(instance)
+            .execute(&mut conn)
+            .await
+            .expect("overwrite instance state");
+        true
+    }
+
     async fn teardown(&self) {
         let schemas = std::mem::take(&mut *self.schemas.lock().unwrap());
         for s in schemas {

@@ -7,12 +7,18 @@
 //!   of real instances (e.g. with [`crate::Client::read_execution_history`] and
 //!   [`crate::history::to_json`]), keep them as fixtures, and replay them in CI so a change
 //!   that would break running instances fails a test instead of production.
+//! - [`faults`] wraps any store in a [`FaultyProvider`] that injects seeded failures,
+//!   delays and lost locks, to test that the runtime (or your own store) survives them.
 
 use crate::history::{ErrorDetails, Event, EventKind};
 use crate::registry::{ActivityRegistry, OrchestrationRegistry};
 use crate::replay::{ReplayEngine, TurnEnv, TurnOutcome};
 use std::sync::Arc;
 use std::time::Duration;
+
+pub mod faults;
+
+pub use faults::{FaultConfig, FaultyProvider};
 
 /// Why a recorded history does not replay against the current code.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
