@@ -936,6 +936,15 @@ async fn prepare_engine(
     let persisted_len = history.len();
     let mut exec = item.record.execution_id;
     if history.is_empty() {
+        // Never started and already cancelled: it ends here, without its code (which no
+        // node may have) and without waiting for its start message (held back while no
+        // node could run it, it may not be in this batch).
+        if exec == 0
+            && let Some(reason) = cancel_reason(item)
+        {
+            fail_without_replay(inner, item, ErrorDetails::cancelled(reason)).await;
+            return None;
+        }
         let start = item.messages.iter().find_map(|m| match m {
             OrchestratorMessage::StartOrchestration { name, version, input, parent } if exec == 0 => {
                 Some((1, name.clone(), version.clone(), input.clone(), parent.clone()))
@@ -948,19 +957,18 @@ async fn prepare_engine(
             _ => None,
         });
         let Some((e, name, version, input, parent)) = start else {
+            // The start message is queued but held back (no node could run it yet): the
+            // other messages wait for it. Not counted toward poison, as for the start
+            // itself: the instance is not at fault.
             let note = Some("messages arrived before the instance's start message".to_string());
-            let delay = Some(backoff(item.attempt, opts));
-            let _ = inner.store.abandon_orchestration_item(&item.lock_token, delay, note, true).await;
+            let delay = Some(opts.max_unregistered_backoff);
+            let _ = inner.store.abandon_orchestration_item(&item.lock_token, delay, note, false).await;
             return None;
         };
         let resolved = match inner.orchestrations.resolve(&name, version.as_deref()) {
             Ok((v, _)) => v,
             Err(err) => {
-                match cancel_reason(item) {
-                    // Never started and already cancelled: cancelling needs none of its code.
-                    Some(reason) => fail_without_replay(inner, item, ErrorDetails::cancelled(reason)).await,
-                    None => not_runnable_here(inner, item, err.to_string()).await,
-                }
+                not_runnable_here(inner, item, err.to_string()).await;
                 return None;
             }
         };

@@ -483,3 +483,41 @@ async fn names_and_ids_chosen_by_the_code_are_checked_against_the_limits() {
          sub-orchestration instance id contains the control character '\\0'"
     );
 }
+
+// An event raised to an instance whose orchestration no node has yet: the event is fetched
+// without the held-back start message, and must wait for it, not count toward poison. Once
+// a node with the code comes up, the instance runs and receives the event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_for_an_instance_waiting_for_its_code_does_not_poison_it() {
+    let ts = common::memory_store().await;
+    let options = RuntimeOptions { max_attempts: 3, ..ts.options.clone() };
+    let without_code = Runtime::start_with_options(
+        ts.store.clone(),
+        ActivityRegistry::builder().build(),
+        OrchestrationRegistry::builder().build(),
+        options.clone(),
+    )
+    .await;
+    let client = Client::new(ts.store.clone());
+    client.start_orchestration("early", "Later", "").await.unwrap();
+    client.raise_event("early", "Go", "went").await.unwrap();
+    // Many fetches of the event alone (the start is held back up to 200 ms at a time).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let status = client.get_orchestration_status("early").await.unwrap();
+    assert!(!status.is_terminal(), "the instance must still wait for its code: {status:?}");
+    without_code.shutdown(None).await;
+    let orchestrations = OrchestrationRegistry::builder()
+        .register("Later", |ctx: OrchestrationContext, _input: String| async move {
+            Ok(ctx.schedule_wait("Go").await)
+        })
+        .build();
+    let with_code = Runtime::start_with_options(
+        ts.store.clone(),
+        ActivityRegistry::builder().build(),
+        orchestrations,
+        options,
+    )
+    .await;
+    assert_eq!(common::completed(&client, "early").await, "went");
+    with_code.shutdown(None).await;
+}
