@@ -22,6 +22,10 @@ fn session_activities(tag: &'static str, log: Log) -> ActivityRegistry {
                 let session = ctx.session_id().unwrap_or("none").to_string();
                 log.lock().unwrap().push((session, tag.to_string(), ctx.is_new_session()));
                 // Session state: the conversation so far, on this worker.
+                if input == "slow" {
+                    // Keeps the session busy (work in flight) for a while.
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                }
                 let turns = ctx.session_state::<Mutex<Vec<String>>>().ok_or("no session")?;
                 let mut turns = turns.lock().unwrap();
                 turns.push(input);
@@ -41,6 +45,12 @@ fn chat_orchestrations() -> OrchestrationRegistry {
                     .await?;
             }
             Ok(last)
+        })
+        .register("ChatSlow", |ctx: OrchestrationContext, session: String| async move {
+            let first = ctx.schedule_activity_on_session("Remember", "slow", session.as_str()).await?;
+            let go = ctx.schedule_wait("Go").await;
+            let second = ctx.schedule_activity_on_session("Remember", go, session.as_str()).await?;
+            Ok(format!("{first}|{second}"))
         })
         .register("ChatWait", |ctx: OrchestrationContext, session: String| async move {
             let first = ctx.schedule_activity_on_session("Remember", "a", session.as_str()).await?;
@@ -170,8 +180,10 @@ async fn session_cap_leaves_other_sessions_to_other_workers() {
     let a = worker(&ts.url, "A", &log, capped.clone()).await;
     let b = worker(&ts.url, "B", &log, capped).await;
     let client = Client::new(ts.store.clone());
-    client.start_orchestration("c0", "ChatWait", "s0").await.unwrap();
-    client.start_orchestration("c1", "ChatWait", "s1").await.unwrap();
+    // Both sessions have work in flight at once (slow first activities): a worker busy with
+    // one session leaves the other to the other worker.
+    client.start_orchestration("c0", "ChatSlow", "s0").await.unwrap();
+    client.start_orchestration("c1", "ChatSlow", "s1").await.unwrap();
     for _ in 0..500 {
         if log.lock().unwrap().len() >= 2 {
             break;
