@@ -178,7 +178,8 @@ pub struct InstanceUpdate {
     pub custom_status: Option<Option<String>>,
 }
 
-/// Everything one turn changes, committed atomically by [`Provider::commit_turn`].
+/// Everything one turn changes, committed atomically by
+/// [`Provider::commit_turn`](super::Provider::commit_turn).
 #[derive(Debug, Clone, PartialEq)]
 pub struct TurnCommit {
     /// The execution the events belong to.
@@ -204,7 +205,9 @@ pub struct TurnCommit {
     pub messages: Vec<OutboundMessage>,
 }
 
-/// Which instances [`Provider::complete_work_items_and_lock`] may lock for the caller.
+/// Which instances
+/// [`Provider::complete_work_items_and_lock`](super::Provider::complete_work_items_and_lock)
+/// may lock for the caller.
 pub struct LockAfterComplete<'a> {
     /// Most instances to lock.
     pub max_instances: usize,
@@ -273,7 +276,8 @@ pub fn version_key(v: &semver::Version) -> i64 {
 }
 
 /// Everything a store holds about one instance, for moving it to another store
-/// ([`Provider::export_instance`], [`Provider::import_instance`], [`crate::transfer`]).
+/// ([`Provider::export_instance`](super::Provider::export_instance),
+/// [`Provider::import_instance`](super::Provider::import_instance), [`crate::transfer`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InstanceSnapshot {
     /// The instance record (state, pinned versions, custom status, ...).
