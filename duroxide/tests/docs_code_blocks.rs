@@ -33,7 +33,7 @@ const GENERATED: &str = "docs_code_blocks/blocks.rs";
 
 /// One ```rust block and how to compile it.
 struct Block {
-    /// e.g. `docs/retries.md:3`
+    /// e.g. `docs/retries.md, block 1`
     origin: String,
     /// A module name derived from the origin.
     module: String,
@@ -122,9 +122,12 @@ fn extract(path: &Path) -> Vec<Block> {
                 .collect::<Vec<_>>()
                 .join("\n");
             let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("doc");
+            // Numbered per page rather than by line, so editing prose leaves the generated
+            // file as it is.
+            let n = blocks.len() + 1;
             blocks.push(Block {
-                origin: format!("{rel}:{}", i + 1),
-                module: format!("{}_line_{}", stem.replace(['-', '.'], "_").to_lowercase(), i + 1),
+                origin: format!("{rel}, block {n}"),
+                module: format!("{}_block_{n}", stem.replace(['-', '.'], "_").to_lowercase()),
                 code,
                 setup: setup_before(&lines, i),
                 ignored,

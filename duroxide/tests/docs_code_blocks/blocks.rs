@@ -3,8 +3,8 @@
 // duroxide/tests/docs_code_blocks.rs say.
 #![allow(warnings, clippy::all)]
 
-// docs/macros.md:16
-mod macros_line_16 {
+// docs/macros.md, block 1
+mod macros_block_1 {
 async fn block() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
 let store = std::sync::Arc::new(SqliteProvider::new("sqlite::memory:", None).await?);
 let client = Client::new(store);
@@ -37,8 +37,8 @@ Ok(())
 }
 }
 
-// docs/macros.md:94
-mod macros_line_94 {
+// docs/macros.md, block 2
+mod macros_block_2 {
 async fn block() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
 use duroxide::prelude::*;
 #[derive(Clone, Serialize, Deserialize)]
@@ -59,8 +59,8 @@ Ok(())
 }
 }
 
-// docs/migration-guide.md:24
-mod migration_guide_line_24 {
+// docs/migration-guide.md, block 1
+mod migration_guide_block_1 {
 async fn block() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
 use duroxide::prelude::*;
 // Version 1.0.0
@@ -85,8 +85,8 @@ Ok(())
 }
 }
 
-// docs/migration-guide.md:87
-mod migration_guide_line_87 {
+// docs/migration-guide.md, block 2
+mod migration_guide_block_2 {
 async fn block() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
 use duroxide::prelude::*;
 use std::sync::Arc;
@@ -104,8 +104,8 @@ Ok(())
 }
 }
 
-// docs/migration-guide.md:116
-mod migration_guide_line_116 {
+// docs/migration-guide.md, block 3
+mod migration_guide_block_3 {
 async fn block() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
 use duroxide::prelude::*;
 use duroxide::testing::TestHarness;
@@ -119,8 +119,8 @@ Ok(())
 }
 }
 
-// docs/orchestration-guide.md:41
-mod orchestration_guide_line_41 {
+// docs/orchestration-guide.md, block 1
+mod orchestration_guide_block_1 {
 async fn block() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
 use duroxide::prelude::*;
 use duroxide::Either2;
@@ -156,8 +156,8 @@ Ok(())
 }
 }
 
-// docs/orchestration-guide.md:125
-mod orchestration_guide_line_125 {
+// docs/orchestration-guide.md, block 2
+mod orchestration_guide_block_2 {
 async fn block() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
 use duroxide::prelude::*;
 use duroxide::Either2;
@@ -177,9 +177,9 @@ Ok(())
 }
 }
 
-// docs/providers.md:61
+// docs/providers.md, block 1
 #[cfg(all(feature = "postgres"))]
-mod providers_line_61 {
+mod providers_block_1 {
 async fn block() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
 let activities = ActivityRegistry::builder().build();
 let orchestrations = OrchestrationRegistry::builder().build();
@@ -199,9 +199,9 @@ Ok(())
 }
 }
 
-// docs/providers.md:160
+// docs/providers.md, block 2
 #[cfg(all(feature = "provider-test"))]
-mod providers_line_160 {
+mod providers_block_2 {
 mod my_store {
     pub struct MyProvider;
     impl MyProvider {
@@ -229,8 +229,8 @@ impl ProviderFactory for MyFactory {
 duroxide::provider_validation_tests!(MyFactory);
 }
 
-// docs/retries.md:11
-mod retries_line_11 {
+// docs/retries.md, block 1
+mod retries_block_1 {
 async fn block() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
 use duroxide::prelude::*;
 use std::time::Duration;
@@ -247,8 +247,8 @@ Ok(())
 }
 }
 
-// docs/retries.md:55
-mod retries_line_55 {
+// docs/retries.md, block 2
+mod retries_block_2 {
 async fn block() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
 use duroxide::prelude::*;
 #[derive(Clone, Serialize, Deserialize)]
@@ -268,8 +268,8 @@ Ok(())
 }
 }
 
-// docs/sessions.md:15
-mod sessions_line_15 {
+// docs/sessions.md, block 1
+mod sessions_block_1 {
 async fn block() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
 use duroxide::prelude::*;
 use std::sync::Mutex;
@@ -294,8 +294,8 @@ Ok(())
 }
 }
 
-// docs/testing-faults.md:54
-mod testing_faults_line_54 {
+// docs/testing-faults.md, block 1
+mod testing_faults_block_1 {
 async fn block() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
 use duroxide::prelude::*;
 use duroxide::Provider;
@@ -335,8 +335,8 @@ Ok(())
 }
 }
 
-// docs/versioning.md:15
-mod versioning_line_15 {
+// docs/versioning.md, block 1
+mod versioning_block_1 {
 async fn block() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
 use duroxide::prelude::*;
 async fn process_order_v1(ctx: OrchestrationContext, input: String) -> Result<String, OrchestrationError> { Ok(input) }
@@ -351,8 +351,8 @@ Ok(())
 }
 }
 
-// docs/versioning.md:92
-mod versioning_line_92 {
+// docs/versioning.md, block 2
+mod versioning_block_2 {
 async fn block() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
 use duroxide::prelude::*;
 let options =
@@ -369,8 +369,8 @@ Ok(())
 }
 }
 
-// docs/versioning.md:125
-mod versioning_line_125 {
+// docs/versioning.md, block 3
+mod versioning_block_3 {
 async fn block() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
 use duroxide::prelude::*;
 #[derive(Serialize, Deserialize)]
@@ -397,8 +397,8 @@ Ok(())
 }
 }
 
-// README.md:24
-mod readme_line_24 {
+// README.md, block 1
+mod readme_block_1 {
 async fn block() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
 use duroxide::prelude::*;
 use std::{sync::Arc, time::Duration};
@@ -426,9 +426,9 @@ Ok(())
 }
 }
 
-// README.md:66
+// README.md, block 2
 #[cfg(all(feature = "postgres"))]
-mod readme_line_66 {
+mod readme_block_2 {
 async fn block() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
 use duroxide::prelude::*;
 use duroxide::PostgresOptions;
