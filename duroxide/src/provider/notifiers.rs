@@ -1,0 +1,74 @@
+//! In-process wake-ups ([`Notifiers`]) a store hands to the runtime, and the notice that an
+//! instance finished ([`Finished`]). Not here: PostgreSQL's LISTEN/NOTIFY relay, which lives
+//! in the PostgreSQL store and feeds these.
+
+use super::InstanceRecord;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Notify, broadcast};
+
+/// In-process wake-ups, so dispatchers in the same process react to new work at once
+/// instead of waiting for the next poll.
+#[derive(Debug)]
+pub struct Notifiers {
+    /// New orchestration messages are visible.
+    pub orchestrator: Notify,
+    /// New activity work is visible.
+    pub worker: Notify,
+    /// An instance reached a terminal state.
+    pub finished: broadcast::Sender<Finished>,
+}
+
+/// Notice that an instance reached a terminal state (see [`Notifiers::finished`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finished {
+    /// The instance id.
+    pub instance: String,
+    /// The instance as the finishing turn committed it, when the commit happened in this
+    /// process; `None` for a notice relayed from another process (read the store then).
+    pub record: Option<Arc<InstanceRecord>>,
+}
+
+impl Finished {
+    /// A notice without the record (relayed from another process).
+    pub fn id_only(instance: impl Into<String>) -> Self {
+        Self { instance: instance.into(), record: None }
+    }
+
+    /// A notice that some instance finished, which one unknown (relayed from another
+    /// process that could not name it); every waiter should read the store again.
+    pub fn unknown() -> Self {
+        Self { instance: String::new(), record: None }
+    }
+
+    /// Whether this notice may be about `instance` (it names it, or names none).
+    pub fn concerns(&self, instance: &str) -> bool {
+        self.instance.is_empty() || self.instance == instance
+    }
+}
+
+impl Default for Notifiers {
+    fn default() -> Self {
+        Self { orchestrator: Notify::new(), worker: Notify::new(), finished: broadcast::channel(1024).0 }
+    }
+}
+
+impl Notifiers {
+    /// Wakes orchestration dispatchers now, or at `visible_at_ms` for delayed messages.
+    pub fn wake_orchestrator_at(self: &Arc<Self>, visible_at_ms: Option<u64>) {
+        let delay = visible_at_ms.map(|t| t.saturating_sub(crate::now_ms())).unwrap_or(0);
+        if delay == 0 {
+            self.orchestrator.notify_waiters();
+            return;
+        }
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            let me = Arc::downgrade(self);
+            handle.spawn(async move {
+                tokio::time::sleep(Duration::from_millis(delay)).await;
+                if let Some(me) = me.upgrade() {
+                    me.orchestrator.notify_waiters();
+                }
+            });
+        }
+    }
+}
