@@ -13,6 +13,7 @@
 
 #[cfg(feature = "postgres")]
 pub mod postgres;
+mod sql;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 #[cfg(feature = "provider-test")]

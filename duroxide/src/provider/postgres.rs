@@ -27,6 +27,10 @@
 //! a malformed URL or schema name is [`ProviderError::Configuration`]; a failed migration is
 //! [`ProviderError::Migration`].
 
+use super::sql::{
+    self, Dialect, Statement, TransferTx, Value, activity_from_row, classify, locked_record_from_row, ms,
+    parse_history, record_from_row, to_json, token,
+};
 use super::*;
 use crate::history::EventKind;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions, PgRow};
@@ -93,28 +97,7 @@ impl Drop for PostgresProvider {
 /// large; a value that cannot be encoded) is [`ProviderError::InvalidInput`], permanent;
 /// anything else is [`ProviderError::Storage`], which retrying may fix.
 fn storage(e: sqlx::Error) -> ProviderError {
-    let invalid = match &e {
-        sqlx::Error::Database(db) => db.code().is_some_and(|c| c.starts_with("22") || c.starts_with("54")),
-        sqlx::Error::Encode(_) => true,
-        _ => false,
-    };
-    if invalid { ProviderError::InvalidInput(e.to_string()) } else { ProviderError::Storage(e.to_string()) }
-}
-
-fn ms(v: u64) -> i64 {
-    v.min(i64::MAX as u64) as i64
-}
-
-fn token() -> String {
-    uuid::Uuid::new_v4().to_string()
-}
-
-fn parse_details(s: Option<String>) -> Option<ErrorDetails> {
-    s.map(|s| serde_json::from_str(&s).unwrap_or_else(|_| ErrorDetails::infrastructure(s)))
-}
-
-fn to_json<T: Serialize>(v: &T) -> Result<String, ProviderError> {
-    serde_json::to_string(v).map_err(|e| ProviderError::Corrupt(format!("cannot serialize: {e}")))
+    classify(e, |code| code.starts_with("22") || code.starts_with("54"))
 }
 
 fn lock_lost(kind: &str, lock_token: &str) -> ProviderError {
@@ -383,66 +366,57 @@ fn work_item_from_row(
     session_id: Option<String>,
     session_claimed: bool,
 ) -> Result<ActivityWorkItem, ProviderError> {
-    Ok(ActivityWorkItem {
-        instance: r.try_get("instance_id").map_err(storage)?,
-        execution_id: r.try_get::<i64, _>("execution_id").map_err(storage)? as u64,
-        event_id: r.try_get::<i64, _>("event_id").map_err(storage)? as u64,
-        name: r.try_get("name").map_err(storage)?,
-        input: r.try_get("input").map_err(storage)?,
-        session_id,
-        lock_token,
-        attempt: r.try_get::<i32, _>("attempt_count").map_err(storage)?.max(0) as u32,
-        session_claimed,
-    })
+    activity_from_row(r, lock_token, session_id, session_claimed, attempt_of(r)?)
 }
 
-fn record_from_row(r: &PgRow) -> Result<InstanceRecord, ProviderError> {
-    let (record, bad_state) = locked_record_from_row(r)?;
-    match bad_state {
-        Some(why) => Err(ProviderError::Corrupt(why)),
-        None => Ok(record),
+/// The `attempt_count` column (an `INTEGER`) as an attempt number.
+fn attempt_of(r: &PgRow) -> Result<u32, ProviderError> {
+    Ok(r.try_get::<i32, _>("attempt_count").map_err(storage)?.max(0) as u32)
+}
+
+/// The PostgreSQL spelling of the statements export and import share.
+static DIALECT: Dialect = Dialect {
+    numbered: true,
+    insert_ignore: "INSERT INTO",
+    ignore_suffix: " ON CONFLICT (instance_id) DO NOTHING",
+    not_cancelled: "NOT cancel_requested",
+    attempt: |a| Value::Int32(i32::try_from(a).unwrap_or(i32::MAX)),
+};
+
+/// An export's reads inside one repeatable-read transaction.
+struct Tx<'a>(&'a mut PgConnection);
+
+impl TransferTx for Tx<'_> {
+    type Row = PgRow;
+
+    fn dialect(&self) -> &'static Dialect {
+        &DIALECT
     }
-}
 
-/// The record of an instance a fetch locked. An unknown state string does not fail the
-/// fetch (that would stall every other instance): the record says `Running` and the
-/// returned problem becomes the item's `history_error`, so the runtime fails the instance
-/// after `max_attempts`, which rewrites the state.
-fn locked_record_from_row(r: &PgRow) -> Result<(InstanceRecord, Option<String>), ProviderError> {
-    let state: String = r.try_get("state").map_err(storage)?;
-    let parsed = InstanceState::parse(&state);
-    let bad_state = parsed.is_none().then(|| format!("unknown instance state '{state}'"));
-    let record = InstanceRecord {
-        instance: r.try_get("instance_id").map_err(storage)?,
-        name: r.try_get("name").map_err(storage)?,
-        version: r.try_get("version").map_err(storage)?,
-        execution_id: r.try_get::<i64, _>("execution_id").map_err(storage)? as u64,
-        state: parsed.unwrap_or(InstanceState::Running),
-        output: r.try_get("output").map_err(storage)?,
-        error: parse_details(r.try_get("error").map_err(storage)?),
-        custom_status: r.try_get("custom_status").map_err(storage)?,
-        parent_instance: r.try_get("parent_instance").map_err(storage)?,
-        duroxide_version: r.try_get("duroxide_version").map_err(storage)?,
-        status_note: r.try_get("status_note").map_err(storage)?,
-        created_at_ms: r.try_get::<i64, _>("created_at").map_err(storage)? as u64,
-        updated_at_ms: r.try_get::<i64, _>("updated_at").map_err(storage)? as u64,
-    };
-    Ok((record, bad_state))
-}
-
-/// The events of one execution's history rows `(event_id, data)`, in order, and the last
-/// event id (a position from the ids, never a row count: with a row missing, the count
-/// would point at an id that is taken); no events and why when a row is unreadable.
-fn parse_history(rows: Vec<(i64, String)>, execution_id: u64) -> (Vec<Event>, Option<String>, u64) {
-    let len = rows.last().map_or(0, |(id, _)| *id as u64);
-    let mut events = Vec::with_capacity(rows.len());
-    for (id, data) in rows {
-        match serde_json::from_str::<Event>(&data) {
-            Ok(e) => events.push(e),
-            Err(e) => return (Vec::new(), Some(format!("event {id} of execution {execution_id}: {e}")), len),
-        }
+    async fn rows(&mut self, sql: String, instance: &str) -> Result<Vec<PgRow>, ProviderError> {
+        sqlx::query(sqlx::AssertSqlSafe(sql)).bind(instance).fetch_all(&mut *self.0).await.map_err(storage)
     }
-    (events, None, len)
+
+    async fn record(&mut self, instance: &str) -> Result<Option<InstanceRecord>, ProviderError> {
+        PostgresProvider::instance_row(self.0, instance).await
+    }
+
+    async fn history(
+        &mut self,
+        instance: &str,
+        execution_id: u64,
+    ) -> Result<(Vec<Event>, Option<String>, u64), ProviderError> {
+        PostgresProvider::load_history(self.0, instance, execution_id).await
+    }
+
+    async fn execute(&mut self, statement: Statement) -> Result<u64, ProviderError> {
+        let query = sql::bind_values!(sqlx::query(sqlx::AssertSqlSafe(statement.sql)), statement.values);
+        Ok(query.execute(&mut *self.0).await.map_err(storage)?.rows_affected())
+    }
+
+    fn attempt(row: &PgRow) -> Result<u32, ProviderError> {
+        attempt_of(row)
+    }
 }
 
 /// The notification for orchestrator messages visible at `visible_at_ms`: `o:<time>` for a
@@ -1553,16 +1527,9 @@ impl Provider for PostgresProvider {
         let mut conn = self.pool.acquire().await.map_err(storage)?;
         let exec = match execution_id {
             Some(e) => e,
-            None => match Self::instance_row(&mut conn, instance).await? {
-                Some(r) => r.execution_id,
-                None => return Err(ProviderError::InstanceNotFound(instance.to_string())),
-            },
+            None => sql::current_execution(Self::instance_row(&mut conn, instance).await?, instance)?,
         };
-        let (events, err, _) = Self::load_history(&mut conn, instance, exec).await?;
-        match err {
-            Some(e) => Err(ProviderError::Corrupt(e)),
-            None => Ok(events),
-        }
+        sql::events_or_corrupt(Self::load_history(&mut conn, instance, exec).await?)
     }
 
     async fn list_executions(&self, instance: &str) -> Result<Vec<ExecutionRecord>, ProviderError> {
@@ -1576,18 +1543,8 @@ impl Provider for PostgresProvider {
         .fetch_all(&self.pool)
         .await
         .map_err(storage)?;
-        rows.into_iter()
-            .map(|r| {
-                let state: String = r.try_get("state").map_err(storage)?;
-                Ok(ExecutionRecord {
-                    execution_id: r.try_get::<i64, _>("execution_id").map_err(storage)? as u64,
-                    version: r.try_get("version").map_err(storage)?,
-                    state: InstanceState::parse(&state).ok_or_else(|| {
-                        ProviderError::Corrupt(format!("unknown execution state '{state}'"))
-                    })?,
-                    event_count: r.try_get::<i64, _>("n").map_err(storage)? as u64,
-                })
-            })
+        rows.iter()
+            .map(|r| sql::execution_from_row(r, r.try_get::<i64, _>("n").map_err(storage)? as u64))
             .collect()
     }
 
@@ -1625,12 +1582,7 @@ impl Provider for PostgresProvider {
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
             if let Some(r) = Self::instance_row(&mut conn, &id).await? {
-                out.push(BlockedInstance {
-                    instance: r.instance,
-                    name: r.name,
-                    version: r.version,
-                    duroxide_version: r.duroxide_version,
-                });
+                out.push(sql::blocked_instance(r));
             }
         }
         Ok(out)
@@ -1647,19 +1599,7 @@ impl Provider for PostgresProvider {
         .map_err(storage)?;
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
-            let state: String = r.try_get("state").map_err(storage)?;
-            let name: String = r.try_get("name").map_err(storage)?;
-            // A corrupt row must not hide everyone else's counts: skip it, loudly.
-            let Some(state) = InstanceState::parse(&state) else {
-                tracing::warn!(orchestration = %name, "instances with unknown state '{state}' left out of the counts");
-                continue;
-            };
-            out.push(VersionCount {
-                name,
-                version: r.try_get("version").map_err(storage)?,
-                state,
-                count: r.try_get::<i64, _>("n").map_err(storage)? as u64,
-            });
+            out.extend(sql::version_count_from_row(&r)?);
         }
         Ok(out)
     }
@@ -1671,165 +1611,14 @@ impl Provider for PostgresProvider {
             .execute(&mut *tx)
             .await
             .map_err(storage)?;
-        let record = Self::instance_row(&mut tx, instance)
-            .await?
-            .ok_or_else(|| ProviderError::InstanceNotFound(instance.to_string()))?;
-        let execs = sqlx::query(
-            "SELECT execution_id, version, state, duroxide_version FROM executions \
-             WHERE instance_id = $1 ORDER BY execution_id",
-        )
-        .bind(instance)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(storage)?;
-        let mut executions = Vec::with_capacity(execs.len());
-        for r in execs {
-            let execution_id = r.try_get::<i64, _>("execution_id").map_err(storage)? as u64;
-            let state: String = r.try_get("state").map_err(storage)?;
-            let (history, err, len) = Self::load_history(&mut tx, instance, execution_id).await?;
-            if let Some(e) = err {
-                return Err(ProviderError::Corrupt(e));
-            }
-            executions.push(ExecutionSnapshot {
-                record: ExecutionRecord {
-                    execution_id,
-                    version: r.try_get("version").map_err(storage)?,
-                    state: InstanceState::parse(&state).ok_or_else(|| {
-                        ProviderError::Corrupt(format!("unknown execution state '{state}'"))
-                    })?,
-                    event_count: len,
-                },
-                duroxide_version: r.try_get("duroxide_version").map_err(storage)?,
-                history,
-            });
-        }
-        let rows = sqlx::query(
-            "SELECT message, visible_at FROM orchestrator_queue WHERE instance_id = $1 ORDER BY id",
-        )
-        .bind(instance)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(storage)?;
-        let mut messages = Vec::with_capacity(rows.len());
-        for r in rows {
-            let data: String = r.try_get("message").map_err(storage)?;
-            messages.push(PendingMessage {
-                message: serde_json::from_str(&data)
-                    .map_err(|e| ProviderError::Corrupt(format!("queued message: {e}")))?,
-                visible_at_ms: r.try_get::<i64, _>("visible_at").map_err(storage)? as u64,
-            });
-        }
-        let rows = sqlx::query(
-            "SELECT execution_id, event_id, name, input, attempt_count, session_id FROM worker_queue \
-             WHERE instance_id = $1 AND NOT cancel_requested ORDER BY id",
-        )
-        .bind(instance)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(storage)?;
-        let mut activities = Vec::with_capacity(rows.len());
-        for r in rows {
-            activities.push(ActivityWorkItem {
-                instance: instance.to_string(),
-                execution_id: r.try_get::<i64, _>("execution_id").map_err(storage)? as u64,
-                event_id: r.try_get::<i64, _>("event_id").map_err(storage)? as u64,
-                name: r.try_get("name").map_err(storage)?,
-                input: r.try_get("input").map_err(storage)?,
-                session_id: r.try_get("session_id").map_err(storage)?,
-                lock_token: String::new(),
-                attempt: r.try_get::<i32, _>("attempt_count").map_err(storage)?.max(0) as u32,
-                session_claimed: false,
-            });
-        }
+        let snapshot = sql::export(&mut Tx(&mut tx), instance).await?;
         tx.rollback().await.map_err(storage)?;
-        Ok(InstanceSnapshot { record, executions, messages, activities })
+        Ok(snapshot)
     }
 
     async fn import_instance(&self, snapshot: InstanceSnapshot) -> Result<(), ProviderError> {
-        let now = crate::now_ms();
-        let r = &snapshot.record;
         let mut tx = self.begin().await?;
-        let error = r.error.as_ref().map(to_json).transpose()?;
-        let dv_key = r
-            .duroxide_version
-            .as_deref()
-            .and_then(|v| semver::Version::parse(v).ok())
-            .map(|v| version_key(&v));
-        let done = sqlx::query(
-            "INSERT INTO instances (instance_id, name, version, execution_id, state, output, error, \
-             custom_status, parent_instance, duroxide_version, duroxide_version_key, status_note, \
-             created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
-             ON CONFLICT (instance_id) DO NOTHING",
-        )
-        .bind(&r.instance)
-        .bind(&r.name)
-        .bind(&r.version)
-        .bind(ms(r.execution_id))
-        .bind(r.state.as_str())
-        .bind(&r.output)
-        .bind(error)
-        .bind(&r.custom_status)
-        .bind(&r.parent_instance)
-        .bind(&r.duroxide_version)
-        .bind(dv_key)
-        .bind(&r.status_note)
-        .bind(ms(r.created_at_ms))
-        .bind(ms(now))
-        .execute(&mut *tx)
-        .await
-        .map_err(storage)?;
-        if done.rows_affected() == 0 {
-            return Err(ProviderError::InstanceExists(r.instance.clone()));
-        }
-        for e in &snapshot.executions {
-            sqlx::query(
-                "INSERT INTO executions (instance_id, execution_id, version, state, duroxide_version, \
-                 started_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6)",
-            )
-            .bind(&r.instance)
-            .bind(ms(e.record.execution_id))
-            .bind(&e.record.version)
-            .bind(e.record.state.as_str())
-            .bind(&e.duroxide_version)
-            .bind(ms(now))
-            .execute(&mut *tx)
-            .await
-            .map_err(storage)?;
-            for ev in &e.history {
-                sqlx::query(
-                    "INSERT INTO history (instance_id, execution_id, event_id, event_type, data) \
-                     VALUES ($1, $2, $3, $4, $5)",
-                )
-                .bind(&r.instance)
-                .bind(ms(e.record.execution_id))
-                .bind(ms(ev.event_id))
-                .bind(ev.kind.type_name())
-                .bind(to_json(ev)?)
-                .execute(&mut *tx)
-                .await
-                .map_err(storage)?;
-            }
-        }
-        for m in &snapshot.messages {
-            Self::insert_message(&mut tx, &r.instance, &m.message, Some(m.visible_at_ms), now).await?;
-        }
-        for a in &snapshot.activities {
-            sqlx::query(
-                "INSERT INTO worker_queue (instance_id, execution_id, event_id, name, input, visible_at, \
-                 attempt_count, session_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            )
-            .bind(&r.instance)
-            .bind(ms(a.execution_id))
-            .bind(ms(a.event_id))
-            .bind(&a.name)
-            .bind(&a.input)
-            .bind(ms(now))
-            .bind(i32::try_from(a.attempt).unwrap_or(i32::MAX))
-            .bind(&a.session_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(storage)?;
-        }
+        sql::import(&mut Tx(&mut tx), &snapshot, crate::now_ms()).await?;
         self.notify_orchestrator(&mut tx, None).await?;
         self.notify(&mut tx, "w").await?;
         tx.commit().await.map_err(storage)?;

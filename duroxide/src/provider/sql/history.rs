@@ -1,0 +1,22 @@
+//! Decoding a stored history: rows `(event_id, data)` into events. Reading the rows is
+//! each store's business.
+
+use crate::history::Event;
+
+/// The events of one execution's history rows `(event_id, data)`, in order, and the last
+/// event id (a position from the ids, never a row count: with a row missing, the count
+/// would point at an id that is taken); no events and why when a row is unreadable.
+pub(crate) fn parse_history(
+    rows: Vec<(i64, String)>,
+    execution_id: u64,
+) -> (Vec<Event>, Option<String>, u64) {
+    let len = rows.last().map_or(0, |(id, _)| *id as u64);
+    let mut events = Vec::with_capacity(rows.len());
+    for (id, data) in rows {
+        match serde_json::from_str::<Event>(&data) {
+            Ok(e) => events.push(e),
+            Err(e) => return (Vec::new(), Some(format!("event {id} of execution {execution_id}: {e}")), len),
+        }
+    }
+    (events, None, len)
+}
