@@ -123,41 +123,90 @@ impl PostgresProvider {
         // only a sub-orchestration start costs one more, to create its instance.
         let now = crate::now_ms();
         let mut tx = self.begin().await?;
+        let instance = Self::lock_holder(&mut tx, lock_token).await?;
+        let exec = ms(commit.execution_id);
+        Self::append_history(&mut tx, &instance, exec, &commit.new_events).await?;
+        Self::write_turn_state(&mut tx, &instance, lock_token, &commit, now).await?;
+        if !commit.activities.is_empty() {
+            Self::enqueue_activities(&mut tx, &instance, &commit, now).await?;
+        }
+        if !commit.cancelled_activities.is_empty() {
+            Self::cancel_activities(&mut tx, &instance, exec, &commit.cancelled_activities, now).await?;
+        }
+        let wake_at = Self::send_messages(&mut tx, &instance, &commit.messages, now).await?;
+        // Cross-process wake-ups, delivered by PostgreSQL when the transaction commits.
+        let unlocked_work = commit.activities.iter().any(|a| !eager(a));
+        let terminal = commit.update.state.is_terminal();
+        let wake_ups = turn_wake_ups(&wake_at, now, unlocked_work, terminal.then_some(instance.as_str()));
+        self.notify_all(&mut tx, &wake_ups).await?;
+        tx.commit().await.map_err(storage)?;
+        for w in wake_at {
+            self.notifiers.wake_orchestrator_at(w);
+        }
+        if unlocked_work {
+            self.notifiers.worker.notify_waiters();
+        }
+        if terminal {
+            let _ = self.notifiers.finished.send(Finished::id_only(instance));
+        }
+        Ok(())
+    }
+
+    /// The instance `lock_token` still locks, row-locked until the commit so the lock cannot
+    /// expire and pass to another process mid-turn.
+    async fn lock_holder(tx: &mut PgConnection, lock_token: &str) -> Result<String, ProviderError> {
         let instance: Option<String> =
             sqlx::query_scalar("SELECT instance_id FROM instances WHERE lock_token = $1 FOR UPDATE")
                 .bind(lock_token)
                 .fetch_optional(&mut *tx)
                 .await
                 .map_err(storage)?;
-        let Some(instance) = instance else {
-            return Err(lock_lost("instance", lock_token));
-        };
+        instance.ok_or_else(|| lock_lost("instance", lock_token))
+    }
+
+    async fn append_history(
+        tx: &mut PgConnection,
+        instance: &str,
+        exec: i64,
+        events: &[Event],
+    ) -> Result<(), ProviderError> {
+        let (Some(first), Some(last)) = (events.first(), events.last()) else { return Ok(()) };
+        let ids: Vec<i64> = events.iter().map(|e| ms(e.event_id)).collect();
+        let types: Vec<&str> = events.iter().map(|e| e.kind.type_name()).collect();
+        let data = events.iter().map(to_json).collect::<Result<Vec<_>, _>>()?;
+        sqlx::query(APPEND_HISTORY_SQL)
+            .bind(instance)
+            .bind(exec)
+            .bind(ids)
+            .bind(types)
+            .bind(data)
+            .execute(&mut *tx)
+            .await
+            .map_err(|err| {
+                ProviderError::Storage(format!(
+                    "appending events {}..={} failed: {err}",
+                    first.event_id, last.event_id
+                ))
+            })?;
+        Ok(())
+    }
+
+    /// The execution and instance rows after the turn, and the consumed messages gone
+    /// (`TURN_STATE_SQL`).
+    async fn write_turn_state(
+        tx: &mut PgConnection,
+        instance: &str,
+        lock_token: &str,
+        commit: &TurnCommit,
+        now: u64,
+    ) -> Result<(), ProviderError> {
         let exec = ms(commit.execution_id);
         let started = commit.new_events.iter().find_map(|e| match &e.kind {
             EventKind::OrchestrationStarted { version, duroxide_version, .. } => {
-                Some((version.clone(), duroxide_version.clone()))
+                Some((version.as_str(), duroxide_version.as_str()))
             }
             _ => None,
         });
-        if let (Some(first), Some(last)) = (commit.new_events.first(), commit.new_events.last()) {
-            let ids: Vec<i64> = commit.new_events.iter().map(|e| ms(e.event_id)).collect();
-            let types: Vec<&str> = commit.new_events.iter().map(|e| e.kind.type_name()).collect();
-            let data = commit.new_events.iter().map(to_json).collect::<Result<Vec<_>, _>>()?;
-            sqlx::query(APPEND_HISTORY_SQL)
-                .bind(&instance)
-                .bind(exec)
-                .bind(ids)
-                .bind(types)
-                .bind(data)
-                .execute(&mut *tx)
-                .await
-                .map_err(|err| {
-                    ProviderError::Storage(format!(
-                        "appending events {}..={} failed: {err}",
-                        first.event_id, last.event_id
-                    ))
-                })?;
-        }
         let exec_state = match commit.update.state {
             InstanceState::Completed | InstanceState::Failed => commit.update.state,
             _ if commit.next_execution_id.is_some() => InstanceState::Completed,
@@ -170,12 +219,9 @@ impl PostgresProvider {
             None => (false, None),
         };
         let next_exec = commit.next_execution_id.map(ms).unwrap_or(exec);
-        let (started_version, started_dv) = match &started {
-            Some((version, dv)) => (Some(version.as_str()), Some(dv.as_str())),
-            None => (None, None),
-        };
+        let (started_version, started_dv) = (started.map(|s| s.0), started.map(|s| s.1));
         sqlx::query(TURN_STATE_SQL)
-            .bind(&instance)
+            .bind(instance)
             .bind(exec)
             .bind(ms(now))
             .bind(lock_token)
@@ -196,77 +242,79 @@ impl PostgresProvider {
             .execute(&mut *tx)
             .await
             .map_err(storage)?;
-        // An activity with a lock token is handed straight to a worker of this node: it is
-        // stored locked, its first attempt counted.
-        let eager = |a: &ActivityWorkItem| !a.lock_token.is_empty();
-        if !commit.activities.is_empty() {
-            let locked_until = ms(now + commit.activity_lock_timeout.as_millis() as u64);
-            let acts = &commit.activities;
-            sqlx::query(ENQUEUE_ACTIVITIES_SQL)
-                .bind(&instance)
-                .bind(ms(now))
-                .bind(acts.iter().map(|a| ms(a.execution_id)).collect::<Vec<_>>())
-                .bind(acts.iter().map(|a| ms(a.event_id)).collect::<Vec<_>>())
-                .bind(acts.iter().map(|a| a.name.as_str()).collect::<Vec<_>>())
-                .bind(acts.iter().map(|a| a.input.as_str()).collect::<Vec<_>>())
-                .bind(acts.iter().map(|a| a.session_id.as_deref()).collect::<Vec<_>>())
-                .bind(acts.iter().map(|a| eager(a).then_some(a.lock_token.as_str())).collect::<Vec<_>>())
-                .bind(acts.iter().map(|a| if eager(a) { locked_until } else { 0 }).collect::<Vec<_>>())
-                .bind(acts.iter().map(|a| i32::from(eager(a))).collect::<Vec<_>>())
-                .execute(&mut *tx)
-                .await
-                .map_err(storage)?;
-        }
-        if !commit.cancelled_activities.is_empty() {
-            // Queued work is dropped; running work is flagged so its lock renewal fails. Two
-            // statements, so the flagging sees a worker that took the work meanwhile.
-            let ids: Vec<i64> = commit.cancelled_activities.iter().map(|id| ms(*id)).collect();
-            sqlx::query(
-                "DELETE FROM worker_queue WHERE instance_id = $1 AND execution_id = $2 \
-                 AND event_id = ANY($3::bigint[]) AND (lock_token IS NULL OR locked_until <= $4)",
-            )
-            .bind(&instance)
-            .bind(exec)
-            .bind(&ids)
+        Ok(())
+    }
+
+    async fn enqueue_activities(
+        tx: &mut PgConnection,
+        instance: &str,
+        commit: &TurnCommit,
+        now: u64,
+    ) -> Result<(), ProviderError> {
+        let locked_until = ms(now + commit.activity_lock_timeout.as_millis() as u64);
+        let acts = &commit.activities;
+        sqlx::query(ENQUEUE_ACTIVITIES_SQL)
+            .bind(instance)
             .bind(ms(now))
+            .bind(acts.iter().map(|a| ms(a.execution_id)).collect::<Vec<_>>())
+            .bind(acts.iter().map(|a| ms(a.event_id)).collect::<Vec<_>>())
+            .bind(acts.iter().map(|a| a.name.as_str()).collect::<Vec<_>>())
+            .bind(acts.iter().map(|a| a.input.as_str()).collect::<Vec<_>>())
+            .bind(acts.iter().map(|a| a.session_id.as_deref()).collect::<Vec<_>>())
+            .bind(acts.iter().map(|a| eager(a).then_some(a.lock_token.as_str())).collect::<Vec<_>>())
+            .bind(acts.iter().map(|a| if eager(a) { locked_until } else { 0 }).collect::<Vec<_>>())
+            .bind(acts.iter().map(|a| i32::from(eager(a))).collect::<Vec<_>>())
             .execute(&mut *tx)
             .await
             .map_err(storage)?;
-            sqlx::query(
-                "UPDATE worker_queue SET cancel_requested = TRUE \
-                 WHERE instance_id = $1 AND execution_id = $2 AND event_id = ANY($3::bigint[])",
-            )
-            .bind(&instance)
-            .bind(exec)
-            .bind(&ids)
-            .execute(&mut *tx)
-            .await
-            .map_err(storage)?;
-        }
-        // Messages are checked in order against the instances that exist (looked up at once;
-        // this instance exists, it is locked) or that an earlier start of this turn created,
-        // then enqueued in one statement.
-        let is_start =
-            |m: &OutboundMessage| matches!(m.message, OrchestratorMessage::StartOrchestration { .. });
-        let others: Vec<&str> = commit
-            .messages
-            .iter()
-            .filter(|m| m.instance != instance && !is_start(m))
-            .map(|m| m.instance.as_str())
-            .collect();
-        let mut known: HashSet<String> = match others.is_empty() {
-            true => HashSet::new(),
-            false => {
-                sqlx::query_scalar("SELECT instance_id FROM instances WHERE instance_id = ANY($1::text[])")
-                    .bind(&others)
-                    .fetch_all(&mut *tx)
-                    .await
-                    .map_err(storage)?
-                    .into_iter()
-                    .collect()
-            }
-        };
-        known.insert(instance.clone());
+        Ok(())
+    }
+
+    /// Queued work is dropped; running work is flagged so its lock renewal fails. Two
+    /// statements, so the flagging sees a worker that took the work meanwhile.
+    async fn cancel_activities(
+        tx: &mut PgConnection,
+        instance: &str,
+        exec: i64,
+        event_ids: &[u64],
+        now: u64,
+    ) -> Result<(), ProviderError> {
+        let ids: Vec<i64> = event_ids.iter().map(|id| ms(*id)).collect();
+        sqlx::query(
+            "DELETE FROM worker_queue WHERE instance_id = $1 AND execution_id = $2 \
+             AND event_id = ANY($3::bigint[]) AND (lock_token IS NULL OR locked_until <= $4)",
+        )
+        .bind(instance)
+        .bind(exec)
+        .bind(&ids)
+        .bind(ms(now))
+        .execute(&mut *tx)
+        .await
+        .map_err(storage)?;
+        sqlx::query(
+            "UPDATE worker_queue SET cancel_requested = TRUE \
+             WHERE instance_id = $1 AND execution_id = $2 AND event_id = ANY($3::bigint[])",
+        )
+        .bind(instance)
+        .bind(exec)
+        .bind(&ids)
+        .execute(&mut *tx)
+        .await
+        .map_err(storage)?;
+        Ok(())
+    }
+
+    /// Creates the instances the turn starts and enqueues its messages, in order; the
+    /// visibility times of what was enqueued, for the wake-ups. Messages are checked
+    /// against the instances that exist (looked up at once; this instance exists, it is
+    /// locked) or that an earlier start of this turn created, then enqueued in one statement.
+    async fn send_messages(
+        tx: &mut PgConnection,
+        instance: &str,
+        outbound: &[OutboundMessage],
+        now: u64,
+    ) -> Result<Vec<Option<u64>>, ProviderError> {
+        let mut known = Self::existing_targets(tx, instance, outbound).await?;
         let (mut targets, mut messages, mut visible_at) = (Vec::new(), Vec::new(), Vec::new());
         let mut wake_at: Vec<Option<u64>> = Vec::new();
         let mut enqueue = |target: &str, message: &OrchestratorMessage, at: Option<u64>| {
@@ -276,10 +324,10 @@ impl PostgresProvider {
             wake_at.push(at);
             Ok::<_, ProviderError>(())
         };
-        for m in &commit.messages {
+        for m in outbound {
             if let OrchestratorMessage::StartOrchestration { name, version, parent, .. } = &m.message {
                 let created = Self::insert_instance(
-                    &mut tx,
+                    &mut *tx,
                     &m.instance,
                     name,
                     version.as_deref(),
@@ -310,37 +358,71 @@ impl PostgresProvider {
                 .await
                 .map_err(storage)?;
         }
-        // Cross-process wake-ups, delivered by PostgreSQL when the transaction commits.
-        let mut wake_ups = Vec::new();
-        let mut notified_now = false;
-        for w in &wake_at {
-            match w {
-                Some(t) if *t > now => wake_ups.push(orchestrator_wake(Some(*t))),
-                _ if !notified_now => {
-                    notified_now = true;
-                    wake_ups.push(orchestrator_wake(None));
-                }
-                _ => {}
-            }
-        }
-        let unlocked_work = commit.activities.iter().any(|a| !eager(a));
-        if unlocked_work {
-            wake_ups.push("w".to_string());
-        }
-        if commit.update.state.is_terminal() {
-            wake_ups.push(finished_wake(&instance));
-        }
-        self.notify_all(&mut tx, &wake_ups).await?;
-        tx.commit().await.map_err(storage)?;
-        for w in wake_at {
-            self.notifiers.wake_orchestrator_at(w);
-        }
-        if unlocked_work {
-            self.notifiers.worker.notify_waiters();
-        }
-        if commit.update.state.is_terminal() {
-            let _ = self.notifiers.finished.send(Finished::id_only(instance));
-        }
-        Ok(())
+        Ok(wake_at)
     }
+
+    /// Which of the instances `outbound` sends to (other than starts) exist, plus `instance`.
+    async fn existing_targets(
+        tx: &mut PgConnection,
+        instance: &str,
+        outbound: &[OutboundMessage],
+    ) -> Result<HashSet<String>, ProviderError> {
+        let is_start =
+            |m: &OutboundMessage| matches!(m.message, OrchestratorMessage::StartOrchestration { .. });
+        let others: Vec<&str> = outbound
+            .iter()
+            .filter(|m| m.instance != instance && !is_start(m))
+            .map(|m| m.instance.as_str())
+            .collect();
+        let mut known: HashSet<String> = match others.is_empty() {
+            true => HashSet::new(),
+            false => {
+                sqlx::query_scalar("SELECT instance_id FROM instances WHERE instance_id = ANY($1::text[])")
+                    .bind(&others)
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(storage)?
+                    .into_iter()
+                    .collect()
+            }
+        };
+        known.insert(instance.to_string());
+        Ok(known)
+    }
+}
+
+/// An activity with a lock token is handed straight to a worker of this node: it is stored
+/// locked, its first attempt counted.
+fn eager(a: &ActivityWorkItem) -> bool {
+    !a.lock_token.is_empty()
+}
+
+/// The notifications a turn sends: one per future visibility time of its messages and one
+/// for "now" at most, `w` when it queued work for any worker, and `f:<instance>` when the
+/// instance `finished`.
+fn turn_wake_ups(
+    wake_at: &[Option<u64>],
+    now: u64,
+    unlocked_work: bool,
+    finished: Option<&str>,
+) -> Vec<String> {
+    let mut wake_ups = Vec::new();
+    let mut notified_now = false;
+    for w in wake_at {
+        match w {
+            Some(t) if *t > now => wake_ups.push(orchestrator_wake(Some(*t))),
+            _ if !notified_now => {
+                notified_now = true;
+                wake_ups.push(orchestrator_wake(None));
+            }
+            _ => {}
+        }
+    }
+    if unlocked_work {
+        wake_ups.push("w".to_string());
+    }
+    if let Some(instance) = finished {
+        wake_ups.push(finished_wake(instance));
+    }
+    wake_ups
 }

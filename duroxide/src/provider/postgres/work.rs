@@ -154,81 +154,21 @@ impl PostgresProvider {
         if items.is_empty() {
             return (Vec::new(), Vec::new());
         }
-        // A token listed twice completes once, as two calls would.
-        let mut seen = HashSet::new();
-        let first: Vec<bool> = items.iter().map(|(token, _)| seen.insert(token.as_str())).collect();
-        let (mut tokens, mut instances, mut messages) = (Vec::new(), Vec::new(), Vec::new());
-        for ((token, completion), _) in items.iter().zip(&first).filter(|(_, first)| **first) {
-            match to_json(&completion.message) {
-                Ok(m) => messages.push(m),
-                Err(e) => return all_failed(e),
-            }
-            tokens.push(token.clone());
-            instances.push(completion.instance.clone());
-        }
+        let (first, batch) = match CompletionBatch::new(&items) {
+            Ok(b) => b,
+            Err(e) => return all_failed(e),
+        };
         let lock = lock.filter(|l| l.max_instances > 0);
         let now = crate::now_ms();
         let mut conn = match self.pool.acquire().await {
             Ok(conn) => conn,
             Err(e) => return all_failed(storage(e)),
         };
-        let completed = async {
-            let complete = |notify: bool| {
-                sqlx::query(COMPLETE_SQL)
-                    .bind(&tokens)
-                    .bind(&instances)
-                    .bind(&messages)
-                    .bind(ms(now))
-                    .bind(notify)
-                    .bind(&self.channel)
+        let (done, locked, notified) =
+            match self.write_completions(&mut conn, &batch, lock.as_ref(), now).await {
+                Ok(c) => c,
+                Err(e) => return all_failed(e),
             };
-            let Some(lock) = &lock else {
-                // One statement, so no transaction to open.
-                let row = complete(true).fetch_one(&mut *conn).await.map_err(storage)?;
-                let done: HashSet<String> =
-                    row.try_get::<Vec<String>, _>("done").map_err(storage)?.into_iter().collect();
-                let notified = !done.is_empty();
-                return Ok((done, Vec::new(), notified));
-            };
-            let mut tx = conn.begin().await.map_err(storage)?;
-            let row = complete(false).fetch_one(&mut *tx).await.map_err(storage)?;
-            let done: HashSet<String> =
-                row.try_get::<Vec<String>, _>("done").map_err(storage)?.into_iter().collect();
-            let mut targets: Vec<String> = Vec::new();
-            for (token, instance) in tokens.iter().zip(&instances) {
-                if done.contains(token) && !targets.contains(instance) {
-                    targets.push(instance.clone());
-                }
-            }
-            let locked = match targets.is_empty() {
-                true => Vec::new(),
-                false => {
-                    let target = LockTarget::Instances(&targets);
-                    Self::lock_instances(
-                        &mut tx,
-                        target,
-                        lock.filter,
-                        lock.max_instances,
-                        now,
-                        lock.lock_timeout,
-                    )
-                    .await?
-                }
-            };
-            // Dispatchers (here and elsewhere) need waking only for completions whose
-            // instance was not locked here.
-            let notified = targets.len() > locked.len();
-            if notified {
-                self.notify_orchestrator(&mut tx, None).await?;
-            }
-            tx.commit().await.map_err(storage)?;
-            Ok((done, locked, notified))
-        }
-        .await;
-        let (done, locked, notified) = match completed {
-            Ok(c) => c,
-            Err(e) => return all_failed(e),
-        };
         if notified {
             self.notifiers.wake_orchestrator_at(None);
         }
@@ -252,6 +192,60 @@ impl PostgresProvider {
             _ => Vec::new(),
         };
         (results, items)
+    }
+
+    /// Deletes the completed work and enqueues the completions (`COMPLETE_SQL`), then, with
+    /// `lock`, locks the instances they report to in the same transaction. The tokens whose
+    /// work was still held, the instances locked, and whether dispatchers were notified.
+    async fn write_completions(
+        &self,
+        conn: &mut PgConnection,
+        batch: &CompletionBatch,
+        lock: Option<&LockAfterComplete<'_>>,
+        now: u64,
+    ) -> Result<(HashSet<String>, Vec<Locked>, bool), ProviderError> {
+        let complete = |notify: bool| {
+            sqlx::query(COMPLETE_SQL)
+                .bind(&batch.tokens)
+                .bind(&batch.instances)
+                .bind(&batch.messages)
+                .bind(ms(now))
+                .bind(notify)
+                .bind(&self.channel)
+        };
+        let done_tokens = |row: &PgRow| -> Result<HashSet<String>, ProviderError> {
+            Ok(row.try_get::<Vec<String>, _>("done").map_err(storage)?.into_iter().collect())
+        };
+        let Some(lock) = lock else {
+            // One statement, so no transaction to open.
+            let done = done_tokens(&complete(true).fetch_one(&mut *conn).await.map_err(storage)?)?;
+            let notified = !done.is_empty();
+            return Ok((done, Vec::new(), notified));
+        };
+        let mut tx = conn.begin().await.map_err(storage)?;
+        let done = done_tokens(&complete(false).fetch_one(&mut *tx).await.map_err(storage)?)?;
+        let mut targets: Vec<String> = Vec::new();
+        for (token, instance) in batch.tokens.iter().zip(&batch.instances) {
+            if done.contains(token) && !targets.contains(instance) {
+                targets.push(instance.clone());
+            }
+        }
+        let locked = match targets.is_empty() {
+            true => Vec::new(),
+            false => {
+                let target = LockTarget::Instances(&targets);
+                Self::lock_instances(&mut tx, target, lock.filter, lock.max_instances, now, lock.lock_timeout)
+                    .await?
+            }
+        };
+        // Dispatchers (here and elsewhere) need waking only for completions whose
+        // instance was not locked here.
+        let notified = targets.len() > locked.len();
+        if notified {
+            self.notify_orchestrator(&mut tx, None).await?;
+        }
+        tx.commit().await.map_err(storage)?;
+        Ok((done, locked, notified))
     }
 
     pub(super) async fn lock_work(
@@ -338,5 +332,28 @@ impl PostgresProvider {
         }
         tx.commit().await.map_err(storage)?;
         Ok(())
+    }
+}
+
+/// Completions as `COMPLETE_SQL` binds them: one entry per distinct token.
+struct CompletionBatch {
+    tokens: Vec<String>,
+    instances: Vec<String>,
+    messages: Vec<String>,
+}
+
+impl CompletionBatch {
+    /// The batch, and for each item whether it is its token's first (a token listed twice
+    /// completes once, as two calls would).
+    fn new(items: &[(String, OutboundMessage)]) -> Result<(Vec<bool>, Self), ProviderError> {
+        let mut seen = HashSet::new();
+        let first: Vec<bool> = items.iter().map(|(token, _)| seen.insert(token.as_str())).collect();
+        let mut batch = CompletionBatch { tokens: Vec::new(), instances: Vec::new(), messages: Vec::new() };
+        for ((token, completion), _) in items.iter().zip(&first).filter(|(_, first)| **first) {
+            batch.messages.push(to_json(&completion.message)?);
+            batch.tokens.push(token.clone());
+            batch.instances.push(completion.instance.clone());
+        }
+        Ok((first, batch))
     }
 }

@@ -56,8 +56,25 @@ pub(super) fn push_guarded_turn(
     now: u64,
 ) -> Result<(), ProviderError> {
     let tok = lock_token.to_string();
-    let exec = ms(commit.execution_id);
     let started = turn_started(commit);
+    push_history(batch, &tok, commit)?;
+    push_execution(batch, &tok, commit, started.as_ref(), now);
+    push_activities(batch, &tok, commit, now);
+    push_cancellations(batch, &tok, commit, now);
+    let q = batch.stmt("DELETE FROM orchestrator_queue WHERE lock_token = ");
+    q.push_bind(tok.clone())
+        .push(" AND EXISTS (SELECT 1 FROM instances WHERE lock_token = ")
+        .push_bind(tok.clone());
+    q.push(")");
+    // After the delete above, so none of them is taken for a consumed message.
+    push_guarded_messages(batch, &tok, commit, now)?;
+    // Last: the instance row, which releases the lock.
+    push_instance_update(batch, tok, commit, started.as_ref(), now)
+}
+
+/// The turn's events, 100 rows a statement.
+fn push_history(batch: &mut Batch, tok: &str, commit: &TurnCommit) -> Result<(), ProviderError> {
+    let exec = ms(commit.execution_id);
     for chunk in commit.new_events.chunks(100) {
         let q = batch.stmt(
             "INSERT INTO history (instance_id, execution_id, event_id, event_type, data) \
@@ -70,10 +87,23 @@ pub(super) fn push_guarded_turn(
         q.push_values(rows, |mut b, (id, ty, json)| {
             b.push_bind(exec).push_bind(id).push_bind(ty).push_bind(json);
         });
-        q.push(") v WHERE i.lock_token = ").push_bind(tok.clone());
+        q.push(") v WHERE i.lock_token = ").push_bind(tok.to_string());
     }
+    Ok(())
+}
+
+/// The execution row: created by the turn that started the execution, otherwise updated
+/// when the turn ended it.
+fn push_execution(
+    batch: &mut Batch,
+    tok: &str,
+    commit: &TurnCommit,
+    started: Option<&(String, String)>,
+    now: u64,
+) {
+    let exec = ms(commit.execution_id);
     let exec_state = execution_state(commit);
-    if let Some((version, dv)) = &started {
+    if let Some((version, dv)) = started {
         let q = batch.stmt(
             "INSERT INTO executions (instance_id, execution_id, version, state, duroxide_version, started_at, updated_at) \
              SELECT i.instance_id, ",
@@ -85,15 +115,20 @@ pub(super) fn push_guarded_turn(
             .push_bind(dv.clone())
             .push_bind(ms(now))
             .push_bind(ms(now));
-        q.push(" FROM instances i WHERE i.lock_token = ").push_bind(tok.clone());
+        q.push(" FROM instances i WHERE i.lock_token = ").push_bind(tok.to_string());
     } else if !commit.new_events.is_empty() && exec_state != InstanceState::Running {
         let q = batch.stmt("UPDATE executions SET state = ");
         q.push_bind(exec_state.as_str()).push(", updated_at = ").push_bind(ms(now));
         q.push(" WHERE execution_id = ").push_bind(exec);
         q.push(" AND instance_id = (SELECT instance_id FROM instances WHERE lock_token = ")
-            .push_bind(tok.clone());
+            .push_bind(tok.to_string());
         q.push(")");
     }
+}
+
+/// The activities the turn scheduled, 100 rows a statement; an activity with a lock token
+/// is handed straight to a worker of this node: stored locked, its first attempt counted.
+fn push_activities(batch: &mut Batch, tok: &str, commit: &TurnCommit, now: u64) {
     let locked_until = ms(now + commit.activity_lock_timeout.as_millis() as u64);
     for chunk in commit.activities.chunks(100) {
         let q = batch.stmt(
@@ -114,27 +149,36 @@ pub(super) fn push_guarded_turn(
                 .push_bind(if eager { locked_until } else { 0 })
                 .push_bind(i64::from(eager));
         });
-        q.push(") v WHERE i.lock_token = ").push_bind(tok.clone());
+        q.push(") v WHERE i.lock_token = ").push_bind(tok.to_string());
     }
+}
+
+/// Cancelled activities: queued work is dropped; running work is flagged so its lock
+/// renewal fails.
+fn push_cancellations(batch: &mut Batch, tok: &str, commit: &TurnCommit, now: u64) {
+    let exec = ms(commit.execution_id);
     for id in &commit.cancelled_activities {
         let q = batch.stmt("DELETE FROM worker_queue WHERE instance_id = (SELECT instance_id FROM instances WHERE lock_token = ");
-        q.push_bind(tok.clone()).push(") AND execution_id = ").push_bind(exec);
+        q.push_bind(tok.to_string()).push(") AND execution_id = ").push_bind(exec);
         q.push(" AND event_id = ").push_bind(ms(*id));
         q.push(" AND (lock_token IS NULL OR locked_until <= ").push_bind(ms(now)).push(")");
         let q = batch.stmt(
             "UPDATE worker_queue SET cancel_requested = 1 WHERE instance_id = (SELECT instance_id FROM instances WHERE lock_token = ",
         );
-        q.push_bind(tok.clone()).push(") AND execution_id = ").push_bind(exec);
+        q.push_bind(tok.to_string()).push(") AND execution_id = ").push_bind(exec);
         q.push(" AND event_id = ").push_bind(ms(*id));
     }
-    let q = batch.stmt("DELETE FROM orchestrator_queue WHERE lock_token = ");
-    q.push_bind(tok.clone())
-        .push(" AND EXISTS (SELECT 1 FROM instances WHERE lock_token = ")
-        .push_bind(tok.clone());
-    q.push(")");
-    // After the delete above, so none of them is taken for a consumed message.
-    push_guarded_messages(batch, &tok, commit, now)?;
-    // Last: the instance row, which releases the lock.
+}
+
+/// The instance row after the turn, which releases the lock; returns the row tagged 'r'.
+fn push_instance_update(
+    batch: &mut Batch,
+    tok: String,
+    commit: &TurnCommit,
+    started: Option<&(String, String)>,
+    now: u64,
+) -> Result<(), ProviderError> {
+    let exec = ms(commit.execution_id);
     let u = &commit.update;
     let (set_cs, cs) = match &u.custom_status {
         Some(v) => (1, v.clone()),
@@ -147,11 +191,9 @@ pub(super) fn push_guarded_turn(
     q.push(", error = ").push_bind(u.error.as_ref().map(to_json).transpose()?);
     q.push(", custom_status = CASE WHEN ").push_bind(set_cs).push(" = 1 THEN ").push_bind(cs);
     q.push(" ELSE custom_status END, duroxide_version = COALESCE(");
-    q.push_bind(started.as_ref().map(|(_, dv)| dv.clone()));
+    q.push_bind(started.map(|(_, dv)| dv.clone()));
     q.push(", duroxide_version), duroxide_version_key = COALESCE(");
-    q.push_bind(
-        started.as_ref().and_then(|(_, dv)| semver::Version::parse(dv).ok()).map(|v| version_key(&v)),
-    );
+    q.push_bind(started.and_then(|(_, dv)| semver::Version::parse(dv).ok()).map(|v| version_key(&v)));
     q.push(", duroxide_version_key), status_note = NULL, updated_at = ").push_bind(ms(now));
     q.push(", lock_token = NULL, locked_until = 0 WHERE lock_token = ").push_bind(tok);
     q.push(format!(" RETURNING 'r' AS tag, {INSTANCE_COLUMNS}"));

@@ -152,6 +152,18 @@ impl SqliteProvider {
         max: usize,
     ) -> Result<Vec<ActivityWorkItem>, ProviderError> {
         let now = crate::now_ms();
+        if !self.work_visible(now).await? {
+            return Ok(Vec::new());
+        }
+        let items = self.lock_sessionless_run(now, lock_timeout, max).await?;
+        if !items.is_empty() {
+            return Ok(items);
+        }
+        self.lock_next_work(now, lock_timeout, worker).await
+    }
+
+    /// Whether any work is runnable, read without the write lock.
+    async fn work_visible(&self, now: u64) -> Result<bool, ProviderError> {
         // Look before taking the write lock (see fetch_orchestration_item_cached).
         let peek = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT 1 FROM worker_queue w WHERE {} LIMIT 1",
@@ -161,9 +173,17 @@ impl SqliteProvider {
         .fetch_optional(&mut *self.conns.reader().await?)
         .await
         .map_err(storage)?;
-        if peek.is_none() {
-            return Ok(Vec::new());
-        }
+        Ok(peek.is_some())
+    }
+
+    /// Up to `max` of the oldest runnable items, when they have no session; empty when the
+    /// oldest has one.
+    async fn lock_sessionless_run(
+        &self,
+        now: u64,
+        lock_timeout: Duration,
+        max: usize,
+    ) -> Result<Vec<ActivityWorkItem>, ProviderError> {
         // The common case in one statement (and one round trip, with its transaction): the
         // oldest runnable items have no session. Only the run of them before the first
         // session item is taken, so the order is the one single fetches would give; each
@@ -185,19 +205,26 @@ impl SqliteProvider {
         .bind(ms(now))
         .bind(max.max(1) as i64);
         let rows = self.conns.writer().await.one_trip_query(query).await.map_err(storage)?;
-        if !rows.is_empty() {
-            let mut items = rows
-                .iter()
-                .map(|r| {
-                    let token = r.try_get("lock_token").map_err(storage)?;
-                    let item = work_item_from_row(r, token, None, false, 0)?;
-                    Ok((r.try_get::<i64, _>("id").map_err(storage)?, item))
-                })
-                .collect::<Result<Vec<_>, ProviderError>>()?;
-            // RETURNING has no order.
-            items.sort_by_key(|(id, _)| *id);
-            return Ok(items.into_iter().map(|(_, item)| item).collect());
-        }
+        let mut items = rows
+            .iter()
+            .map(|r| {
+                let token = r.try_get("lock_token").map_err(storage)?;
+                let item = work_item_from_row(r, token, None, false, 0)?;
+                Ok((r.try_get::<i64, _>("id").map_err(storage)?, item))
+            })
+            .collect::<Result<Vec<_>, ProviderError>>()?;
+        // RETURNING has no order.
+        items.sort_by_key(|(id, _)| *id);
+        Ok(items.into_iter().map(|(_, item)| item).collect())
+    }
+
+    /// The oldest runnable item, session work included, claiming its session for `worker`.
+    async fn lock_next_work(
+        &self,
+        now: u64,
+        lock_timeout: Duration,
+        worker: &WorkerIdentity,
+    ) -> Result<Vec<ActivityWorkItem>, ProviderError> {
         write_tx!(self.conns, _w, tx, BEGIN_LIGHT);
         // Runnable: no session; or a session this worker holds; or, if it holds fewer than
         // `max_sessions` sessions with work, a session nobody holds or whose lease expired. Work cancelled by its
