@@ -20,3 +20,18 @@ pub(crate) fn parse_history(
     }
     (events, None, len)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unreadable_row_empties_the_history_and_says_where() {
+        let (events, why, len) = parse_history(vec![(1, "{".into()), (4, "{".into())], 2);
+        assert!(events.is_empty());
+        assert!(why.unwrap().starts_with("event 1 of execution 2: "));
+        // The last id, not the row count.
+        assert_eq!(len, 4);
+        assert_eq!(parse_history(Vec::new(), 1), (Vec::new(), None, 0));
+    }
+}

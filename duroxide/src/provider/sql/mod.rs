@@ -53,3 +53,21 @@ pub(crate) fn classify(e: sqlx::Error, refused: impl FnOnce(&str) -> bool) -> Pr
     };
     if invalid { ProviderError::InvalidInput(e.to_string()) } else { ProviderError::Storage(e.to_string()) }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_saturate_instead_of_wrapping() {
+        assert_eq!(ms(5), 5);
+        assert_eq!(ms(u64::MAX), i64::MAX);
+    }
+
+    #[test]
+    fn plain_text_details_are_kept() {
+        assert!(parse_details(None).is_none());
+        let kept = parse_details(Some("disk on fire".into())).unwrap();
+        assert_eq!(kept, ErrorDetails::infrastructure("disk on fire".to_string()));
+    }
+}

@@ -38,6 +38,8 @@ impl Dialect {
 pub(crate) enum Value {
     Text(Option<String>),
     Int(Option<i64>),
+    /// PostgreSQL's `INTEGER` columns; SQLite has none narrower than 64 bits.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     Int32(i32),
 }
 
@@ -192,11 +194,65 @@ fn import_statements(
     snapshot: &InstanceSnapshot,
     now: u64,
 ) -> Result<Vec<Statement>, ProviderError> {
-    let r = &snapshot.record;
+    let id = &snapshot.record.instance;
+    let mut out = vec![instance_statement(d, &snapshot.record, now)?];
+    for e in &snapshot.executions {
+        out.push(Statement {
+            sql: format!(
+                "INSERT INTO executions (instance_id, execution_id, version, state, duroxide_version, \
+                 started_at, updated_at) VALUES ({})",
+                d.params(7)
+            ),
+            values: vec![
+                id.into(),
+                ms(e.record.execution_id).into(),
+                (&e.record.version).into(),
+                e.record.state.as_str().into(),
+                (&e.duroxide_version).into(),
+                ms(now).into(),
+                ms(now).into(),
+            ],
+        });
+        for ev in &e.history {
+            out.push(Statement {
+                sql: format!(
+                    "INSERT INTO history (instance_id, execution_id, event_id, event_type, data) VALUES ({})",
+                    d.params(5)
+                ),
+                values: vec![
+                    id.into(),
+                    ms(e.record.execution_id).into(),
+                    ms(ev.event_id).into(),
+                    ev.kind.type_name().into(),
+                    Value::Text(Some(to_json(ev)?)),
+                ],
+            });
+        }
+    }
+    for m in &snapshot.messages {
+        out.push(Statement {
+            sql: format!(
+                "INSERT INTO orchestrator_queue (instance_id, message, visible_at, enqueued_at) VALUES ({})",
+                d.params(4)
+            ),
+            values: vec![
+                id.into(),
+                Value::Text(Some(to_json(&m.message)?)),
+                ms(m.visible_at_ms).into(),
+                ms(now).into(),
+            ],
+        });
+    }
+    out.extend(snapshot.activities.iter().map(|a| activity_statement(d, id, a, now)));
+    Ok(out)
+}
+
+/// The instance row, unless one with its id exists.
+fn instance_statement(d: &Dialect, r: &InstanceRecord, now: u64) -> Result<Statement, ProviderError> {
     let error = r.error.as_ref().map(to_json).transpose()?;
     let dv_key =
         r.duroxide_version.as_deref().and_then(|v| semver::Version::parse(v).ok()).map(|v| version_key(&v));
-    let mut out = vec![Statement {
+    Ok(Statement {
         sql: format!(
             "{} instances (instance_id, name, version, execution_id, state, output, error, \
              custom_status, parent_instance, duroxide_version, duroxide_version_key, status_note, \
@@ -221,72 +277,100 @@ fn import_statements(
             ms(r.created_at_ms).into(),
             ms(now).into(),
         ],
-    }];
-    for e in &snapshot.executions {
-        out.push(Statement {
-            sql: format!(
-                "INSERT INTO executions (instance_id, execution_id, version, state, duroxide_version, \
-                 started_at, updated_at) VALUES ({})",
-                d.params(7)
-            ),
-            values: vec![
-                (&r.instance).into(),
-                ms(e.record.execution_id).into(),
-                (&e.record.version).into(),
-                e.record.state.as_str().into(),
-                (&e.duroxide_version).into(),
-                ms(now).into(),
-                ms(now).into(),
-            ],
-        });
-        for ev in &e.history {
-            out.push(Statement {
-                sql: format!(
-                    "INSERT INTO history (instance_id, execution_id, event_id, event_type, data) VALUES ({})",
-                    d.params(5)
-                ),
-                values: vec![
-                    (&r.instance).into(),
-                    ms(e.record.execution_id).into(),
-                    ms(ev.event_id).into(),
-                    ev.kind.type_name().into(),
-                    Value::Text(Some(to_json(ev)?)),
-                ],
-            });
+    })
+}
+
+/// A queued activity, unlocked (a lock does not travel), its attempts kept.
+fn activity_statement(d: &Dialect, instance: &str, a: &ActivityWorkItem, now: u64) -> Statement {
+    Statement {
+        sql: format!(
+            "INSERT INTO worker_queue (instance_id, execution_id, event_id, name, input, visible_at, \
+             attempt_count, session_id) VALUES ({})",
+            d.params(8)
+        ),
+        values: vec![
+            instance.into(),
+            ms(a.execution_id).into(),
+            ms(a.event_id).into(),
+            (&a.name).into(),
+            (&a.input).into(),
+            ms(now).into(),
+            (d.attempt)(a.attempt),
+            (&a.session_id).into(),
+        ],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::provider::InstanceState;
+
+    const NUMBERED: Dialect = Dialect {
+        numbered: true,
+        insert_ignore: "INSERT INTO",
+        ignore_suffix: " ON CONFLICT (instance_id) DO NOTHING",
+        not_cancelled: "NOT cancel_requested",
+        attempt: |a| Value::Int32(a as i32),
+    };
+    const POSITIONAL: Dialect = Dialect {
+        numbered: false,
+        insert_ignore: "INSERT OR IGNORE INTO",
+        ignore_suffix: "",
+        not_cancelled: "cancel_requested = 0",
+        attempt: |a| Value::Int(Some(i64::from(a))),
+    };
+
+    fn snapshot() -> InstanceSnapshot {
+        let record = InstanceRecord {
+            instance: "i-1".into(),
+            name: "Flow".into(),
+            version: Some("1.0.0".into()),
+            execution_id: 1,
+            state: InstanceState::Running,
+            output: None,
+            error: None,
+            custom_status: None,
+            parent_instance: None,
+            duroxide_version: Some("0.1.0".into()),
+            status_note: None,
+            created_at_ms: 5,
+            updated_at_ms: 6,
+        };
+        let activity = ActivityWorkItem {
+            instance: "i-1".into(),
+            execution_id: 1,
+            event_id: 2,
+            name: "Act".into(),
+            input: "in".into(),
+            session_id: None,
+            lock_token: String::new(),
+            attempt: 3,
+            session_claimed: false,
+        };
+        InstanceSnapshot { record, executions: Vec::new(), messages: Vec::new(), activities: vec![activity] }
+    }
+
+    #[test]
+    fn placeholders_follow_the_dialect() {
+        assert_eq!(NUMBERED.params(3), "$1, $2, $3");
+        assert_eq!(POSITIONAL.params(3), "?, ?, ?");
+    }
+
+    #[test]
+    fn import_starts_with_the_instance_and_binds_every_placeholder() {
+        for d in [&NUMBERED, &POSITIONAL] {
+            let statements = import_statements(d, &snapshot(), 9).unwrap();
+            assert_eq!(statements.len(), 2);
+            assert!(statements[0].sql.starts_with(d.insert_ignore), "{}", statements[0].sql);
+            assert!(statements[0].sql.ends_with(&format!("){}", d.ignore_suffix)), "{}", statements[0].sql);
+            for st in &statements {
+                let placeholders =
+                    if d.numbered { st.sql.matches('$').count() } else { st.sql.matches('?').count() };
+                assert_eq!(placeholders, st.values.len(), "{}", st.sql);
+            }
         }
+        let statements = import_statements(&NUMBERED, &snapshot(), 9).unwrap();
+        assert!(matches!(statements[1].values[6], Value::Int32(3)));
     }
-    for m in &snapshot.messages {
-        out.push(Statement {
-            sql: format!(
-                "INSERT INTO orchestrator_queue (instance_id, message, visible_at, enqueued_at) VALUES ({})",
-                d.params(4)
-            ),
-            values: vec![
-                (&r.instance).into(),
-                Value::Text(Some(to_json(&m.message)?)),
-                ms(m.visible_at_ms).into(),
-                ms(now).into(),
-            ],
-        });
-    }
-    for a in &snapshot.activities {
-        out.push(Statement {
-            sql: format!(
-                "INSERT INTO worker_queue (instance_id, execution_id, event_id, name, input, visible_at, \
-                 attempt_count, session_id) VALUES ({})",
-                d.params(8)
-            ),
-            values: vec![
-                (&r.instance).into(),
-                ms(a.execution_id).into(),
-                ms(a.event_id).into(),
-                (&a.name).into(),
-                (&a.input).into(),
-                ms(now).into(),
-                (d.attempt)(a.attempt),
-                (&a.session_id).into(),
-            ],
-        });
-    }
-    Ok(out)
 }
