@@ -159,4 +159,19 @@ impl PostgresProvider {
             .map_err(storage)?;
         Ok(())
     }
+
+    pub(super) async fn instance_record(
+        &self,
+        instance: &str,
+    ) -> Result<Option<InstanceRecord>, ProviderError> {
+        let mut conn = self.pool.acquire().await.map_err(storage)?;
+        Self::instance_row(&mut conn, instance).await
+    }
+
+    pub(super) async fn instance_ids(&self) -> Result<Vec<String>, ProviderError> {
+        sqlx::query_scalar("SELECT instance_id FROM instances ORDER BY created_at, instance_id COLLATE \"C\"")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(storage)
+    }
 }

@@ -1,15 +1,18 @@
 //! What the SQLite and PostgreSQL stores share: value conversions and error
-//! classification (here), row decoding (`rows`), history decoding (`history`), and
-//! instance export and import (`transfer`). SQL text that really differs between the two
+//! classification (here), row decoding (`rows`), history decoding (`history`),
+//! instance export and import (`transfer`), and the `Provider` impl that forwards to each
+//! store's methods (`provider_impl`). SQL text that really differs between the two
 //! databases stays in each store; where only placeholders or a conflict clause differ,
 //! a [`Dialect`] spells them.
 #![cfg(any(feature = "sqlite", feature = "postgres"))]
 
 mod history;
+mod provider_impl;
 mod rows;
 mod transfer;
 
 pub(crate) use history::parse_history;
+pub(crate) use provider_impl::provider_impl;
 pub(crate) use rows::{
     activity_from_row, blocked_instance, current_execution, events_or_corrupt, execution_from_row,
     locked_record_from_row, record_from_row, version_count_from_row,

@@ -266,3 +266,27 @@ pub(super) fn batched_result(write: &DurableWrite, rows: &[SqliteRow]) -> Result
         }
     }
 }
+
+impl SqliteProvider {
+    /// Starts an instance through the group commit.
+    pub(super) async fn start_instance(
+        &self,
+        instance: &str,
+        name: &str,
+        version: Option<&str>,
+        input: &str,
+    ) -> Result<(), ProviderError> {
+        let write = DurableWrite::Create {
+            instance: instance.to_string(),
+            name: name.to_string(),
+            version: version.map(str::to_string),
+            input: input.to_string(),
+        };
+        self.group.submit(write).await
+    }
+
+    /// Commits a turn through the group commit.
+    pub(super) async fn commit(&self, lock_token: &str, commit: TurnCommit) -> Result<(), ProviderError> {
+        self.group.submit(DurableWrite::Turn { lock_token: lock_token.to_string(), commit }).await
+    }
+}

@@ -158,4 +158,19 @@ impl SqliteProvider {
         tx.commit().await.map_err(storage)?;
         Ok(())
     }
+
+    pub(super) async fn instance_record(
+        &self,
+        instance: &str,
+    ) -> Result<Option<InstanceRecord>, ProviderError> {
+        let mut conn = self.conns.reader().await?;
+        Self::instance_row(&mut conn, instance).await
+    }
+
+    pub(super) async fn instance_ids(&self) -> Result<Vec<String>, ProviderError> {
+        sqlx::query_scalar("SELECT instance_id FROM instances ORDER BY created_at, instance_id")
+            .fetch_all(&mut *self.conns.reader().await?)
+            .await
+            .map_err(storage)
+    }
 }
