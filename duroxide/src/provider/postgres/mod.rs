@@ -26,6 +26,15 @@
 //! Connection loss and other database failures are [`ProviderError::Storage`] (retryable);
 //! a malformed URL or schema name is [`ProviderError::Configuration`]; a failed migration is
 //! [`ProviderError::Migration`].
+//!
+//! ## Layout
+//! This file holds the store type, its error classification and its tests; the
+//! `Provider` impl is the shared forwarding one (`provider::sql::provider_impl`).
+//! `options` (what callers tune, schema names), `connection` (pool, schema, migrations),
+//! `notify` (cross-process wake-ups), `commit` (a start and a turn commit), `fetch`
+//! (instance locks), `work` (the activity queue), `sessions` (session leases), `queries`
+//! (client reads and management writes), `transfer` (export and import). Code the SQLite
+//! store shares lives in `provider::sql`.
 
 mod commit;
 mod connection;

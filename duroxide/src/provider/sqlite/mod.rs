@@ -19,6 +19,15 @@
 //! Writes from this process are serialized by an in-process lock so they queue in Rust
 //! instead of spinning in SQLite's busy handler; other processes on the same file are
 //! handled by `busy_timeout`.
+//!
+//! ## Layout
+//! This file holds the store type and its error classification; the `Provider` impl is
+//! the shared forwarding one (`provider::sql::provider_impl`). `options` (what callers
+//! tune), `connection` (opening, the writer and readers, statement batches), `group`
+//! (group commit of durable writes), `commit` (a start's and a turn's statements), `fetch`
+//! (instance locks), `work` (the activity queue), `sessions` (session leases), `queries`
+//! (client reads and management writes), `transfer` (export and import). Code the
+//! PostgreSQL store shares lives in `provider::sql`.
 
 /// Opens a write transaction on the writer connection: `write_tx!(conns, guard, tx, BEGIN)`.
 macro_rules! write_tx {

@@ -164,7 +164,7 @@ impl SqliteProvider {
 
     /// Whether any work is runnable, read without the write lock.
     async fn work_visible(&self, now: u64) -> Result<bool, ProviderError> {
-        // Look before taking the write lock (see fetch_orchestration_item_cached).
+        // Look before taking the write lock (see `lock_ready_instances`).
         let peek = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT 1 FROM worker_queue w WHERE {} LIMIT 1",
             unlocked_work("?1")
