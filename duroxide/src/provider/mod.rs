@@ -24,6 +24,7 @@ mod types;
 
 #[cfg(feature = "postgres")]
 pub mod postgres;
+mod sql;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 #[cfg(feature = "provider-test")]

@@ -1,0 +1,428 @@
+//! Durable writes of the dispatch path: an instance start, and a turn commit guarded by
+//! its lock token (history, state, activities, messages to itself and to other
+//! instances, sub-orchestration starts), each one transaction of a few statements.
+
+use super::*;
+
+/// Appends events to execution `$2` of instance `$1`: `$3` event ids, `$4` event types, `$5`
+/// the events as JSON. A duplicate event id fails the statement (primary key).
+const APPEND_HISTORY_SQL: &str = "INSERT INTO history (instance_id, execution_id, event_id, event_type, data) \
+     SELECT $1, $2, e.event_id, e.event_type, e.data \
+     FROM UNNEST($3::bigint[], $4::text[], $5::text[]) AS e(event_id, event_type, data)";
+
+/// Records the outcome of a turn of instance `$1`, execution `$2`, at `$3`, in one statement:
+/// - the execution row: created when the turn started the execution (`$5`; version `$6`,
+///   duroxide version `$7`), otherwise, when the turn appended events (`$8`), updated; its
+///   state is `$9`;
+/// - the messages the turn consumed (locked with `$4`) are deleted;
+/// - the instance row gets `$10`..`$18` (name, version, current execution, state, output,
+///   error, custom status when `$16`, duroxide version key) and is unlocked.
+///
+/// The parts touch different tables, so running them as one statement (one snapshot) changes
+/// nothing; the instance row is locked by the caller.
+const TURN_STATE_SQL: &str = "WITH started AS (\
+       INSERT INTO executions (instance_id, execution_id, version, state, duroxide_version, started_at, updated_at) \
+       SELECT $1, $2, $6, $9, $7, $3, $3 WHERE $5), \
+     advanced AS (\
+       UPDATE executions SET state = $9, updated_at = $3 \
+       WHERE instance_id = $1 AND execution_id = $2 AND $8 AND NOT $5), \
+     consumed AS (DELETE FROM orchestrator_queue WHERE lock_token = $4) \
+     UPDATE instances SET name = $10, version = $11, execution_id = $12, state = $13, output = $14, \
+       error = $15, custom_status = CASE WHEN $16 THEN $17 ELSE custom_status END, \
+       duroxide_version = COALESCE($7, duroxide_version), \
+       duroxide_version_key = COALESCE($18, duroxide_version_key), status_note = NULL, \
+       updated_at = $3, lock_token = NULL, locked_until = 0 \
+     WHERE instance_id = $1";
+
+/// Enqueues activities of instance `$1`, visible at `$2`, in order: `$3` execution ids, `$4`
+/// event ids, `$5` names, `$6` inputs, `$7` sessions, `$8` lock tokens (NULL: not locked),
+/// `$9` lock expiries, `$10` attempts. An activity queued already is left as it is (the
+/// first of two in one batch wins).
+const ENQUEUE_ACTIVITIES_SQL: &str = "INSERT INTO worker_queue (instance_id, execution_id, event_id, name, input, \
+       visible_at, session_id, lock_token, locked_until, attempt_count) \
+     SELECT $1, a.execution_id, a.event_id, a.name, a.input, $2, a.session_id, a.lock_token, a.locked_until, \
+       a.attempt_count \
+     FROM UNNEST($3::bigint[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::text[], $9::bigint[], \
+       $10::integer[]) WITH ORDINALITY \
+       AS a(execution_id, event_id, name, input, session_id, lock_token, locked_until, attempt_count, n) \
+     ORDER BY a.n \
+     ON CONFLICT (instance_id, execution_id, event_id) DO NOTHING";
+
+/// Enqueues orchestrator messages in order: `$1` instances, `$2` messages, `$3` visible-at
+/// times, all enqueued at `$4`.
+const ENQUEUE_MESSAGES_SQL: &str = "INSERT INTO orchestrator_queue (instance_id, message, visible_at, enqueued_at) \
+     SELECT m.instance_id, m.message, m.visible_at, $4 \
+     FROM UNNEST($1::text[], $2::text[], $3::bigint[]) WITH ORDINALITY AS m(instance_id, message, visible_at, n) \
+     ORDER BY m.n";
+
+impl PostgresProvider {
+    /// Inserts an instance row; false when it exists already.
+    pub(super) async fn insert_instance(
+        conn: &mut PgConnection,
+        instance: &str,
+        name: &str,
+        version: Option<&str>,
+        parent: Option<&str>,
+        now: u64,
+    ) -> Result<bool, ProviderError> {
+        let done = sqlx::query(
+            "INSERT INTO instances (instance_id, name, version, state, parent_instance, created_at, updated_at) \
+             VALUES ($1, $2, $3, 'Pending', $4, $5, $5) ON CONFLICT (instance_id) DO NOTHING",
+        )
+        .bind(instance)
+        .bind(name)
+        .bind(version)
+        .bind(parent)
+        .bind(ms(now))
+        .execute(&mut *conn)
+        .await
+        .map_err(storage)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub(super) async fn instance_exists(
+        conn: &mut PgConnection,
+        instance: &str,
+    ) -> Result<bool, ProviderError> {
+        let row = sqlx::query("SELECT 1 FROM instances WHERE instance_id = $1")
+            .bind(instance)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(storage)?;
+        Ok(row.is_some())
+    }
+
+    pub(super) async fn start_instance(
+        &self,
+        instance: &str,
+        name: &str,
+        version: Option<&str>,
+        input: &str,
+    ) -> Result<(), ProviderError> {
+        let now = crate::now_ms();
+        let mut tx = self.begin().await?;
+        if !Self::insert_instance(&mut tx, instance, name, version, None, now).await? {
+            return Err(ProviderError::InstanceExists(instance.to_string()));
+        }
+        let msg = OrchestratorMessage::StartOrchestration {
+            name: name.to_string(),
+            version: version.map(str::to_string),
+            input: input.to_string(),
+            parent: None,
+        };
+        Self::insert_message(&mut tx, instance, &msg, None, now).await?;
+        self.notify_orchestrator(&mut tx, None).await?;
+        tx.commit().await.map_err(storage)?;
+        self.notifiers.wake_orchestrator_at(None);
+        Ok(())
+    }
+
+    pub(super) async fn commit(&self, lock_token: &str, commit: TurnCommit) -> Result<(), ProviderError> {
+        // A constant number of statements whatever the size of the turn: events, activities,
+        // cancellations and messages each go in one statement (arrays bound as parameters);
+        // only a sub-orchestration start costs one more, to create its instance.
+        let now = crate::now_ms();
+        let mut tx = self.begin().await?;
+        let instance = Self::lock_holder(&mut tx, lock_token).await?;
+        let exec = ms(commit.execution_id);
+        Self::append_history(&mut tx, &instance, exec, &commit.new_events).await?;
+        Self::write_turn_state(&mut tx, &instance, lock_token, &commit, now).await?;
+        if !commit.activities.is_empty() {
+            Self::enqueue_activities(&mut tx, &instance, &commit, now).await?;
+        }
+        if !commit.cancelled_activities.is_empty() {
+            Self::cancel_activities(&mut tx, &instance, exec, &commit.cancelled_activities, now).await?;
+        }
+        let wake_at = Self::send_messages(&mut tx, &instance, &commit.messages, now).await?;
+        // Cross-process wake-ups, delivered by PostgreSQL when the transaction commits.
+        let unlocked_work = commit.activities.iter().any(|a| !eager(a));
+        let terminal = commit.update.state.is_terminal();
+        let wake_ups = turn_wake_ups(&wake_at, now, unlocked_work, terminal.then_some(instance.as_str()));
+        self.notify_all(&mut tx, &wake_ups).await?;
+        tx.commit().await.map_err(storage)?;
+        for w in wake_at {
+            self.notifiers.wake_orchestrator_at(w);
+        }
+        if unlocked_work {
+            self.notifiers.worker.notify_waiters();
+        }
+        if terminal {
+            let _ = self.notifiers.finished.send(Finished::id_only(instance));
+        }
+        Ok(())
+    }
+
+    /// The instance `lock_token` still locks, row-locked until the commit so the lock cannot
+    /// expire and pass to another process mid-turn.
+    async fn lock_holder(tx: &mut PgConnection, lock_token: &str) -> Result<String, ProviderError> {
+        let instance: Option<String> =
+            sqlx::query_scalar("SELECT instance_id FROM instances WHERE lock_token = $1 FOR UPDATE")
+                .bind(lock_token)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(storage)?;
+        instance.ok_or_else(|| lock_lost("instance", lock_token))
+    }
+
+    async fn append_history(
+        tx: &mut PgConnection,
+        instance: &str,
+        exec: i64,
+        events: &[Event],
+    ) -> Result<(), ProviderError> {
+        let (Some(first), Some(last)) = (events.first(), events.last()) else { return Ok(()) };
+        let ids: Vec<i64> = events.iter().map(|e| ms(e.event_id)).collect();
+        let types: Vec<&str> = events.iter().map(|e| e.kind.type_name()).collect();
+        let data = events.iter().map(to_json).collect::<Result<Vec<_>, _>>()?;
+        sqlx::query(APPEND_HISTORY_SQL)
+            .bind(instance)
+            .bind(exec)
+            .bind(ids)
+            .bind(types)
+            .bind(data)
+            .execute(&mut *tx)
+            .await
+            .map_err(|err| {
+                ProviderError::Storage(format!(
+                    "appending events {}..={} failed: {err}",
+                    first.event_id, last.event_id
+                ))
+            })?;
+        Ok(())
+    }
+
+    /// The execution and instance rows after the turn, and the consumed messages gone
+    /// (`TURN_STATE_SQL`).
+    async fn write_turn_state(
+        tx: &mut PgConnection,
+        instance: &str,
+        lock_token: &str,
+        commit: &TurnCommit,
+        now: u64,
+    ) -> Result<(), ProviderError> {
+        let exec = ms(commit.execution_id);
+        let started = commit.new_events.iter().find_map(|e| match &e.kind {
+            EventKind::OrchestrationStarted { version, duroxide_version, .. } => {
+                Some((version.as_str(), duroxide_version.as_str()))
+            }
+            _ => None,
+        });
+        let exec_state = match commit.update.state {
+            InstanceState::Completed | InstanceState::Failed => commit.update.state,
+            _ if commit.next_execution_id.is_some() => InstanceState::Completed,
+            _ => InstanceState::Running,
+        };
+        let u = &commit.update;
+        let error = u.error.as_ref().map(to_json).transpose()?;
+        let (set_cs, cs) = match &u.custom_status {
+            Some(v) => (true, v.clone()),
+            None => (false, None),
+        };
+        let next_exec = commit.next_execution_id.map(ms).unwrap_or(exec);
+        let (started_version, started_dv) = (started.map(|s| s.0), started.map(|s| s.1));
+        sqlx::query(TURN_STATE_SQL)
+            .bind(instance)
+            .bind(exec)
+            .bind(ms(now))
+            .bind(lock_token)
+            .bind(started.is_some())
+            .bind(started_version)
+            .bind(started_dv)
+            .bind(!commit.new_events.is_empty())
+            .bind(exec_state.as_str())
+            .bind(&u.name)
+            .bind(&u.version)
+            .bind(next_exec)
+            .bind(u.state.as_str())
+            .bind(&u.output)
+            .bind(error)
+            .bind(set_cs)
+            .bind(cs)
+            .bind(started_dv.and_then(|dv| semver::Version::parse(dv).ok()).map(|v| version_key(&v)))
+            .execute(&mut *tx)
+            .await
+            .map_err(storage)?;
+        Ok(())
+    }
+
+    async fn enqueue_activities(
+        tx: &mut PgConnection,
+        instance: &str,
+        commit: &TurnCommit,
+        now: u64,
+    ) -> Result<(), ProviderError> {
+        let locked_until = ms(now + commit.activity_lock_timeout.as_millis() as u64);
+        let acts = &commit.activities;
+        sqlx::query(ENQUEUE_ACTIVITIES_SQL)
+            .bind(instance)
+            .bind(ms(now))
+            .bind(acts.iter().map(|a| ms(a.execution_id)).collect::<Vec<_>>())
+            .bind(acts.iter().map(|a| ms(a.event_id)).collect::<Vec<_>>())
+            .bind(acts.iter().map(|a| a.name.as_str()).collect::<Vec<_>>())
+            .bind(acts.iter().map(|a| a.input.as_str()).collect::<Vec<_>>())
+            .bind(acts.iter().map(|a| a.session_id.as_deref()).collect::<Vec<_>>())
+            .bind(acts.iter().map(|a| eager(a).then_some(a.lock_token.as_str())).collect::<Vec<_>>())
+            .bind(acts.iter().map(|a| if eager(a) { locked_until } else { 0 }).collect::<Vec<_>>())
+            .bind(acts.iter().map(|a| i32::from(eager(a))).collect::<Vec<_>>())
+            .execute(&mut *tx)
+            .await
+            .map_err(storage)?;
+        Ok(())
+    }
+
+    /// Queued work is dropped; running work is flagged so its lock renewal fails. Two
+    /// statements, so the flagging sees a worker that took the work meanwhile.
+    async fn cancel_activities(
+        tx: &mut PgConnection,
+        instance: &str,
+        exec: i64,
+        event_ids: &[u64],
+        now: u64,
+    ) -> Result<(), ProviderError> {
+        let ids: Vec<i64> = event_ids.iter().map(|id| ms(*id)).collect();
+        sqlx::query(
+            "DELETE FROM worker_queue WHERE instance_id = $1 AND execution_id = $2 \
+             AND event_id = ANY($3::bigint[]) AND (lock_token IS NULL OR locked_until <= $4)",
+        )
+        .bind(instance)
+        .bind(exec)
+        .bind(&ids)
+        .bind(ms(now))
+        .execute(&mut *tx)
+        .await
+        .map_err(storage)?;
+        sqlx::query(
+            "UPDATE worker_queue SET cancel_requested = TRUE \
+             WHERE instance_id = $1 AND execution_id = $2 AND event_id = ANY($3::bigint[])",
+        )
+        .bind(instance)
+        .bind(exec)
+        .bind(&ids)
+        .execute(&mut *tx)
+        .await
+        .map_err(storage)?;
+        Ok(())
+    }
+
+    /// Creates the instances the turn starts and enqueues its messages, in order; the
+    /// visibility times of what was enqueued, for the wake-ups. Messages are checked
+    /// against the instances that exist (looked up at once; this instance exists, it is
+    /// locked) or that an earlier start of this turn created, then enqueued in one statement.
+    async fn send_messages(
+        tx: &mut PgConnection,
+        instance: &str,
+        outbound: &[OutboundMessage],
+        now: u64,
+    ) -> Result<Vec<Option<u64>>, ProviderError> {
+        let mut known = Self::existing_targets(tx, instance, outbound).await?;
+        let (mut targets, mut messages, mut visible_at) = (Vec::new(), Vec::new(), Vec::new());
+        let mut wake_at: Vec<Option<u64>> = Vec::new();
+        let mut enqueue = |target: &str, message: &OrchestratorMessage, at: Option<u64>| {
+            targets.push(target.to_string());
+            messages.push(to_json(message)?);
+            visible_at.push(ms(at.unwrap_or(now)));
+            wake_at.push(at);
+            Ok::<_, ProviderError>(())
+        };
+        for m in outbound {
+            if let OrchestratorMessage::StartOrchestration { name, version, parent, .. } = &m.message {
+                let created = Self::insert_instance(
+                    &mut *tx,
+                    &m.instance,
+                    name,
+                    version.as_deref(),
+                    parent.as_ref().map(|p| p.instance.as_str()),
+                    now,
+                )
+                .await?;
+                known.insert(m.instance.clone());
+                if !created {
+                    if let Some(reply) = start_conflict_reply(m) {
+                        enqueue(&reply.instance, &reply.message, None)?;
+                    }
+                    continue;
+                }
+            } else if !known.contains(&m.instance) {
+                tracing::warn!(instance = %m.instance, message = m.message.type_name(), "message to unknown instance dropped");
+                continue;
+            }
+            enqueue(&m.instance, &m.message, m.visible_at_ms)?;
+        }
+        if !targets.is_empty() {
+            sqlx::query(ENQUEUE_MESSAGES_SQL)
+                .bind(&targets)
+                .bind(&messages)
+                .bind(&visible_at)
+                .bind(ms(now))
+                .execute(&mut *tx)
+                .await
+                .map_err(storage)?;
+        }
+        Ok(wake_at)
+    }
+
+    /// Which of the instances `outbound` sends to (other than starts) exist, plus `instance`.
+    async fn existing_targets(
+        tx: &mut PgConnection,
+        instance: &str,
+        outbound: &[OutboundMessage],
+    ) -> Result<HashSet<String>, ProviderError> {
+        let is_start =
+            |m: &OutboundMessage| matches!(m.message, OrchestratorMessage::StartOrchestration { .. });
+        let others: Vec<&str> = outbound
+            .iter()
+            .filter(|m| m.instance != instance && !is_start(m))
+            .map(|m| m.instance.as_str())
+            .collect();
+        let mut known: HashSet<String> = match others.is_empty() {
+            true => HashSet::new(),
+            false => {
+                sqlx::query_scalar("SELECT instance_id FROM instances WHERE instance_id = ANY($1::text[])")
+                    .bind(&others)
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(storage)?
+                    .into_iter()
+                    .collect()
+            }
+        };
+        known.insert(instance.to_string());
+        Ok(known)
+    }
+}
+
+/// An activity with a lock token is handed straight to a worker of this node: it is stored
+/// locked, its first attempt counted.
+fn eager(a: &ActivityWorkItem) -> bool {
+    !a.lock_token.is_empty()
+}
+
+/// The notifications a turn sends: one per future visibility time of its messages and one
+/// for "now" at most, `w` when it queued work for any worker, and `f:<instance>` when the
+/// instance `finished`.
+fn turn_wake_ups(
+    wake_at: &[Option<u64>],
+    now: u64,
+    unlocked_work: bool,
+    finished: Option<&str>,
+) -> Vec<String> {
+    let mut wake_ups = Vec::new();
+    let mut notified_now = false;
+    for w in wake_at {
+        match w {
+            Some(t) if *t > now => wake_ups.push(orchestrator_wake(Some(*t))),
+            _ if !notified_now => {
+                notified_now = true;
+                wake_ups.push(orchestrator_wake(None));
+            }
+            _ => {}
+        }
+    }
+    if unlocked_work {
+        wake_ups.push("w".to_string());
+    }
+    if let Some(instance) = finished {
+        wake_ups.push(finished_wake(instance));
+    }
+    wake_ups
+}

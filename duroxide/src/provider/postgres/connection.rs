@@ -1,0 +1,110 @@
+//! Opening a store: the pool (every connection selects the store's schema), schema
+//! creation and migrations under advisory locks, and transactions.
+
+use super::*;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+impl PostgresProvider {
+    /// Connects to `url` (`postgres://user:pass@host:port/db`), creates the schema if missing
+    /// and applies migrations. Safe to call from many processes at once.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), duroxide::ProviderError> {
+    /// use duroxide::{PostgresOptions, PostgresProvider};
+    /// let store = PostgresProvider::new(
+    ///     "postgres://postgres@127.0.0.1:5432/app",
+    ///     Some(PostgresOptions { schema: Some("orders".into()), ..Default::default() }),
+    /// )
+    /// .await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn new(url: &str, options: Option<PostgresOptions>) -> Result<Self, ProviderError> {
+        let options = options.unwrap_or_default();
+        let schema = options.schema.clone().unwrap_or_else(|| "public".to_string());
+        validate_schema_name(&schema)?;
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(ProviderError::Configuration(format!(
+                "bad PostgreSQL URL '{url}': expected postgres://user@host:port/database"
+            )));
+        }
+        let connect = PgConnectOptions::from_str(url)
+            .map_err(|e| ProviderError::Configuration(format!("bad PostgreSQL URL '{url}': {e}")))?
+            .application_name(&options.application_name);
+        // One direct connection first: a pool hides why it cannot connect behind a timeout.
+        let probe = tokio::time::timeout(options.acquire_timeout, PgConnection::connect_with(&connect))
+            .await
+            .map_err(|_| ProviderError::Storage(format!("cannot connect to '{url}': timed out")))?
+            .map_err(|e| match e {
+                sqlx::Error::Configuration(c) => ProviderError::Configuration(c.to_string()),
+                other => ProviderError::Storage(format!("cannot connect to '{url}': {other}")),
+            })?;
+        let _ = probe.close().await;
+        let search_path = format!("\"{schema}\"");
+        let extra = if options.listen { 1 } else { 0 };
+        let pool = PgPoolOptions::new()
+            .max_connections(options.max_connections.max(1) + extra)
+            .acquire_timeout(options.acquire_timeout)
+            .after_connect(move |conn, _meta| {
+                let search_path = search_path.clone();
+                Box::pin(async move {
+                    sqlx::query("SELECT set_config('search_path', $1, false)")
+                        .bind(search_path)
+                        .execute(conn)
+                        .await?;
+                    Ok(())
+                })
+            })
+            .connect_with(connect)
+            .await
+            .map_err(|e| match e {
+                sqlx::Error::Configuration(c) => ProviderError::Configuration(c.to_string()),
+                other => ProviderError::Storage(format!("cannot connect to '{url}': {other}")),
+            })?;
+        Self::migrate(&pool, &schema).await?;
+        let channel = format!("duroxide_{schema}");
+        let notifiers = Arc::new(Notifiers::default());
+        let listener = if options.listen {
+            Some(tokio::spawn(listen_loop(pool.clone(), channel.clone(), notifiers.clone())))
+        } else {
+            None
+        };
+        Ok(Self { pool, schema, channel, notifiers, listener })
+    }
+
+    /// The schema this store uses.
+    pub fn schema(&self) -> &str {
+        &self.schema
+    }
+
+    pub(super) async fn migrate(pool: &PgPool, schema: &str) -> Result<(), ProviderError> {
+        let mut conn = pool.acquire().await.map_err(storage)?;
+        // `CREATE SCHEMA IF NOT EXISTS` races with itself; serialize per schema.
+        let key = format!("duroxide-schema:{schema}");
+        sqlx::query("SELECT pg_advisory_lock(hashtext($1))")
+            .bind(&key)
+            .execute(&mut *conn)
+            .await
+            .map_err(storage)?;
+        let result = async {
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\"")))
+                .execute(&mut *conn)
+                .await
+                .map_err(|e| ProviderError::Migration(format!("cannot create schema '{schema}': {e}")))?;
+            MIGRATOR
+                .run_direct(None, &mut *conn, false)
+                .await
+                .map_err(|e| ProviderError::Migration(e.to_string()))
+        }
+        .await;
+        let unlock =
+            sqlx::query("SELECT pg_advisory_unlock(hashtext($1))").bind(&key).execute(&mut *conn).await;
+        result?;
+        unlock.map_err(storage)?;
+        Ok(())
+    }
+
+    pub(super) async fn begin(&self) -> Result<Transaction<'static, Postgres>, ProviderError> {
+        self.pool.begin().await.map_err(storage)
+    }
+}

@@ -1,0 +1,130 @@
+//! The PostgreSQL provider (sqlx), for several runtime processes on one database.
+//!
+//! `PostgresProvider::new("postgres://user@host/db", None)` connects, creates its schema if
+//! missing and applies the embedded migrations (`migrations/postgres/`). Every table lives in
+//! one schema (default `public`; set [`PostgresOptions::schema`] to give each deployment or
+//! test its own), selected through `search_path` on every pooled connection.
+//!
+//! ## Several processes
+//! - Opening is safe when many processes start at once: schema creation runs under a
+//!   per-schema advisory lock and sqlx's migrator takes its own database-wide advisory lock.
+//! - Queue fetches use `FOR UPDATE SKIP LOCKED`, so concurrent dispatchers never block on or
+//!   double-take the same row. Batch fetches and completions (with the instances they lock)
+//!   are one statement each where they can, so an idle fetch is one read that writes
+//!   nothing. Instance locks carry a token and an expiry (`locked_until`):
+//!   a dead process's instances and activities are taken over once their locks expire, and
+//!   the dead process's late commit fails with [`ProviderError::LockLost`].
+//! - `commit_turn` is one transaction that first re-checks the lock token under a row lock,
+//!   then writes the turn in a few statements however many events, activities and messages
+//!   it has (arrays bound as parameters and expanded with `UNNEST`).
+//! - Wake-ups: every enqueue sends `pg_notify` on the channel `duroxide_<schema>` inside
+//!   its transaction (delivered on commit). A background task owned by the provider (stopped
+//!   when it is dropped) LISTENs and wakes this process's dispatchers, so idle runtimes in
+//!   other processes react at once; polling remains the fallback.
+//!
+//! ## Errors
+//! Connection loss and other database failures are [`ProviderError::Storage`] (retryable);
+//! a malformed URL or schema name is [`ProviderError::Configuration`]; a failed migration is
+//! [`ProviderError::Migration`].
+//!
+//! ## Layout
+//! This file holds the store type, its error classification and its tests; the
+//! `Provider` impl is the shared forwarding one (`provider::sql::provider_impl`).
+//! `options` (what callers tune, schema names), `connection` (pool, schema, migrations),
+//! `notify` (cross-process wake-ups), `commit` (a start and a turn commit), `fetch`
+//! (instance locks), `work` (the activity queue), `sessions` (session leases), `queries`
+//! (client reads and management writes), `transfer` (export and import). Code the SQLite
+//! store shares lives in `provider::sql`.
+
+mod commit;
+mod connection;
+mod fetch;
+mod notify;
+mod options;
+mod queries;
+mod sessions;
+mod transfer;
+mod work;
+
+use super::sql::{
+    self, Dialect, Statement, TransferTx, Value, activity_from_row, classify, locked_record_from_row, ms,
+    parse_history, record_from_row, to_json, token,
+};
+use super::*;
+use crate::history::EventKind;
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions, PgRow};
+use sqlx::{Connection, PgConnection, PgPool, Postgres, Row, Transaction};
+use std::collections::{HashMap, HashSet};
+use std::str::FromStr;
+
+use fetch::*;
+use notify::*;
+use work::*;
+
+pub use options::{PostgresOptions, validate_schema_name};
+
+/// The PostgreSQL store.
+pub struct PostgresProvider {
+    pool: PgPool,
+    schema: String,
+    channel: String,
+    notifiers: Arc<Notifiers>,
+    listener: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for PostgresProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresProvider").field("schema", &self.schema).finish_non_exhaustive()
+    }
+}
+
+impl Drop for PostgresProvider {
+    fn drop(&mut self) {
+        if let Some(l) = self.listener.take() {
+            l.abort();
+        }
+    }
+}
+
+/// Classifies a database failure: the data itself refused (class 22 "data exception", such
+/// as a NUL byte in text; class 54 "program limit exceeded", such as an index row too
+/// large; a value that cannot be encoded) is [`ProviderError::InvalidInput`], permanent;
+/// anything else is [`ProviderError::Storage`], which retrying may fix.
+fn storage(e: sqlx::Error) -> ProviderError {
+    classify(e, |code| code.starts_with("22") || code.starts_with("54"))
+}
+
+fn lock_lost(kind: &str, lock_token: &str) -> ProviderError {
+    ProviderError::LockLost(format!("{kind} lock {lock_token} is no longer held"))
+}
+
+sql::provider_impl!(PostgresProvider);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schema_names_are_validated() {
+        for ok in ["public", "tenant_1", "_x", "a"] {
+            assert!(validate_schema_name(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "1abc", "Upper", "a-b", "a\"b", "pg_temp", &"x".repeat(49), "a b", "é"] {
+            assert!(matches!(validate_schema_name(bad), Err(ProviderError::Configuration(_))), "{bad}");
+        }
+    }
+
+    #[test]
+    fn notification_payloads() {
+        let n = Arc::new(Notifiers::default());
+        let mut rx = n.finished.subscribe();
+        handle_notification(&n, "f:inst-1");
+        assert_eq!(rx.try_recv().unwrap(), Finished::id_only("inst-1"));
+        handle_notification(&n, "f");
+        assert!(rx.try_recv().unwrap().concerns("any"));
+        assert_eq!(finished_wake("inst-1"), "f:inst-1");
+        assert_eq!(finished_wake(&"x".repeat(8000)), "f");
+        handle_notification(&n, "w");
+        handle_notification(&n, "o");
+    }
+}

@@ -1,0 +1,104 @@
+//! Cross-process wake-ups: the `pg_notify` payloads writes send inside their transaction,
+//! and the listener task that turns them into this process's notifiers.
+
+use super::*;
+
+/// The notification for orchestrator messages visible at `visible_at_ms`: `o:<time>` for a
+/// future time, so dispatchers sleep until then, `o` for now.
+pub(super) fn orchestrator_wake(visible_at_ms: Option<u64>) -> String {
+    match visible_at_ms {
+        Some(t) if t > crate::now_ms() => format!("o:{t}"),
+        _ => "o".to_string(),
+    }
+}
+
+/// The notification that `instance` finished: `f:<instance>` when the id is within
+/// [`MAX_INSTANCE_ID_BYTES`], else `f` (some instance finished). PostgreSQL refuses payloads
+/// of 8,000 bytes or more and the refusal would fail the whole commit, so the payload never
+/// carries an unbounded id (ids that bypassed the client's check stay committable).
+pub(super) fn finished_wake(instance: &str) -> String {
+    if instance.len() <= MAX_INSTANCE_ID_BYTES { format!("f:{instance}") } else { "f".to_string() }
+}
+
+/// What a notification asks this process to do.
+pub(super) fn handle_notification(notifiers: &Arc<Notifiers>, payload: &str) {
+    match payload.split_once(':') {
+        Some(("o", at)) => notifiers.wake_orchestrator_at(at.parse().ok()),
+        Some(("f", instance)) => {
+            let _ = notifiers.finished.send(Finished::id_only(instance));
+        }
+        _ if payload == "f" => {
+            let _ = notifiers.finished.send(Finished::unknown());
+        }
+        _ if payload == "w" => notifiers.worker.notify_waiters(),
+        _ => notifiers.orchestrator.notify_waiters(),
+    }
+}
+
+pub(super) async fn listen_loop(pool: PgPool, channel: String, notifiers: Arc<Notifiers>) {
+    loop {
+        let mut listener = match PgListener::connect_with(&pool).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(error = %e, "postgres listener cannot connect; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        if let Err(e) = listener.listen(&channel).await {
+            tracing::warn!(error = %e, "postgres LISTEN failed; retrying");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
+        }
+        loop {
+            match listener.try_recv().await {
+                Ok(Some(n)) => handle_notification(&notifiers, n.payload()),
+                Ok(None) => {
+                    // Connection lost (sqlx reconnects): notifications may have been missed,
+                    // so wake everyone to poll once.
+                    notifiers.orchestrator.notify_waiters();
+                    notifiers.worker.notify_waiters();
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "postgres listener failed; reconnecting");
+                    notifiers.orchestrator.notify_waiters();
+                    notifiers.worker.notify_waiters();
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    break;
+                }
+            }
+        }
+    }
+}
+
+impl PostgresProvider {
+    pub(super) async fn notify(&self, conn: &mut PgConnection, payload: &str) -> Result<(), ProviderError> {
+        self.notify_all(conn, &[payload.to_string()]).await
+    }
+
+    pub(super) async fn notify_orchestrator(
+        &self,
+        conn: &mut PgConnection,
+        visible_at_ms: Option<u64>,
+    ) -> Result<(), ProviderError> {
+        self.notify(conn, &orchestrator_wake(visible_at_ms)).await
+    }
+
+    /// Sends several notifications in one statement.
+    pub(super) async fn notify_all(
+        &self,
+        conn: &mut PgConnection,
+        payloads: &[String],
+    ) -> Result<(), ProviderError> {
+        if payloads.is_empty() {
+            return Ok(());
+        }
+        sqlx::query("SELECT pg_notify($1, p) FROM UNNEST($2::text[]) AS p")
+            .bind(&self.channel)
+            .bind(payloads)
+            .execute(&mut *conn)
+            .await
+            .map_err(storage)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,292 @@
+//! Group commit: durable writes (instance starts and turns) that arrive together share
+//! one transaction and one fsync. A failed batch is retried write by write, each in its
+//! own savepoint, so a failure stays with its write. The statements themselves come from
+//! `commit`.
+
+use super::*;
+
+/// The columns of an [`InstanceRecord`], for `SELECT` and `RETURNING`.
+/// A durable write that joins the group commit.
+pub(super) enum DurableWrite {
+    Turn { lock_token: String, commit: TurnCommit },
+    Create { instance: String, name: String, version: Option<String>, input: String },
+}
+
+/// What to tell this process's dispatchers and waiters once a write is on disk.
+#[derive(Default)]
+pub(super) struct Effects {
+    pub(super) wake_at: Vec<Option<u64>>,
+    pub(super) unlocked_work: bool,
+    pub(super) finished: Option<InstanceRecord>,
+}
+
+pub(super) struct Job {
+    pub(super) write: DurableWrite,
+    pub(super) reply: tokio::sync::oneshot::Sender<Result<(), ProviderError>>,
+}
+
+#[derive(Default)]
+pub(super) struct GroupState {
+    pub(super) queue: Vec<Job>,
+    pub(super) leading: bool,
+}
+
+/// Group commit for durable writes (turns and new instances). The first writer to arrive
+/// leads: it takes every write queued so far, applies each as one guarded statement batch
+/// (a turn whose lock was lost, or a start whose id is taken, writes nothing and fails
+/// alone) and commits them in one transaction, so they share one fsync. Writers arriving
+/// meanwhile queue for the next round, which the leader runs too. Every writer returns only
+/// after the commit holding its write is durable. Under no contention a write commits
+/// alone, in one round trip.
+pub(super) struct GroupCommit {
+    pub(super) conns: Arc<Conns>,
+    pub(super) notifiers: Arc<Notifiers>,
+    pub(super) state: std::sync::Mutex<GroupState>,
+}
+
+/// Most writes one group commit takes.
+pub(super) const GROUP_MAX: usize = 64;
+
+impl GroupCommit {
+    pub(super) fn state(&self) -> std::sync::MutexGuard<'_, GroupState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(super) async fn submit(self: &Arc<Self>, write: DurableWrite) -> Result<(), ProviderError> {
+        let (reply, done) = tokio::sync::oneshot::channel();
+        let lead = {
+            let mut st = self.state();
+            st.queue.push(Job { write, reply });
+            !std::mem::replace(&mut st.leading, true)
+        };
+        if lead {
+            // If this caller is cancelled while leading, a new task takes over the rest.
+            let mut handoff = Handoff(Some(self.clone()));
+            self.lead().await;
+            handoff.0 = None;
+        }
+        done.await.unwrap_or_else(|_| {
+            Err(ProviderError::Storage("the commit this write joined was cancelled; retry".into()))
+        })
+    }
+
+    /// Commits rounds of queued writes until the queue is empty.
+    pub(super) async fn lead(&self) {
+        loop {
+            let jobs = {
+                let mut st = self.state();
+                if st.queue.is_empty() {
+                    st.leading = false;
+                    return;
+                }
+                let n = st.queue.len().min(GROUP_MAX);
+                st.queue.drain(..n).collect::<Vec<_>>()
+            };
+            let results = self.commit_round(&jobs).await;
+            for (job, result) in jobs.into_iter().zip(results) {
+                let _ = job.reply.send(result.map(|effects| self.announce(effects)));
+            }
+        }
+    }
+
+    pub(super) async fn commit_round(&self, jobs: &[Job]) -> Vec<Result<Effects, ProviderError>> {
+        let all_failed = |e: ProviderError| jobs.iter().map(|_| Err(e.clone())).collect();
+        let mut writer = self.conns.writer().await;
+        if let Some(results) = fast_round(&mut writer, jobs, crate::now_ms(), self.conns.begin_durable).await
+        {
+            return results;
+        }
+        // A batch failed (an SQL error, not a lost lock or a taken id): the round again, each
+        // write in its own savepoint, so the failure stays with the write that caused it.
+        let mut tx = match sqlx::Connection::begin_with(&mut writer.conn, self.conns.begin_durable).await {
+            Ok(tx) => tx,
+            Err(e) => return all_failed(storage(e)),
+        };
+        let now = crate::now_ms();
+        let alone = jobs.len() == 1;
+        let mut results = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            let (result, open) = apply_batched(&mut tx, &job.write, now, !alone).await;
+            if alone && result.is_err() {
+                // Rolled back when the transaction is dropped.
+                return vec![result];
+            }
+            if open && let Err(e) = sqlx::raw_sql("ROLLBACK TO w; RELEASE w").execute(&mut *tx).await {
+                return all_failed(storage(e));
+            }
+            results.push(result);
+        }
+        match tx.commit().await {
+            Ok(()) => results,
+            Err(e) => all_failed(storage(e)),
+        }
+    }
+
+    pub(super) fn announce(&self, effects: Effects) {
+        for w in effects.wake_at {
+            self.notifiers.wake_orchestrator_at(w);
+        }
+        if effects.unlocked_work {
+            self.notifiers.worker.notify_waiters();
+        }
+        if let Some(record) = effects.finished {
+            let instance = record.instance.clone();
+            let _ = self.notifiers.finished.send(Finished { instance, record: Some(Arc::new(record)) });
+        }
+    }
+}
+
+/// Hands the writes still queued to a new leader task if the leading caller is cancelled.
+pub(super) struct Handoff(Option<Arc<GroupCommit>>);
+
+impl Drop for Handoff {
+    fn drop(&mut self) {
+        let Some(group) = self.0.take() else { return };
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => {
+                handle.spawn(async move { group.lead().await });
+            }
+            Err(_) => {
+                // No runtime to continue on: fail the queued writes (their callers see an
+                // error) rather than leave them waiting.
+                let mut st = group.state();
+                st.queue.clear();
+                st.leading = false;
+            }
+        }
+    }
+}
+
+/// A round of starts and turns, one round trip per write: the first write's batch begins
+/// the transaction (`begin`) and the last one's commits it. `None` if a batch failed: the
+/// transaction was rolled back, and the caller applies the writes again one by one.
+pub(super) async fn fast_round(
+    w: &mut Writer,
+    jobs: &[Job],
+    now: u64,
+    begin: &str,
+) -> Option<Vec<Result<Effects, ProviderError>>> {
+    let last = jobs.len().checked_sub(1)?;
+    let mut records = Vec::with_capacity(jobs.len());
+    w.open = true;
+    for (k, job) in jobs.iter().enumerate() {
+        let mut batch = Batch::new();
+        if k == 0 {
+            batch.stmt(begin);
+        }
+        let built = push_write(&mut batch, &job.write, now);
+        if k == last {
+            batch.stmt("COMMIT");
+        }
+        let rows = match built {
+            Ok(()) => batch.q.build().fetch_all(&mut w.conn).await.ok(),
+            Err(_) => None,
+        };
+        let Some(rows) = rows else {
+            if k > 0 || built.is_ok() {
+                let _ = sqlx::raw_sql("ROLLBACK").execute(&mut w.conn).await;
+            }
+            w.open = false;
+            return None;
+        };
+        records.push(rows);
+    }
+    w.open = false;
+    Some(jobs.iter().zip(records).map(|(job, rows)| batched_result(&job.write, &rows)).collect())
+}
+
+/// Applies a start or a turn inside the caller's transaction in one round trip (see
+/// `push_write`). With `savepoint`, the write runs inside savepoint `w`; the returned flag
+/// says whether it is still open (the caller then rolls it back), which happens exactly
+/// when the write failed after opening it.
+pub(super) async fn apply_batched(
+    tx: &mut sqlx::SqliteConnection,
+    write: &DurableWrite,
+    now: u64,
+    savepoint: bool,
+) -> (Result<Effects, ProviderError>, bool) {
+    let mut batch = Batch::new();
+    if savepoint {
+        batch.stmt("SAVEPOINT w");
+    }
+    if let Err(e) = push_write(&mut batch, write, now) {
+        return (Err(e), savepoint);
+    }
+    if savepoint {
+        batch.stmt("RELEASE w");
+    }
+    match batch.q.build().fetch_all(&mut *tx).await {
+        Ok(rows) => (batched_result(write, &rows), false),
+        Err(e) => (Err(storage(e)), savepoint),
+    }
+}
+
+/// What a batched write did, from the rows its batch returned: the instance row (tag
+/// 'r'; none when a turn's lock was gone or a start's id was taken: nothing was written)
+/// and the messages delivered (tag 'm', by index).
+pub(super) fn batched_result(write: &DurableWrite, rows: &[SqliteRow]) -> Result<Effects, ProviderError> {
+    let mut record = None;
+    let mut delivered = std::collections::HashSet::new();
+    for r in rows {
+        match r.try_get::<String, _>("tag").map_err(storage)?.as_str() {
+            "r" => record = Some(record_from_row(r)?),
+            "m" => {
+                delivered.insert(r.try_get::<i64, _>("k").map_err(storage)?);
+            }
+            _ => {}
+        }
+    }
+    match (write, record) {
+        (DurableWrite::Create { .. }, Some(_)) => Ok(Effects { wake_at: vec![None], ..Effects::default() }),
+        (DurableWrite::Create { instance, .. }, None) => Err(ProviderError::InstanceExists(instance.clone())),
+        (DurableWrite::Turn { commit, .. }, Some(record)) => {
+            for (k, m) in commit.messages.iter().enumerate() {
+                if delivered.contains(&(k as i64)) {
+                    continue;
+                }
+                match &m.message {
+                    // Answered by the conflict reply (see `push_guarded_messages`).
+                    OrchestratorMessage::StartOrchestration { parent: Some(_), .. } => {}
+                    OrchestratorMessage::StartOrchestration { parent: None, .. } => {
+                        tracing::warn!(instance = %m.instance, "detached start skipped: instance already exists")
+                    }
+                    _ => {
+                        tracing::warn!(instance = %m.instance, message = m.message.type_name(), "message to unknown instance dropped")
+                    }
+                }
+            }
+            Ok(Effects {
+                wake_at: commit.messages.iter().map(|m| m.visible_at_ms).collect(),
+                unlocked_work: commit.activities.iter().any(|a| a.lock_token.is_empty()),
+                finished: commit.update.state.is_terminal().then_some(record),
+            })
+        }
+        (DurableWrite::Turn { lock_token, .. }, None) => {
+            Err(ProviderError::LockLost(format!("instance lock {lock_token} is no longer held")))
+        }
+    }
+}
+
+impl SqliteProvider {
+    /// Starts an instance through the group commit.
+    pub(super) async fn start_instance(
+        &self,
+        instance: &str,
+        name: &str,
+        version: Option<&str>,
+        input: &str,
+    ) -> Result<(), ProviderError> {
+        let write = DurableWrite::Create {
+            instance: instance.to_string(),
+            name: name.to_string(),
+            version: version.map(str::to_string),
+            input: input.to_string(),
+        };
+        self.group.submit(write).await
+    }
+
+    /// Commits a turn through the group commit.
+    pub(super) async fn commit(&self, lock_token: &str, commit: TurnCommit) -> Result<(), ProviderError> {
+        self.group.submit(DurableWrite::Turn { lock_token: lock_token.to_string(), commit }).await
+    }
+}

@@ -1,0 +1,46 @@
+//! What a caller can tune when opening a SQLite store: durability and pool size. How the
+//! options are applied lives in `connection`.
+
+use super::*;
+
+/// How hard SQLite works to keep committed data on power loss.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SqliteDurability {
+    /// `synchronous = FULL` for starts, events and turns: nothing acknowledged is lost.
+    /// Lock-only writes and activity completions skip their own fsync (a power loss only
+    /// repeats that work; see the module docs).
+    #[default]
+    Full,
+    /// `synchronous = NORMAL`: WAL is fsynced at checkpoints. A power loss may drop the
+    /// most recent commits (the database stays consistent; the affected turns run again).
+    Normal,
+}
+
+/// Options for [`SqliteProvider::new`].
+#[derive(Debug, Clone)]
+pub struct SqliteOptions {
+    /// Durability mode (default [`SqliteDurability::Full`]).
+    pub durability: SqliteDurability,
+    /// Read connections (file databases; in memory the one writer connection also reads).
+    /// Writes always go through one connection.
+    pub max_connections: u32,
+    /// How long a write waits for another process's write lock.
+    pub busy_timeout: Duration,
+    /// Page size in bytes of a database file this store creates (a power of two from 512
+    /// to 65536); an existing file keeps the size it was created with. The default, 1024,
+    /// suits duroxide's small rows: a turn modifies several B-tree pages, and every
+    /// modified page is written to the WAL and fsynced in full, so smaller pages make
+    /// each durable commit cheaper (see `docs/performance.md`).
+    pub page_size: u32,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        Self {
+            durability: SqliteDurability::Full,
+            max_connections: 4,
+            busy_timeout: Duration::from_secs(10),
+            page_size: 1024,
+        }
+    }
+}
