@@ -8,7 +8,7 @@ use super::Inner;
 use super::activity_run::run_activity;
 use super::backlog::Backlog;
 use super::backoff::ErrorBackoff;
-use super::lock_renewal::HeldActivity;
+use super::lock_renewal::{HeldActivity, WaitingLock};
 use super::options::RuntimeOptions;
 use super::shutdown::Shutdown;
 use crate::provider::{Notifiers, ProviderError};
@@ -35,7 +35,10 @@ pub(super) async fn worker_loop(inner: Arc<Inner>, mut shutdown: Shutdown) {
         // was not run), then handed-over work, then the store.
         // A held item whose renewal ended lost its lock (another worker has it) or was
         // cancelled: it is dropped here without running.
-        let held = prefetched.take().or_else(|| inner.eager.pop()).filter(HeldActivity::still_held);
+        let held = match prefetched.take().or_else(|| inner.eager.pop()) {
+            Some(waiting) => waiting.still_locked(&inner).await,
+            None => None,
+        };
         let next = match held {
             Some(item) => Ok(Some(item)),
             None => fetch_activities(&inner).await,
@@ -43,28 +46,7 @@ pub(super) async fn worker_loop(inner: Arc<Inner>, mut shutdown: Shutdown) {
         match next {
             Ok(Some(item)) => {
                 error_backoff.reset();
-                // Fetch ahead from the store while this one runs, unless handed-over work is
-                // waiting; even then every few activities, so the store's queue (work from
-                // other nodes, retries) is never starved by a steady local stream.
-                since_store += 1;
-                let look = inner.eager.is_empty() || since_store >= STORE_LOOK_EVERY;
-                if look {
-                    since_store = 0;
-                }
-                let fetch_ahead = async {
-                    if !look {
-                        return None;
-                    }
-                    match fetch_activities(&inner).await {
-                        Ok(next) => next,
-                        Err(e) => {
-                            tracing::debug!(error = %e, "fetching ahead failed");
-                            None
-                        }
-                    }
-                };
-                inner.eager.started();
-                let ((), ahead) = tokio::join!(run_activity(&inner, item), fetch_ahead);
+                let ahead = run_and_fetch_ahead(&inner, item, &mut since_store).await;
                 debug_assert!(prefetched.is_none(), "a fetched-ahead item would be lost");
                 prefetched = ahead;
             }
@@ -95,8 +77,42 @@ pub(super) async fn worker_loop(inner: Arc<Inner>, mut shutdown: Shutdown) {
             }
         }
     }
-    // Shutting down: hand fetched-ahead and handed-over items back at once instead of
-    // letting their locks expire.
+    release_unstarted(&inner, prefetched).await;
+}
+
+/// Runs an activity and, meanwhile, fetches the worker's next one from the store, unless
+/// handed-over work is waiting; even then every few activities, so the store's queue (work
+/// from other nodes, retries) is never starved by a steady local stream.
+async fn run_and_fetch_ahead(
+    inner: &Arc<Inner>,
+    item: HeldActivity,
+    since_store: &mut u32,
+) -> Option<HeldActivity> {
+    *since_store += 1;
+    let look = inner.eager.is_empty() || *since_store >= STORE_LOOK_EVERY;
+    if look {
+        *since_store = 0;
+    }
+    let fetch_ahead = async {
+        if !look {
+            return None;
+        }
+        match fetch_activities(inner).await {
+            Ok(next) => next,
+            Err(e) => {
+                tracing::debug!(error = %e, "fetching ahead failed");
+                None
+            }
+        }
+    };
+    inner.eager.started();
+    let ((), ahead) = tokio::join!(run_activity(inner, item), fetch_ahead);
+    ahead
+}
+
+/// Shutting down: hands fetched-ahead and handed-over items back at once instead of letting
+/// their locks expire.
+async fn release_unstarted(inner: &Inner, prefetched: Option<HeldActivity>) {
     let unstarted = prefetched.into_iter().chain(std::iter::from_fn(|| inner.eager.pop()));
     for held in unstarted.collect::<Vec<_>>() {
         let item = held.release();
@@ -118,7 +134,7 @@ async fn fetch_activities(inner: &Inner) -> Result<Option<HeldActivity>, Provide
 }
 
 /// Most activities locked for this node's workers and not started yet (the pace of the
-/// workers may allow fewer, see `EagerActivities::limit`).
+/// workers may allow fewer, see `WorkerPace::limit`).
 pub(super) fn eager_backlog(options: &RuntimeOptions) -> usize {
     4 * options.worker_concurrency.max(1)
 }

@@ -13,21 +13,49 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinHandle;
 
-/// An instance locked a while ago and not run yet runs only while its lock holds: past
-/// half the lock timeout the lock is renewed first; if it was lost, another node has the
-/// instance and the item is dropped here.
-pub(super) async fn turn_still_locked(inner: &Inner, ready: ReadyTurn) -> Option<OrchestrationItem> {
-    let ReadyTurn { item, locked_at: since } = ready;
-    let timeout = inner.options.orchestration_lock_timeout;
-    if since.elapsed() < timeout / 2 {
-        return Some(item);
-    }
-    match inner.store.renew_orchestration_lock(&item.lock_token, timeout).await {
-        Ok(()) => Some(item),
-        Err(e) => {
-            tracing::debug!(instance = %item.instance, error = %e, "a locked instance lost its lock before its turn ran");
-            None
+/// An item this node locked that waits for one of its dispatchers or workers. It runs only
+/// while its lock holds: the taker confirms the lock first, and an item whose lock was lost
+/// (another node has it now) or whose work was cancelled is dropped without running.
+pub(super) trait WaitingLock {
+    /// What runs once the lock is confirmed.
+    type Run;
+
+    /// The item to run, or `None` (logged) if its lock no longer holds.
+    async fn still_locked(self, inner: &Inner) -> Option<Self::Run>;
+}
+
+/// An instance's lock is not renewed while it waits (turns are short): past half the lock
+/// timeout it is renewed now, and a failed renewal means the lock was lost.
+impl WaitingLock for ReadyTurn {
+    type Run = OrchestrationItem;
+
+    async fn still_locked(self, inner: &Inner) -> Option<OrchestrationItem> {
+        let ReadyTurn { item, locked_at } = self;
+        let timeout = inner.options.orchestration_lock_timeout;
+        if locked_at.elapsed() < timeout / 2 {
+            return Some(item);
         }
+        match inner.store.renew_orchestration_lock(&item.lock_token, timeout).await {
+            Ok(()) => Some(item),
+            Err(e) => {
+                tracing::debug!(instance = %item.instance, error = %e, "a locked instance lost its lock before its turn ran");
+                None
+            }
+        }
+    }
+}
+
+/// An activity's lock is renewed all the while it waits: a renewal that ended means the
+/// lock was lost or the activity cancelled.
+impl WaitingLock for HeldActivity {
+    type Run = HeldActivity;
+
+    async fn still_locked(self, _inner: &Inner) -> Option<HeldActivity> {
+        if self.renewal.0.is_finished() {
+            tracing::debug!(activity = %self.item.name, instance = %self.item.instance, "a held activity lost its lock or was cancelled before it started");
+            return None;
+        }
+        Some(self)
     }
 }
 
@@ -55,16 +83,6 @@ impl HeldActivity {
             cancel.clone(),
         )));
         HeldActivity { item, cancel, renewal }
-    }
-
-    /// Whether the lock still holds and the activity was not cancelled (a held item that
-    /// fails this is dropped without running: another worker has it, or nobody needs it).
-    pub(super) fn still_held(&self) -> bool {
-        if self.renewal.0.is_finished() {
-            tracing::debug!(activity = %self.item.name, instance = %self.item.instance, "a held activity lost its lock or was cancelled before it started");
-            return false;
-        }
-        true
     }
 
     /// Stops renewing and gives the item back (to release its lock).

@@ -8,7 +8,7 @@ use super::Inner;
 use super::backlog::Backlog;
 use super::backoff::ErrorBackoff;
 use super::cache::cached_position;
-use super::lock_renewal::turn_still_locked;
+use super::lock_renewal::WaitingLock;
 use super::shutdown::Shutdown;
 use super::turn::process_orchestration_item;
 use crate::provider::{Notifiers, OrchestrationItem};
@@ -54,7 +54,7 @@ pub(super) async fn orchestration_loop(inner: Arc<Inner>, mut shutdown: Shutdown
         readied.as_mut().enable();
         // An instance a completing activity already locked for this node first.
         if let Some(ready) = inner.ready.pop() {
-            if let Some(item) = turn_still_locked(&inner, ready).await {
+            if let Some(item) = ready.still_locked(&inner).await {
                 process_orchestration_item(&inner, item).await;
             }
             continue;

@@ -7,6 +7,7 @@
 
 use super::Inner;
 use super::activity_dispatcher::eager_backlog;
+use super::backoff::retry_delay;
 use super::cache::CachedInstance;
 use super::failure::{
     cancel_reason, commit_or_abandon, commit_or_fail, fail_as_poison, fail_without_replay, not_runnable_here,
@@ -155,9 +156,9 @@ async fn prepare_engine(inner: &Inner, item: &OrchestrationItem, now: u64) -> Op
     let persisted_len = history.len();
     let mut exec = item.record.execution_id;
     if history.is_empty() {
-        let (first, started) = start_execution(inner, item, now).await?;
-        exec = first;
-        history.push(started);
+        let new = start_execution(inner, item, now).await?;
+        exec = new.execution_id;
+        history.push(new.started);
     }
     let (name, version) = match &history[0].kind {
         EventKind::OrchestrationStarted { name, version, .. } => (name.clone(), version.clone()),
@@ -196,7 +197,7 @@ async fn full_history(inner: &Inner, item: &OrchestrationItem) -> Option<Vec<Eve
             // Counted: an unreadable history fails the instance as poison after
             // max_attempts, with this note as the reason.
             tracing::warn!(instance = %item.instance, error = %e, "reading history failed; retrying");
-            let delay = Some(super::backoff::retry_delay(item.attempt, &inner.options));
+            let delay = Some(retry_delay(item.attempt, &inner.options));
             let note = Some(format!("reading the history failed: {e}"));
             let _ = inner.store.abandon_orchestration_item(&item.lock_token, delay, note, true).await;
             None
@@ -204,9 +205,16 @@ async fn full_history(inner: &Inner, item: &OrchestrationItem) -> Option<Vec<Eve
     }
 }
 
+/// An execution about to run its first turn.
+struct NewExecution {
+    execution_id: u64,
+    /// Its `OrchestrationStarted` event, the first of its history.
+    started: Event,
+}
+
 /// The first event of an execution that has no history yet, with the execution's id, from
 /// the item's start message. Returns `None` after handling the item some other way.
-async fn start_execution(inner: &Inner, item: &OrchestrationItem, now: u64) -> Option<(u64, Event)> {
+async fn start_execution(inner: &Inner, item: &OrchestrationItem, now: u64) -> Option<NewExecution> {
     let opts = &inner.options;
     let exec = item.record.execution_id;
     // Never started and already cancelled: it ends here, without its code (which no
@@ -245,7 +253,7 @@ async fn start_execution(inner: &Inner, item: &OrchestrationItem, now: u64) -> O
             return None;
         }
     };
-    Some((e, started_event(&name, &resolved, &input, parent, now)))
+    Some(NewExecution { execution_id: e, started: started_event(&name, &resolved, &input, parent, now) })
 }
 
 /// Converts a queued message into the history event the engine delivers, dropping those
