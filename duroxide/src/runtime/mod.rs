@@ -48,6 +48,8 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 use versions::{blocked_scan_loop, warn_about_missing_versions};
 
+/// What the runtime's tasks share: the store, the registries, the settings, and the
+/// node's in-memory state (sessions, cache, backlogs, completions in flight).
 struct Inner {
     store: Arc<dyn Provider>,
     activities: Arc<ActivityRegistry>,
@@ -58,6 +60,7 @@ struct Inner {
     worker: WorkerIdentity,
     /// In-memory state of the sessions this worker holds (see `ActivityContext::session_state`).
     sessions: Mutex<HashMap<String, Arc<SessionState>>>,
+    /// Live orchestrations kept between turns (see `RuntimeOptions::instance_cache_size`).
     cache: Mutex<InstanceCache>,
     /// Activity completions being committed in the background, and a bound on them.
     completions: Mutex<tokio::task::JoinSet<()>>,

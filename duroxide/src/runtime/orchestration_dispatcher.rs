@@ -10,7 +10,7 @@ use super::backoff::ErrorBackoff;
 use super::cache::cached_position;
 use super::lock_renewal::WaitingLock;
 use super::shutdown::Shutdown;
-use super::turn::process_orchestration_item;
+use super::turn::run_turn;
 use crate::provider::{Notifiers, OrchestrationItem};
 use std::sync::Arc;
 use std::time::Instant;
@@ -55,7 +55,7 @@ pub(super) async fn orchestration_loop(inner: Arc<Inner>, mut shutdown: Shutdown
         // An instance a completing activity already locked for this node first.
         if let Some(ready) = inner.ready.pop() {
             if let Some(item) = ready.still_locked(&inner).await {
-                process_orchestration_item(&inner, item).await;
+                run_turn(&inner, item).await;
             }
             continue;
         }
@@ -80,7 +80,7 @@ pub(super) async fn orchestration_loop(inner: Arc<Inner>, mut shutdown: Shutdown
         match fetched {
             Ok(Some(item)) => {
                 error_backoff.reset();
-                process_orchestration_item(&inner, item).await;
+                run_turn(&inner, item).await;
             }
             Ok(None) => {
                 error_backoff.reset();

@@ -27,7 +27,9 @@ struct TurnEngine {
     engine: ReplayEngine,
 }
 
-pub(super) async fn process_orchestration_item(inner: &Inner, item: OrchestrationItem) {
+/// Runs one turn of a locked instance and commits it (or ends the item another way: a
+/// finished instance, poison, an unreadable history, a node that cannot run it).
+pub(super) async fn run_turn(inner: &Inner, item: OrchestrationItem) {
     let now = crate::now_ms();
     if item.record.state.is_terminal() {
         consume_late_messages(inner, &item).await;
