@@ -1,0 +1,100 @@
+//! Running one activity attempt: poison check, the handler call with its context and
+//! session state, and turning the outcome into the message for the instance.
+//!
+//! Taking activities lives in `activity_dispatcher`; committing the result lives in
+//! `completions`; keeping the lock while it runs lives in `lock_renewal`.
+
+use super::Inner;
+use super::backoff::retry_delay;
+use super::completions::enqueue_completion;
+use super::lock_renewal::{AbortOnDrop, HeldActivity};
+use super::sessions::session_state_for;
+use crate::context::ActivityContext;
+use crate::history::ErrorDetails;
+use crate::provider::{ActivityWorkItem, OrchestratorMessage, ProviderError};
+use crate::registry::ActivityHandler;
+use crate::replay::panic_message;
+use std::sync::Arc;
+
+pub(super) async fn run_activity(inner: &Arc<Inner>, held: HeldActivity) {
+    let opts = &inner.options;
+    let item = held.item.clone();
+    let message = if item.attempt > opts.max_attempts {
+        failed(
+            &item,
+            ErrorDetails::poison(format!(
+                "activity '{}' (instance '{}', event {}) was fetched {} times, more than max_attempts = {}; \
+             earlier attempts did not complete (worker crash, lock expiry or not registered on the nodes that fetched it)",
+                item.name, item.instance, item.event_id, item.attempt, opts.max_attempts
+            )),
+        )
+    } else if let Some(handler) = inner.activities.get(&item.name) {
+        match invoke(inner, held, handler).await {
+            Some(message) => message,
+            None => return,
+        }
+    } else {
+        tracing::warn!(activity = %item.name, "activity not registered on this node; leaving it for another node");
+        let _ = inner.store.abandon_work_item(&item.lock_token, Some(retry_delay(item.attempt, opts))).await;
+        return;
+    };
+    enqueue_completion(inner, &item, message).await;
+}
+
+fn failed(item: &ActivityWorkItem, details: ErrorDetails) -> OrchestratorMessage {
+    OrchestratorMessage::ActivityFailed { execution_id: item.execution_id, event_id: item.event_id, details }
+}
+
+/// Calls the handler and returns the message its outcome sends to the instance, or `None`
+/// when there is nothing to send (the lock was lost, or the run was aborted by shutdown).
+async fn invoke(
+    inner: &Inner,
+    held: HeldActivity,
+    handler: Arc<dyn ActivityHandler>,
+) -> Option<OrchestratorMessage> {
+    let opts = &inner.options;
+    let item = held.item.clone();
+    let ctx = ActivityContext {
+        instance: item.instance.clone(),
+        execution_id: item.execution_id,
+        event_id: item.event_id,
+        name: item.name.clone(),
+        attempt: item.attempt,
+        cancel: held.cancel.clone(),
+        session_id: item.session_id.clone(),
+        session_new: item.session_claimed,
+        session_state: session_state_for(inner, &item),
+        worker_id: inner.worker.worker_id.clone(),
+    };
+    // Both the activity and its lock renewal die with this task (shutdown timeout,
+    // runtime dropped): an orphaned renewal would keep the lock alive forever and no
+    // other worker could retry.
+    let mut run = AbortOnDrop(tokio::spawn(handler.invoke(ctx, item.input.clone())));
+    let outcome = (&mut run.0).await;
+    if let Some(ProviderError::LockLost(_)) = held.finish().await {
+        tracing::warn!(activity = %item.name, instance = %item.instance, "activity lock lost; result dropped, another worker retries");
+        return None;
+    }
+    Some(match outcome {
+        Ok(Ok(output)) if output.len() > opts.max_payload_bytes => failed(
+            &item,
+            ErrorDetails::configuration(format!(
+                "output of activity '{}' is {} bytes; the limit is {} bytes",
+                item.name,
+                output.len(),
+                opts.max_payload_bytes
+            )),
+        ),
+        Ok(Ok(output)) => OrchestratorMessage::ActivityCompleted {
+            execution_id: item.execution_id,
+            event_id: item.event_id,
+            result: output,
+        },
+        Ok(Err(e)) => failed(&item, e.into_details()),
+        Err(join) if join.is_panic() => {
+            let msg = panic_message(&join.into_panic());
+            failed(&item, ErrorDetails::application(format!("activity '{}' panicked: {msg}", item.name)))
+        }
+        Err(_) => return None, // aborted by shutdown: the lock expires and the work is retried
+    })
+}

@@ -1,0 +1,83 @@
+//! [`RuntimeOptions`]: the settings a node runs with, and their defaults.
+//!
+//! Only settings live here; the delays derived from them live with the code that waits.
+
+use crate::provider::SemverRange;
+use std::time::Duration;
+
+/// Runtime settings. Construct with struct-update syntax:
+///
+/// ```
+/// use duroxide::RuntimeOptions;
+/// let opts = RuntimeOptions { max_attempts: 5, ..Default::default() };
+/// assert_eq!(opts.max_attempts, 5);
+/// ```
+#[derive(Debug, Clone)]
+pub struct RuntimeOptions {
+    /// Orchestration turns run concurrently (on different instances). Also how many
+    /// instances this node may hold locked for its next turns (locked by a completing
+    /// activity or fetched several at once) before a dispatcher is free to run them.
+    pub orchestration_concurrency: usize,
+    /// Activities run concurrently. A node also holds some activities locked for its own
+    /// workers before they start (handed over by its turns or fetched several at once): at
+    /// most what its workers start in about 50 ms at their recent pace, never more than 4
+    /// per worker, and otherwise only as many as workers are idle.
+    pub worker_concurrency: usize,
+    /// How often idle dispatchers look for work written by other processes and for due
+    /// timers. Work enqueued in this process wakes them at once.
+    pub dispatcher_poll_interval: Duration,
+    /// How long an instance stays locked by a turn before another node may take it.
+    pub orchestration_lock_timeout: Duration,
+    /// How long an activity stays locked without renewal; running activities renew at a
+    /// third of this.
+    pub activity_lock_timeout: Duration,
+    /// Fetches of one item (orchestration messages or activity) before it fails as poison.
+    pub max_attempts: u32,
+    /// Largest payload (input, output, event data) in bytes.
+    pub max_payload_bytes: usize,
+    /// Only run executions written by duroxide versions in this range (`None`: any this
+    /// node can read).
+    pub supported_replay_versions: Option<SemverRange>,
+    /// Longest wait before retrying an instance this node cannot run yet (unregistered
+    /// orchestration); the wait doubles from 100 ms up to this.
+    pub max_unregistered_backoff: Duration,
+    /// How long a session stays with this worker without a heartbeat; after a crash, other
+    /// workers take its sessions over once this has passed.
+    pub session_lock_timeout: Duration,
+    /// A session with no activity for this long (and none running) is released.
+    pub session_idle_timeout: Duration,
+    /// Most sessions with work (queued or running) this worker holds at once. Idle sessions
+    /// it keeps until `session_idle_timeout` do not count against it.
+    pub max_sessions_per_worker: u32,
+    /// Live orchestrations kept in memory between turns, so a turn on this node does not
+    /// replay the history from the start (0 disables; every turn replays then). Cached and
+    /// replayed execution write identical histories.
+    pub instance_cache_size: usize,
+    /// Most events one execution's history may hold (default
+    /// [`DEFAULT_MAX_HISTORY_EVENTS`](crate::replay::DEFAULT_MAX_HISTORY_EVENTS)). An
+    /// execution that would grow past it fails with a configuration error: a guard against
+    /// runaway loops and histories too long to replay cheaply. Orchestrations that loop for
+    /// long call `continue_as_new`, which starts a new execution with an empty history.
+    pub max_history_events: usize,
+}
+
+impl Default for RuntimeOptions {
+    fn default() -> Self {
+        Self {
+            orchestration_concurrency: 2,
+            worker_concurrency: 4,
+            dispatcher_poll_interval: Duration::from_millis(100),
+            orchestration_lock_timeout: Duration::from_secs(30),
+            activity_lock_timeout: Duration::from_secs(30),
+            max_attempts: 10,
+            max_payload_bytes: crate::DEFAULT_MAX_PAYLOAD_BYTES,
+            supported_replay_versions: None,
+            max_unregistered_backoff: Duration::from_secs(10),
+            session_lock_timeout: Duration::from_secs(30),
+            session_idle_timeout: Duration::from_secs(300),
+            max_sessions_per_worker: 64,
+            instance_cache_size: 1024,
+            max_history_events: crate::replay::DEFAULT_MAX_HISTORY_EVENTS,
+        }
+    }
+}
