@@ -83,7 +83,7 @@ impl OrchestrationContext {
     fn oversized(&self, what: &str, payload: &str) -> Option<ErrorDetails> {
         let limit = lock(&self.state).env.max_payload_bytes;
         (payload.len() > limit).then(|| {
-            ErrorDetails::configuration(format!(
+            ErrorDetails::payload_too_large(format!(
                 "{what} is {} bytes; the limit is {limit} bytes",
                 payload.len()
             ))

@@ -56,7 +56,7 @@ pub mod client;
 pub mod compat;
 pub mod context;
 pub mod error;
-pub mod history;
+pub mod model;
 pub mod provider;
 pub mod registry;
 pub mod replay;
@@ -65,6 +65,8 @@ pub mod runtime;
 pub mod testing;
 pub mod transfer;
 mod typed;
+
+pub use model::history;
 
 #[doc(hidden)]
 pub mod __private;

@@ -212,13 +212,7 @@ pub(crate) struct Completion {
     pub value: CompletionValue,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum TaskKind {
-    Activity,
-    Timer,
-    External,
-    SubOrchestration,
-}
+pub(crate) use crate::history::TaskKind;
 
 /// Raised events and open waits of one event name.
 ///
@@ -354,7 +348,7 @@ impl ReplayState {
     fn history_limit_error(&self, adding: usize) -> Option<ErrorDetails> {
         let max = self.env.max_history_events;
         (self.history.len().saturating_add(adding) > max).then(|| {
-            ErrorDetails::configuration(format!(
+            ErrorDetails::history_limit(format!(
                 "execution {} of instance '{}' (orchestration '{}') would grow past \
                  max_history_events = {max} events; an orchestration that loops or runs long \
                  must call continue_as_new to go on in a new execution with an empty history",
@@ -456,7 +450,7 @@ impl ReplayState {
         if !self.is_replaying() && self.custom_status.as_ref() != Some(&status) {
             let (size, limit) = (status.as_ref().map_or(0, String::len), self.env.max_payload_bytes);
             if size > limit {
-                self.fatal = Some(ErrorDetails::configuration(format!(
+                self.fatal = Some(ErrorDetails::payload_too_large(format!(
                     "custom status is {size} bytes; the limit is {limit} bytes"
                 )));
                 return;
@@ -471,27 +465,22 @@ impl ReplayState {
     fn deliver(&mut self, index: usize) -> Result<(), String> {
         let seq = index as u64;
         let kind = self.history[index].kind.clone();
-        let (id, expected, value) = match kind {
-            EventKind::ActivityCompleted { source_event_id, result } => {
-                (source_event_id, TaskKind::Activity, CompletionValue::Ok(result))
+        let target = kind.completed_task();
+        let value = match kind {
+            EventKind::ActivityCompleted { result, .. }
+            | EventKind::SubOrchestrationCompleted { result, .. } => CompletionValue::Ok(result),
+            EventKind::ActivityFailed { details, .. } | EventKind::SubOrchestrationFailed { details, .. } => {
+                CompletionValue::Err(details)
             }
-            EventKind::ActivityFailed { source_event_id, details } => {
-                (source_event_id, TaskKind::Activity, CompletionValue::Err(details))
-            }
-            EventKind::TimerFired { source_event_id, .. } => {
-                (source_event_id, TaskKind::Timer, CompletionValue::Unit)
-            }
-            EventKind::SubOrchestrationCompleted { source_event_id, result } => {
-                (source_event_id, TaskKind::SubOrchestration, CompletionValue::Ok(result))
-            }
-            EventKind::SubOrchestrationFailed { source_event_id, details } => {
-                (source_event_id, TaskKind::SubOrchestration, CompletionValue::Err(details))
-            }
+            EventKind::TimerFired { .. } => CompletionValue::Unit,
             EventKind::ExternalRaised { name, data } => {
                 self.route_external(&name, seq, data);
                 return Ok(());
             }
             other => return Err(format!("{} is not a completion", other.type_name())),
+        };
+        let Some((id, expected)) = target else {
+            unreachable!("every completion above names its scheduling event")
         };
         self.check_completion(id, expected)?;
         self.completions.insert(id, Completion { seq, value });
@@ -501,7 +490,7 @@ impl ReplayState {
     fn check_completion(&self, id: u64, expected: TaskKind) -> Result<(), String> {
         // Event ids are history positions (checked when the engine is built).
         let scheduled =
-            (id as usize).checked_sub(1).and_then(|i| self.history.get(i)).map(|e| scheduling_kind(&e.kind));
+            (id as usize).checked_sub(1).and_then(|i| self.history.get(i)).map(|e| e.kind.scheduled_task());
         match scheduled {
             Some(Some(k)) if k == expected => {}
             Some(_) => return Err(format!("event {id} is not a {expected:?} scheduling event")),
@@ -528,16 +517,6 @@ impl ReplayState {
             .collect();
         ids.sort_unstable();
         ids
-    }
-}
-
-fn scheduling_kind(kind: &EventKind) -> Option<TaskKind> {
-    match kind {
-        EventKind::ActivityScheduled { .. } => Some(TaskKind::Activity),
-        EventKind::TimerCreated { .. } => Some(TaskKind::Timer),
-        EventKind::ExternalSubscribed { .. } => Some(TaskKind::External),
-        EventKind::SubOrchestrationScheduled { .. } => Some(TaskKind::SubOrchestration),
-        _ => None,
     }
 }
 
@@ -662,13 +641,11 @@ impl ReplayEngine {
             if e.kind.is_decision() {
                 decisions.push(i);
             }
+            if e.kind.completed_task().is_some() {
+                baseline_completions.push(i);
+            }
             match &e.kind {
-                EventKind::ActivityCompleted { .. }
-                | EventKind::ActivityFailed { .. }
-                | EventKind::TimerFired { .. }
-                | EventKind::ExternalRaised { .. }
-                | EventKind::SubOrchestrationCompleted { .. }
-                | EventKind::SubOrchestrationFailed { .. } => baseline_completions.push(i),
+                EventKind::ExternalRaised { .. } => baseline_completions.push(i),
                 EventKind::ActivityCancelRequested { source_event_id }
                 | EventKind::SubOrchestrationCancelRequested { source_event_id } => {
                     cancelled.insert(*source_event_id);
@@ -851,7 +828,7 @@ impl ReplayEngine {
             (st.nondeterminism.clone(), fatal)
         };
         if let Some(msg) = nondeterminism {
-            self.finish_failed(ErrorDetails::configuration(msg));
+            self.finish_failed(ErrorDetails::nondeterminism(msg));
             return;
         }
         if let Some(details) = fatal {
@@ -878,7 +855,7 @@ impl ReplayEngine {
                     Ok(output) => {
                         let limit = lock(&self.state).env.max_payload_bytes;
                         if output.len() > limit {
-                            self.finish_failed(ErrorDetails::configuration(format!(
+                            self.finish_failed(ErrorDetails::payload_too_large(format!(
                                 "orchestration output is {} bytes; the limit is {limit} bytes",
                                 output.len()
                             )));
@@ -926,12 +903,12 @@ impl ReplayEngine {
                     st.next_event_id -= 1;
                 }
             }
-            self.finish_failed(ErrorDetails::configuration(msg));
+            self.finish_failed(ErrorDetails::nondeterminism(msg));
         }
     }
 
     fn fail_corrupt(&mut self, msg: String) {
-        self.finish_failed(ErrorDetails::configuration(format!("corrupt history: {msg}")));
+        self.finish_failed(ErrorDetails::corrupt_history(format!("corrupt history: {msg}")));
     }
 
     fn cancel(&mut self, reason: String) {
@@ -988,16 +965,11 @@ impl Drop for ReplayEngine {
 }
 
 fn validate_new_completion(st: &ReplayState, kind: &EventKind) -> Option<String> {
-    let (id, expected) = match kind {
-        EventKind::ActivityCompleted { source_event_id, .. }
-        | EventKind::ActivityFailed { source_event_id, .. } => (*source_event_id, TaskKind::Activity),
-        EventKind::TimerFired { source_event_id, .. } => (*source_event_id, TaskKind::Timer),
-        EventKind::SubOrchestrationCompleted { source_event_id, .. }
-        | EventKind::SubOrchestrationFailed { source_event_id, .. } => {
-            (*source_event_id, TaskKind::SubOrchestration)
-        }
-        EventKind::ExternalRaised { .. } => return None,
-        other => return Some(format!("{} cannot be delivered to an orchestration", other.type_name())),
+    if matches!(kind, EventKind::ExternalRaised { .. }) {
+        return None;
+    }
+    let Some((id, expected)) = kind.completed_task() else {
+        return Some(format!("{} cannot be delivered to an orchestration", kind.type_name()));
     };
     st.check_completion(id, expected).err().map(|e| format!("dropped {}: {e}", kind.type_name()))
 }
