@@ -51,6 +51,7 @@
 // Lets the macros' absolute `::duroxide::..` paths resolve inside this crate too.
 extern crate self as duroxide;
 
+pub mod activity;
 pub mod client;
 #[cfg(feature = "sqlite")]
 pub mod compat;
