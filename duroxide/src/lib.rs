@@ -58,16 +58,16 @@ pub mod compat;
 pub mod context;
 pub mod error;
 pub mod model;
+pub mod orchestration;
 pub mod provider;
 pub mod registry;
 pub mod replay;
-pub mod retry;
 pub mod runtime;
 pub mod testing;
 pub mod transfer;
-mod typed;
 
 pub use model::history;
+pub use orchestration::retry;
 
 #[doc(hidden)]
 pub mod __private;
@@ -80,6 +80,7 @@ pub use context::{
 pub use duroxide_macros::{activity, orchestration};
 pub use error::{ActivityError, OrchestrationError};
 pub use history::{ErrorCategory, ErrorDetails, Event, EventKind};
+pub use orchestration::typed::*;
 #[cfg(feature = "postgres")]
 pub use provider::postgres::{PostgresOptions, PostgresProvider};
 #[cfg(feature = "sqlite")]
@@ -91,7 +92,6 @@ pub use registry::{
 };
 pub use retry::{Backoff, RetryPolicy};
 pub use runtime::{Runtime, RuntimeOptions};
-pub use typed::*;
 
 /// Everything an application usually needs, in one import.
 pub mod prelude {
