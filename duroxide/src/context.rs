@@ -1,7 +1,7 @@
 //! The long-standing home of the code-facing contexts, kept so existing imports work.
 //!
-//! [`OrchestrationContext`] and its futures now live in [`crate::orchestration`],
-//! [`ActivityContext`] and [`SessionState`] in [`crate::activity`]. Nothing is defined here.
+//! [`OrchestrationContext`] and its futures now live in [`crate::orchestration`](mod@crate::orchestration),
+//! [`ActivityContext`] and [`SessionState`] in [`crate::activity`](mod@crate::activity). Nothing is defined here.
 
 pub use crate::activity::{ActivityContext, SessionState};
 pub use crate::orchestration::{

@@ -307,6 +307,31 @@ impl EventKind {
         }
     }
 
+    /// Whether `now`, a decision the code makes, is the same call as this recorded decision:
+    /// kind and the fields that identify the call (name, input, version, instance, session,
+    /// delay), never call sites or timestamps.
+    pub(crate) fn is_same_decision(&self, now: &EventKind) -> bool {
+        use EventKind::*;
+        match (self, now) {
+            (
+                ActivityScheduled { name: a, input: ai, session_id: asn, .. },
+                ActivityScheduled { name: b, input: bi, session_id: bsn, .. },
+            ) => a == b && ai == bi && asn == bsn,
+            (TimerCreated { delay_ms: a, .. }, TimerCreated { delay_ms: b, .. }) => a == b,
+            (ExternalSubscribed { name: a, .. }, ExternalSubscribed { name: b, .. }) => a == b,
+            (
+                SubOrchestrationScheduled { name: a, version: av, instance: ai, input: ain, .. },
+                SubOrchestrationScheduled { name: b, version: bv, instance: bi, input: bin, .. },
+            ) => a == b && av == bv && ai == bi && ain == bin,
+            (
+                OrchestrationChained { name: a, version: av, instance: ai, input: ain, .. },
+                OrchestrationChained { name: b, version: bv, instance: bi, input: bin, .. },
+            ) => a == b && av == bv && ai == bi && ain == bin,
+            (SystemCall { op: a, .. }, SystemCall { op: b, .. }) => a == b,
+            _ => false,
+        }
+    }
+
     /// For a scheduling event: the kind of work it starts.
     pub(crate) fn scheduled_task(&self) -> Option<TaskKind> {
         match self {

@@ -5,15 +5,17 @@
 //! method is called (not when the future is first polled), so the order of decisions is the
 //! program order of the calls. The futures the calls return are in
 //! [`futures`](super::futures), `select`/`join` in [`combinators`](super::combinators);
-//! retried and typed calls are in [`retry`](super::retry) and [`typed`](super::typed).
+//! retried and typed calls are in [`retry`](super::retry) and `typed.rs`.
 
 use super::combinators::{Join, Join2, Select, Select2};
 use super::futures::{
     ActivityFuture, DurableFuture, EventFuture, SubOrchestrationFuture, SystemCallFuture, TaskFuture,
     TimerFuture, UtcNowFuture,
 };
+use super::state::{ExecutionState, lock};
+use super::turn::Action;
+use crate::history::TaskKind;
 use crate::history::{ErrorDetails, EventKind};
-use crate::replay::{Action, ReplayState, TaskKind, lock};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -32,17 +34,17 @@ use std::time::Duration;
 /// ```
 #[derive(Clone)]
 pub struct OrchestrationContext {
-    state: Arc<Mutex<ReplayState>>,
+    state: Arc<Mutex<ExecutionState>>,
 }
 
 impl std::fmt::Debug for OrchestrationContext {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let st = lock(&self.state);
         f.debug_struct("OrchestrationContext")
-            .field("instance", &st.instance)
-            .field("execution_id", &st.execution_id)
-            .field("name", &st.name)
-            .field("version", &st.version)
+            .field("instance", &st.instance())
+            .field("execution_id", &st.execution_id())
+            .field("name", &st.name())
+            .field("version", &st.version())
             .finish()
     }
 }
@@ -52,28 +54,28 @@ pub(crate) fn call_site(loc: &std::panic::Location<'_>) -> Option<String> {
 }
 
 impl OrchestrationContext {
-    pub(crate) fn new(state: Arc<Mutex<ReplayState>>) -> Self {
+    pub(crate) fn new(state: Arc<Mutex<ExecutionState>>) -> Self {
         Self { state }
     }
 
     /// This instance's id.
     pub fn instance_id(&self) -> String {
-        lock(&self.state).instance.clone()
+        lock(&self.state).instance().to_string()
     }
 
     /// The current execution (1 for the first, +1 after each continue-as-new).
     pub fn execution_id(&self) -> u64 {
-        lock(&self.state).execution_id
+        lock(&self.state).execution_id()
     }
 
     /// The orchestration's registered name.
     pub fn orchestration_name(&self) -> String {
-        lock(&self.state).name.clone()
+        lock(&self.state).name().to_string()
     }
 
     /// The version this execution is pinned to.
     pub fn orchestration_version(&self) -> String {
-        lock(&self.state).version.clone()
+        lock(&self.state).version().to_string()
     }
 
     /// True while the code re-runs decisions already in history. Side effects such as logs
@@ -83,7 +85,7 @@ impl OrchestrationContext {
     }
 
     fn oversized(&self, what: &str, payload: &str) -> Option<ErrorDetails> {
-        let limit = lock(&self.state).env.max_payload_bytes;
+        let limit = lock(&self.state).env().max_payload_bytes;
         (payload.len() > limit).then(|| {
             ErrorDetails::payload_too_large(format!(
                 "{what} is {} bytes; the limit is {limit} bytes",
@@ -163,7 +165,7 @@ impl OrchestrationContext {
     pub(crate) fn timer_at(&self, loc: &std::panic::Location<'_>, delay: Duration) -> TimerFuture {
         let delay_ms = delay.as_millis().min(u64::MAX as u128) as u64;
         let mut st = lock(&self.state);
-        let fire_at_ms = st.env.now_ms.saturating_add(delay_ms);
+        let fire_at_ms = st.env().now_ms.saturating_add(delay_ms);
         let id = st.decide(
             |_| EventKind::TimerCreated { delay_ms, fire_at_ms, call_site: call_site(loc) },
             |id, _| Some(Action::CreateTimer { event_id: id, fire_at_ms }),
@@ -255,7 +257,7 @@ impl OrchestrationContext {
             return SubOrchestrationFuture(TaskFuture::failed(self.state.clone(), e));
         }
         let mut st = lock(&self.state);
-        let (parent, exec) = (st.instance.clone(), st.execution_id);
+        let (parent, exec) = (st.instance().to_string(), st.execution_id());
         let child_id = |id: u64| instance.clone().unwrap_or_else(|| format!("{parent}::sub::{exec}.{id}"));
         let id = st.decide(
             |id| EventKind::SubOrchestrationScheduled {
@@ -339,13 +341,13 @@ impl OrchestrationContext {
     /// whatever it returns is ignored.
     pub fn continue_as_new(&self, input: impl Into<String>) {
         let mut st = lock(&self.state);
-        let version = st.version.clone();
-        st.continue_as_new = Some((input.into(), version));
+        let version = st.version().to_string();
+        st.set_continue_as_new(input.into(), version);
     }
 
     /// Like [`continue_as_new`](Self::continue_as_new), moving the instance to `version`.
     pub fn continue_as_new_versioned(&self, version: impl Into<String>, input: impl Into<String>) {
-        lock(&self.state).continue_as_new = Some((input.into(), version.into()));
+        lock(&self.state).set_continue_as_new(input.into(), version.into());
     }
 
     fn system_call(&self, loc: &std::panic::Location<'_>, op: &str, fresh: String) -> SystemCallFuture {
@@ -354,7 +356,7 @@ impl OrchestrationContext {
             |_| EventKind::SystemCall { op: op.to_string(), value: fresh.clone(), call_site: call_site(loc) },
             |_, _| None,
         );
-        let value = id.and_then(|id| match &st.history[(id - 1) as usize].kind {
+        let value = id.and_then(|id| match &st.history()[(id - 1) as usize].kind {
             EventKind::SystemCall { value, .. } => Some((id, value.clone())),
             _ => None,
         });
@@ -372,7 +374,7 @@ impl OrchestrationContext {
     #[track_caller]
     pub fn utc_now(&self) -> UtcNowFuture {
         let loc = std::panic::Location::caller();
-        let now = lock(&self.state).env.now_ms;
+        let now = lock(&self.state).env().now_ms;
         UtcNowFuture(self.system_call(loc, "utc_now", now.to_string()))
     }
 
@@ -414,7 +416,7 @@ impl OrchestrationContext {
 
     /// The custom status as last set by this execution.
     pub fn custom_status(&self) -> Option<String> {
-        lock(&self.state).custom_status.clone().flatten()
+        lock(&self.state).custom_status().flatten()
     }
 
     fn trace(&self, level: tracing::Level, message: &str) {
@@ -422,7 +424,7 @@ impl OrchestrationContext {
         if st.is_replaying() {
             return;
         }
-        let (instance, exec, name) = (st.instance.clone(), st.execution_id, st.name.clone());
+        let (instance, exec, name) = (st.instance().to_string(), st.execution_id(), st.name().to_string());
         drop(st);
         match level {
             tracing::Level::ERROR => {

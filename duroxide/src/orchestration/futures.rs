@@ -5,8 +5,9 @@
 //! `select`/`join` order by. Dropping an unfinished future tells the engine the code no
 //! longer waits for the work (which cancels activities and sub-orchestrations).
 
+use super::state::{CompletionValue, ExecutionState, lock};
 use crate::history::ErrorDetails;
-use crate::replay::{CompletionValue, ReplayState, TaskKind, lock};
+use crate::history::TaskKind;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -23,7 +24,7 @@ pub trait DurableFuture: Future + Unpin + Send {
 
 /// Shared implementation of the scheduled-task futures.
 pub(super) struct TaskFuture {
-    state: Arc<Mutex<ReplayState>>,
+    state: Arc<Mutex<ExecutionState>>,
     /// `None` when scheduling failed (nondeterminism): the future never completes and the
     /// engine fails the instance.
     id: Option<u64>,
@@ -33,14 +34,14 @@ pub(super) struct TaskFuture {
 }
 
 impl TaskFuture {
-    pub(super) fn new(state: Arc<Mutex<ReplayState>>, id: Option<u64>, kind: TaskKind) -> Self {
+    pub(super) fn new(state: Arc<Mutex<ExecutionState>>, id: Option<u64>, kind: TaskKind) -> Self {
         if let Some(id) = id {
             lock(&state).register_task(id, kind);
         }
         Self { state, id, immediate: None, done: false }
     }
 
-    pub(super) fn failed(state: Arc<Mutex<ReplayState>>, e: ErrorDetails) -> Self {
+    pub(super) fn failed(state: Arc<Mutex<ExecutionState>>, e: ErrorDetails) -> Self {
         Self { state, id: None, immediate: Some(e), done: false }
     }
 
