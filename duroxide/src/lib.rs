@@ -32,39 +32,54 @@
 //! ```
 //!
 //! ## Map of the crate
-//! - [`history`] holds the events of the history log and [`ErrorDetails`]; serde-stable.
-//! - [`replay`] is the replay engine, a pure function of history and new messages.
-//! - [`context`] has [`OrchestrationContext`] (durable futures, `select`/`join`, system
-//!   calls) and [`ActivityContext`].
-//! - [`retry`] has activity retry policies (durable backoff, per-attempt timeouts).
-//! - [`registry`] keeps activity and orchestration registries, versions and
-//!   [`VersionPolicy`].
-//! - [`runtime`] runs the dispatchers that execute turns and activities over a store.
-//! - [`client`] starts instances, raises events, cancels, reads status and waits.
-//! - [`provider`] defines the [`Provider`] storage trait and the SQLite store.
-//! - [`error`] has [`ActivityError`] and [`OrchestrationError`].
-//! - [`testing`] runs orchestrations in tests and replays recorded histories against new code.
-//! - [`transfer`] moves instances between stores; [`compat`] keeps the early history-store API.
+//!
+//! In the order an instance's data travels (client -> store -> dispatcher -> replay ->
+//! store):
+//! - [`client`] starts instances, raises events, cancels, reads status and waits; it only
+//!   writes messages to the store and reads back what the runtime recorded.
+//! - [`provider`] defines the [`Provider`] storage trait (queues, instance locks, the
+//!   atomic commit of a turn) and the SQLite and PostgreSQL stores.
+//! - [`runtime`] runs the dispatchers: it locks an instance, runs one turn, commits the
+//!   turn's events and work in one store call; workers run activities from the store's
+//!   queue under a renewed lock.
+//! - [`replay`] is the engine a turn runs: a pure function of history, new messages and
+//!   the orchestration's code to new events, [`replay::Action`]s and an outcome, with
+//!   nondeterminism detection. It drives [`orchestration`](mod@orchestration), never the reverse.
+//! - [`orchestration`](mod@orchestration) is what orchestration code sees:
+//!   [`OrchestrationContext`], durable futures, deterministic `select`/`join`, [`retry`]
+//!   policies and typed calls. [`activity`](mod@activity) is what activity code sees:
+//!   [`ActivityContext`], session state, cancellation.
+//! - [`model`] holds the durable formats written back to the store: [`history`] events and
+//!   [`ErrorDetails`] with its [`ErrorCategory`]; serde-stable.
+//!
+//! Beside the path: [`registry`] keeps activity and orchestration registries, versions and
+//! [`VersionPolicy`]; [`error`] has the errors user code returns ([`ActivityError`],
+//! [`OrchestrationError`]); [`testing`] runs orchestrations in tests and replays recorded
+//! histories against new code; [`transfer`] moves instances between stores; `compat` keeps
+//! the early history-store API; [`context`] keeps the contexts' original import path.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 // Lets the macros' absolute `::duroxide::..` paths resolve inside this crate too.
 extern crate self as duroxide;
 
+pub mod activity;
 pub mod client;
 #[cfg(feature = "sqlite")]
 pub mod compat;
 pub mod context;
 pub mod error;
-pub mod history;
+pub mod model;
+pub mod orchestration;
 pub mod provider;
 pub mod registry;
 pub mod replay;
-pub mod retry;
 pub mod runtime;
 pub mod testing;
 pub mod transfer;
-mod typed;
+
+pub use model::history;
+pub use orchestration::retry;
 
 #[doc(hidden)]
 pub mod __private;
@@ -77,6 +92,7 @@ pub use context::{
 pub use duroxide_macros::{activity, orchestration};
 pub use error::{ActivityError, OrchestrationError};
 pub use history::{ErrorCategory, ErrorDetails, Event, EventKind};
+pub use orchestration::typed::*;
 #[cfg(feature = "postgres")]
 pub use provider::postgres::{PostgresOptions, PostgresProvider};
 #[cfg(feature = "sqlite")]
@@ -88,7 +104,6 @@ pub use registry::{
 };
 pub use retry::{Backoff, RetryPolicy};
 pub use runtime::{Runtime, RuntimeOptions};
-pub use typed::*;
 
 /// Everything an application usually needs, in one import.
 pub mod prelude {

@@ -218,7 +218,7 @@ async fn code_change_fails_only_the_diverging_instance() {
     client.raise_event("other-1", "Go", "!").await.unwrap();
     match common::wait(&client, "flow-1").await {
         OrchestrationStatus::Failed { details } => {
-            assert_eq!(details.category, ErrorCategory::Configuration);
+            assert_eq!(details.category, ErrorCategory::Nondeterminism);
             let m = &details.message;
             assert!(m.contains("nondeterministic orchestration 'Flow'"), "{m}");
             assert!(m.contains("expected schedule_activity(\"Step\""), "{m}");

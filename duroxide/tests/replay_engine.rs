@@ -135,7 +135,7 @@ fn changed_activity_name_is_nondeterminism_naming_both_calls() {
     let h = history(vec![started("x"), sched("Z", "x")]);
     let r = run(chain(), h, vec![]);
     let d = failure(&r);
-    assert_eq!(d.category, ErrorCategory::Configuration);
+    assert_eq!(d.category, ErrorCategory::Nondeterminism);
     assert!(d.message.contains("nondeterministic"), "{}", d.message);
     assert!(d.message.contains("schedule_activity(\"Z\""), "expected call named: {}", d.message);
     assert!(d.message.contains("orig.rs:1:1"), "expected call site: {}", d.message);

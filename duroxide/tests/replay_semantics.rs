@@ -351,7 +351,7 @@ fn an_execution_that_grows_past_max_history_events_fails_pointing_to_continue_as
         .collect();
     let run = run_both_with(code, batches, limited(10));
     let d = failure(run.outcome());
-    assert_eq!(d.category, ErrorCategory::Configuration);
+    assert_eq!(d.category, ErrorCategory::HistoryLimit);
     assert!(d.message.contains("max_history_events = 10"), "{}", d.message);
     assert!(d.message.contains("continue_as_new"), "{}", d.message);
     // The completion that would be the 11th event is refused; only the events recording the
@@ -404,7 +404,7 @@ fn an_oversized_custom_status_fails_the_execution_naming_size_and_limit() {
     let env = TurnEnv { max_payload_bytes: 10, ..env() };
     let run = run_both_with(code, vec![vec![], vec![fired(3)]], env);
     let d = failure(run.outcome());
-    assert_eq!(d.category, ErrorCategory::Configuration);
+    assert_eq!(d.category, ErrorCategory::PayloadTooLarge);
     assert_eq!(d.message, "custom status is 100 bytes; the limit is 10 bytes");
     assert!(run.results[1].actions.is_empty(), "nothing after the failed call is scheduled");
     assert_eq!(run.results[1].custom_status, Some(Some("small".into())), "the stored status is kept");
@@ -503,7 +503,7 @@ async fn a_runaway_execution_fails_at_max_history_events_end_to_end() {
     client.start_orchestration("rolling", "Rolling", "0").await.unwrap();
     match common::wait(&client, "forever").await {
         OrchestrationStatus::Failed { details } => {
-            assert_eq!(details.category, ErrorCategory::Configuration);
+            assert_eq!(details.category, ErrorCategory::HistoryLimit);
             assert!(details.message.contains("max_history_events = 20"), "{}", details.message);
             assert!(details.message.contains("continue_as_new"), "{}", details.message);
         }

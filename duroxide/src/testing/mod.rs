@@ -10,7 +10,7 @@
 //! - [`faults`] wraps any store in a [`FaultyProvider`] that injects seeded failures,
 //!   delays and lost locks, to test that the runtime (or your own store) survives them.
 
-use crate::history::{ErrorDetails, Event, EventKind};
+use crate::history::{ErrorCategory, ErrorDetails, Event, EventKind};
 use crate::registry::{ActivityRegistry, OrchestrationRegistry};
 use crate::replay::{ReplayEngine, TurnEnv, TurnOutcome};
 use std::sync::Arc;
@@ -86,15 +86,12 @@ pub fn replay_history(
     let mut engine = ReplayEngine::new(handler, instance, execution_id, body, n)
         .map_err(|e| ReplayCheckError::Corrupt(e.to_string()))?;
     let result = engine.run_turn(Vec::new(), TurnEnv::default());
-    if let TurnOutcome::Failed(d) = &result.outcome
-        && d.message.starts_with("nondeterministic")
-    {
-        return Err(ReplayCheckError::Nondeterminism(d.message.clone()));
-    }
-    if let TurnOutcome::Failed(d) = &result.outcome
-        && d.message.starts_with("corrupt history")
-    {
-        return Err(ReplayCheckError::Corrupt(d.message.clone()));
+    if let TurnOutcome::Failed(d) = &result.outcome {
+        match d.category {
+            ErrorCategory::Nondeterminism => return Err(ReplayCheckError::Nondeterminism(d.message.clone())),
+            ErrorCategory::CorruptHistory => return Err(ReplayCheckError::Corrupt(d.message.clone())),
+            _ => {}
+        }
     }
     if let Some(end) = recorded_end {
         let same = match (&end.kind, &result.outcome) {

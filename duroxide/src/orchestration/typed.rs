@@ -26,10 +26,9 @@ use futures::future::BoxFuture;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::{ActivityFuture, DurableFuture, OrchestrationContext, SubOrchestrationFuture};
+use crate::activity::ActivityContext;
 use crate::client::{Client, ClientError, OrchestrationStatus};
-use crate::context::{
-    ActivityContext, ActivityFuture, DurableFuture, OrchestrationContext, SubOrchestrationFuture,
-};
 use crate::error::{ActivityError, OrchestrationError};
 use crate::history::ErrorDetails;
 use crate::registry::{ActivityRegistryBuilder, OrchestrationRegistryBuilder};
@@ -303,6 +302,56 @@ impl OrchestrationContext {
         };
         TypedFuture::new(state, "sub-orchestration", O::NAME)
     }
+
+    /// A typed activity on a session (see
+    /// [`schedule_activity_on_session`](Self::schedule_activity_on_session)).
+    #[track_caller]
+    pub fn call_on_session<A: ActivityDefinition>(
+        &self,
+        activity: A,
+        input: A::Input,
+        session_id: impl Into<String>,
+    ) -> TypedFuture<ActivityFuture, A::Output> {
+        let _ = activity;
+        let state = match encode_input("activity", A::NAME, &input) {
+            Ok(json) => TypedState::Scheduled(self.schedule_activity_on_session(A::NAME, json, session_id)),
+            Err(error) => TypedState::Failed(Some(error)),
+        };
+        TypedFuture::new(state, "activity", A::NAME)
+    }
+
+    /// A typed activity retried per `policy` (see
+    /// [`schedule_activity_with_retry`](Self::schedule_activity_with_retry)); with `None`,
+    /// the activity's default policy from `#[activity(retry(..))]`, or a single attempt.
+    #[track_caller]
+    pub fn call_with_retry<A: ActivityDefinition>(
+        &self,
+        activity: A,
+        input: A::Input,
+        policy: impl Into<Option<crate::RetryPolicy>>,
+    ) -> futures::future::BoxFuture<'static, Result<A::Output, ErrorDetails>> {
+        let _ = activity;
+        let policy = policy.into().or_else(A::retry_policy).unwrap_or(crate::RetryPolicy {
+            max_attempts: 1,
+            backoff: crate::Backoff::None,
+            timeout: None,
+        });
+        let json = match encode_input("activity", A::NAME, &input) {
+            Ok(json) => json,
+            Err(error) => return Box::pin(async move { Err(error) }),
+        };
+        let attempts = self.schedule_activity_with_retry(A::NAME, json, policy);
+        Box::pin(async move {
+            let raw = attempts.await?;
+            serde_json::from_str(&raw).map_err(|e| {
+                ErrorDetails::configuration(format!(
+                    "the output of activity `{}` does not decode as `{}`: {e}",
+                    A::NAME,
+                    type_name::<A::Output>()
+                ))
+            })
+        })
+    }
 }
 
 /// Why a typed client call failed.
@@ -403,57 +452,5 @@ impl Client {
             }
             status => Err(TypedClientError::UnexpectedStatus { instance: instance.to_string(), status }),
         }
-    }
-}
-
-impl OrchestrationContext {
-    /// A typed activity on a session (see
-    /// [`schedule_activity_on_session`](Self::schedule_activity_on_session)).
-    #[track_caller]
-    pub fn call_on_session<A: ActivityDefinition>(
-        &self,
-        activity: A,
-        input: A::Input,
-        session_id: impl Into<String>,
-    ) -> TypedFuture<ActivityFuture, A::Output> {
-        let _ = activity;
-        let state = match encode_input("activity", A::NAME, &input) {
-            Ok(json) => TypedState::Scheduled(self.schedule_activity_on_session(A::NAME, json, session_id)),
-            Err(error) => TypedState::Failed(Some(error)),
-        };
-        TypedFuture::new(state, "activity", A::NAME)
-    }
-
-    /// A typed activity retried per `policy` (see
-    /// [`schedule_activity_with_retry`](Self::schedule_activity_with_retry)); with `None`,
-    /// the activity's default policy from `#[activity(retry(..))]`, or a single attempt.
-    #[track_caller]
-    pub fn call_with_retry<A: ActivityDefinition>(
-        &self,
-        activity: A,
-        input: A::Input,
-        policy: impl Into<Option<crate::RetryPolicy>>,
-    ) -> futures::future::BoxFuture<'static, Result<A::Output, ErrorDetails>> {
-        let _ = activity;
-        let policy = policy.into().or_else(A::retry_policy).unwrap_or(crate::RetryPolicy {
-            max_attempts: 1,
-            backoff: crate::Backoff::None,
-            timeout: None,
-        });
-        let json = match encode_input("activity", A::NAME, &input) {
-            Ok(json) => json,
-            Err(error) => return Box::pin(async move { Err(error) }),
-        };
-        let attempts = self.schedule_activity_with_retry(A::NAME, json, policy);
-        Box::pin(async move {
-            let raw = attempts.await?;
-            serde_json::from_str(&raw).map_err(|e| {
-                ErrorDetails::configuration(format!(
-                    "the output of activity `{}` does not decode as `{}`: {e}",
-                    A::NAME,
-                    type_name::<A::Output>()
-                ))
-            })
-        })
     }
 }

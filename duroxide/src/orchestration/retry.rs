@@ -6,7 +6,7 @@
 //! crash during a backoff therefore resumes the wait where it was, and the history shows
 //! every attempt and why it failed.
 
-use crate::context::{Either2, OrchestrationContext};
+use super::{Either2, OrchestrationContext};
 use crate::history::ErrorDetails;
 use futures::future::BoxFuture;
 use std::sync::Arc;

@@ -8,7 +8,9 @@
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use std::fmt;
+
+// Failures are stored inside events; `duroxide::history::ErrorDetails` is their long-standing path.
+pub use super::error::{ErrorCategory, ErrorDetails};
 
 /// The version of duroxide that is writing histories (this crate's version).
 pub const DUROXIDE_VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -277,83 +279,68 @@ impl EventKind {
     }
 }
 
-/// Broad class of a failure, so operators and retry logic can tell them apart.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ErrorCategory {
-    /// The user's code returned an error or panicked.
-    Application,
-    /// The deployment is wrong: nondeterministic code change, unregistered name or version,
-    /// oversized payload, undecodable input.
-    Configuration,
-    /// Storage or runtime trouble.
-    Infrastructure,
-    /// The item was attempted more than `max_attempts` times.
-    Poison,
-    /// The work was cancelled.
-    Cancelled,
+/// The kinds of work a scheduling event starts and its completion event finishes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TaskKind {
+    Activity,
+    Timer,
+    External,
+    SubOrchestration,
 }
 
-impl fmt::Display for ErrorCategory {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            ErrorCategory::Application => "application",
-            ErrorCategory::Configuration => "configuration",
-            ErrorCategory::Infrastructure => "infrastructure",
-            ErrorCategory::Poison => "poison",
-            ErrorCategory::Cancelled => "cancelled",
-        })
+impl EventKind {
+    /// For an event that completes scheduled work: the id of the scheduling event it
+    /// completes, and that work's kind. Raised external events name no scheduling event
+    /// (they go to waits by name), so they are not included.
+    pub(crate) fn completed_task(&self) -> Option<(u64, TaskKind)> {
+        match self {
+            EventKind::ActivityCompleted { source_event_id, .. }
+            | EventKind::ActivityFailed { source_event_id, .. } => {
+                Some((*source_event_id, TaskKind::Activity))
+            }
+            EventKind::TimerFired { source_event_id, .. } => Some((*source_event_id, TaskKind::Timer)),
+            EventKind::SubOrchestrationCompleted { source_event_id, .. }
+            | EventKind::SubOrchestrationFailed { source_event_id, .. } => {
+                Some((*source_event_id, TaskKind::SubOrchestration))
+            }
+            _ => None,
+        }
     }
-}
 
-/// Why an activity, sub-orchestration or orchestration failed. Stored in history and
-/// returned to the code that awaited the failed work.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
-#[error("{category} error: {message}")]
-pub struct ErrorDetails {
-    /// What kind of failure this is.
-    pub category: ErrorCategory,
-    /// Human-readable description.
-    pub message: String,
-    /// Whether retrying may help (set by activities through [`crate::ActivityError`]).
-    #[serde(default = "default_true")]
-    pub retryable: bool,
-}
+    /// Whether `now`, a decision the code makes, is the same call as this recorded decision:
+    /// kind and the fields that identify the call (name, input, version, instance, session,
+    /// delay), never call sites or timestamps.
+    pub(crate) fn is_same_decision(&self, now: &EventKind) -> bool {
+        use EventKind::*;
+        match (self, now) {
+            (
+                ActivityScheduled { name: a, input: ai, session_id: asn, .. },
+                ActivityScheduled { name: b, input: bi, session_id: bsn, .. },
+            ) => a == b && ai == bi && asn == bsn,
+            (TimerCreated { delay_ms: a, .. }, TimerCreated { delay_ms: b, .. }) => a == b,
+            (ExternalSubscribed { name: a, .. }, ExternalSubscribed { name: b, .. }) => a == b,
+            (
+                SubOrchestrationScheduled { name: a, version: av, instance: ai, input: ain, .. },
+                SubOrchestrationScheduled { name: b, version: bv, instance: bi, input: bin, .. },
+            ) => a == b && av == bv && ai == bi && ain == bin,
+            (
+                OrchestrationChained { name: a, version: av, instance: ai, input: ain, .. },
+                OrchestrationChained { name: b, version: bv, instance: bi, input: bin, .. },
+            ) => a == b && av == bv && ai == bi && ain == bin,
+            (SystemCall { op: a, .. }, SystemCall { op: b, .. }) => a == b,
+            _ => false,
+        }
+    }
 
-fn default_true() -> bool {
-    true
-}
-
-impl ErrorDetails {
-    /// An error raised by user code.
-    pub fn application(message: impl Into<String>) -> Self {
-        Self::new(ErrorCategory::Application, message)
-    }
-    /// A deployment or code-change error.
-    pub fn configuration(message: impl Into<String>) -> Self {
-        Self::new(ErrorCategory::Configuration, message)
-    }
-    /// A storage or runtime error.
-    pub fn infrastructure(message: impl Into<String>) -> Self {
-        Self::new(ErrorCategory::Infrastructure, message)
-    }
-    /// A poison error: too many attempts.
-    pub fn poison(message: impl Into<String>) -> Self {
-        Self::new(ErrorCategory::Poison, message)
-    }
-    /// Cancelled work.
-    pub fn cancelled(message: impl Into<String>) -> Self {
-        Self::new(ErrorCategory::Cancelled, message)
-    }
-    /// Any category.
-    pub fn new(category: ErrorCategory, message: impl Into<String>) -> Self {
-        Self { category, message: message.into(), retryable: true }
-    }
-}
-
-impl From<ErrorDetails> for String {
-    fn from(e: ErrorDetails) -> String {
-        e.to_string()
+    /// For a scheduling event: the kind of work it starts.
+    pub(crate) fn scheduled_task(&self) -> Option<TaskKind> {
+        match self {
+            EventKind::ActivityScheduled { .. } => Some(TaskKind::Activity),
+            EventKind::TimerCreated { .. } => Some(TaskKind::Timer),
+            EventKind::ExternalSubscribed { .. } => Some(TaskKind::External),
+            EventKind::SubOrchestrationScheduled { .. } => Some(TaskKind::SubOrchestration),
+            _ => None,
+        }
     }
 }
 
@@ -417,9 +404,27 @@ mod tests {
     }
 
     #[test]
-    fn error_details_convert_to_string_with_category() {
-        let s: String = ErrorDetails::application("boom").into();
-        assert_eq!(s, "application error: boom");
+    fn every_completion_names_its_scheduling_event_and_kind() {
+        let failed = || ErrorDetails::application("x");
+        let cases = [
+            (EventKind::ActivityCompleted { source_event_id: 2, result: String::new() }, TaskKind::Activity),
+            (EventKind::ActivityFailed { source_event_id: 2, details: failed() }, TaskKind::Activity),
+            (EventKind::TimerFired { source_event_id: 2, fire_at_ms: 0 }, TaskKind::Timer),
+            (
+                EventKind::SubOrchestrationCompleted { source_event_id: 2, result: String::new() },
+                TaskKind::SubOrchestration,
+            ),
+            (
+                EventKind::SubOrchestrationFailed { source_event_id: 2, details: failed() },
+                TaskKind::SubOrchestration,
+            ),
+        ];
+        for (event, kind) in cases {
+            assert_eq!(event.completed_task(), Some((2, kind)), "{}", event.type_name());
+        }
+        let raised = EventKind::ExternalRaised { name: "n".into(), data: String::new() };
+        assert_eq!(raised.completed_task(), None);
+        assert_eq!(EventKind::ActivityCancelRequested { source_event_id: 2 }.completed_task(), None);
     }
 
     #[test]

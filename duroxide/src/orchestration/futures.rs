@@ -1,0 +1,190 @@
+//! Durable futures: what scheduling calls on an [`OrchestrationContext`](crate::OrchestrationContext) return.
+//!
+//! A durable future completes when the replay engine delivers its completion event, never
+//! by itself; its place in history ([`DurableFuture::completion_seq`]) is what
+//! `select`/`join` order by. Dropping an unfinished future tells the engine the code no
+//! longer waits for the work (which cancels activities and sub-orchestrations).
+
+use super::state::{CompletionValue, ExecutionState, lock};
+use crate::history::ErrorDetails;
+use crate::history::TaskKind;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// A future whose completion is ordered by history, usable with
+/// [`OrchestrationContext::select2`](crate::OrchestrationContext::select2), [`select`](crate::OrchestrationContext::select) and
+/// [`join`](crate::OrchestrationContext::join).
+pub trait DurableFuture: Future + Unpin + Send {
+    /// Position in history of the event that completed this future, once it has completed.
+    fn completion_seq(&self) -> Option<u64>;
+}
+
+/// Shared implementation of the scheduled-task futures.
+pub(super) struct TaskFuture {
+    state: Arc<Mutex<ExecutionState>>,
+    /// `None` when scheduling failed (nondeterminism): the future never completes and the
+    /// engine fails the instance.
+    id: Option<u64>,
+    /// An error known at scheduling time (oversized payload).
+    immediate: Option<ErrorDetails>,
+    done: bool,
+}
+
+impl TaskFuture {
+    pub(super) fn new(state: Arc<Mutex<ExecutionState>>, id: Option<u64>, kind: TaskKind) -> Self {
+        if let Some(id) = id {
+            lock(&state).register_task(id, kind);
+        }
+        Self { state, id, immediate: None, done: false }
+    }
+
+    pub(super) fn failed(state: Arc<Mutex<ExecutionState>>, e: ErrorDetails) -> Self {
+        Self { state, id: None, immediate: Some(e), done: false }
+    }
+
+    fn seq(&self) -> Option<u64> {
+        if self.immediate.is_some() {
+            return Some(0);
+        }
+        let id = self.id?;
+        lock(&self.state).completion(id).map(|c| c.seq)
+    }
+
+    fn poll_value(&mut self) -> Poll<CompletionValue> {
+        if let Some(e) = self.immediate.take() {
+            self.done = true;
+            return Poll::Ready(CompletionValue::Err(e));
+        }
+        let Some(id) = self.id else { return Poll::Pending };
+        match lock(&self.state).completion(id) {
+            Some(c) => {
+                self.done = true;
+                Poll::Ready(c.value.clone())
+            }
+            None => Poll::Pending,
+        }
+    }
+}
+
+impl Drop for TaskFuture {
+    fn drop(&mut self) {
+        if let (false, Some(id)) = (self.done, self.id) {
+            lock(&self.state).cancel_task(id, "the orchestration no longer waits for it");
+        }
+    }
+}
+
+fn into_result(v: CompletionValue) -> Result<String, ErrorDetails> {
+    match v {
+        CompletionValue::Ok(s) => Ok(s),
+        CompletionValue::Err(e) => Err(e),
+        CompletionValue::Unit => Ok(String::new()),
+    }
+}
+
+macro_rules! task_future {
+    ($(#[$doc:meta])* $name:ident, $out:ty, $map:expr) => {
+        $(#[$doc])*
+        #[must_use = "durable futures do nothing useful unless awaited; dropping one cancels its work"]
+        pub struct $name(pub(super) TaskFuture);
+
+        impl Future for $name {
+            type Output = $out;
+            fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<$out> {
+                self.get_mut().0.poll_value().map($map)
+            }
+        }
+
+        impl DurableFuture for $name {
+            fn completion_seq(&self) -> Option<u64> {
+                self.0.seq()
+            }
+        }
+
+        impl std::fmt::Debug for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($name)).field("event_id", &self.0.id).finish()
+            }
+        }
+    };
+}
+
+task_future!(
+    /// The result of an activity: its output, or why it failed.
+    ActivityFuture,
+    Result<String, ErrorDetails>,
+    into_result
+);
+task_future!(
+    /// Completes when the durable timer fires.
+    TimerFuture,
+    (),
+    |_| ()
+);
+task_future!(
+    /// The payload of an external event.
+    EventFuture,
+    String,
+    |v| into_result(v).unwrap_or_default()
+);
+task_future!(
+    /// The output of a sub-orchestration, or why it failed.
+    SubOrchestrationFuture,
+    Result<String, ErrorDetails>,
+    into_result
+);
+
+/// A recorded system value (a GUID). Ready at once.
+#[derive(Debug)]
+#[must_use = "await the recorded value"]
+pub struct SystemCallFuture {
+    value: Option<(u64, String)>,
+}
+
+impl SystemCallFuture {
+    /// `value` is the recorded `(event id, value)`, `None` after a nondeterminism error.
+    pub(super) fn new(value: Option<(u64, String)>) -> Self {
+        Self { value }
+    }
+}
+
+impl Future for SystemCallFuture {
+    type Output = String;
+    fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<String> {
+        match &self.value {
+            Some((_, v)) => Poll::Ready(v.clone()),
+            // Nondeterminism: the engine fails the instance.
+            None => Poll::Pending,
+        }
+    }
+}
+
+impl DurableFuture for SystemCallFuture {
+    fn completion_seq(&self) -> Option<u64> {
+        self.value.as_ref().map(|(id, _)| id - 1)
+    }
+}
+
+/// The recorded current time. Ready at once.
+#[derive(Debug)]
+#[must_use = "await the recorded time"]
+pub struct UtcNowFuture(pub(super) SystemCallFuture);
+
+impl Future for UtcNowFuture {
+    type Output = SystemTime;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<SystemTime> {
+        Pin::new(&mut self.0).poll(cx).map(|v| {
+            let ms = v.parse::<u64>().unwrap_or(0);
+            UNIX_EPOCH + Duration::from_millis(ms)
+        })
+    }
+}
+
+impl DurableFuture for UtcNowFuture {
+    fn completion_seq(&self) -> Option<u64> {
+        self.0.completion_seq()
+    }
+}
