@@ -163,11 +163,12 @@ async fn tamper(ts: &common::TestStore, sql: &str) {
 }
 
 /// Waits for `id` to end; it must fail (not complete) with a message containing `expected`.
-async fn assert_fails(client: &Client, id: &str, expected: &str) {
+async fn assert_fails(client: &Client, id: &str, expected: &str) -> ErrorDetails {
     let status = client.wait_for_orchestration(id, Duration::from_secs(30)).await.unwrap();
     match status {
         OrchestrationStatus::Failed { details } => {
-            assert!(details.message.contains(expected), "{id} failed, but with: {}", details.message)
+            assert!(details.message.contains(expected), "{id} failed, but with: {}", details.message);
+            details
         }
         other => panic!("{id} must fail, it ended {other:?}"),
     }
@@ -183,7 +184,8 @@ async fn a_history_missing_its_first_row_fails_the_instance() {
     let (rt, client) = start_waiting(&ts, "gap").await;
     tamper(&ts, "DELETE FROM history WHERE instance_id = 'gap' AND event_id = 1").await;
     client.raise_event("gap", "Go", "now").await.unwrap();
-    assert_fails(&client, "gap", "corrupt history").await;
+    let details = assert_fails(&client, "gap", "corrupt history").await;
+    assert_eq!(details.category, duroxide::ErrorCategory::CorruptHistory, "{details:?}");
     rt.shutdown(None).await;
 }
 

@@ -78,7 +78,7 @@ async fn invoke(
     Some(match outcome {
         Ok(Ok(output)) if output.len() > opts.max_payload_bytes => failed(
             &item,
-            ErrorDetails::configuration(format!(
+            ErrorDetails::payload_too_large(format!(
                 "output of activity '{}' is {} bytes; the limit is {} bytes",
                 item.name,
                 output.len(),

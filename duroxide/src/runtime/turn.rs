@@ -166,7 +166,7 @@ async fn prepare_engine(inner: &Inner, item: &OrchestrationItem, now: u64) -> Op
         EventKind::OrchestrationStarted { name, version, .. } => (name.clone(), version.clone()),
         _ => {
             let details =
-                ErrorDetails::configuration("corrupt history: first event is not OrchestrationStarted");
+                ErrorDetails::corrupt_history("corrupt history: first event is not OrchestrationStarted");
             fail_without_replay(inner, item, details).await;
             return None;
         }
@@ -181,7 +181,7 @@ async fn prepare_engine(inner: &Inner, item: &OrchestrationItem, now: u64) -> Op
     match ReplayEngine::new(handler, &item.instance, exec, history, persisted_len) {
         Ok(engine) => Some(TurnEngine { name, version, execution_id: exec, engine }),
         Err(err) => {
-            fail_without_replay(inner, item, ErrorDetails::configuration(err.to_string())).await;
+            fail_without_replay(inner, item, ErrorDetails::corrupt_history(err.to_string())).await;
             None
         }
     }
