@@ -79,9 +79,9 @@ impl Provider for Counting {
         lock_token: &str,
         delay: Option<Duration>,
         note: Option<String>,
-        count_attempt: bool,
+        attempt: duroxide::provider::Attempt,
     ) -> Result<(), ProviderError> {
-        self.inner.abandon_orchestration_item(lock_token, delay, note, count_attempt).await
+        self.inner.abandon_orchestration_item(lock_token, delay, note, attempt).await
     }
     async fn renew_orchestration_lock(
         &self,

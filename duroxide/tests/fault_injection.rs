@@ -16,6 +16,7 @@ mod common;
 mod pg_support;
 
 use duroxide::history::{Event, EventKind};
+use duroxide::provider::Attempt;
 use duroxide::testing::faults::{Fault, FaultConfig, FaultyProvider, ProviderOp};
 use duroxide::testing::replay_history;
 use duroxide::{
@@ -562,7 +563,7 @@ async fn expired_lock_fault_outlives_the_lock() {
     let item = faulty.fetch_orchestration_item(lock, &Default::default()).await.unwrap().expect("an item");
     let started = Instant::now();
     // Abandon needs the lock: the fault sleeps past it first.
-    let _ = faulty.abandon_orchestration_item(&item.lock_token, None, None, false).await;
+    let _ = faulty.abandon_orchestration_item(&item.lock_token, None, None, Attempt::GivenBack).await;
     assert!(started.elapsed() >= lock, "slept {:?}, less than the lock", started.elapsed());
     assert!(matches!(faulty.faults()[0].fault, Fault::SleptPastLock(d) if d > lock));
     // The lock expired, so another caller can take the instance.

@@ -12,8 +12,8 @@ mod pg_support;
 
 use duroxide::history::{Event, EventKind};
 use duroxide::provider::{
-    ActivityWorkItem, FetchFilter, InstanceState, InstanceUpdate, OrchestratorMessage, OutboundMessage,
-    TurnCommit, WorkerIdentity,
+    ActivityWorkItem, Attempt, FetchFilter, InstanceState, InstanceUpdate, OrchestratorMessage,
+    OutboundMessage, TurnCommit, WorkerIdentity,
 };
 use duroxide::{Provider, ProviderError, SqliteProvider};
 use proptest::prelude::*;
@@ -282,7 +282,7 @@ impl Checker {
                 }
                 let held = self.turns.remove(h % self.turns.len());
                 self.store
-                    .abandon_orchestration_item(&held.token, None, None, false)
+                    .abandon_orchestration_item(&held.token, None, None, Attempt::GivenBack)
                     .await
                     .map_err(|e| format!("abandon on {}: {e}", held.instance))?;
                 let m = &mut self.model[held.instance];

@@ -110,14 +110,14 @@ pub trait Provider: Send + Sync + 'static {
     async fn commit_turn(&self, lock_token: &str, commit: TurnCommit) -> Result<(), ProviderError>;
 
     /// Releases the lock without consuming the messages; they become visible again after
-    /// `delay`. `note` is recorded on the instance for operators. When `count_attempt` is
-    /// false the fetch does not count toward poison.
+    /// `delay`. `note` is recorded on the instance for operators. With
+    /// [`Attempt::GivenBack`] the fetch does not count toward poison.
     async fn abandon_orchestration_item(
         &self,
         lock_token: &str,
         delay: Option<Duration>,
         note: Option<String>,
-        count_attempt: bool,
+        attempt: Attempt,
     ) -> Result<(), ProviderError>;
 
     /// Extends an orchestration lock.

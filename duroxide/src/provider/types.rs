@@ -335,3 +335,15 @@ pub struct BlockedInstance {
     /// The duroxide version that wrote its current execution, if any.
     pub duroxide_version: Option<String>,
 }
+
+/// Whether releasing a locked orchestration item
+/// ([`Provider::abandon_orchestration_item`](super::Provider::abandon_orchestration_item))
+/// counts its fetch toward poison (`RuntimeOptions::max_attempts`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attempt {
+    /// The turn failed (a commit error, an unreadable history): this fetch counts.
+    Counted,
+    /// The instance is not at fault (no node here can run it yet, or this node releases
+    /// it unstarted at shutdown): this fetch is given back.
+    GivenBack,
+}

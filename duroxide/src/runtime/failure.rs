@@ -9,7 +9,8 @@ use super::backoff::retry_delay;
 use super::turn_commit::{bare_commit, update_from};
 use crate::history::{ErrorDetails, Event, EventKind, ParentLink};
 use crate::provider::{
-    InstanceState, OrchestrationItem, OrchestratorMessage, OutboundMessage, ProviderError, TurnCommit,
+    Attempt, InstanceState, OrchestrationItem, OrchestratorMessage, OutboundMessage, ProviderError,
+    TurnCommit,
 };
 use crate::replay::started_event;
 use std::time::Duration;
@@ -35,7 +36,7 @@ async fn release_after_failed_commit(inner: &Inner, item: &OrchestrationItem, e:
     tracing::warn!(instance = %item.instance, error = %e, "turn commit failed; messages will be retried");
     let note = Some(format!("the turn could not be stored: {e}"));
     let delay = Some(Duration::from_millis(100));
-    let _ = inner.store.abandon_orchestration_item(&item.lock_token, delay, note, true).await;
+    let _ = inner.store.abandon_orchestration_item(&item.lock_token, delay, note, Attempt::Counted).await;
 }
 
 /// Commits a turn's changes. A store that refuses them for good (invalid input such as a
@@ -138,7 +139,10 @@ pub(super) fn cancel_reason(item: &OrchestrationItem) -> Option<String> {
 pub(super) async fn not_runnable_here(inner: &Inner, item: &OrchestrationItem, why: String) {
     tracing::warn!(instance = %item.instance, "{why}; will retry");
     let delay = retry_delay(item.attempt, &inner.options).min(inner.options.max_unregistered_backoff);
-    let _ = inner.store.abandon_orchestration_item(&item.lock_token, Some(delay), Some(why), false).await;
+    let _ = inner
+        .store
+        .abandon_orchestration_item(&item.lock_token, Some(delay), Some(why), Attempt::GivenBack)
+        .await;
 }
 
 /// Fails an instance fetched more than `max_attempts` times, with the last problem seen.
@@ -160,6 +164,8 @@ pub(super) async fn fail_as_poison(inner: &Inner, item: &OrchestrationItem) {
 pub(super) async fn retry_unreadable_history(inner: &Inner, item: &OrchestrationItem, err: &str) {
     tracing::warn!(instance = %item.instance, attempt = item.attempt, "unreadable history: {err}");
     let delay = Some(retry_delay(item.attempt, &inner.options));
-    let _ =
-        inner.store.abandon_orchestration_item(&item.lock_token, delay, Some(err.to_string()), true).await;
+    let _ = inner
+        .store
+        .abandon_orchestration_item(&item.lock_token, delay, Some(err.to_string()), Attempt::Counted)
+        .await;
 }

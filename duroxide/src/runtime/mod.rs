@@ -34,7 +34,7 @@ mod versions;
 pub use options::RuntimeOptions;
 
 use crate::context::SessionState;
-use crate::provider::{FetchFilter, Notifiers, Provider, WorkerIdentity};
+use crate::provider::{Attempt, FetchFilter, Notifiers, Provider, WorkerIdentity};
 use crate::registry::{ActivityRegistry, OrchestrationRegistry};
 use activity_dispatcher::{EagerActivities, worker_loop};
 use cache::InstanceCache;
@@ -175,8 +175,10 @@ impl Runtime {
             // Instances locked for a turn that no dispatcher started: released at once
             // rather than left to their lock timeout.
             while let Some(ReadyTurn { item, .. }) = inner.ready.pop() {
-                if let Err(e) =
-                    inner.store.abandon_orchestration_item(&item.lock_token, None, None, false).await
+                if let Err(e) = inner
+                    .store
+                    .abandon_orchestration_item(&item.lock_token, None, None, Attempt::GivenBack)
+                    .await
                 {
                     tracing::debug!(instance = %item.instance, error = %e, "releasing an unstarted turn failed; its lock will expire");
                 }

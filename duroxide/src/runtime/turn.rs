@@ -16,7 +16,7 @@ use super::failure::{
 use super::lock_renewal::HeldActivity;
 use super::turn_commit::{TurnTarget, bare_commit, commit_from_turn, update_from};
 use crate::history::{ErrorDetails, Event, EventKind};
-use crate::provider::{ActivityWorkItem, OrchestrationItem, OrchestratorMessage, TurnCommit};
+use crate::provider::{ActivityWorkItem, Attempt, OrchestrationItem, OrchestratorMessage, TurnCommit};
 use crate::replay::{ReplayEngine, TurnEnv, TurnResult, started_event};
 
 /// The engine a turn runs, with the execution it replays.
@@ -201,7 +201,8 @@ async fn full_history(inner: &Inner, item: &OrchestrationItem) -> Option<Vec<Eve
             tracing::warn!(instance = %item.instance, error = %e, "reading history failed; retrying");
             let delay = Some(retry_delay(item.attempt, &inner.options));
             let note = Some(format!("reading the history failed: {e}"));
-            let _ = inner.store.abandon_orchestration_item(&item.lock_token, delay, note, true).await;
+            let _ =
+                inner.store.abandon_orchestration_item(&item.lock_token, delay, note, Attempt::Counted).await;
             None
         }
     }
@@ -245,7 +246,8 @@ async fn start_execution(inner: &Inner, item: &OrchestrationItem, now: u64) -> O
         // itself: the instance is not at fault.
         let note = Some("messages arrived before the instance's start message".to_string());
         let delay = Some(opts.max_unregistered_backoff);
-        let _ = inner.store.abandon_orchestration_item(&item.lock_token, delay, note, false).await;
+        let _ =
+            inner.store.abandon_orchestration_item(&item.lock_token, delay, note, Attempt::GivenBack).await;
         return None;
     };
     let resolved = match inner.orchestrations.resolve(&name, version.as_deref()) {

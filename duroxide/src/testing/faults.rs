@@ -49,9 +49,9 @@
 
 use crate::history::Event;
 use crate::provider::{
-    ActivityWorkItem, BlockedInstance, ExecutionRecord, FetchFilter, InstanceRecord, InstanceSnapshot,
-    LockAfterComplete, Notifiers, OrchestrationItem, OutboundMessage, Provider, ProviderError, TurnCommit,
-    VersionCount, WorkerIdentity,
+    ActivityWorkItem, Attempt, BlockedInstance, ExecutionRecord, FetchFilter, InstanceRecord,
+    InstanceSnapshot, LockAfterComplete, Notifiers, OrchestrationItem, OutboundMessage, Provider,
+    ProviderError, TurnCommit, VersionCount, WorkerIdentity,
 };
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -703,11 +703,11 @@ impl Provider for FaultyProvider {
         lock_token: &str,
         delay: Option<Duration>,
         note: Option<String>,
-        count_attempt: bool,
+        attempt: Attempt,
     ) -> Result<(), ProviderError> {
         self.wrap(
             ProviderOp::AbandonOrchestrationItem,
-            self.inner.abandon_orchestration_item(lock_token, delay, note, count_attempt),
+            self.inner.abandon_orchestration_item(lock_token, delay, note, attempt),
         )
         .await
     }
@@ -888,7 +888,7 @@ mod tests {
                 _: &str,
                 _: Option<Duration>,
                 _: Option<String>,
-                _: bool,
+                _: Attempt,
             ) -> Result<(), ProviderError> {
                 Ok(())
             }

@@ -286,7 +286,7 @@ impl PostgresProvider {
         lock_token: &str,
         delay: Option<Duration>,
         note: Option<String>,
-        count_attempt: bool,
+        attempt: Attempt,
     ) -> Result<(), ProviderError> {
         let now = crate::now_ms();
         let visible = now + delay.map(|d| d.as_millis() as u64).unwrap_or(0);
@@ -309,7 +309,7 @@ impl PostgresProvider {
              attempt_count = attempt_count - $2 WHERE lock_token = $3",
         )
         .bind(ms(visible))
-        .bind(if count_attempt { 0i32 } else { 1i32 })
+        .bind(if attempt == Attempt::Counted { 0i32 } else { 1i32 })
         .bind(lock_token)
         .execute(&mut *tx)
         .await

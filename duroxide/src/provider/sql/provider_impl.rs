@@ -59,9 +59,9 @@ macro_rules! provider_impl {
                 lock_token: &str,
                 delay: Option<Duration>,
                 note: Option<String>,
-                count_attempt: bool,
+                attempt: $crate::provider::Attempt,
             ) -> Result<(), ProviderError> {
-                self.abandon_instance(lock_token, delay, note, count_attempt).await
+                self.abandon_instance(lock_token, delay, note, attempt).await
             }
 
             async fn renew_orchestration_lock(

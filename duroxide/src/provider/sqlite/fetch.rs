@@ -285,7 +285,7 @@ impl SqliteProvider {
         lock_token: &str,
         delay: Option<Duration>,
         note: Option<String>,
-        count_attempt: bool,
+        attempt: Attempt,
     ) -> Result<(), ProviderError> {
         let now = crate::now_ms();
         let visible = now + delay.map(|d| d.as_millis() as u64).unwrap_or(0);
@@ -308,7 +308,7 @@ impl SqliteProvider {
              attempt_count = attempt_count - ? WHERE lock_token = ?",
         )
         .bind(ms(visible))
-        .bind(if count_attempt { 0 } else { 1 })
+        .bind(if attempt == Attempt::Counted { 0 } else { 1 })
         .bind(lock_token)
         .execute(&mut *tx)
         .await

@@ -155,7 +155,7 @@ pub async fn batch_fetched_items_commit_independently(f: Factory) {
         .expect("commit with the first item's token");
     fetch_none(&p).await; // the commit released only its own instance
     p.renew_orchestration_lock(&two.lock_token, LOCK).await.expect("the second lock is still held");
-    p.abandon_orchestration_item(&two.lock_token, None, None, true)
+    p.abandon_orchestration_item(&two.lock_token, None, None, Attempt::Counted)
         .await
         .expect("abandon with the second item's token");
     assert_lock_lost(

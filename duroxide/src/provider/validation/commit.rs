@@ -112,7 +112,7 @@ pub async fn duplicate_event_id_rolls_back_everything(f: Factory) {
     assert!(fetch_work(&p, LOCK).await.is_none(), "no activity of the failed turn may be enqueued");
     assert!(p.get_instance("child").await.unwrap().is_none(), "no instance may be created");
     fetch_none(&p).await; // "dup" is still locked and "other" got no message
-    p.abandon_orchestration_item(&item.lock_token, None, None, true).await.unwrap();
+    p.abandon_orchestration_item(&item.lock_token, None, None, Attempt::Counted).await.unwrap();
     let again = fetch_some(&p, "dup").await;
     assert_eq!(names(&again.messages), vec!["e"]);
 }
@@ -162,7 +162,9 @@ pub async fn commit_clears_status_note(f: Factory) {
     let p = f.create_provider().await;
     create(&p, "sn").await;
     let item = fetch_some(&p, "sn").await;
-    p.abandon_orchestration_item(&item.lock_token, None, Some("blocked".into()), false).await.unwrap();
+    p.abandon_orchestration_item(&item.lock_token, None, Some("blocked".into()), Attempt::GivenBack)
+        .await
+        .unwrap();
     let item = fetch_some(&p, "sn").await;
     p.commit_turn(&item.lock_token, turn(1, vec![started("x")], InstanceState::Running)).await.unwrap();
     assert_eq!(p.get_instance("sn").await.unwrap().unwrap().status_note, None);

@@ -97,7 +97,7 @@ pub async fn abandon_after_takeover_fails(f: Factory) {
     sleep_ms(450).await;
     let second = fetch_some(&p, "at").await;
     assert_lock_lost(
-        p.abandon_orchestration_item(&first.lock_token, None, None, true).await,
+        p.abandon_orchestration_item(&first.lock_token, None, None, Attempt::Counted).await,
         "stale abandon",
     );
     fetch_none(&p).await;
@@ -176,7 +176,7 @@ pub async fn abandon_counts_attempts(f: Factory) {
     for expected in 1..=4 {
         let item = fetch_some(&p, "ac").await;
         assert_eq!(item.attempt, expected);
-        p.abandon_orchestration_item(&item.lock_token, None, None, true).await.unwrap();
+        p.abandon_orchestration_item(&item.lock_token, None, None, Attempt::Counted).await.unwrap();
     }
 }
 
@@ -187,10 +187,10 @@ pub async fn abandon_without_count_keeps_attempt(f: Factory) {
     for _ in 0..3 {
         let item = fetch_some(&p, "nc").await;
         assert_eq!(item.attempt, 1);
-        p.abandon_orchestration_item(&item.lock_token, None, None, false).await.unwrap();
+        p.abandon_orchestration_item(&item.lock_token, None, None, Attempt::GivenBack).await.unwrap();
     }
     let item = fetch_some(&p, "nc").await;
-    p.abandon_orchestration_item(&item.lock_token, None, None, true).await.unwrap();
+    p.abandon_orchestration_item(&item.lock_token, None, None, Attempt::Counted).await.unwrap();
     assert_eq!(fetch_some(&p, "nc").await.attempt, 2);
 }
 
@@ -209,7 +209,7 @@ pub async fn attempt_is_highest_of_batch(f: Factory) {
     create(&p, "hb").await;
     for _ in 0..2 {
         let item = fetch_some(&p, "hb").await;
-        p.abandon_orchestration_item(&item.lock_token, None, None, true).await.unwrap();
+        p.abandon_orchestration_item(&item.lock_token, None, None, Attempt::Counted).await.unwrap();
     }
     p.enqueue_message(external("hb", "fresh", "")).await.unwrap();
     let item = fetch_some(&p, "hb").await;
@@ -222,7 +222,7 @@ pub async fn new_batch_after_commit_is_attempt_one(f: Factory) {
     let p = f.create_provider().await;
     create(&p, "nb").await;
     let item = fetch_some(&p, "nb").await;
-    p.abandon_orchestration_item(&item.lock_token, None, None, true).await.unwrap();
+    p.abandon_orchestration_item(&item.lock_token, None, None, Attempt::Counted).await.unwrap();
     let item = fetch_some(&p, "nb").await;
     assert_eq!(item.attempt, 2);
     p.commit_turn(&item.lock_token, turn(1, vec![started("x")], InstanceState::Running)).await.unwrap();

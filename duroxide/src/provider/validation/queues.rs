@@ -103,7 +103,7 @@ pub async fn abandon_makes_messages_visible_again(f: Factory) {
     create(&p, "ab").await;
     p.enqueue_message(external("ab", "e", "")).await.unwrap();
     let item = fetch_some(&p, "ab").await;
-    p.abandon_orchestration_item(&item.lock_token, None, None, true).await.unwrap();
+    p.abandon_orchestration_item(&item.lock_token, None, None, Attempt::Counted).await.unwrap();
     let again = fetch_some(&p, "ab").await;
     assert_eq!(again.messages, item.messages);
     assert_ne!(again.lock_token, item.lock_token);
@@ -114,7 +114,7 @@ pub async fn abandon_with_delay_hides_messages(f: Factory) {
     let p = f.create_provider().await;
     create(&p, "ad").await;
     let item = fetch_some(&p, "ad").await;
-    p.abandon_orchestration_item(&item.lock_token, Some(SHORT), None, true).await.unwrap();
+    p.abandon_orchestration_item(&item.lock_token, Some(SHORT), None, Attempt::Counted).await.unwrap();
     fetch_none(&p).await;
     sleep_ms(450).await;
     fetch_some(&p, "ad").await;
@@ -125,9 +125,14 @@ pub async fn abandon_records_note(f: Factory) {
     let p = f.create_provider().await;
     create(&p, "an").await;
     let item = fetch_some(&p, "an").await;
-    p.abandon_orchestration_item(&item.lock_token, None, Some("not registered here".into()), false)
-        .await
-        .unwrap();
+    p.abandon_orchestration_item(
+        &item.lock_token,
+        None,
+        Some("not registered here".into()),
+        Attempt::GivenBack,
+    )
+    .await
+    .unwrap();
     assert_eq!(
         p.get_instance("an").await.unwrap().unwrap().status_note.as_deref(),
         Some("not registered here")
@@ -138,7 +143,10 @@ pub async fn abandon_records_note(f: Factory) {
 pub async fn abandon_with_unknown_token_fails(f: Factory) {
     let p = f.create_provider().await;
     create(&p, "au").await;
-    assert_lock_lost(p.abandon_orchestration_item("no-such-token", None, None, true).await, "abandon");
+    assert_lock_lost(
+        p.abandon_orchestration_item("no-such-token", None, None, Attempt::Counted).await,
+        "abandon",
+    );
     fetch_some(&p, "au").await;
 }
 
