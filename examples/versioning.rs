@@ -41,8 +41,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .list_running_versions()
         .await?
         .into_iter()
-        .filter(|(name, version, _)| name == "ProcessOrder" && version.as_deref() == Some("1.0.0"))
-        .count();
+        .filter(|r| r.name == "ProcessOrder" && r.version.as_deref() == Some("1.0.0"))
+        .map(|r| r.instances)
+        .sum::<u64>();
     println!("instances still running 1.0.0: {still_on_v1} -> 1.0.0 can be retired: {}", still_on_v1 == 0);
     rt.shutdown(None).await;
     Ok(())

@@ -79,6 +79,18 @@ impl OrchestrationStatus {
     }
 }
 
+/// Unfinished (pending or running) instances of one orchestration version, as
+/// [`Client::list_running_versions`] reports them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunningVersion {
+    /// Orchestration name.
+    pub name: String,
+    /// The version its instances are pinned to (`None`: not pinned yet, never started).
+    pub version: Option<String>,
+    /// How many instances of it are pending or running.
+    pub instances: u64,
+}
+
 /// How a finished instance ended (see [`ClientError::InstanceFinished`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -488,16 +500,17 @@ impl Client {
         Ok(self.store.count_instances_by_version().await?)
     }
 
-    /// Running and pending instances per (name, version).
-    pub async fn list_running_versions(&self) -> Result<Vec<(String, Option<String>, u64)>, ClientError> {
-        let mut out: Vec<(String, Option<String>, u64)> = Vec::new();
+    /// Running and pending instances per (name, version): a version that is not listed has
+    /// no unfinished instance left and can be removed from the registries.
+    pub async fn list_running_versions(&self) -> Result<Vec<RunningVersion>, ClientError> {
+        let mut out: Vec<RunningVersion> = Vec::new();
         for c in self.count_instances_by_version().await? {
             if c.state.is_terminal() {
                 continue;
             }
             match out.last_mut() {
-                Some((n, v, k)) if *n == c.name && *v == c.version => *k += c.count,
-                _ => out.push((c.name, c.version, c.count)),
+                Some(r) if r.name == c.name && r.version == c.version => r.instances += c.count,
+                _ => out.push(RunningVersion { name: c.name, version: c.version, instances: c.count }),
             }
         }
         Ok(out)

@@ -6,8 +6,9 @@ mod common;
 
 use common::assert_clean_history;
 use duroxide::provider::{
-    ActivityWorkItem, ExecutionRecord, FetchFilter, InstanceRecord, InstanceSnapshot, LockAfterComplete,
-    Notifiers, OrchestrationItem, OutboundMessage, TurnCommit, VersionCount, WorkerIdentity,
+    ActivityWorkItem, CachedLookup, ExecutionRecord, FetchFilter, InstanceRecord, InstanceSnapshot,
+    LockAfterComplete, Notifiers, OrchestrationItem, OutboundMessage, TurnCommit, VersionCount,
+    WorkerIdentity,
 };
 use duroxide::{Event, Provider, ProviderError};
 use duroxide::{prelude::*, provider::BlockedInstance};
@@ -60,7 +61,7 @@ impl Provider for Counting {
         &self,
         lock_timeout: Duration,
         filter: &FetchFilter,
-        cached: &(dyn for<'s> Fn(&'s str) -> Option<(u64, u64)> + Send + Sync),
+        cached: &CachedLookup<'_>,
     ) -> Result<Option<OrchestrationItem>, ProviderError> {
         let item = self.inner.fetch_orchestration_item_cached(lock_timeout, filter, cached).await?;
         if item.is_some() {

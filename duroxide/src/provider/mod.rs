@@ -206,15 +206,15 @@ pub trait Provider: Send + Sync + 'static {
     // ---- Optional capabilities (see the table above). Each default falls back to the
     // next simpler method, so overriding any one of them keeps the others correct.
     /// Like [`fetch_orchestration_item`](Self::fetch_orchestration_item) for a node that
-    /// keeps live orchestrations in memory: `cached(instance)` returns the execution id and
-    /// history length this node already holds. When they equal what is stored, the store
-    /// may skip reading the history and return the item with an empty `history` (and the
+    /// keeps live orchestrations in memory: `cached(instance)` returns the
+    /// [`CachedPosition`] (execution id and last event id) this node already holds. When it
+    /// equals what is stored, the store may skip reading the history and return the item with an empty `history` (and the
     /// stored `history_len`); the node then continues from memory. The default reads it.
     async fn fetch_orchestration_item_cached(
         &self,
         lock_timeout: Duration,
         filter: &FetchFilter,
-        cached: &(dyn for<'s> Fn(&'s str) -> Option<(u64, u64)> + Send + Sync),
+        cached: &CachedLookup<'_>,
     ) -> Result<Option<OrchestrationItem>, ProviderError> {
         let _ = cached;
         self.fetch_orchestration_item(lock_timeout, filter).await
@@ -229,7 +229,7 @@ pub trait Provider: Send + Sync + 'static {
         &self,
         lock_timeout: Duration,
         filter: &FetchFilter,
-        cached: &(dyn for<'s> Fn(&'s str) -> Option<(u64, u64)> + Send + Sync),
+        cached: &CachedLookup<'_>,
         max: usize,
     ) -> Result<Vec<OrchestrationItem>, ProviderError> {
         let _ = max;

@@ -215,9 +215,9 @@ pub struct LockAfterComplete<'a> {
     pub lock_timeout: Duration,
     /// Only instances this filter allows (as for a fetch).
     pub filter: &'a FetchFilter,
-    /// The caller's live copy of an instance, as `(execution_id, history_len)`, so the
+    /// The caller's live copy of an instance, as a [`CachedPosition`], so the
     /// store may skip reading its history (see `fetch_orchestration_item_cached`).
-    pub cached: &'a (dyn for<'s> Fn(&'s str) -> Option<(u64, u64)> + Send + Sync),
+    pub cached: &'a CachedLookup<'a>,
 }
 
 impl std::fmt::Debug for LockAfterComplete<'_> {
@@ -347,3 +347,17 @@ pub enum Attempt {
     /// it unstarted at shutdown): this fetch is given back.
     GivenBack,
 }
+
+/// Where a node's live copy of an instance stands, so that a cached fetch may skip reading
+/// a history the node already holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CachedPosition {
+    /// The execution the copy is of.
+    pub execution_id: u64,
+    /// The id of the last event the copy holds.
+    pub last_event_id: u64,
+}
+
+/// What a cached fetch asks the caller: its [`CachedPosition`] of an instance, if it holds
+/// one.
+pub type CachedLookup<'a> = dyn for<'s> Fn(&'s str) -> Option<CachedPosition> + Send + Sync + 'a;

@@ -5,6 +5,7 @@
 //! the stored history), not here.
 
 use super::Inner;
+use crate::provider::CachedPosition;
 use crate::replay::ReplayEngine;
 use std::collections::{BTreeMap, HashMap};
 
@@ -47,9 +48,12 @@ impl InstanceCache {
     }
 }
 
-/// Where this node's live copy of an instance stands, `(execution_id, history_len)`, so the
-/// store may skip reading its history.
-pub(super) fn cached_position(inner: &Inner, instance: &str) -> Option<(u64, u64)> {
+/// Where this node's live copy of an instance stands, so the store may skip reading its
+/// history.
+pub(super) fn cached_position(inner: &Inner, instance: &str) -> Option<CachedPosition> {
     let cache = inner.cache.lock().unwrap_or_else(|e| e.into_inner());
-    cache.peek(instance).map(|c| (c.execution_id, c.engine.history_len() as u64))
+    cache.peek(instance).map(|c| CachedPosition {
+        execution_id: c.execution_id,
+        last_event_id: c.engine.history_len() as u64,
+    })
 }

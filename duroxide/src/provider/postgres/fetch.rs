@@ -189,15 +189,15 @@ impl PostgresProvider {
         &self,
         conn: &mut PgConnection,
         mut locked: Vec<Locked>,
-        cached: &(dyn for<'s> Fn(&'s str) -> Option<(u64, u64)> + Send + Sync),
+        cached: &CachedLookup<'_>,
     ) -> Result<Vec<OrchestrationItem>, ProviderError> {
         let (mut ids, mut execs) = (Vec::new(), Vec::new());
         for l in &mut locked {
             let exec = l.item.record.execution_id;
-            match cached(&l.item.instance).filter(|(e, _)| *e == exec) {
+            match cached(&l.item.instance).filter(|c| c.execution_id == exec).map(|c| c.last_event_id) {
                 // A node that holds this execution needs only the stored length to know its
                 // copy is current.
-                Some((_, len)) if len > 0 && len == l.stored_len => l.item.history_len = len,
+                Some(len) if len > 0 && len == l.stored_len => l.item.history_len = len,
                 // Never started: no history to read.
                 _ if exec == 0 => {}
                 _ => {
@@ -266,7 +266,7 @@ impl PostgresProvider {
         &self,
         lock_timeout: Duration,
         filter: &FetchFilter,
-        cached: &(dyn for<'s> Fn(&'s str) -> Option<(u64, u64)> + Send + Sync),
+        cached: &CachedLookup<'_>,
         max: usize,
     ) -> Result<Vec<OrchestrationItem>, ProviderError> {
         let now = crate::now_ms();

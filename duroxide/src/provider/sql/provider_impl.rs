@@ -35,7 +35,7 @@ macro_rules! provider_impl {
                 &self,
                 lock_timeout: Duration,
                 filter: &FetchFilter,
-                cached: &(dyn for<'s> Fn(&'s str) -> Option<(u64, u64)> + Send + Sync),
+                cached: &CachedLookup<'_>,
             ) -> Result<Option<OrchestrationItem>, ProviderError> {
                 Ok(self.fetch_orchestration_items_cached(lock_timeout, filter, cached, 1).await?.pop())
             }
@@ -44,7 +44,7 @@ macro_rules! provider_impl {
                 &self,
                 lock_timeout: Duration,
                 filter: &FetchFilter,
-                cached: &(dyn for<'s> Fn(&'s str) -> Option<(u64, u64)> + Send + Sync),
+                cached: &CachedLookup<'_>,
                 max: usize,
             ) -> Result<Vec<OrchestrationItem>, ProviderError> {
                 self.lock_ready_instances(lock_timeout, filter, cached, max).await

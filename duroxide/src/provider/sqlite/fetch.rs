@@ -174,7 +174,7 @@ impl SqliteProvider {
     pub(super) async fn locked_items(
         &self,
         rows: &[SqliteRow],
-        cached: &(dyn for<'s> Fn(&'s str) -> Option<(u64, u64)> + Send + Sync),
+        cached: &CachedLookup<'_>,
     ) -> Result<Vec<OrchestrationItem>, ProviderError> {
         let mut locked = Vec::new();
         let mut messages: HashMap<String, Vec<(i64, String, i64)>> = HashMap::new();
@@ -223,7 +223,7 @@ impl SqliteProvider {
                 }
             }
             let known =
-                cached(&instance).filter(|(exec, _)| *exec == record.execution_id).map(|(_, len)| len);
+                cached(&instance).filter(|c| c.execution_id == record.execution_id).map(|c| c.last_event_id);
             let (history, history_error, history_len) = match known {
                 Some(len) if len > 0 && stored_len.get(&instance) == Some(&len) => (Vec::new(), None, len),
                 // Never started: no history to read.
@@ -257,7 +257,7 @@ impl SqliteProvider {
         &self,
         lock_timeout: Duration,
         filter: &FetchFilter,
-        cached: &(dyn for<'s> Fn(&'s str) -> Option<(u64, u64)> + Send + Sync),
+        cached: &CachedLookup<'_>,
         max: usize,
     ) -> Result<Vec<OrchestrationItem>, ProviderError> {
         let now = crate::now_ms();

@@ -11,14 +11,14 @@ use super::*;
 // tests accept any batch of 1..=max items and drain with further batches; what they pin is
 // that a batch is what that many single fetches would have given.
 
-type Cached = dyn for<'s> Fn(&'s str) -> Option<(u64, u64)> + Send + Sync;
+type Cached<'a> = CachedLookup<'a>;
 
 /// One `fetch_orchestration_items_cached` call, checked for what every batch must give: at
 /// most `max` items, each a different instance with its own lock token.
 async fn fetch_batch(
     p: &Arc<dyn Provider>,
     filter: &FetchFilter,
-    cached: &Cached,
+    cached: &Cached<'_>,
     max: usize,
 ) -> Vec<OrchestrationItem> {
     let items = p
@@ -40,7 +40,7 @@ async fn fetch_batch(
 async fn drain_batches(
     p: &Arc<dyn Provider>,
     filter: &FetchFilter,
-    cached: &Cached,
+    cached: &Cached<'_>,
     max: usize,
 ) -> Vec<OrchestrationItem> {
     let mut items = Vec::new();
@@ -56,7 +56,7 @@ async fn drain_batches(
     items
 }
 
-fn no_cache(_: &str) -> Option<(u64, u64)> {
+fn no_cache(_: &str) -> Option<CachedPosition> {
     None
 }
 
@@ -204,9 +204,9 @@ pub async fn batch_fetch_uses_cached_history_lengths(f: Factory) {
         p.enqueue_message(external(id, "e", "")).await.unwrap();
     }
     let cached = |instance: &str| match instance {
-        "current" => Some((1, 3)),
-        "stale" => Some((1, 2)),
-        "other-exec" => Some((7, 3)),
+        "current" => Some(CachedPosition { execution_id: 1, last_event_id: 3 }),
+        "stale" => Some(CachedPosition { execution_id: 1, last_event_id: 2 }),
+        "other-exec" => Some(CachedPosition { execution_id: 7, last_event_id: 3 }),
         _ => None,
     };
     let items = drain_batches(&p, &all(), &cached, 3).await;

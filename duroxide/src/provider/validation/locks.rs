@@ -119,7 +119,7 @@ pub async fn messages_arriving_after_expiry_join_next_batch(f: Factory) {
 // Cached fetches (`fetch_orchestration_item_cached`)
 
 async fn fetch_cached(p: &Arc<dyn Provider>, exec: u64, len: u64) -> OrchestrationItem {
-    let cached = move |_: &str| Some((exec, len));
+    let cached = move |_: &str| Some(CachedPosition { execution_id: exec, last_event_id: len });
     p.fetch_orchestration_item_cached(LOCK, &all(), &cached)
         .await
         .expect("fetch_orchestration_item_cached")

@@ -55,7 +55,7 @@ use plan::{LockKind, splitmix64, unit};
 
 use crate::history::Event;
 use crate::provider::{
-    ActivityWorkItem, Attempt, BlockedInstance, ExecutionRecord, FetchFilter, InstanceRecord,
+    ActivityWorkItem, Attempt, BlockedInstance, CachedLookup, ExecutionRecord, FetchFilter, InstanceRecord,
     InstanceSnapshot, LockAfterComplete, Notifiers, OrchestrationItem, OutboundMessage, Provider,
     ProviderError, TurnCommit, VersionCount, WorkerIdentity,
 };

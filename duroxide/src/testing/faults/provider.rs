@@ -37,7 +37,7 @@ impl Provider for FaultyProvider {
         &self,
         lock_timeout: Duration,
         filter: &FetchFilter,
-        cached: &(dyn for<'s> Fn(&'s str) -> Option<(u64, u64)> + Send + Sync),
+        cached: &CachedLookup<'_>,
     ) -> Result<Option<OrchestrationItem>, ProviderError> {
         self.remember_lock(LockKind::Orchestration, lock_timeout);
         self.wrap(
@@ -51,7 +51,7 @@ impl Provider for FaultyProvider {
         &self,
         lock_timeout: Duration,
         filter: &FetchFilter,
-        cached: &(dyn for<'s> Fn(&'s str) -> Option<(u64, u64)> + Send + Sync),
+        cached: &CachedLookup<'_>,
         max: usize,
     ) -> Result<Vec<OrchestrationItem>, ProviderError> {
         self.remember_lock(LockKind::Orchestration, lock_timeout);
