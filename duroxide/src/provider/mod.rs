@@ -38,16 +38,9 @@ pub use messages::{OrchestratorMessage, OutboundMessage, start_conflict_reply};
 pub use notifiers::{Finished, Notifiers};
 pub use types::*;
 
-// The store modules (`sqlite`, `postgres`, `validation`) import this module with
-// `use super::*` and rely on these names too.
-#[allow(unused_imports)]
-use crate::history::{ErrorDetails, Event, ParentLink};
-#[allow(unused_imports)]
-use serde::{Deserialize, Serialize};
+use crate::history::Event;
 use std::sync::Arc;
 use std::time::Duration;
-#[allow(unused_imports)]
-use tokio::sync::{Notify, broadcast};
 
 /// A durable store for histories and queues.
 ///

@@ -41,7 +41,7 @@
 //! reachable as `duroxide::provider::validation::<name>`.
 
 use super::*;
-use crate::history::{DUROXIDE_VERSION, EventKind};
+use crate::history::{DUROXIDE_VERSION, ErrorDetails, EventKind, ParentLink};
 use futures::future::BoxFuture;
 use std::collections::HashSet;
 use std::future::Future;
