@@ -84,7 +84,7 @@ pub use orchestration::retry;
 #[doc(hidden)]
 pub mod __private;
 
-pub use client::{Client, ClientError, OrchestrationStatus};
+pub use client::{BulkDelete, Client, ClientError, OrchestrationStatus};
 pub use context::{
     ActivityContext, ActivityFuture, DurableFuture, Either2, EventFuture, OrchestrationContext, SessionState,
     SubOrchestrationFuture, SystemCallFuture, TimerFuture, UtcNowFuture,

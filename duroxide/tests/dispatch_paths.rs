@@ -36,8 +36,9 @@ struct Counting {
     no_lock_on_complete: bool,
 }
 
-#[async_trait::async_trait]
+duroxide::provider_wrapper! {
 impl Provider for Counting {
+    forward_management_to: inner;
     async fn create_instance(
         &self,
         instance: &str,
@@ -182,6 +183,7 @@ impl Provider for Counting {
     fn notifiers(&self) -> Option<Arc<Notifiers>> {
         self.inner.notifiers()
     }
+}
 }
 
 fn registries() -> (ActivityRegistry, OrchestrationRegistry) {

@@ -326,12 +326,13 @@ mod failing_fetches {
         ActivityWorkItem, BlockedInstance, ExecutionRecord, FetchFilter, InstanceRecord, InstanceSnapshot,
         Notifiers, OrchestrationItem, OutboundMessage, TurnCommit, VersionCount, WorkerIdentity,
     };
-    use duroxide::{Event, Provider, ProviderError};
+    use duroxide::{Event, ProviderError};
     use std::sync::Arc;
     use std::time::Duration;
 
-    #[async_trait::async_trait]
+    duroxide::provider_wrapper! {
     impl Provider for FailingFetches {
+        forward_management_to: inner;
         async fn create_instance(
             &self,
             instance: &str,
@@ -455,6 +456,7 @@ mod failing_fetches {
         fn notifiers(&self) -> Option<Arc<Notifiers>> {
             self.inner.notifiers()
         }
+    }
     }
 }
 

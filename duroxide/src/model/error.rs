@@ -35,6 +35,9 @@ pub enum ErrorCategory {
     HistoryLimit,
     /// A payload (input, output, custom status) is larger than `max_payload_bytes`.
     PayloadTooLarge,
+    /// An operator ended the instance without running its code
+    /// ([`Client::terminate_instance`](crate::Client::terminate_instance)).
+    Terminated,
 }
 
 impl fmt::Display for ErrorCategory {
@@ -49,6 +52,7 @@ impl fmt::Display for ErrorCategory {
             ErrorCategory::CorruptHistory => "corrupt history",
             ErrorCategory::HistoryLimit => "history limit",
             ErrorCategory::PayloadTooLarge => "payload too large",
+            ErrorCategory::Terminated => "terminated",
         })
     }
 }
@@ -107,6 +111,10 @@ impl ErrorDetails {
     /// A payload over `max_payload_bytes`.
     pub fn payload_too_large(message: impl Into<String>) -> Self {
         Self::new(ErrorCategory::PayloadTooLarge, message)
+    }
+    /// An instance an operator terminated (not retryable).
+    pub fn terminated(message: impl Into<String>) -> Self {
+        Self { retryable: false, ..Self::new(ErrorCategory::Terminated, message) }
     }
     /// Any category.
     pub fn new(category: ErrorCategory, message: impl Into<String>) -> Self {

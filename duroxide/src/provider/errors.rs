@@ -11,6 +11,10 @@ pub enum ProviderError {
     /// No instance with this id.
     #[error("instance '{0}' not found")]
     InstanceNotFound(String),
+    /// The instance (or one of its sub-orchestrations, named here) has not finished, and
+    /// the call removes only finished instances unless forced.
+    #[error("instance '{0}' has not finished")]
+    InstanceRunning(String),
     /// The lock token is no longer valid (expired and taken by someone else).
     #[error("lock lost: {0}")]
     LockLost(String),

@@ -18,6 +18,7 @@
 
 mod errors;
 mod limits;
+mod management;
 mod messages;
 mod notifiers;
 mod types;
@@ -34,6 +35,7 @@ pub use errors::ProviderError;
 pub use limits::{
     IdentifierProblem, MAX_EVENT_NAME_BYTES, MAX_INSTANCE_ID_BYTES, MAX_NAME_BYTES, check_identifier,
 };
+pub use management::*;
 pub use messages::{OrchestratorMessage, OutboundMessage, start_conflict_reply};
 pub use notifiers::{Finished, Notifiers};
 pub use types::*;
@@ -181,6 +183,81 @@ pub trait Provider: Send + Sync + 'static {
     /// Instance counts per (name, version, state), sorted by name and version; operators
     /// use it to see when a version has no running instances left and can be retired.
     async fn count_instances_by_version(&self) -> Result<Vec<VersionCount>, ProviderError>;
+
+    // ---- Required: management (operators, the CLI, the console)
+    /// One page of the instances `filter` selects, in `page.order` (creation time, then
+    /// id), starting after `page.after`. Uses an index for every filter field, so a page
+    /// costs the same however many instances the store holds.
+    async fn list_instances_page(
+        &self,
+        filter: &InstanceFilter,
+        page: &PageRequest,
+    ) -> Result<InstancePage, ProviderError>;
+
+    /// How many instances `filter` selects.
+    async fn count_instances(&self, filter: &InstanceFilter) -> Result<u64, ProviderError>;
+
+    /// How many instances `filter` selects, per state (states with none left out), in the
+    /// order of [`InstanceState`].
+    async fn count_instances_by_state(
+        &self,
+        filter: &InstanceFilter,
+    ) -> Result<Vec<StateCount>, ProviderError>;
+
+    /// Everything stored about an instance (`None`: no such instance), read in one
+    /// consistent snapshot.
+    async fn describe_instance(&self, instance: &str) -> Result<Option<InstanceDescription>, ProviderError>;
+
+    /// At most `limit` events of one execution (`None`: the current one) with ids after
+    /// `after_event_id` (0: from the start). Fails with
+    /// [`ProviderError::InstanceNotFound`] for an unknown instance and
+    /// [`ProviderError::Corrupt`] for an unreadable event.
+    async fn read_history_page(
+        &self,
+        instance: &str,
+        execution_id: Option<u64>,
+        after_event_id: u64,
+        limit: u32,
+    ) -> Result<HistoryPage, ProviderError>;
+
+    /// Removes an instance and its sub-orchestrations (recursively) with everything
+    /// stored about them (executions, history, queued messages and timers, activity
+    /// work), atomically; returns the ids removed, the instance first. Unless `force`,
+    /// fails with [`ProviderError::InstanceRunning`] when any of them has not finished.
+    /// A node that holds one of them for a turn loses its lock: its commit fails and
+    /// writes nothing, so a deleted instance never comes back.
+    async fn delete_instance(&self, instance: &str, force: bool) -> Result<Vec<String>, ProviderError>;
+
+    /// One bounded batch of a bulk delete: removes up to `max` finished instances that
+    /// `filter` selects (oldest first, after `after`), each with its sub-orchestrations, in
+    /// one short transaction. Unfinished instances are never selected; a finished one with
+    /// an unfinished sub-orchestration is skipped. Callers loop on
+    /// [`DeleteBatch::next`]; [`Client::delete_instances`](crate::Client::delete_instances)
+    /// does.
+    async fn delete_instances(
+        &self,
+        filter: &InstanceFilter,
+        after: Option<&InstanceCursor>,
+        max: u32,
+    ) -> Result<DeleteBatch, ProviderError>;
+
+    /// Removes old executions of a continue-as-new instance (their rows and histories) as
+    /// `options` says, never the current one; returns how many were removed.
+    async fn prune_executions(&self, instance: &str, options: &PruneOptions) -> Result<u64, ProviderError>;
+
+    /// Ends an unfinished instance now without running its code: its current execution
+    /// gets an `OrchestrationFailed` event (category `Terminated`, message `reason`), its
+    /// queued messages, timers and activity work are dropped, its lock is released (a turn
+    /// in flight fails to commit), a waiting parent is sent the failure, and its
+    /// unfinished sub-orchestrations are terminated the same way, all atomically.
+    async fn terminate_instance(
+        &self,
+        instance: &str,
+        reason: &str,
+    ) -> Result<TerminateOutcome, ProviderError>;
+
+    /// Instances per state and the depth of each queue, for health checks.
+    async fn store_summary(&self) -> Result<StoreSummary, ProviderError>;
 
     // ---- Required: moving instances between stores
     /// Reads everything about an instance for moving it to another store. Stop runtimes

@@ -310,13 +310,15 @@ pub struct PendingMessage {
     pub visible_at_ms: u64,
 }
 
-/// How many instances of one (name, version) are in one state.
+/// How many instances of one (name, version, duroxide version) are in one state.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VersionCount {
     /// Orchestration name.
     pub name: String,
     /// Version of the current execution (`None`: not started yet, no version pinned).
     pub version: Option<String>,
+    /// The duroxide version that wrote the current execution (`None`: not started yet).
+    pub duroxide_version: Option<String>,
     /// Lifecycle state.
     pub state: InstanceState,
     /// Number of instances.

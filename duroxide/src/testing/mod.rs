@@ -252,3 +252,86 @@ impl TestHarness {
         self.runtime.shutdown(Some(Duration::from_secs(5))).await;
     }
 }
+
+/// Implements [`Provider`](crate::provider::Provider) for a wrapper that intercepts some
+/// calls: the methods written in the block, plus the management methods
+/// (`list_instances_page` … `store_summary`) forwarded unchanged to the field named after
+/// `forward_management_to`, so a test wrapper of the dispatch path need not spell them out.
+///
+/// ```ignore
+/// duroxide::provider_wrapper! {
+///     impl Provider for Counting {
+///         forward_management_to: inner;
+///         async fn create_instance(&self, ...) -> Result<(), ProviderError> { ... }
+///         // ... every other method this wrapper intercepts or forwards ...
+///     }
+/// }
+/// ```
+#[macro_export]
+macro_rules! provider_wrapper {
+    (impl Provider for $ty:ty { forward_management_to: $inner:ident; $($body:tt)* }) => {
+        #[$crate::__private::async_trait]
+        impl $crate::provider::Provider for $ty {
+        $($body)*
+        async fn list_instances_page(
+            &self,
+            filter: &$crate::provider::InstanceFilter,
+            page: &$crate::provider::PageRequest,
+        ) -> Result<$crate::provider::InstancePage, $crate::ProviderError> {
+            self.$inner.list_instances_page(filter, page).await
+        }
+        async fn count_instances(&self, filter: &$crate::provider::InstanceFilter) -> Result<u64, $crate::ProviderError> {
+            self.$inner.count_instances(filter).await
+        }
+        async fn count_instances_by_state(
+            &self,
+            filter: &$crate::provider::InstanceFilter,
+        ) -> Result<Vec<$crate::provider::StateCount>, $crate::ProviderError> {
+            self.$inner.count_instances_by_state(filter).await
+        }
+        async fn describe_instance(
+            &self,
+            instance: &str,
+        ) -> Result<Option<$crate::provider::InstanceDescription>, $crate::ProviderError> {
+            self.$inner.describe_instance(instance).await
+        }
+        async fn read_history_page(
+            &self,
+            instance: &str,
+            execution_id: Option<u64>,
+            after_event_id: u64,
+            limit: u32,
+        ) -> Result<$crate::provider::HistoryPage, $crate::ProviderError> {
+            self.$inner.read_history_page(instance, execution_id, after_event_id, limit).await
+        }
+        async fn delete_instance(&self, instance: &str, force: bool) -> Result<Vec<String>, $crate::ProviderError> {
+            self.$inner.delete_instance(instance, force).await
+        }
+        async fn delete_instances(
+            &self,
+            filter: &$crate::provider::InstanceFilter,
+            after: Option<&$crate::provider::InstanceCursor>,
+            max: u32,
+        ) -> Result<$crate::provider::DeleteBatch, $crate::ProviderError> {
+            self.$inner.delete_instances(filter, after, max).await
+        }
+        async fn prune_executions(
+            &self,
+            instance: &str,
+            options: &$crate::provider::PruneOptions,
+        ) -> Result<u64, $crate::ProviderError> {
+            self.$inner.prune_executions(instance, options).await
+        }
+        async fn terminate_instance(
+            &self,
+            instance: &str,
+            reason: &str,
+        ) -> Result<$crate::provider::TerminateOutcome, $crate::ProviderError> {
+            self.$inner.terminate_instance(instance, reason).await
+        }
+        async fn store_summary(&self) -> Result<$crate::provider::StoreSummary, $crate::ProviderError> {
+            self.$inner.store_summary().await
+        }
+        }
+    };
+}

@@ -39,6 +39,7 @@
 mod commit;
 mod connection;
 mod fetch;
+mod management;
 mod notify;
 mod options;
 mod queries;
@@ -47,7 +48,7 @@ mod transfer;
 mod work;
 
 use super::sql::{
-    self, Dialect, Statement, TransferTx, Value, activity_from_row, classify, locked_record_from_row, ms,
+    self, Dialect, SqlTx, Statement, Value, activity_from_row, classify, locked_record_from_row, ms,
     parse_history, record_from_row, to_json, token,
 };
 use super::*;

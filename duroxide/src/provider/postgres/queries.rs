@@ -137,7 +137,8 @@ impl PostgresProvider {
     pub(super) async fn version_counts(&self) -> Result<Vec<VersionCount>, ProviderError> {
         // Byte order and NULLs first, like SQLite, so both stores list the same way.
         let rows = sqlx::query(
-            "SELECT name, version, state, COUNT(*) AS n FROM instances GROUP BY name, version, state \
+            "SELECT name, version, duroxide_version, state, COUNT(*) AS n FROM instances \
+             GROUP BY name, version, duroxide_version, state \
              ORDER BY name COLLATE \"C\", version COLLATE \"C\" NULLS FIRST, state COLLATE \"C\"",
         )
         .fetch_all(&self.pool)

@@ -10,16 +10,23 @@ pub(super) static DIALECT: Dialect = Dialect {
     ignore_suffix: " ON CONFLICT (instance_id) DO NOTHING",
     not_cancelled: "NOT cancel_requested",
     attempt: |a| Value::Int32(i32::try_from(a).unwrap_or(i32::MAX)),
+    bytewise: " COLLATE \"C\"",
+    for_update: " FOR UPDATE",
 };
 
 /// An export's reads inside one repeatable-read transaction.
-pub(super) struct Tx<'a>(&'a mut PgConnection);
+pub(super) struct Tx<'a>(pub(super) &'a mut PgConnection);
 
-impl TransferTx for Tx<'_> {
+impl SqlTx for Tx<'_> {
     type Row = PgRow;
 
     fn dialect(&self) -> &'static Dialect {
         &DIALECT
+    }
+
+    async fn query(&mut self, statement: Statement) -> Result<Vec<PgRow>, ProviderError> {
+        let query = sql::bind_values!(sqlx::query(sqlx::AssertSqlSafe(statement.sql)), statement.values);
+        query.fetch_all(&mut *self.0).await.map_err(storage)
     }
 
     async fn rows(&mut self, sql: String, instance: &str) -> Result<Vec<PgRow>, ProviderError> {

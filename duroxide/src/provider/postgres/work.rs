@@ -36,7 +36,7 @@ pub(super) const FETCH_WORK_SQL: &str = "WITH gone AS (DELETE FROM worker_queue 
        WHERE w.session_id IS NULL AND w.visible_at <= $2 AND (w.lock_token IS NULL OR w.locked_until <= $2) \
          AND NOT w.cancel_requested AND w.id < COALESCE((SELECT id FROM bound), 9223372036854775807) \
        ORDER BY w.id LIMIT $4 FOR UPDATE SKIP LOCKED), \
-     taken AS (UPDATE worker_queue w SET lock_token = $5 || '.' || w.id, locked_until = $6, \
+     taken AS (UPDATE worker_queue w SET lock_token = $5 || '.' || w.id, locked_until = $6, locked_by = $1, \
        attempt_count = w.attempt_count + 1 FROM head WHERE w.id = head.id \
        RETURNING w.id, w.lock_token, w.instance_id, w.execution_id, w.event_id, w.name, w.input, w.attempt_count) \
      SELECT b.id AS session_first, t.* FROM bound b LEFT JOIN taken t ON TRUE";
@@ -128,12 +128,14 @@ impl PostgresProvider {
         }
         let lock_token = token();
         let r = sqlx::query(
-            "UPDATE worker_queue SET lock_token = $1, locked_until = $2, attempt_count = attempt_count + 1 \
+            "UPDATE worker_queue SET lock_token = $1, locked_until = $2, locked_by = $4, \
+             attempt_count = attempt_count + 1 \
              WHERE id = $3 RETURNING instance_id, execution_id, event_id, name, input, attempt_count",
         )
         .bind(&lock_token)
         .bind(ms(now + lock_timeout.as_millis() as u64))
         .bind(id)
+        .bind(&worker.worker_id)
         .fetch_one(&mut *tx)
         .await
         .map_err(storage)?;

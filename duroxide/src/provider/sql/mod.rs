@@ -7,9 +7,11 @@
 #![cfg(any(feature = "sqlite", feature = "postgres"))]
 
 mod history;
+pub(crate) mod management;
 mod provider_impl;
 mod rows;
 mod transfer;
+mod tx;
 
 pub(crate) use history::parse_history;
 pub(crate) use provider_impl::provider_impl;
@@ -17,7 +19,8 @@ pub(crate) use rows::{
     activity_from_row, blocked_instance, current_execution, events_or_corrupt, execution_from_row,
     locked_record_from_row, record_from_row, version_count_from_row,
 };
-pub(crate) use transfer::{Dialect, Statement, TransferTx, Value, bind_values, export, import};
+pub(crate) use transfer::{export, import};
+pub(crate) use tx::{Dialect, SqlTx, Statement, Value, bind_values};
 
 use super::ProviderError;
 use crate::history::ErrorDetails;

@@ -169,6 +169,79 @@ macro_rules! provider_impl {
                 self.version_counts().await
             }
 
+            async fn list_instances_page(
+                &self,
+                filter: &InstanceFilter,
+                page: &PageRequest,
+            ) -> Result<InstancePage, ProviderError> {
+                self.list_page(filter, page).await
+            }
+
+            async fn count_instances(&self, filter: &InstanceFilter) -> Result<u64, ProviderError> {
+                self.count(filter).await
+            }
+
+            async fn count_instances_by_state(
+                &self,
+                filter: &InstanceFilter,
+            ) -> Result<Vec<StateCount>, ProviderError> {
+                self.count_by_state(filter).await
+            }
+
+            async fn describe_instance(
+                &self,
+                instance: &str,
+            ) -> Result<Option<InstanceDescription>, ProviderError> {
+                self.describe(instance).await
+            }
+
+            async fn read_history_page(
+                &self,
+                instance: &str,
+                execution_id: Option<u64>,
+                after_event_id: u64,
+                limit: u32,
+            ) -> Result<HistoryPage, ProviderError> {
+                self.history_page(instance, execution_id, after_event_id, limit).await
+            }
+
+            async fn delete_instance(
+                &self,
+                instance: &str,
+                force: bool,
+            ) -> Result<Vec<String>, ProviderError> {
+                self.delete_tree(instance, force).await
+            }
+
+            async fn delete_instances(
+                &self,
+                filter: &InstanceFilter,
+                after: Option<&InstanceCursor>,
+                max: u32,
+            ) -> Result<DeleteBatch, ProviderError> {
+                self.delete_batch(filter, after, max).await
+            }
+
+            async fn prune_executions(
+                &self,
+                instance: &str,
+                options: &PruneOptions,
+            ) -> Result<u64, ProviderError> {
+                self.prune(instance, options).await
+            }
+
+            async fn terminate_instance(
+                &self,
+                instance: &str,
+                reason: &str,
+            ) -> Result<TerminateOutcome, ProviderError> {
+                self.terminate(instance, reason).await
+            }
+
+            async fn store_summary(&self) -> Result<StoreSummary, ProviderError> {
+                self.summary().await
+            }
+
             async fn export_instance(&self, instance: &str) -> Result<InstanceSnapshot, ProviderError> {
                 self.export(instance).await
             }

@@ -16,6 +16,7 @@ pub(crate) trait Columns {
     fn text(&self, column: &str) -> Result<String, ProviderError>;
     fn opt_text(&self, column: &str) -> Result<Option<String>, ProviderError>;
     fn int(&self, column: &str) -> Result<i64, ProviderError>;
+    fn opt_int(&self, column: &str) -> Result<Option<i64>, ProviderError>;
 }
 
 macro_rules! columns_for {
@@ -28,6 +29,9 @@ macro_rules! columns_for {
                 self.try_get(column).map_err(read_failed)
             }
             fn int(&self, column: &str) -> Result<i64, ProviderError> {
+                self.try_get(column).map_err(read_failed)
+            }
+            fn opt_int(&self, column: &str) -> Result<Option<i64>, ProviderError> {
                 self.try_get(column).map_err(read_failed)
             }
         }
@@ -115,7 +119,7 @@ pub(crate) fn execution_from_row(
     })
 }
 
-/// A row of the per-version counts (`name`, `version`, `state`, `n`); `None` for a row
+/// A row of the per-version counts (`name`, `version`, `duroxide_version`, `state`, `n`); `None` for a row
 /// whose state is unknown.
 pub(crate) fn version_count_from_row(r: &impl Columns) -> Result<Option<VersionCount>, ProviderError> {
     let state = r.text("state")?;
@@ -125,7 +129,13 @@ pub(crate) fn version_count_from_row(r: &impl Columns) -> Result<Option<VersionC
         tracing::warn!(orchestration = %name, "instances with unknown state '{state}' left out of the counts");
         return Ok(None);
     };
-    Ok(Some(VersionCount { name, version: r.opt_text("version")?, state, count: r.int("n")? as u64 }))
+    Ok(Some(VersionCount {
+        name,
+        version: r.opt_text("version")?,
+        duroxide_version: r.opt_text("duroxide_version")?,
+        state,
+        count: r.int("n")? as u64,
+    }))
 }
 
 pub(crate) fn blocked_instance(r: InstanceRecord) -> BlockedInstance {

@@ -3,115 +3,16 @@
 //! [`Dialect`] supplies; each store runs the statements in its own transaction.
 
 use super::rows::{Columns, execution_from_row};
+use super::tx::{Dialect, SqlTx, Statement, Value};
 use super::{ms, to_json};
-use crate::history::Event;
 use crate::provider::{
     ActivityWorkItem, ExecutionSnapshot, InstanceRecord, InstanceSnapshot, PendingMessage, ProviderError,
     version_key,
 };
 
-/// How one database spells what the shared statements need.
-pub(crate) struct Dialect {
-    /// `$1, $2, …` parameters (PostgreSQL) rather than `?` (SQLite).
-    pub numbered: bool,
-    /// Starts an insert that skips a row whose key exists (`INSERT OR IGNORE INTO`).
-    pub insert_ignore: &'static str,
-    /// Ends that insert (`ON CONFLICT … DO NOTHING`), empty where the start said it all.
-    pub ignore_suffix: &'static str,
-    /// The condition on `worker_queue` for an activity nobody cancelled.
-    pub not_cancelled: &'static str,
-    /// The attempt counter as the `attempt_count` column stores it.
-    pub attempt: fn(u32) -> Value,
-}
-
-impl Dialect {
-    fn param(&self, n: usize) -> String {
-        if self.numbered { format!("${n}") } else { "?".to_string() }
-    }
-
-    fn params(&self, count: usize) -> String {
-        (1..=count).map(|n| self.param(n)).collect::<Vec<_>>().join(", ")
-    }
-}
-
-/// A parameter of a shared statement.
-pub(crate) enum Value {
-    Text(Option<String>),
-    Int(Option<i64>),
-    /// PostgreSQL's `INTEGER` columns; SQLite has none narrower than 64 bits.
-    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
-    Int32(i32),
-}
-
-impl From<&str> for Value {
-    fn from(v: &str) -> Self {
-        Value::Text(Some(v.to_string()))
-    }
-}
-
-impl From<&String> for Value {
-    fn from(v: &String) -> Self {
-        Value::Text(Some(v.clone()))
-    }
-}
-
-impl From<&Option<String>> for Value {
-    fn from(v: &Option<String>) -> Self {
-        Value::Text(v.clone())
-    }
-}
-
-impl From<i64> for Value {
-    fn from(v: i64) -> Self {
-        Value::Int(Some(v))
-    }
-}
-
-/// One statement with its parameters, in order.
-pub(crate) struct Statement {
-    pub sql: String,
-    pub values: Vec<Value>,
-}
-
-/// What export and import do inside a transaction the store opened (for an export, one
-/// consistent snapshot).
-pub(crate) trait TransferTx {
-    type Row: Columns;
-    fn dialect(&self) -> &'static Dialect;
-    /// The rows `sql` selects with `instance` as its only parameter.
-    async fn rows(&mut self, sql: String, instance: &str) -> Result<Vec<Self::Row>, ProviderError>;
-    async fn record(&mut self, instance: &str) -> Result<Option<InstanceRecord>, ProviderError>;
-    /// One execution's events, why they are unreadable, and the last event id.
-    async fn history(
-        &mut self,
-        instance: &str,
-        execution_id: u64,
-    ) -> Result<(Vec<Event>, Option<String>, u64), ProviderError>;
-    /// The stored attempt counter of a `worker_queue` row.
-    fn attempt(row: &Self::Row) -> Result<u32, ProviderError>;
-    /// Runs `statement`; the number of rows it affected.
-    async fn execute(&mut self, statement: Statement) -> Result<u64, ProviderError>;
-}
-
-/// Binds a statement's [`Value`]s, in order, to a `sqlx` query of either store.
-macro_rules! bind_values {
-    ($query:expr, $values:expr) => {{
-        let mut q = $query;
-        for v in $values {
-            q = match v {
-                $crate::provider::sql::Value::Text(t) => q.bind(t),
-                $crate::provider::sql::Value::Int(n) => q.bind(n),
-                $crate::provider::sql::Value::Int32(n) => q.bind(n),
-            };
-        }
-        q
-    }};
-}
-pub(crate) use bind_values;
-
 /// Everything stored about `instance`: its record, every execution with its history, its
 /// pending messages and its activities nobody cancelled (unlocked: a lock does not travel).
-pub(crate) async fn export<R: TransferTx>(
+pub(crate) async fn export<R: SqlTx>(
     reader: &mut R,
     instance: &str,
 ) -> Result<InstanceSnapshot, ProviderError> {
@@ -173,7 +74,7 @@ pub(crate) async fn export<R: TransferTx>(
 }
 
 /// Recreates `snapshot` in `tx`; [`ProviderError::InstanceExists`] when the instance exists.
-pub(crate) async fn import<T: TransferTx>(
+pub(crate) async fn import<T: SqlTx>(
     tx: &mut T,
     snapshot: &InstanceSnapshot,
     now: u64,
@@ -312,6 +213,8 @@ mod tests {
         ignore_suffix: " ON CONFLICT (instance_id) DO NOTHING",
         not_cancelled: "NOT cancel_requested",
         attempt: |a| Value::Int32(a as i32),
+        bytewise: "",
+        for_update: "",
     };
     const POSITIONAL: Dialect = Dialect {
         numbered: false,
@@ -319,6 +222,8 @@ mod tests {
         ignore_suffix: "",
         not_cancelled: "cancel_requested = 0",
         attempt: |a| Value::Int(Some(i64::from(a))),
+        bytewise: "",
+        for_update: "",
     };
 
     fn snapshot() -> InstanceSnapshot {

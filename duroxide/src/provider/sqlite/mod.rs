@@ -42,6 +42,7 @@ mod commit;
 mod connection;
 mod fetch;
 mod group;
+mod management;
 mod options;
 mod queries;
 mod sessions;
@@ -49,7 +50,7 @@ mod transfer;
 mod work;
 
 use super::sql::{
-    self, Dialect, Statement, TransferTx, Value, activity_from_row, classify, locked_record_from_row, ms,
+    self, Dialect, SqlTx, Statement, Value, activity_from_row, classify, locked_record_from_row, ms,
     parse_history, record_from_row, to_json, token,
 };
 use super::*;

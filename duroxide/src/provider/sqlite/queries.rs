@@ -134,8 +134,9 @@ impl SqliteProvider {
 
     pub(super) async fn version_counts(&self) -> Result<Vec<VersionCount>, ProviderError> {
         let rows = sqlx::query(
-            "SELECT name, version, state, COUNT(*) AS n FROM instances GROUP BY name, version, state \
-             ORDER BY name, version, state",
+            "SELECT name, version, duroxide_version, state, COUNT(*) AS n FROM instances \
+             GROUP BY name, version, duroxide_version, state \
+             ORDER BY name, version, duroxide_version, state",
         )
         .fetch_all(&mut *self.conns.reader().await?)
         .await

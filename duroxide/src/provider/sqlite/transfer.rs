@@ -10,16 +10,23 @@ pub(super) static DIALECT: Dialect = Dialect {
     ignore_suffix: "",
     not_cancelled: "cancel_requested = 0",
     attempt: |a| Value::Int(Some(i64::from(a))),
+    bytewise: "",
+    for_update: "",
 };
 
 /// An export's reads inside one read transaction.
-pub(super) struct Tx<'a, 'c>(&'a mut sqlx::Transaction<'c, Sqlite>);
+pub(super) struct Tx<'a, 'c>(pub(super) &'a mut sqlx::Transaction<'c, Sqlite>);
 
-impl TransferTx for Tx<'_, '_> {
+impl SqlTx for Tx<'_, '_> {
     type Row = SqliteRow;
 
     fn dialect(&self) -> &'static Dialect {
         &DIALECT
+    }
+
+    async fn query(&mut self, statement: Statement) -> Result<Vec<SqliteRow>, ProviderError> {
+        let query = sql::bind_values!(sqlx::query(sqlx::AssertSqlSafe(statement.sql)), statement.values);
+        query.fetch_all(&mut **self.0).await.map_err(storage)
     }
 
     async fn rows(&mut self, sql: String, instance: &str) -> Result<Vec<SqliteRow>, ProviderError> {

@@ -155,7 +155,7 @@ impl SqliteProvider {
         if !self.work_visible(now).await? {
             return Ok(Vec::new());
         }
-        let items = self.lock_sessionless_run(now, lock_timeout, max).await?;
+        let items = self.lock_sessionless_run(now, lock_timeout, max, worker).await?;
         if !items.is_empty() {
             return Ok(items);
         }
@@ -183,6 +183,7 @@ impl SqliteProvider {
         now: u64,
         lock_timeout: Duration,
         max: usize,
+        worker: &WorkerIdentity,
     ) -> Result<Vec<ActivityWorkItem>, ProviderError> {
         // The common case in one statement (and one round trip, with its transaction): the
         // oldest runnable items have no session. Only the run of them before the first
@@ -192,7 +193,7 @@ impl SqliteProvider {
         let locked_until = ms(now + lock_timeout.as_millis() as u64);
         let query = sqlx::query(sqlx::AssertSqlSafe(format!(
             "{BEGIN_LIGHT}; WITH head AS (SELECT w.id, w.session_id FROM worker_queue w WHERE {} ORDER BY w.id LIMIT ?4) \
-             UPDATE worker_queue SET lock_token = ?1 || '.' || id, locked_until = ?2, \
+             UPDATE worker_queue SET lock_token = ?1 || '.' || id, locked_until = ?2, locked_by = ?5, \
              attempt_count = attempt_count + 1 \
              WHERE id IN (SELECT id FROM head WHERE session_id IS NULL AND id < \
                COALESCE((SELECT MIN(id) FROM head WHERE session_id IS NOT NULL), 9223372036854775807)) \
@@ -203,7 +204,8 @@ impl SqliteProvider {
         .bind(&batch_token)
         .bind(locked_until)
         .bind(ms(now))
-        .bind(max.max(1) as i64);
+        .bind(max.max(1) as i64)
+        .bind(&worker.worker_id);
         let rows = self.conns.writer().await.one_trip_query(query).await.map_err(storage)?;
         let mut items = rows
             .iter()
@@ -271,13 +273,17 @@ impl SqliteProvider {
             .map_err(storage)?;
         }
         let lock_token = token();
-        sqlx::query("UPDATE worker_queue SET lock_token = ?, locked_until = ?, attempt_count = attempt_count + 1 WHERE id = ?")
-            .bind(&lock_token)
-            .bind(ms(now + lock_timeout.as_millis() as u64))
-            .bind(id)
-            .execute(&mut *tx)
-            .await
-            .map_err(storage)?;
+        sqlx::query(
+            "UPDATE worker_queue SET lock_token = ?, locked_until = ?, locked_by = ?, \
+             attempt_count = attempt_count + 1 WHERE id = ?",
+        )
+        .bind(&lock_token)
+        .bind(ms(now + lock_timeout.as_millis() as u64))
+        .bind(&worker.worker_id)
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(storage)?;
         // The row was read before the lock counted this attempt.
         let item = work_item_from_row(&r, lock_token, session_id, session_claimed, 1)?;
         tx.commit().await.map_err(storage)?;

@@ -55,9 +55,11 @@ use plan::{LockKind, splitmix64, unit};
 
 use crate::history::Event;
 use crate::provider::{
-    ActivityWorkItem, Attempt, BlockedInstance, CachedLookup, ExecutionRecord, FetchFilter, InstanceRecord,
-    InstanceSnapshot, LockAfterComplete, Notifiers, OrchestrationItem, OutboundMessage, Provider,
-    ProviderError, TurnCommit, VersionCount, WorkerIdentity,
+    ActivityWorkItem, Attempt, BlockedInstance, CachedLookup, DeleteBatch, ExecutionRecord, FetchFilter,
+    HistoryPage, InstanceCursor, InstanceDescription, InstanceFilter, InstancePage, InstanceRecord,
+    InstanceSnapshot, LockAfterComplete, Notifiers, OrchestrationItem, OutboundMessage, PageRequest,
+    Provider, ProviderError, PruneOptions, StateCount, StoreSummary, TerminateOutcome, TurnCommit,
+    VersionCount, WorkerIdentity,
 };
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -377,6 +379,54 @@ mod tests {
             }
             async fn count_instances_by_version(&self) -> Result<Vec<VersionCount>, ProviderError> {
                 Ok(Vec::new())
+            }
+            async fn list_instances_page(
+                &self,
+                _: &InstanceFilter,
+                _: &PageRequest,
+            ) -> Result<InstancePage, ProviderError> {
+                Ok(InstancePage { instances: Vec::new(), next_cursor: None })
+            }
+            async fn count_instances(&self, _: &InstanceFilter) -> Result<u64, ProviderError> {
+                Ok(0)
+            }
+            async fn count_instances_by_state(
+                &self,
+                _: &InstanceFilter,
+            ) -> Result<Vec<StateCount>, ProviderError> {
+                Ok(Vec::new())
+            }
+            async fn describe_instance(&self, _: &str) -> Result<Option<InstanceDescription>, ProviderError> {
+                Ok(None)
+            }
+            async fn read_history_page(
+                &self,
+                i: &str,
+                _: Option<u64>,
+                _: u64,
+                _: u32,
+            ) -> Result<HistoryPage, ProviderError> {
+                Err(ProviderError::InstanceNotFound(i.to_string()))
+            }
+            async fn delete_instance(&self, i: &str, _: bool) -> Result<Vec<String>, ProviderError> {
+                Err(ProviderError::InstanceNotFound(i.to_string()))
+            }
+            async fn delete_instances(
+                &self,
+                _: &InstanceFilter,
+                _: Option<&InstanceCursor>,
+                _: u32,
+            ) -> Result<DeleteBatch, ProviderError> {
+                Ok(DeleteBatch { deleted: 0, skipped: 0, next: None })
+            }
+            async fn prune_executions(&self, i: &str, _: &PruneOptions) -> Result<u64, ProviderError> {
+                Err(ProviderError::InstanceNotFound(i.to_string()))
+            }
+            async fn terminate_instance(&self, i: &str, _: &str) -> Result<TerminateOutcome, ProviderError> {
+                Err(ProviderError::InstanceNotFound(i.to_string()))
+            }
+            async fn store_summary(&self) -> Result<StoreSummary, ProviderError> {
+                Err(ProviderError::Storage("inert".into()))
             }
             async fn export_instance(&self, i: &str) -> Result<InstanceSnapshot, ProviderError> {
                 Err(ProviderError::InstanceNotFound(i.into()))

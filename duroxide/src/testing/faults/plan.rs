@@ -55,6 +55,26 @@ pub enum ProviderOp {
     ListBlockedInstances,
     /// [`Provider::count_instances_by_version`].
     CountInstancesByVersion,
+    /// [`Provider::list_instances_page`].
+    ListInstancesPage,
+    /// [`Provider::count_instances`].
+    CountInstances,
+    /// [`Provider::count_instances_by_state`].
+    CountInstancesByState,
+    /// [`Provider::describe_instance`].
+    DescribeInstance,
+    /// [`Provider::read_history_page`].
+    ReadHistoryPage,
+    /// [`Provider::delete_instance`].
+    DeleteInstance,
+    /// [`Provider::delete_instances`].
+    DeleteInstances,
+    /// [`Provider::prune_executions`].
+    PruneExecutions,
+    /// [`Provider::terminate_instance`].
+    TerminateInstance,
+    /// [`Provider::store_summary`].
+    StoreSummary,
     /// [`Provider::export_instance`].
     ExportInstance,
     /// [`Provider::import_instance`].
@@ -72,7 +92,7 @@ pub(super) enum LockKind {
 
 impl ProviderOp {
     /// Every operation, in declaration order.
-    pub const ALL: [ProviderOp; 25] = [
+    pub const ALL: [ProviderOp; 35] = [
         ProviderOp::CreateInstance,
         ProviderOp::EnqueueMessage,
         ProviderOp::FetchOrchestrationItem,
@@ -95,6 +115,16 @@ impl ProviderOp {
         ProviderOp::ListInstances,
         ProviderOp::ListBlockedInstances,
         ProviderOp::CountInstancesByVersion,
+        ProviderOp::ListInstancesPage,
+        ProviderOp::CountInstances,
+        ProviderOp::CountInstancesByState,
+        ProviderOp::DescribeInstance,
+        ProviderOp::ReadHistoryPage,
+        ProviderOp::DeleteInstance,
+        ProviderOp::DeleteInstances,
+        ProviderOp::PruneExecutions,
+        ProviderOp::TerminateInstance,
+        ProviderOp::StoreSummary,
         ProviderOp::ExportInstance,
         ProviderOp::ImportInstance,
         ProviderOp::SetStatusNote,
@@ -125,6 +155,16 @@ impl ProviderOp {
             ProviderOp::ListInstances => "list_instances",
             ProviderOp::ListBlockedInstances => "list_blocked_instances",
             ProviderOp::CountInstancesByVersion => "count_instances_by_version",
+            ProviderOp::ListInstancesPage => "list_instances_page",
+            ProviderOp::CountInstances => "count_instances",
+            ProviderOp::CountInstancesByState => "count_instances_by_state",
+            ProviderOp::DescribeInstance => "describe_instance",
+            ProviderOp::ReadHistoryPage => "read_history_page",
+            ProviderOp::DeleteInstance => "delete_instance",
+            ProviderOp::DeleteInstances => "delete_instances",
+            ProviderOp::PruneExecutions => "prune_executions",
+            ProviderOp::TerminateInstance => "terminate_instance",
+            ProviderOp::StoreSummary => "store_summary",
             ProviderOp::ExportInstance => "export_instance",
             ProviderOp::ImportInstance => "import_instance",
             ProviderOp::SetStatusNote => "set_status_note",
@@ -136,6 +176,12 @@ impl ProviderOp {
         matches!(
             self,
             ProviderOp::GetInstance
+                | ProviderOp::ListInstancesPage
+                | ProviderOp::CountInstances
+                | ProviderOp::CountInstancesByState
+                | ProviderOp::DescribeInstance
+                | ProviderOp::ReadHistoryPage
+                | ProviderOp::StoreSummary
                 | ProviderOp::ReadHistory
                 | ProviderOp::ListExecutions
                 | ProviderOp::ListInstances

@@ -203,6 +203,69 @@ impl Provider for FaultyProvider {
         self.wrap(ProviderOp::CountInstancesByVersion, self.inner.count_instances_by_version()).await
     }
 
+    async fn list_instances_page(
+        &self,
+        filter: &InstanceFilter,
+        page: &PageRequest,
+    ) -> Result<InstancePage, ProviderError> {
+        self.wrap(ProviderOp::ListInstancesPage, self.inner.list_instances_page(filter, page)).await
+    }
+
+    async fn count_instances(&self, filter: &InstanceFilter) -> Result<u64, ProviderError> {
+        self.wrap(ProviderOp::CountInstances, self.inner.count_instances(filter)).await
+    }
+
+    async fn count_instances_by_state(
+        &self,
+        filter: &InstanceFilter,
+    ) -> Result<Vec<StateCount>, ProviderError> {
+        self.wrap(ProviderOp::CountInstancesByState, self.inner.count_instances_by_state(filter)).await
+    }
+
+    async fn describe_instance(&self, instance: &str) -> Result<Option<InstanceDescription>, ProviderError> {
+        self.wrap(ProviderOp::DescribeInstance, self.inner.describe_instance(instance)).await
+    }
+
+    async fn read_history_page(
+        &self,
+        instance: &str,
+        execution_id: Option<u64>,
+        after_event_id: u64,
+        limit: u32,
+    ) -> Result<HistoryPage, ProviderError> {
+        let call = self.inner.read_history_page(instance, execution_id, after_event_id, limit);
+        self.wrap(ProviderOp::ReadHistoryPage, call).await
+    }
+
+    async fn delete_instance(&self, instance: &str, force: bool) -> Result<Vec<String>, ProviderError> {
+        self.wrap(ProviderOp::DeleteInstance, self.inner.delete_instance(instance, force)).await
+    }
+
+    async fn delete_instances(
+        &self,
+        filter: &InstanceFilter,
+        after: Option<&InstanceCursor>,
+        max: u32,
+    ) -> Result<DeleteBatch, ProviderError> {
+        self.wrap(ProviderOp::DeleteInstances, self.inner.delete_instances(filter, after, max)).await
+    }
+
+    async fn prune_executions(&self, instance: &str, options: &PruneOptions) -> Result<u64, ProviderError> {
+        self.wrap(ProviderOp::PruneExecutions, self.inner.prune_executions(instance, options)).await
+    }
+
+    async fn terminate_instance(
+        &self,
+        instance: &str,
+        reason: &str,
+    ) -> Result<TerminateOutcome, ProviderError> {
+        self.wrap(ProviderOp::TerminateInstance, self.inner.terminate_instance(instance, reason)).await
+    }
+
+    async fn store_summary(&self) -> Result<StoreSummary, ProviderError> {
+        self.wrap(ProviderOp::StoreSummary, self.inner.store_summary()).await
+    }
+
     async fn export_instance(&self, instance: &str) -> Result<InstanceSnapshot, ProviderError> {
         self.wrap(ProviderOp::ExportInstance, self.inner.export_instance(instance)).await
     }

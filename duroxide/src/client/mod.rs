@@ -2,6 +2,15 @@
 //!
 //! A [`Client`] talks only to the store, never to a runtime, so any process that can reach
 //! the store can drive instances served by runtimes elsewhere.
+//!
+//! This file holds the client's core (starting, events, cancellation, status, waiting);
+//! the operator calls (filtered listings, describe, history pages, delete, prune,
+//! terminate, store summary) live in `management`.
+
+mod management;
+
+pub(crate) use management::finished_only;
+pub use management::{BulkDelete, MAX_HISTORY_PAGE, MAX_PAGE_SIZE};
 
 use crate::history::EventKind;
 use crate::history::{ErrorCategory, ErrorDetails, Event};
@@ -171,6 +180,16 @@ pub enum ClientError {
         /// How it ended.
         state: FinalState,
     },
+    /// A listing cursor that is not one a previous page returned.
+    #[error(transparent)]
+    InvalidCursor(#[from] crate::provider::CursorError),
+    /// The call removes only finished instances and this one (or a sub-orchestration of
+    /// it, named here) has not finished.
+    #[error("instance '{0}' has not finished; terminate it first, or force the delete")]
+    InstanceRunning(String),
+    /// A bulk delete without a filter, which would remove every finished instance.
+    #[error("a bulk delete needs a filter; to remove every finished instance, ask for all explicitly")]
+    EmptyFilter,
     /// `wait_for_orchestration` timed out; the instance is still running.
     #[error("instance '{instance}' did not finish within {waited:?}")]
     Timeout {
@@ -190,6 +209,7 @@ impl From<ProviderError> for ClientError {
             ProviderError::InstanceExists(i) => ClientError::InstanceExists(i),
             ProviderError::InstanceNotFound(i) => ClientError::NotFound(i),
             ProviderError::InvalidInput(m) => ClientError::InvalidArgument(m),
+            ProviderError::InstanceRunning(i) => ClientError::InstanceRunning(i),
             other => ClientError::Provider(other),
         }
     }
