@@ -227,7 +227,7 @@ pub(crate) async fn describe<T: SqlTx>(
     }
     let sql = format!(
         "SELECT execution_id, event_id, name, session_id, CAST(attempt_count AS BIGINT) AS attempts, visible_at, \
-         lock_token, locked_until, locked_by, CASE WHEN {} THEN 0 ELSE 1 END AS cancelled \
+         lock_token, locked_until, locked_by, CAST(CASE WHEN {} THEN 0 ELSE 1 END AS BIGINT) AS cancelled \
          FROM worker_queue WHERE instance_id = {p1} ORDER BY id",
         d.not_cancelled
     );

@@ -37,7 +37,8 @@
 //! This file holds the public API (the factory trait, the runner, the macros and the one
 //! list of tests); the tests themselves live in one file per topic (`instances`, `queues`,
 //! `locks`, `commit`, `activities`, `sessions`, `batches`, `messages`, `filters`,
-//! `transfer`, `corruption`, `concurrency`) and are re-exported here, so every test stays
+//! `transfer`, `corruption`, `concurrency`, and the management calls in `listing` and
+//! `removal`) and are re-exported here, so every test stays
 //! reachable as `duroxide::provider::validation::<name>`.
 
 use super::*;
@@ -53,9 +54,11 @@ mod concurrency;
 mod corruption;
 mod filters;
 mod instances;
+mod listing;
 mod locks;
 mod messages;
 mod queues;
+mod removal;
 mod sessions;
 mod support;
 mod transfer;
@@ -67,9 +70,11 @@ pub use concurrency::*;
 pub use corruption::*;
 pub use filters::*;
 pub use instances::*;
+pub use listing::*;
 pub use locks::*;
 pub use messages::*;
 pub use queues::*;
+pub use removal::*;
 pub use sessions::*;
 pub use transfer::*;
 
@@ -392,6 +397,24 @@ macro_rules! __duroxide_validation_list {
             unknown_event_type_sets_history_error,
             corrupt_instance_state_is_isolated,
             identifiers_at_the_limits_work,
+            // management: listings and reads
+            list_pages_cover_every_instance_once,
+            list_cursor_survives_concurrent_inserts,
+            list_filters_select_exactly_the_matches,
+            describe_instance_reports_everything,
+            history_pages_read_in_order,
+            // management: delete, prune, terminate, summary
+            delete_removes_everything_of_the_instance,
+            delete_of_running_instance_needs_force,
+            delete_cascades_to_children,
+            delete_during_a_turn_wins,
+            concurrent_delete_and_commit_leave_nothing,
+            bulk_delete_goes_in_bounded_batches,
+            bulk_delete_by_finish_time,
+            prune_keeps_the_current_execution,
+            terminate_ends_a_running_instance,
+            terminate_tells_the_parent_and_takes_the_children,
+            store_summary_counts_states_and_queues,
             // concurrency
             concurrent_fetches_lock_instance_once,
             concurrent_fetches_take_each_instance_once,
