@@ -8,7 +8,8 @@ ALTER TABLE worker_queue ADD COLUMN locked_by TEXT;
 -- (created_at, instance_id) so a filtered page is read in order and stops at its limit.
 -- (instances_created exists since version 1.)
 CREATE INDEX instances_state ON instances (state, created_at, instance_id);
-CREATE INDEX instances_name ON instances (name, version, created_at, instance_id);
+CREATE INDEX instances_name ON instances (name, created_at, instance_id);
+CREATE INDEX instances_version ON instances (version, created_at, instance_id);
 CREATE INDEX instances_parent ON instances (parent_instance, created_at, instance_id)
     WHERE parent_instance IS NOT NULL;
 -- Update-time ranges ("finished before T"). Queries without a state filter name all four

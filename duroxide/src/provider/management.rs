@@ -391,3 +391,16 @@ pub struct StoreSummary {
     /// Sessions held by workers.
     pub sessions: u64,
 }
+
+/// The plan a store's query planner chose for one management query (see
+/// `SqliteProvider::management_query_plans`), so operators and tests can check that a
+/// filter is served by an index.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueryPlan {
+    /// Which query (`list` or `count`).
+    pub query: String,
+    /// Its SQL.
+    pub sql: String,
+    /// The plan, one line per plan row as the database prints it.
+    pub plan: Vec<String>,
+}

@@ -125,4 +125,24 @@ impl PostgresProvider {
         let now = crate::now_ms();
         self.read(async |tx| shared::summary(tx, now).await).await
     }
+
+    /// The plans the database chooses for a listing page and a count with `filter`
+    /// (`EXPLAIN` of the statements the management calls run), so an operator can
+    /// check that a filter is served by an index on a large store.
+    ///
+    /// ```no_run
+    /// # async fn demo(store: duroxide::PostgresProvider) -> Result<(), duroxide::ProviderError> {
+    /// use duroxide::provider::{InstanceFilter, InstanceState};
+    /// let failed = InstanceFilter::default().state(InstanceState::Failed);
+    /// for q in store.management_query_plans(&failed).await? {
+    ///     println!("{}: {}", q.query, q.plan.join(" / "));
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn management_query_plans(
+        &self,
+        filter: &InstanceFilter,
+    ) -> Result<Vec<QueryPlan>, ProviderError> {
+        self.read(async |tx| shared::plans(tx, "EXPLAIN", "QUERY PLAN", filter).await).await
+    }
 }

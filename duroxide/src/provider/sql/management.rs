@@ -15,7 +15,8 @@ use crate::history::{ErrorDetails, Event, EventKind, ParentLink};
 use crate::provider::{
     ChildInstance, DeleteBatch, HistoryPage, InstanceCursor, InstanceDescription, InstanceFilter,
     InstancePage, InstanceState, ListOrder, OrchestratorMessage, PageRequest, PendingActivity, PendingTimer,
-    ProviderError, PruneOptions, QueueDepth, QueuedMessage, StateCount, StoreSummary, TerminateOutcome,
+    ProviderError, PruneOptions, QueryPlan, QueueDepth, QueuedMessage, StateCount, StoreSummary,
+    TerminateOutcome,
 };
 use std::collections::BTreeSet;
 
@@ -139,6 +140,27 @@ fn cursor_of(order: ListOrder, r: &crate::provider::InstanceRecord) -> InstanceC
     InstanceCursor { order, created_at_ms: r.created_at_ms, instance: r.instance.clone() }
 }
 
+/// The statement of one listing page (one row more than the limit, to tell whether another
+/// page follows).
+pub(crate) fn list_statement(d: &'static Dialect, filter: &InstanceFilter, page: &PageRequest) -> Statement {
+    let mut b = Builder::new(d);
+    b.push(&format!("SELECT {RECORD_COLUMNS} FROM instances i"));
+    b.filter(filter);
+    b.after(page.order, page.after.as_ref());
+    b.push(order_sql(page.order));
+    let l = b.bind(i64::from(page.limit.max(1)) + 1);
+    b.push(&format!(" LIMIT {l}"));
+    b.build()
+}
+
+/// The statement that counts what `filter` selects.
+pub(crate) fn count_statement(d: &'static Dialect, filter: &InstanceFilter) -> Statement {
+    let mut b = Builder::new(d);
+    b.push("SELECT COUNT(*) AS n FROM instances i");
+    b.filter(filter);
+    b.build()
+}
+
 /// One page of a listing.
 pub(crate) async fn list_page<T: SqlTx>(
     tx: &mut T,
@@ -146,14 +168,7 @@ pub(crate) async fn list_page<T: SqlTx>(
     page: &PageRequest,
 ) -> Result<InstancePage, ProviderError> {
     let limit = page.limit.max(1);
-    let mut b = Builder::new(tx.dialect());
-    b.push(&format!("SELECT {RECORD_COLUMNS} FROM instances i"));
-    b.filter(filter);
-    b.after(page.order, page.after.as_ref());
-    b.push(order_sql(page.order));
-    let l = b.bind(i64::from(limit) + 1);
-    b.push(&format!(" LIMIT {l}"));
-    let rows = tx.query(b.build()).await?;
+    let rows = tx.query(list_statement(tx.dialect(), filter, page)).await?;
     let mut instances = rows.iter().map(record_from_row).collect::<Result<Vec<_>, _>>()?;
     let next_cursor = if instances.len() > limit as usize {
         instances.truncate(limit as usize);
@@ -166,11 +181,32 @@ pub(crate) async fn list_page<T: SqlTx>(
 
 /// How many instances `filter` selects.
 pub(crate) async fn count<T: SqlTx>(tx: &mut T, filter: &InstanceFilter) -> Result<u64, ProviderError> {
-    let mut b = Builder::new(tx.dialect());
-    b.push("SELECT COUNT(*) AS n FROM instances i");
-    b.filter(filter);
-    let rows = tx.query(b.build()).await?;
+    let rows = tx.query(count_statement(tx.dialect(), filter)).await?;
     Ok(rows.first().map(|r| r.int("n")).transpose()?.unwrap_or(0) as u64)
+}
+
+/// The plans the database chooses for a listing page and a count with `filter`, each
+/// statement prefixed with `explain` (`EXPLAIN QUERY PLAN` or `EXPLAIN`); the text of each
+/// plan row, per statement.
+pub(crate) async fn plans<T: SqlTx>(
+    tx: &mut T,
+    explain: &str,
+    detail_column: &str,
+    filter: &InstanceFilter,
+) -> Result<Vec<QueryPlan>, ProviderError> {
+    let d = tx.dialect();
+    let page = PageRequest { order: ListOrder::NewestFirst, limit: 50, after: None };
+    let mut out = Vec::new();
+    for (what, mut statement) in
+        [("list", list_statement(d, filter, &page)), ("count", count_statement(d, filter))]
+    {
+        let sql = statement.sql.clone();
+        statement.sql = format!("{explain} {sql}");
+        let rows = tx.query(statement).await?;
+        let plan = rows.iter().map(|r| r.text(detail_column)).collect::<Result<Vec<_>, _>>()?;
+        out.push(QueryPlan { query: what.to_string(), sql, plan });
+    }
+    Ok(out)
 }
 
 /// Counts per state, in the order of [`InstanceState`], states with none left out.
