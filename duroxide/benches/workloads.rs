@@ -7,7 +7,8 @@
 //!     cargo bench -p duroxide --features postgres --bench workloads -- --store postgres
 //! ```
 //!
-//! Workloads: fanout, overhead, sequential, latency, replay, idle (see docs/performance.md).
+//! Workloads: fanout, overhead, sequential, latency, replay, idle, management (see
+//! docs/performance.md; `management` runs only when named).
 //! Stores: memory (SQLite in-memory), file (SQLite file in a temp dir, default durability),
 //! postgres (with `--features postgres`; a fresh schema per run).
 
@@ -18,21 +19,34 @@ use duroxide::{Provider, SqliteProvider};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+#[path = "workloads/management.rs"]
+mod management;
+
 struct Args {
     workloads: Vec<String>,
     stores: Vec<String>,
     seconds: u64,
     idle_instances: usize,
+    management_instances: u64,
 }
 
 fn parse_args() -> Args {
-    let mut a = Args { workloads: Vec::new(), stores: Vec::new(), seconds: 10, idle_instances: 10_000 };
+    let mut a = Args {
+        workloads: Vec::new(),
+        stores: Vec::new(),
+        seconds: 10,
+        idle_instances: 10_000,
+        management_instances: 100_000,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         match arg.as_str() {
             "--store" => a.stores.extend(it.next()),
             "--seconds" => a.seconds = it.next().and_then(|s| s.parse().ok()).unwrap_or(10),
             "--idle-instances" => a.idle_instances = it.next().and_then(|s| s.parse().ok()).unwrap_or(10_000),
+            "--management-instances" => {
+                a.management_instances = it.next().and_then(|s| s.parse().ok()).unwrap_or(100_000)
+            }
             s if s.starts_with("--") => {} // cargo bench passes --bench
             w => a.workloads.push(w.to_string()),
         }
@@ -54,6 +68,8 @@ fn parse_args() -> Args {
 struct Store {
     provider: Arc<dyn Provider>,
     url: String,
+    /// The PostgreSQL schema of the run.
+    schema: Option<String>,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -61,12 +77,22 @@ async fn open(kind: &str) -> Store {
     match kind {
         "memory" => {
             let url = "sqlite::memory:".to_string();
-            Store { provider: Arc::new(SqliteProvider::new(&url, None).await.unwrap()), url, _dir: None }
+            Store {
+                provider: Arc::new(SqliteProvider::new(&url, None).await.unwrap()),
+                url,
+                schema: None,
+                _dir: None,
+            }
         }
         "file" => {
             let dir = tempfile::tempdir().unwrap();
             let url = format!("sqlite:{}", dir.path().join("bench.db").display());
-            Store { provider: Arc::new(SqliteProvider::new(&url, None).await.unwrap()), url, _dir: Some(dir) }
+            Store {
+                provider: Arc::new(SqliteProvider::new(&url, None).await.unwrap()),
+                url,
+                schema: None,
+                _dir: Some(dir),
+            }
         }
         #[cfg(feature = "postgres")]
         "postgres" => {
@@ -74,10 +100,11 @@ async fn open(kind: &str) -> Store {
             let url = std::env::var("DUROXIDE_TEST_PG_URL")
                 .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
             let schema = format!("bench_{}", uuid::Uuid::new_v4().simple());
-            let options = PostgresOptions { schema: Some(schema), ..Default::default() };
+            let options = PostgresOptions { schema: Some(schema.clone()), ..Default::default() };
             Store {
                 provider: Arc::new(PostgresProvider::new(&url, Some(options)).await.unwrap()),
                 url,
+                schema: Some(schema),
                 _dir: None,
             }
         }
@@ -459,6 +486,7 @@ async fn main() {
                 "sequential" => sequential(s).await,
                 "latency" => latency(s).await,
                 "idle" => idle(s, args.idle_instances).await,
+                "management" => management::management(s, args.management_instances).await,
                 other => eprintln!("unknown workload '{other}'"),
             }
         }

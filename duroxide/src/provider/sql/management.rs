@@ -485,10 +485,10 @@ pub(crate) async fn delete_batch<T: SqlTx>(
             skipped += 1;
             continue;
         }
-        let ids: Vec<String> = members.into_iter().map(|m| m.instance).collect();
-        remove(tx, &ids).await?;
-        removed.extend(ids);
+        removed.extend(members.into_iter().map(|m| m.instance));
     }
+    // One set of statements for the whole batch.
+    remove(tx, &removed.iter().cloned().collect::<Vec<_>>()).await?;
     let next = if candidates.len() == max as usize { last } else { None };
     Ok(DeleteBatch { deleted: removed.len() as u64, skipped, next })
 }
