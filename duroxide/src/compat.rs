@@ -138,7 +138,14 @@ pub fn snapshot_from_history(instance: &str, history: Vec<Event>) -> Result<Inst
             updated_at_ms: now,
         },
         executions: vec![ExecutionSnapshot {
-            record: ExecutionRecord { execution_id: 1, version, state, event_count: history.len() as u64 },
+            record: ExecutionRecord {
+                execution_id: 1,
+                version,
+                state,
+                event_count: history.len() as u64,
+                started_at_ms: 0,
+                updated_at_ms: 0,
+            },
             duroxide_version: dv,
             history,
         }],

@@ -6,6 +6,7 @@
 mod common;
 
 use common::{TestStore, completed, file_store, wait, wait_until_subscribed};
+use duroxide::history::EventKind;
 use duroxide::provider::{InstanceFilter, InstanceState, ListOrder, PruneOptions};
 use duroxide::{
     ActivityContext, ActivityRegistry, BulkDelete, Client, ClientError, ErrorCategory, OrchestrationContext,
@@ -16,6 +17,10 @@ use std::time::Duration;
 fn activities() -> ActivityRegistry {
     ActivityRegistry::builder()
         .register("Echo", |_ctx: ActivityContext, input: String| async move { Ok(input) })
+        .register("Slow", |_ctx: ActivityContext, input: String| async move {
+            tokio::time::sleep(Duration::from_millis(400)).await;
+            Ok(input)
+        })
         .build()
 }
 
@@ -39,6 +44,9 @@ fn orchestrations() -> OrchestrationRegistry {
                 Ok(v) => Ok(format!("child said {v}")),
                 Err(e) => Ok(format!("child failed: {e}")),
             }
+        })
+        .register("SlowOne", |ctx: OrchestrationContext, input: String| async move {
+            Ok(ctx.schedule_activity("Slow", input).await?)
         })
         .register("Counter", |ctx: OrchestrationContext, input: String| async move {
             let n: u32 = input.parse().unwrap_or(0);
@@ -261,5 +269,35 @@ async fn prune_old_executions_of_a_continue_as_new_instance() {
     assert_eq!(completed(&client, "count").await, "4", "the current execution is untouched");
     let summary = client.store_summary().await.unwrap();
     assert_eq!(summary.instances.iter().map(|c| c.count).sum::<u64>(), 1);
+    rt.shutdown(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_activity_running_when_its_instance_ends_changes_nothing() {
+    let ts = file_store().await;
+    let (rt, client) = start(&ts).await;
+    for id in ["slow-term", "slow-del"] {
+        client.start_orchestration(id, "SlowOne", "x").await.unwrap();
+    }
+    for id in ["slow-term", "slow-del"] {
+        common::wait_for_event(&client, id, |k| matches!(k, EventKind::ActivityScheduled { .. })).await;
+    }
+    client.terminate_instance("slow-term", "no time").await.unwrap();
+    client.delete_instance("slow-del", true).await.unwrap();
+    // The activities finish after the instance ended: their results go nowhere.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(terminated(client.get_orchestration_status("slow-term").await.unwrap()), "no time");
+    let history = client.read_execution_history("slow-term", None).await.unwrap();
+    assert!(
+        matches!(history.last().map(|e| &e.kind), Some(EventKind::OrchestrationFailed { .. })),
+        "nothing after the termination: {history:?}"
+    );
+    assert_eq!(client.get_orchestration_status("slow-del").await.unwrap(), OrchestrationStatus::NotFound);
+    let summary = client.store_summary().await.unwrap();
+    assert_eq!((summary.activity_queue.ready, summary.activity_queue.locked), (0, 0), "{summary:?}");
+    assert_eq!((summary.orchestrator_queue.ready, summary.orchestrator_queue.locked), (0, 0), "{summary:?}");
+    // The runtime is fine.
+    client.start_orchestration("slow-after", "Steps", "1").await.unwrap();
+    completed(&client, "slow-after").await;
     rt.shutdown(None).await;
 }

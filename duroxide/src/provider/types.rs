@@ -90,6 +90,12 @@ pub struct ExecutionRecord {
     pub state: InstanceState,
     /// Number of events.
     pub event_count: u64,
+    /// When it started, ms since the epoch (0 when unknown: exported by an older version).
+    #[serde(default)]
+    pub started_at_ms: u64,
+    /// Its last change (for a finished execution, when it finished), ms since the epoch.
+    #[serde(default)]
+    pub updated_at_ms: u64,
 }
 
 /// A locked batch of messages for one instance, with the history needed to run a turn.

@@ -88,6 +88,7 @@ impl PostgresProvider {
     pub(super) async fn executions_of(&self, instance: &str) -> Result<Vec<ExecutionRecord>, ProviderError> {
         let rows = sqlx::query(
             "SELECT e.execution_id AS execution_id, e.version AS version, e.state AS state, \
+             e.started_at AS started_at, e.updated_at AS updated_at, \
              (SELECT COUNT(*) FROM history h WHERE h.instance_id = e.instance_id \
               AND h.execution_id = e.execution_id) AS n \
              FROM executions e WHERE e.instance_id = $1 ORDER BY e.execution_id",

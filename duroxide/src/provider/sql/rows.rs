@@ -104,7 +104,8 @@ pub(crate) fn locked_record_from_row(
     Ok((record, bad_state))
 }
 
-/// An `executions` row (`execution_id`, `version`, `state`) with its event count.
+/// An `executions` row (`execution_id`, `version`, `state`, `started_at`, `updated_at`)
+/// with its event count.
 pub(crate) fn execution_from_row(
     r: &impl Columns,
     event_count: u64,
@@ -116,6 +117,8 @@ pub(crate) fn execution_from_row(
         state: InstanceState::parse(&state)
             .ok_or_else(|| ProviderError::Corrupt(format!("unknown execution state '{state}'")))?,
         event_count,
+        started_at_ms: r.int("started_at")? as u64,
+        updated_at_ms: r.int("updated_at")? as u64,
     })
 }
 

@@ -23,7 +23,7 @@ pub(crate) async fn export<R: SqlTx>(
         .await?
         .ok_or_else(|| ProviderError::InstanceNotFound(instance.to_string()))?;
     let sql = format!(
-        "SELECT execution_id, version, state, duroxide_version FROM executions \
+        "SELECT execution_id, version, state, duroxide_version, started_at, updated_at FROM executions \
          WHERE instance_id = {p1} ORDER BY execution_id"
     );
     let execs = reader.rows(sql, instance).await?;
@@ -87,6 +87,11 @@ pub(crate) async fn import<T: SqlTx>(
     Ok(())
 }
 
+/// `t`, or `now` for a time an older export did not carry (0).
+fn known_or(t: u64, now: u64) -> u64 {
+    if t == 0 { now } else { t }
+}
+
 /// The statements that recreate `snapshot`, in order: the instance row first (an insert
 /// that skips an existing instance, so the caller reports `InstanceExists` when it
 /// affected no row), then executions with their histories, messages and activities.
@@ -110,8 +115,8 @@ fn import_statements(
                 (&e.record.version).into(),
                 e.record.state.as_str().into(),
                 (&e.duroxide_version).into(),
-                ms(now).into(),
-                ms(now).into(),
+                ms(known_or(e.record.started_at_ms, now)).into(),
+                ms(known_or(e.record.updated_at_ms, now)).into(),
             ],
         });
         for ev in &e.history {
@@ -259,7 +264,7 @@ mod tests {
     #[test]
     fn placeholders_follow_the_dialect() {
         assert_eq!(NUMBERED.params(3), "$1, $2, $3");
-        assert_eq!(POSITIONAL.params(3), "?, ?, ?");
+        assert_eq!(POSITIONAL.params(3), "?1, ?2, ?3");
     }
 
     #[test]

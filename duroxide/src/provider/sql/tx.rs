@@ -10,7 +10,8 @@ use crate::provider::{InstanceRecord, ProviderError};
 
 /// How one database spells what the shared statements need.
 pub(crate) struct Dialect {
-    /// `$1, $2, …` parameters (PostgreSQL) rather than `?` (SQLite).
+    /// `$1, $2, …` parameters (PostgreSQL) rather than `?1, ?2, …` (SQLite). Both are
+    /// numbered, so a statement may use one parameter twice.
     pub numbered: bool,
     /// Starts an insert that skips a row whose key exists (`INSERT OR IGNORE INTO`).
     pub insert_ignore: &'static str,

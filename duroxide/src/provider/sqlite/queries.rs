@@ -92,6 +92,7 @@ impl SqliteProvider {
         let mut conn = self.conns.reader().await?;
         let rows = sqlx::query(
             "SELECT e.execution_id AS execution_id, e.version AS version, e.state AS state, \
+             e.started_at AS started_at, e.updated_at AS updated_at, \
              (SELECT COUNT(*) FROM history h WHERE h.instance_id = e.instance_id AND h.execution_id = e.execution_id) AS n \
              FROM executions e WHERE e.instance_id = ? ORDER BY e.execution_id",
         )

@@ -271,6 +271,8 @@ pub async fn describe_instance_reports_everything(f: Factory) {
     assert_eq!(d.locked_until_ms, None, "nobody holds it");
     assert_eq!(d.executions.len(), 1);
     assert_eq!((d.executions[0].execution_id, d.executions[0].event_count), (1, 4));
+    let e = &d.executions[0];
+    assert!(e.started_at_ms > 0 && e.updated_at_ms >= e.started_at_ms, "{e:?}");
     assert_eq!(d.pending_activities.len(), 2, "{:?}", d.pending_activities);
     let a2 = &d.pending_activities[0];
     assert_eq!((a2.event_id, a2.name.as_str(), a2.attempts), (2, "Act", 1));
