@@ -9,8 +9,8 @@ use common::{TestStore, completed, file_store, wait, wait_until_subscribed};
 use duroxide::history::EventKind;
 use duroxide::provider::{InstanceFilter, InstanceState, ListOrder, PruneOptions};
 use duroxide::{
-    ActivityContext, ActivityRegistry, BulkDelete, Client, ClientError, ErrorCategory, OrchestrationContext,
-    OrchestrationRegistry, OrchestrationStatus, Runtime,
+    ActivityContext, ActivityRegistry, BulkDelete, Client, ClientError, Either2, ErrorCategory,
+    OrchestrationContext, OrchestrationRegistry, OrchestrationStatus, Runtime,
 };
 use std::time::Duration;
 
@@ -36,8 +36,12 @@ fn orchestrations() -> OrchestrationRegistry {
             Ok(out)
         })
         .register("Waiter", |ctx: OrchestrationContext, _input: String| async move {
-            let _ = ctx.schedule_timer(Duration::from_secs(3600));
-            Ok(ctx.schedule_wait("Go").await)
+            let go = ctx.schedule_wait("Go");
+            let deadline = ctx.schedule_timer(Duration::from_secs(3600));
+            Ok(match ctx.select2(go, deadline).await {
+                Either2::First(data) => data,
+                Either2::Second(()) => "timed out".to_string(),
+            })
         })
         .register("Parent", |ctx: OrchestrationContext, input: String| async move {
             match ctx.schedule_sub_orchestration_with_id("Waiter", input, "").await {

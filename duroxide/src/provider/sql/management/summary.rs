@@ -1,0 +1,60 @@
+//! The store summary: instances per state and the depth of both queues.
+
+use super::{Builder, count_by_state};
+use crate::provider::sql::ms;
+use crate::provider::sql::rows::Columns;
+use crate::provider::sql::tx::SqlTx;
+use crate::provider::{InstanceFilter, InstanceState, ProviderError, QueueDepth, StateCount, StoreSummary};
+
+/// Instances per state and queue depths at `now`.
+pub(crate) async fn summary<T: SqlTx>(tx: &mut T, now: u64) -> Result<StoreSummary, ProviderError> {
+    let by_state = count_by_state(tx, &InstanceFilter::default()).await?;
+    let instances =
+        [InstanceState::Pending, InstanceState::Running, InstanceState::Completed, InstanceState::Failed]
+            .into_iter()
+            .map(|state| StateCount {
+                state,
+                count: by_state.iter().find(|c| c.state == state).map_or(0, |c| c.count),
+            })
+            .collect();
+    let d = tx.dialect();
+    let mut b = Builder::new(d);
+    let n = b.bind(ms(now));
+    b.push(&format!(
+        "SELECT \
+           COALESCE(SUM(CASE WHEN visible_at <= {n} AND lock_token IS NULL THEN 1 ELSE 0 END), 0) AS ready, \
+           COALESCE(SUM(CASE WHEN lock_token IS NOT NULL THEN 1 ELSE 0 END), 0) AS locked, \
+           COALESCE(SUM(CASE WHEN visible_at > {n} AND lock_token IS NULL THEN 1 ELSE 0 END), 0) AS delayed, \
+           MIN(CASE WHEN visible_at <= {n} AND lock_token IS NULL THEN visible_at END) AS oldest \
+         FROM orchestrator_queue"
+    ));
+    let orchestrator_queue = depth(tx.query(b.build()).await?, now)?;
+    let mut b = Builder::new(d);
+    let n = b.bind(ms(now));
+    let nc = d.not_cancelled;
+    b.push(&format!(
+        "SELECT \
+           COALESCE(SUM(CASE WHEN visible_at <= {n} AND (lock_token IS NULL OR locked_until <= {n}) THEN 1 ELSE 0 END), 0) AS ready, \
+           COALESCE(SUM(CASE WHEN lock_token IS NOT NULL AND locked_until > {n} THEN 1 ELSE 0 END), 0) AS locked, \
+           COALESCE(SUM(CASE WHEN visible_at > {n} AND (lock_token IS NULL OR locked_until <= {n}) THEN 1 ELSE 0 END), 0) AS delayed, \
+           MIN(CASE WHEN visible_at <= {n} AND (lock_token IS NULL OR locked_until <= {n}) THEN visible_at END) AS oldest \
+         FROM worker_queue WHERE {nc}"
+    ));
+    let activity_queue = depth(tx.query(b.build()).await?, now)?;
+    let mut b = Builder::new(d);
+    let n = b.bind(ms(now));
+    b.push(&format!("SELECT COUNT(*) AS n FROM sessions WHERE locked_until > {n}"));
+    let sessions = tx.query(b.build()).await?.first().map(|r| r.int("n")).transpose()?.unwrap_or(0) as u64;
+    Ok(StoreSummary { taken_at_ms: now, instances, orchestrator_queue, activity_queue, sessions })
+}
+
+fn depth(rows: Vec<impl Columns>, now: u64) -> Result<QueueDepth, ProviderError> {
+    let Some(r) = rows.first() else { return Ok(QueueDepth::default()) };
+    let oldest = r.opt_int("oldest")?;
+    Ok(QueueDepth {
+        ready: r.int("ready")? as u64,
+        locked: r.int("locked")? as u64,
+        delayed: r.int("delayed")? as u64,
+        oldest_ready_age_ms: oldest.map(|t| now.saturating_sub(t as u64)),
+    })
+}
