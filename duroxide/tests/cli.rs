@@ -519,7 +519,7 @@ fn terminate_ends_an_instance_and_its_children() {
         .args(["terminate", "waiting-1", "-y"])
         .assert()
         .success()
-        .stdout(contains("Terminated 1 instance(s)"));
+        .stdout(contains("Terminated 1 instance:"));
 }
 
 #[test]
@@ -549,7 +549,7 @@ fn delete_one_instance() {
         .args(["delete", "waiting-1", "--yes", "--force"])
         .assert()
         .success()
-        .stdout(contains("Deleted 1 instance(s)"));
+        .stdout(contains("Deleted 1 instance:"));
     fails(&s.url, &["delete", "nobody", "--yes"], 1, "not found");
     fails(&s.url, &["delete", "done-1", "--force", "--state", "completed"], 2, "cannot be used with");
 }
@@ -571,15 +571,15 @@ fn bulk_delete_previews_asks_and_refuses_empty_filters() {
         .args(["delete", "--name", "Greet", "--dry-run"])
         .assert()
         .success()
-        .stdout(contains("3 finished instance(s) match").and(contains("nothing was deleted")));
+        .stdout(contains("3 finished instances selected").and(contains("nothing was deleted")));
     assert_eq!(ids(&json(&s.url, &["list", "--name", "Greet"])).len(), 3);
 
     // Without a terminal: the preview, then a refusal.
-    dx(&s.url)
-        .args(["delete", "--prefix", "done-"])
-        .assert()
-        .code(1)
-        .stderr(contains("2 finished instance(s) match").and(contains("pass --yes")));
+    dx(&s.url).args(["delete", "--prefix", "done-"]).assert().code(1).stderr(
+        contains("2 finished instances selected")
+            .and(contains("Delete 2 instances?"))
+            .and(contains("pass --yes")),
+    );
     let out = json(&s.url, &["delete", "--prefix", "done-", "--yes"]);
     assert_eq!(out["deleted"], 2);
     assert!(ids(&json(&s.url, &["list", "--prefix", "done-"])).is_empty());
@@ -622,7 +622,7 @@ fn prune_removes_old_executions() {
         .args(["prune", "counter-1", "--keep-last", "1", "-y"])
         .assert()
         .success()
-        .stdout(contains("Removed 0 execution(s)"));
+        .stdout(contains("Removed 0 executions."));
 }
 
 #[test]
@@ -635,7 +635,7 @@ fn export_import_and_copy_move_every_instance() {
         .arg(&file)
         .assert()
         .success()
-        .stderr(contains("Exported 9 instance(s)"));
+        .stderr(contains("Exported 9 instances"));
     let exported = std::fs::read_to_string(&file).unwrap();
     assert_eq!(exported.lines().count(), INSTANCES.len());
     let stdout = dx(&s.url).arg("export").output().unwrap().stdout;
@@ -654,7 +654,7 @@ fn export_import_and_copy_move_every_instance() {
         .write_stdin(exported.clone())
         .assert()
         .success()
-        .stdout(contains("Imported 0 instance(s)").and(contains("skipped 9")));
+        .stdout(contains("Imported 0 instances").and(contains("skipped 9")));
 
     let copy = format!("sqlite:{}", dir.path().join("copy.db").display());
     let report = json(&s.url, &["copy", "--to", &copy]);

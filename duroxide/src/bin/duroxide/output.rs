@@ -128,3 +128,9 @@ mod tests {
         assert_eq!(clip("abcdefghij", 5), "abcd…");
     }
 }
+
+/// `n` and the noun, plural unless `n` is 1 (`1 instance`, `3 instances`).
+pub fn count(n: impl Into<u64>, noun: &str) -> String {
+    let n = n.into();
+    if n == 1 { format!("1 {noun}") } else { format!("{n} {noun}s") }
+}

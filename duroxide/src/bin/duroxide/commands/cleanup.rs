@@ -7,7 +7,7 @@ use super::inspect::instance_table;
 use crate::args::{DeleteArgs, PruneArgs};
 use crate::confirm::confirm;
 use crate::error::CliError;
-use crate::output::{print, print_json};
+use crate::output::{count as n_of, print, print_json};
 use crate::time::format_ms;
 use duroxide::provider::{InstanceFilter, InstanceRecord, InstanceState, ListOrder, PruneOptions};
 use duroxide::{BulkDelete, Client, ClientError};
@@ -68,15 +68,16 @@ async fn delete_one(ctx: &Context, client: &Client, id: &str, a: &DeleteArgs) ->
             return print_json(&DryRun { dry_run: true, would_delete: instances.len() as u64, instances });
         }
         return print(&format!(
-            "Would delete {} instance(s) (nothing was deleted):\n{}",
-            instances.len(),
+            "Would delete {} (nothing was deleted):\n{}",
+            n_of(instances.len() as u64, "instance"),
             instance_table(&instances).render()
         ));
     }
     let question = match (children, d.record.state.is_terminal()) {
         (0, true) => format!("Delete instance '{id}' and its history?"),
         (n, true) => {
-            format!("Delete instance '{id}' and its {n} sub-orchestration(s), with their histories?")
+            let children = n_of(n as u64, "sub-orchestration");
+            format!("Delete instance '{id}' and its {children}, with their histories?")
         }
         (_, false) => format!(
             "Instance '{id}' has not finished. Delete it as it stands, with its sub-orchestrations \
@@ -88,7 +89,7 @@ async fn delete_one(ctx: &Context, client: &Client, id: &str, a: &DeleteArgs) ->
     if ctx.json {
         return print_json(&Deleted::Ids { deleted });
     }
-    let mut text = format!("Deleted {} instance(s):\n", deleted.len());
+    let mut text = format!("Deleted {}:\n", n_of(deleted.len() as u64, "instance"));
     for id in &deleted {
         text.push_str(&format!("  {id}\n"));
     }
@@ -116,12 +117,12 @@ async fn delete_bulk(ctx: &Context, client: &Client, a: &DeleteArgs) -> Result<(
     }
     // The preview goes to stderr with the question, so stdout carries only the result.
     eprint!("{}", preview_text(count, &first));
-    confirm(&format!("Delete {count} instance(s)?"), a.yes)?;
+    confirm(&format!("Delete {}?", n_of(count, "instance")), a.yes)?;
     let deleted = client.delete_instances(&what).await?;
     if ctx.json {
         return print_json(&Deleted::Count { deleted });
     }
-    print(&format!("Deleted {deleted} instance(s) (sub-orchestrations included).\n"))
+    print(&format!("Deleted {} (sub-orchestrations included).\n", n_of(deleted, "instance")))
 }
 
 /// The first instances a bulk delete selects (it removes finished instances only).
@@ -142,7 +143,8 @@ fn preview_text(count: u64, first: &[InstanceRecord]) -> String {
         return "No finished instance matches: nothing would be deleted.\n".into();
     }
     let mut text = format!(
-        "{count} finished instance(s) match (their sub-orchestrations are deleted with them):\n{}",
+        "{} selected (their sub-orchestrations are deleted with them):\n{}",
+        n_of(count, "finished instance"),
         instance_table(first).render()
     );
     if count > first.len() as u64 {
@@ -179,7 +181,7 @@ pub async fn prune(ctx: &Context, a: PruneArgs) -> Result<(), CliError> {
             confirm(
                 &format!(
                     "Remove old executions of instance '{id}' ({} stored; {rule}; the current one is kept)?",
-                    executions.len()
+                    n_of(executions.len() as u64, "execution")
                 ),
                 a.yes,
             )?;
@@ -196,7 +198,10 @@ pub async fn prune(ctx: &Context, a: PruneArgs) -> Result<(), CliError> {
             }
             let n = client.count_instances(&filter).await?;
             confirm(
-                &format!("Remove old executions of {n} instance(s) ({rule}; current executions are kept)?"),
+                &format!(
+                    "Remove old executions of {} ({rule}; current executions are kept)?",
+                    n_of(n, "instance")
+                ),
                 a.yes,
             )?;
             client.prune_executions_where(&filter, &options).await?
@@ -205,5 +210,5 @@ pub async fn prune(ctx: &Context, a: PruneArgs) -> Result<(), CliError> {
     if ctx.json {
         return print_json(&Pruned { pruned });
     }
-    print(&format!("Removed {pruned} execution(s).\n"))
+    print(&format!("Removed {}.\n", n_of(pruned, "execution")))
 }

@@ -5,7 +5,7 @@ use super::Context;
 use crate::args::{CancelArgs, RaiseArgs, TerminateArgs};
 use crate::confirm::confirm;
 use crate::error::CliError;
-use crate::output::{print, print_json};
+use crate::output::{count, print, print_json};
 use serde::Serialize;
 use std::io::Read;
 
@@ -74,7 +74,7 @@ pub async fn terminate(ctx: &Context, a: TerminateArgs) -> Result<(), CliError> 
     if ctx.json {
         return print_json(&Terminated { terminated });
     }
-    let mut text = format!("Terminated {} instance(s):\n", terminated.len());
+    let mut text = format!("Terminated {}:\n", count(terminated.len() as u64, "instance"));
     for id in &terminated {
         text.push_str(&format!("  {id}\n"));
     }

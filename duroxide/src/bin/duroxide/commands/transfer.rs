@@ -5,7 +5,7 @@
 use super::Context;
 use crate::args::{CopyArgs, ExportArgs, ImportArgs};
 use crate::error::{CliError, store_error};
-use crate::output::{print, print_json};
+use crate::output::{count, print, print_json};
 use crate::store::{Access, StoreUrl};
 use duroxide::transfer::{TransferError, TransferReport};
 use serde::Serialize;
@@ -36,8 +36,8 @@ fn report(ctx: &Context, r: TransferReport, verb: &str, target: &StoreUrl) -> Re
         return print_json(&Transferred { copied: r.copied, skipped_existing: r.skipped_existing });
     }
     print(&format!(
-        "{verb} {} instance(s) into {}, skipped {} already there.\n",
-        r.copied.len(),
+        "{verb} {} into {}, skipped {} already there.\n",
+        count(r.copied.len() as u64, "instance"),
         target.display(),
         r.skipped_existing.len()
     ))
@@ -52,7 +52,8 @@ pub async fn export(ctx: &Context, a: ExportArgs) -> Result<(), CliError> {
             std::fs::write(&path, &lines).map_err(|e| {
                 CliError::refused(format!("cannot write '{}': {e}", path.display()), "check the path")
             })?;
-            eprintln!("Exported {} instance(s) to {}.", lines.lines().count(), path.display());
+            let n = count(lines.lines().count() as u64, "instance");
+            eprintln!("Exported {n} to {}.", path.display());
             Ok(())
         }
         None => print(&lines),
