@@ -90,7 +90,7 @@ pub fn store_error(e: ProviderError) -> CliError {
              its runtimes run",
         ),
         other => CliError::refused(
-            format!("store error: {other}"),
+            other.to_string(),
             "check that the store is reachable and try again",
         ),
     }
