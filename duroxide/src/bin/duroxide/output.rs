@@ -110,6 +110,12 @@ impl Fields {
     }
 }
 
+/// `n` and the noun, plural unless `n` is 1 (`1 instance`, `3 instances`).
+pub fn count(n: impl Into<u64>, noun: &str) -> String {
+    let n = n.into();
+    if n == 1 { format!("1 {noun}") } else { format!("{n} {noun}s") }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -123,14 +129,14 @@ mod tests {
     }
 
     #[test]
+    fn counts_read_as_words() {
+        assert_eq!(count(1u64, "instance"), "1 instance");
+        assert_eq!(count(0u64, "instance"), "0 instances");
+    }
+
+    #[test]
     fn clip_cuts_long_text_to_one_line() {
         assert_eq!(clip("a\nb", 10), "a b");
         assert_eq!(clip("abcdefghij", 5), "abcd…");
     }
-}
-
-/// `n` and the noun, plural unless `n` is 1 (`1 instance`, `3 instances`).
-pub fn count(n: impl Into<u64>, noun: &str) -> String {
-    let n = n.into();
-    if n == 1 { format!("1 {noun}") } else { format!("{n} {noun}s") }
 }
