@@ -89,9 +89,6 @@ pub fn store_error(e: ProviderError) -> CliError {
             "open it with a runtime of this duroxide version, or use the duroxide CLI of the version \
              its runtimes run",
         ),
-        other => CliError::refused(
-            other.to_string(),
-            "check that the store is reachable and try again",
-        ),
+        other => CliError::refused(other.to_string(), "check that the store is reachable and try again"),
     }
 }
