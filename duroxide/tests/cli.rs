@@ -5,7 +5,8 @@
 //! A runtime populates one template store once per test process (an instance that
 //! completes, one that fails, one waiting on an event with a timer, a parent with a
 //! completed and one with a running sub-orchestration, one that continued as new three
-//! times), then shuts down; each test runs the binary on its own copy of that file.
+//! times, one no node can start), then shuts down; each test runs the binary on its own
+//! copy of that file.
 
 use assert_cmd::Command;
 use duroxide::Either2;
@@ -75,6 +76,7 @@ const INSTANCES: &[(&str, &str)] = &[
     ("holder-1", "Running"),
     ("holder-1-child", "Running"),
     ("counter-1", "Completed"),
+    ("pending-1", "Pending"),
 ];
 
 async fn populate(url: &str) {
@@ -88,6 +90,8 @@ async fn populate(url: &str) {
     client.start_orchestration("parent-1", "Parent", "Linus").await.unwrap();
     client.start_orchestration("holder-1", "Holder", "").await.unwrap();
     client.start_orchestration("counter-1", "Counter", "0").await.unwrap();
+    // No node has it registered: it stays pending, with no version pinned.
+    client.start_orchestration("pending-1", "Unregistered", "").await.unwrap();
     for id in ["done-1", "done-2", "failed-1", "parent-1", "counter-1"] {
         let status = client.wait_for_orchestration(id, Duration::from_secs(20)).await.unwrap();
         assert!(status.is_terminal(), "{id}: {status:?}");
@@ -252,7 +256,7 @@ fn list_pages_filters_and_counts() {
     assert_eq!(ids(&json(&s.url, &["list", "--state", "failed"])), ["failed-1"]);
     let mut running = ids(&json(&s.url, &["list", "--state", "running,pending"]));
     running.sort();
-    assert_eq!(running, ["holder-1", "holder-1-child", "waiting-1"]);
+    assert_eq!(running, ["holder-1", "holder-1-child", "pending-1", "waiting-1"]);
     assert_eq!(ids(&json(&s.url, &["list", "--parent", "holder-1"])), ["holder-1-child"]);
     let mut done = ids(&json(&s.url, &["list", "--prefix", "done-"]));
     done.sort();
@@ -324,6 +328,10 @@ fn show_describes_an_instance() {
         .success()
         .stdout(contains("state:").and(contains("Pending timers")).and(contains("waiting for approval")));
     dx(&s.url).args(["show", "holder-1"]).assert().success().stdout(contains("holder-1-child"));
+    let pending = json(&s.url, &["show", "pending-1"]);
+    assert_eq!(pending["record"]["state"], "Pending");
+    assert!(pending["record"]["version"].is_null());
+    dx(&s.url).args(["show", "pending-1"]).assert().success().stdout(contains("- (not started)"));
     fails(&s.url, &["show", "nobody"], 1, "not found");
     dx(&s.url).args(["show", "nobody"]).assert().code(1).stderr(contains("hint:"));
 }
@@ -361,6 +369,14 @@ fn history_json_is_the_replayable_export() {
             .and(contains("OrchestrationStarted"))
             .and(contains("OrchestrationContinuedAsNew")),
     );
+    dx(&s.url)
+        .args(["history", "pending-1"])
+        .assert()
+        .success()
+        .stdout(contains("No events (the instance has not started)"));
+    let pending = dx(&s.url).args(["history", "pending-1", "--json"]).output().unwrap();
+    assert!(pending.status.success(), "{}", String::from_utf8_lossy(&pending.stderr));
+    assert_eq!(String::from_utf8(pending.stdout).unwrap(), "[]\n");
     fails(&s.url, &["history", "nobody"], 1, "not found");
     fails(&s.url, &["history", "nobody", "--json"], 1, "not found");
     fails(&s.url, &["history", "done-1", "--execution", "9"], 1, "execution 9");
@@ -379,6 +395,9 @@ fn versions_report_what_can_be_retired() {
     assert_eq!(row("Greet", "1.0.0")["completed"], 1);
     assert_eq!(row("Greet", "2.0.0")["completed"], 2, "done-2 and parent-1-child");
     assert_eq!(row("Approval", "1.0.0")["running"], 2);
+    let unpinned = rows.iter().find(|r| r["name"] == "Unregistered").expect("the pending instance");
+    assert!(unpinned["version"].is_null() && unpinned["duroxide_version"].is_null());
+    assert_eq!(unpinned["pending"], 1);
     assert!(row("Approval", "1.0.0")["duroxide_version"].is_string());
     let retirable: Vec<String> = report["retirable"]
         .as_array()
@@ -387,14 +406,19 @@ fn versions_report_what_can_be_retired() {
         .map(|r| format!("{} {}", r["name"].as_str().unwrap(), r["version"].as_str().unwrap()))
         .collect();
     assert!(retirable.contains(&"Greet 1.0.0".to_string()), "{retirable:?}");
-    assert!(!retirable.iter().any(|r| r.starts_with("Approval") || r.starts_with("Holder")), "{retirable:?}");
+    assert!(
+        !retirable
+            .iter()
+            .any(|r| r.starts_with("Approval") || r.starts_with("Holder") || r.starts_with("Unregistered")),
+        "{retirable:?}"
+    );
     assert_eq!(report["duroxide_versions"][0]["unfinished"], 3);
 
-    dx(&s.url)
-        .args(["versions"])
-        .assert()
-        .success()
-        .stdout(contains("Retirable (no pending or running instance): ").and(contains("Greet 1.0.0")));
+    dx(&s.url).args(["versions"]).assert().success().stdout(
+        contains("Retirable (no pending or running instance): ")
+            .and(contains("Greet 1.0.0"))
+            .and(contains("Not started yet (no version pinned): Unregistered (1 pending)")),
+    );
     let only = json(&s.url, &["versions", "--name", "Counter"]);
     assert_eq!(only["versions"].as_array().unwrap().len(), 1);
 }
@@ -590,7 +614,11 @@ fn bulk_delete_previews_asks_and_refuses_empty_filters() {
     dx(&s.url).args(["delete", "--all", "--yes"]).assert().success().stdout(contains("Deleted"));
     let mut left = ids(&json(&s.url, &["list"]));
     left.sort();
-    assert_eq!(left, ["holder-1", "holder-1-child", "waiting-1"], "only unfinished instances are left");
+    assert_eq!(
+        left,
+        ["holder-1", "holder-1-child", "pending-1", "waiting-1"],
+        "only unfinished instances are left"
+    );
 }
 
 #[test]
@@ -635,7 +663,7 @@ fn export_import_and_copy_move_every_instance() {
         .arg(&file)
         .assert()
         .success()
-        .stderr(contains("Exported 9 instances"));
+        .stderr(contains("Exported 10 instances"));
     let exported = std::fs::read_to_string(&file).unwrap();
     assert_eq!(exported.lines().count(), INSTANCES.len());
     let stdout = dx(&s.url).arg("export").output().unwrap().stdout;
@@ -654,7 +682,7 @@ fn export_import_and_copy_move_every_instance() {
         .write_stdin(exported.clone())
         .assert()
         .success()
-        .stdout(contains("Imported 0 instances").and(contains("skipped 9")));
+        .stdout(contains("Imported 0 instances").and(contains("skipped 10")));
 
     let copy = format!("sqlite:{}", dir.path().join("copy.db").display());
     let report = json(&s.url, &["copy", "--to", &copy]);

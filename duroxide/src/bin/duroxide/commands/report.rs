@@ -129,6 +129,17 @@ pub async fn versions(ctx: &Context, a: VersionsArgs) -> Result<(), CliError> {
         .collect();
     text.push('\n');
     text.push_str(&format!("Still in use (keep registered): {}\n", list_or_none(&in_use)));
+    // Instances no node has started yet take whatever version the policy of the node
+    // that starts them picks: the orchestration must stay registered somewhere.
+    let not_started: Vec<String> = report
+        .versions
+        .iter()
+        .filter(|r| r.version.is_none() && r.unfinished() > 0)
+        .map(|r| format!("{} ({} pending)", r.name, r.unfinished()))
+        .collect();
+    if !not_started.is_empty() {
+        text.push_str(&format!("Not started yet (no version pinned): {}\n", not_started.join(", ")));
+    }
     let retirable: Vec<String> =
         report.retirable.iter().map(|r| format!("{} {}", r.name, r.version)).collect();
     text.push_str(&format!("Retirable (no pending or running instance): {}\n", list_or_none(&retirable)));
