@@ -4,8 +4,9 @@
 //! new store.
 //!
 //! Stop the runtimes on the old store first, copy, then start runtimes on the new store.
-//! The same operation is available from the command line:
-//! `cargo run -p duroxide-examples --bin duroxide-migrate -- <from-url> <to-url>`.
+//! The same operations are commands of the `duroxide` tool (feature `cli`):
+//! `duroxide --store <from-url> copy --to <to-url>`, `duroxide export`, `duroxide import`
+//! (see `docs/operations.md`).
 
 use crate::provider::{InstanceSnapshot, Provider, ProviderError};
 

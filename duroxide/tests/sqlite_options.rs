@@ -1,4 +1,5 @@
-//! `SqliteOptions`: the page size new files are created with, and bad values.
+//! `SqliteOptions`: the page size new files are created with, bad values, and opening an
+//! existing store only (`existing_only`).
 use duroxide::{Provider, ProviderError, SqliteOptions, SqliteProvider};
 use std::sync::Arc;
 
@@ -32,6 +33,65 @@ async fn new_files_get_the_configured_page_size_and_existing_files_keep_theirs()
     let store = SqliteProvider::new(&format!("sqlite:{}", custom.display()), Some(options)).await.unwrap();
     drop(store);
     assert_eq!(page_size_of(&custom).await, 4096);
+}
+
+/// Opens `path` with `existing_only`, expecting a configuration error that mentions `needle`.
+async fn refused_existing_only(path: &std::path::Path, needle: &str) {
+    let options = SqliteOptions { existing_only: true, ..Default::default() };
+    match SqliteProvider::new(&format!("sqlite:{}", path.display()), Some(options)).await {
+        Err(ProviderError::Configuration(m)) => assert!(m.contains(needle), "{needle}: {m}"),
+        Err(other) => panic!("expected a configuration error mentioning {needle}, got {other}"),
+        Ok(_) => panic!("existing_only opened {}", path.display()),
+    }
+}
+
+#[tokio::test]
+async fn existing_only_opens_a_current_store_and_refuses_anything_else_without_writing() {
+    let dir = tempfile::tempdir().unwrap();
+    let existing_only = SqliteOptions { existing_only: true, ..Default::default() };
+
+    // A missing file is not created.
+    let missing = dir.path().join("missing.db");
+    refused_existing_only(&missing, "no SQLite database").await;
+    assert!(!missing.exists(), "existing_only created the file");
+    let memory = SqliteProvider::new("sqlite::memory:", Some(existing_only.clone())).await;
+    assert!(matches!(memory, Err(ProviderError::Configuration(_))));
+
+    // A store at this version opens and reads what a normal open wrote.
+    let current = dir.path().join("current.db");
+    let url = format!("sqlite:{}", current.display());
+    let store = SqliteProvider::new(&url, None).await.unwrap();
+    store.create_instance("i", "O", None, "in").await.unwrap();
+    drop(store);
+    let reopened = SqliteProvider::new(&url, Some(existing_only.clone())).await.unwrap();
+    assert!(reopened.get_instance("i").await.unwrap().is_some());
+    drop(reopened);
+
+    // An older schema (a migration not applied) is refused, and not migrated.
+    let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url).await.unwrap();
+    sqlx::query("DELETE FROM _sqlx_migrations WHERE version = (SELECT MAX(version) FROM _sqlx_migrations)")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let count = "SELECT COUNT(*) FROM _sqlx_migrations";
+    let before: i64 = sqlx::query_scalar(count).fetch_one(&mut conn).await.unwrap();
+    refused_existing_only(&current, "older than duroxide").await;
+    let after: i64 = sqlx::query_scalar(count).fetch_one(&mut conn).await.unwrap();
+    assert_eq!(before, after, "existing_only applied a migration");
+
+    // A newer one (a migration this version does not know) is refused too.
+    sqlx::query("INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) VALUES (999999, 'future', TRUE, X'00', 0)")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    refused_existing_only(&current, "newer duroxide").await;
+
+    // A SQLite file without duroxide's schema is not a store.
+    let other = dir.path().join("other.db");
+    let other_url = format!("sqlite:{}?mode=rwc", other.display());
+    let mut c = <sqlx::SqliteConnection as sqlx::Connection>::connect(&other_url).await.unwrap();
+    sqlx::query("CREATE TABLE t (x INTEGER)").execute(&mut c).await.unwrap();
+    refused_existing_only(&other, "not a duroxide store").await;
 }
 
 #[tokio::test]

@@ -119,6 +119,146 @@ Ok(())
 }
 }
 
+// docs/operations.md, block 1
+mod operations_block_1 {
+async fn block() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+use duroxide::prelude::*;
+use std::sync::Arc;
+let store = Arc::new(SqliteProvider::new("sqlite::memory:", None).await?);
+let client = Client::new(store);
+let week_ago_ms: u64 = 1_764_806_400_000;
+use duroxide::provider::{InstanceFilter, InstanceState, ListOrder};
+
+// Failed orders updated in the last week, newest first, 100 at a time.
+let filter = InstanceFilter::default()
+    .state(InstanceState::Failed)
+    .name("ProcessOrder")
+    .updated_after_ms(week_ago_ms);
+let mut cursor: Option<String> = None;
+loop {
+    let page = client.list_instances_page(&filter, ListOrder::NewestFirst, 100, cursor.as_deref()).await?;
+    for r in &page.instances {
+        println!("{} {:?}", r.instance, r.error.as_ref().map(|e| &e.message));
+    }
+    match page.next_cursor {
+        Some(next) => cursor = Some(next), // pass it back unchanged, with the same filter and order
+        None => break,
+    }
+}
+let how_many = client.count_instances(&filter).await?;
+let per_state = client.count_instances_by_state(&InstanceFilter::default()).await?;
+Ok(())
+}
+}
+
+// docs/operations.md, block 2
+mod operations_block_2 {
+async fn block() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+use duroxide::prelude::*;
+use std::sync::Arc;
+let store = Arc::new(SqliteProvider::new("sqlite::memory:", None).await?);
+let client = Client::new(store);
+let orchestrations = OrchestrationRegistry::builder().build();
+// Record, executions, pending activities (and who holds them), timers, queued messages,
+// sub-orchestrations.
+let d = client.describe_instance("order-1004").await?;
+println!("{:?}: {} timers, {} children", d.record.state, d.pending_timers.len(), d.children.len());
+
+// Long histories a page at a time: 500 events of the current execution after event 0.
+let page = client.read_history_page("order-1004", None, 0, 500).await?;
+println!("execution {}: {} events", page.execution_id, page.events.len());
+
+// The whole history of execution 1 as JSON, which the replay checker accepts unchanged:
+// record production histories and replay them against a new build before deploying it.
+let json = client.export_history_json("order-1004", Some(1)).await?;
+let report = duroxide::testing::replay_history_json(&orchestrations, "order-1004", 1, &json)?;
+Ok(())
+}
+}
+
+// docs/operations.md, block 3
+mod operations_block_3 {
+async fn block() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+use duroxide::prelude::*;
+use std::sync::Arc;
+let store = Arc::new(SqliteProvider::new("sqlite::memory:", None).await?);
+let client = Client::new(store);
+// An external event: kept until the orchestration waits for it.
+client.raise_event("order-1004", "ManagerApproval", r#"{"by":"dana"}"#).await?;
+// Cancellation: the code sees it at its next turn and may clean up; children are cancelled.
+client.cancel_instance("fulfil-3001", "customer withdrew").await?;
+// Termination: ends the instance now without running its code, with its unfinished
+// sub-orchestrations (each fails with category `Terminated`); returns the ids ended.
+let ended: Vec<String> = client.terminate_instance("order-1005", "stuck in transit").await?;
+Ok(())
+}
+}
+
+// docs/operations.md, block 4
+mod operations_block_4 {
+async fn block() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+use duroxide::prelude::*;
+use std::sync::Arc;
+let store = Arc::new(SqliteProvider::new("sqlite::memory:", None).await?);
+let client = Client::new(store);
+let cutoff_ms: u64 = 1_764_806_400_000;
+use duroxide::BulkDelete;
+use duroxide::provider::{InstanceFilter, InstanceState, PruneOptions};
+
+// One instance with its sub-orchestrations and everything stored about them, atomically.
+// An unfinished one is refused (ClientError::InstanceRunning) unless `force` is true.
+let removed: Vec<String> = client.delete_instance("order-1001", false).await?;
+
+// Finished instances by filter, in batches of 500 (each its own short transaction).
+let old_failures = BulkDelete::matching(
+    InstanceFilter::default().state(InstanceState::Failed).updated_before_ms(cutoff_ms),
+)
+.limit(10_000);
+println!("would delete {}", client.count_deletable(&old_failures).await?); // a dry run
+let deleted: u64 = client.delete_instances(&old_failures).await?;
+
+// Old executions of continue-as-new instances; the current execution is always kept.
+let keep_three = PruneOptions { keep_last: Some(3), finished_before_ms: None };
+client.prune_executions("nightly-report", &keep_three).await?;
+client.prune_executions_where(&InstanceFilter::default().name("NightlyReport"), &keep_three).await?;
+Ok(())
+}
+}
+
+// docs/operations.md, block 5
+mod operations_block_5 {
+async fn block() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+use duroxide::prelude::*;
+use std::sync::Arc;
+let store = Arc::new(SqliteProvider::new("sqlite::memory:", None).await?);
+let client = Client::new(store);
+// Instances per (name, version, duroxide version, state): a version with no pending or
+// running instance can be removed from the registries.
+for v in client.count_instances_by_version().await? {
+    println!("{} {:?} (duroxide {:?}) {:?}: {}", v.name, v.version, v.duroxide_version, v.state, v.count);
+}
+// Instances per state and queue depths, for health checks and dashboards.
+let summary = client.store_summary().await?;
+println!("{} orchestrator messages ready", summary.orchestrator_queue.ready);
+Ok(())
+}
+}
+
+// docs/operations.md, block 6
+#[cfg(all(feature = "postgres"))]
+mod operations_block_6 {
+async fn block() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+use duroxide::{PostgresOptions, PostgresProvider, SqliteOptions, SqliteProvider};
+let sqlite = SqliteProvider::new("sqlite:./app.db", Some(SqliteOptions { existing_only: true, ..Default::default() })).await?;
+let postgres = PostgresProvider::new(
+    "postgres://user@db-host/app",
+    Some(PostgresOptions { schema: Some("orders".into()), existing_only: true, listen: false, ..Default::default() }),
+)
+.await?;
+Ok(())
+}
+}
+
 // docs/orchestration-guide.md, block 1
 mod orchestration_guide_block_1 {
 async fn block() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {

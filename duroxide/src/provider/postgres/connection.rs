@@ -7,7 +7,9 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres
 
 impl PostgresProvider {
     /// Connects to `url` (`postgres://user:pass@host:port/db`), creates the schema if missing
-    /// and applies migrations. Safe to call from many processes at once.
+    /// and applies migrations (unless [`PostgresOptions::existing_only`], which opens only an
+    /// existing schema at this version and writes nothing). Safe to call from many processes
+    /// at once.
     ///
     /// ```no_run
     /// # async fn demo() -> Result<(), duroxide::ProviderError> {
@@ -61,7 +63,11 @@ impl PostgresProvider {
                 sqlx::Error::Configuration(c) => ProviderError::Configuration(c.to_string()),
                 other => ProviderError::Storage(format!("cannot connect to '{url}': {other}")),
             })?;
-        Self::migrate(&pool, &schema).await?;
+        if options.existing_only {
+            check_schema(&pool, url, &schema).await?;
+        } else {
+            Self::migrate(&pool, &schema).await?;
+        }
         let channel = format!("duroxide_{schema}");
         let notifiers = Arc::new(Notifiers::default());
         let listener = if options.listen {
@@ -107,4 +113,65 @@ impl PostgresProvider {
     pub(super) async fn begin(&self) -> Result<Transaction<'static, Postgres>, ProviderError> {
         self.pool.begin().await.map_err(storage)
     }
+}
+
+/// Checks, without writing, that `schema` exists and holds exactly the migrations this
+/// version embeds (for [`PostgresOptions::existing_only`]).
+async fn check_schema(pool: &PgPool, url: &str, schema: &str) -> Result<(), ProviderError> {
+    let (exists, has_table): (bool, bool) = sqlx::query_as(
+        "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1), \
+                to_regclass(format('%I._sqlx_migrations', $1::text)) IS NOT NULL",
+    )
+    .bind(schema)
+    .fetch_one(pool)
+    .await
+    .map_err(storage)?;
+    if !exists {
+        return Err(ProviderError::Configuration(format!(
+            "no schema '{schema}' in the database at '{url}': check the schema name; a store is \
+             created by the first runtime that opens it"
+        )));
+    }
+    if !has_table {
+        return Err(ProviderError::Configuration(format!(
+            "schema '{schema}' at '{url}' is not a duroxide store (it has no duroxide tables)"
+        )));
+    }
+    let applied: Vec<(i64, bool, Vec<u8>)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT version, success, checksum FROM \"{schema}\"._sqlx_migrations ORDER BY version"
+    )))
+    .fetch_all(pool)
+    .await
+    .map_err(storage)?;
+    let this = env!("CARGO_PKG_VERSION");
+    for (version, success, checksum) in &applied {
+        let Some(known) = MIGRATOR.iter().find(|m| m.version == *version) else {
+            return Err(ProviderError::Configuration(format!(
+                "schema '{schema}' was migrated by a newer duroxide (migration {version} is unknown \
+                 to duroxide {this}): use a duroxide of the version its runtimes run"
+            )));
+        };
+        if !success {
+            return Err(ProviderError::Configuration(format!(
+                "schema '{schema}' has a half-applied migration {version}: repair it before use"
+            )));
+        }
+        if known.checksum.as_ref() != checksum.as_slice() {
+            return Err(ProviderError::Configuration(format!(
+                "migration {version} of schema '{schema}' differs from duroxide {this}'s"
+            )));
+        }
+    }
+    let missing = MIGRATOR
+        .iter()
+        .filter(|m| !m.migration_type.is_down_migration())
+        .find(|m| !applied.iter().any(|(v, _, _)| *v == m.version));
+    if let Some(m) = missing {
+        return Err(ProviderError::Configuration(format!(
+            "schema '{schema}' is older than duroxide {this} (migration {} '{}' is not applied): \
+             start a runtime of this version on it once (it migrates on open), then retry",
+            m.version, m.description
+        )));
+    }
+    Ok(())
 }

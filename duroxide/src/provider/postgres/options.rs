@@ -1,5 +1,5 @@
 //! What a caller can tune when opening a PostgreSQL store (schema, pool size, lock
-//! timeouts), and the check a schema name must pass. Applying them lives in `connection`.
+//! timeouts, whether it may create and migrate the schema), and the check a schema name must pass. Applying them lives in `connection`.
 
 use super::*;
 
@@ -18,6 +18,20 @@ pub struct PostgresOptions {
     /// `application_name` of the connections, shown in `pg_stat_activity`. Default
     /// `duroxide`.
     pub application_name: String,
+    /// Open only a schema that already exists at this duroxide's version: never create the
+    /// schema, never apply migrations. A missing schema, one without duroxide's tables, or
+    /// one whose migrations are older or newer than this version fails with
+    /// [`ProviderError::Configuration`] saying so. For tools that must not write where
+    /// they only read (the `duroxide` CLI opens stores this way). Default `false`.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), duroxide::ProviderError> {
+    /// use duroxide::{PostgresOptions, PostgresProvider};
+    /// let options = PostgresOptions { existing_only: true, listen: false, ..Default::default() };
+    /// let store = PostgresProvider::new("postgres://postgres@127.0.0.1:5432/app", Some(options)).await?;
+    /// # Ok(()) }
+    /// ```
+    pub existing_only: bool,
 }
 
 impl Default for PostgresOptions {
@@ -28,6 +42,7 @@ impl Default for PostgresOptions {
             acquire_timeout: Duration::from_secs(10),
             listen: true,
             application_name: "duroxide".to_string(),
+            existing_only: false,
         }
     }
 }

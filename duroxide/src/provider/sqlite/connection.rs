@@ -111,6 +111,64 @@ pub(super) fn classify_url(url: &str) -> (bool, bool) {
     (memory, !memory && path.trim().is_empty())
 }
 
+/// Checks, without writing, that the database at `url` holds exactly the migrations this
+/// version embeds (for [`SqliteOptions::existing_only`]).
+async fn check_schema(pool: &SqlitePool, url: &str) -> Result<(), ProviderError> {
+    let has_table: Option<i64> =
+        sqlx::query_scalar("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'")
+            .fetch_optional(pool)
+            .await
+            .map_err(|e| {
+                ProviderError::Configuration(format!("'{url}' is not a readable SQLite database: {e}"))
+            })?;
+    if has_table.is_none() {
+        return Err(ProviderError::Configuration(format!(
+            "'{url}' is not a duroxide store (it has no duroxide schema): check the path"
+        )));
+    }
+    let applied: Vec<(i64, bool, Vec<u8>)> =
+        sqlx::query_as("SELECT version, success, checksum FROM _sqlx_migrations ORDER BY version")
+            .fetch_all(pool)
+            .await
+            .map_err(storage)?;
+    compare_migrations(url, &applied)
+}
+
+/// Compares the applied migrations (version, success, checksum) with the embedded ones.
+fn compare_migrations(url: &str, applied: &[(i64, bool, Vec<u8>)]) -> Result<(), ProviderError> {
+    let this = env!("CARGO_PKG_VERSION");
+    for (version, success, checksum) in applied {
+        let Some(known) = MIGRATOR.iter().find(|m| m.version == *version) else {
+            return Err(ProviderError::Configuration(format!(
+                "the store '{url}' was migrated by a newer duroxide (migration {version} is unknown \
+                 to duroxide {this}): use a duroxide of the version its runtimes run"
+            )));
+        };
+        if !success {
+            return Err(ProviderError::Configuration(format!(
+                "the store '{url}' has a half-applied migration {version}: repair it before use"
+            )));
+        }
+        if known.checksum.as_ref() != checksum.as_slice() {
+            return Err(ProviderError::Configuration(format!(
+                "migration {version} of the store '{url}' differs from duroxide {this}'s"
+            )));
+        }
+    }
+    let missing = MIGRATOR
+        .iter()
+        .filter(|m| !m.migration_type.is_down_migration())
+        .find(|m| !applied.iter().any(|(v, _, _)| *v == m.version));
+    if let Some(m) = missing {
+        return Err(ProviderError::Configuration(format!(
+            "the store '{url}' is older than duroxide {this} (migration {} '{}' is not applied): \
+             start a runtime of this version on it once (it migrates on open), then retry",
+            m.version, m.description
+        )));
+    }
+    Ok(())
+}
+
 /// Appends SQL and binds to a multi-statement query (one round trip to SQLite's thread).
 pub(super) struct Batch {
     pub(super) q: sqlx::QueryBuilder<Sqlite>,
@@ -135,7 +193,8 @@ impl Batch {
 
 impl SqliteProvider {
     /// Opens `url` (`sqlite:path`, `sqlite://path`, or `sqlite::memory:`), creating the file
-    /// if missing and applying migrations.
+    /// if missing and applying migrations (unless [`SqliteOptions::existing_only`], which
+    /// opens only an existing database at this version's schema and writes nothing).
     ///
     /// A URL without a database path (`""`, `sqlite:`, `sqlite://`, `sqlite:?mode=rwc`) or
     /// with another scheme is a [`ProviderError::Configuration`]. In-memory forms
@@ -159,12 +218,28 @@ impl SqliteProvider {
         }
         let mut connect = SqliteConnectOptions::from_str(url)
             .map_err(|e| ProviderError::Configuration(format!("bad SQLite URL '{url}': {e}")))?
-            .create_if_missing(true)
+            .create_if_missing(!options.existing_only)
             .foreign_keys(false)
             .busy_timeout(options.busy_timeout)
             // Batches of writes (several items, several statements) differ in text by how
             // many items they hold; room for all their shapes keeps them prepared.
             .statement_cache_capacity(1024);
+        if options.existing_only {
+            if memory {
+                return Err(ProviderError::Configuration(format!(
+                    "'{url}' is an in-memory database, which never exists before it is opened: \
+                     open a database file with existing_only"
+                )));
+            }
+            let file = connect.get_filename();
+            if !file.is_file() {
+                return Err(ProviderError::Configuration(format!(
+                    "no SQLite database at '{}' (from '{url}'): check the path; a store is created \
+                     by the first runtime that opens it",
+                    file.display()
+                )));
+            }
+        }
         if !memory {
             if !(512..=65536).contains(&options.page_size) || !options.page_size.is_power_of_two() {
                 return Err(ProviderError::Configuration(format!(
@@ -191,7 +266,11 @@ impl SqliteProvider {
             .connect_with(connect)
             .await
             .map_err(open_err)?;
-        MIGRATOR.run(&pool).await.map_err(|e| ProviderError::Migration(e.to_string()))?;
+        if options.existing_only {
+            check_schema(&pool, url).await?;
+        } else {
+            MIGRATOR.run(&pool).await.map_err(|e| ProviderError::Migration(e.to_string()))?;
+        }
         let writer = pool.acquire().await.map_err(open_err)?.detach();
         let readers = if memory { None } else { Some(pool) };
         let conns = Arc::new(Conns {

@@ -1,4 +1,5 @@
-//! What a caller can tune when opening a SQLite store: durability and pool size. How the
+//! What a caller can tune when opening a SQLite store: durability, pool size, page size,
+//! and whether it may create and migrate the database. How the
 //! options are applied lives in `connection`.
 
 use super::*;
@@ -32,6 +33,21 @@ pub struct SqliteOptions {
     /// modified page is written to the WAL and fsynced in full, so smaller pages make
     /// each durable commit cheaper (see `docs/performance.md`).
     pub page_size: u32,
+    /// Open only a database that already exists at this duroxide's schema: never create
+    /// the file, never apply migrations. A missing file, a file without duroxide's schema,
+    /// or one whose schema is older or newer than this version fails with
+    /// [`ProviderError::Configuration`] saying so. For tools that must not write where
+    /// they only read (the `duroxide` CLI opens stores this way). Default `false`.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), duroxide::ProviderError> {
+    /// use duroxide::{SqliteOptions, SqliteProvider};
+    /// let options = SqliteOptions { existing_only: true, ..Default::default() };
+    /// // Fails instead of creating ./app.db when it does not exist.
+    /// let store = SqliteProvider::new("sqlite:./app.db", Some(options)).await?;
+    /// # Ok(()) }
+    /// ```
+    pub existing_only: bool,
 }
 
 impl Default for SqliteOptions {
@@ -41,6 +57,7 @@ impl Default for SqliteOptions {
             max_connections: 4,
             busy_timeout: Duration::from_secs(10),
             page_size: 1024,
+            existing_only: false,
         }
     }
 }
