@@ -635,6 +635,17 @@ fn prune_removes_old_executions() {
     fails(&s.url, &["prune", "counter-1", "--keep-last", "0", "--yes"], 2, "--keep-last");
     fails(&s.url, &["prune", "nobody", "--keep-last", "1", "--yes"], 1, "not found");
 
+    // A dry run counts what a prune would remove and removes nothing (no --yes needed).
+    let dry = json(&s.url, &["prune", "counter-1", "--keep-last", "3", "--dry-run"]);
+    assert_eq!((dry["pruned"].as_u64(), dry["dry_run"].as_bool()), (Some(1), Some(true)));
+    assert_eq!(json(&s.url, &["prune", "--all", "--keep-last", "1", "--dry-run"])["pruned"], 3);
+    dx(&s.url)
+        .args(["prune", "counter-1", "--keep-last", "2", "--dry-run"])
+        .assert()
+        .success()
+        .stdout(contains("Would remove 2 executions (dry run: nothing removed)."));
+    assert_eq!(json(&s.url, &["show", "counter-1"])["executions"].as_array().unwrap().len(), 4);
+
     assert_eq!(json(&s.url, &["prune", "counter-1", "--keep-last", "3", "--yes"])["pruned"], 1);
     assert_eq!(json(&s.url, &["show", "counter-1"])["executions"].as_array().unwrap().len(), 3);
     // Nothing finished before the epoch.

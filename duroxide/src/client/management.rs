@@ -251,6 +251,43 @@ impl Client {
         Ok(self.store.prune_executions(instance, options).await?)
     }
 
+    /// How many executions [`prune_executions`](Self::prune_executions) would remove now,
+    /// for a dry run.
+    pub async fn count_prunable(&self, instance: &str, options: &PruneOptions) -> Result<u64, ClientError> {
+        Self::check_id("instance id", instance, MAX_INSTANCE_ID_BYTES)?;
+        check_prune(options)?;
+        let record = self
+            .store
+            .get_instance(instance)
+            .await?
+            .ok_or_else(|| ClientError::NotFound(instance.to_string()))?;
+        let executions = self.store.list_executions(instance).await?;
+        Ok(options.select(&executions, record.execution_id).len() as u64)
+    }
+
+    /// [`count_prunable`](Self::count_prunable) over every instance `filter` selects.
+    pub async fn count_prunable_where(
+        &self,
+        filter: &InstanceFilter,
+        options: &PruneOptions,
+    ) -> Result<u64, ClientError> {
+        check_prune(options)?;
+        let mut total = 0;
+        let mut cursor: Option<String> = None;
+        loop {
+            let page =
+                self.list_instances_page(filter, ListOrder::OldestFirst, 500, cursor.as_deref()).await?;
+            for r in page.instances.iter().filter(|r| r.execution_id > 1) {
+                let executions = self.store.list_executions(&r.instance).await?;
+                total += options.select(&executions, r.execution_id).len() as u64;
+            }
+            match page.next_cursor {
+                Some(next) => cursor = Some(next),
+                None => return Ok(total),
+            }
+        }
+    }
+
     /// [`prune_executions`](Self::prune_executions) on every instance `filter` selects;
     /// returns how many executions were removed in all.
     pub async fn prune_executions_where(

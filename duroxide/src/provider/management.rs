@@ -341,6 +341,43 @@ pub struct PruneOptions {
     pub finished_before_ms: Option<u64>,
 }
 
+impl PruneOptions {
+    /// The ids of the executions these options remove, given every execution of an
+    /// instance (any order) and its current one: never the current one; with `keep_last`,
+    /// not the newest `keep_last - 1` others; with `finished_before_ms`, only those updated
+    /// before it. What a store's prune and a dry run both compute.
+    ///
+    /// ```
+    /// use duroxide::provider::{ExecutionRecord, InstanceState, PruneOptions};
+    /// let exec = |id, updated_at_ms| ExecutionRecord {
+    ///     execution_id: id,
+    ///     version: "1.0.0".into(),
+    ///     state: InstanceState::Completed,
+    ///     event_count: 3,
+    ///     started_at_ms: 0,
+    ///     updated_at_ms,
+    /// };
+    /// let all = [exec(1, 10), exec(2, 20), exec(3, 30), exec(4, 40)];
+    /// let keep_two = PruneOptions { keep_last: Some(2), finished_before_ms: None };
+    /// assert_eq!(keep_two.select(&all, 4), vec![2, 1]);
+    /// let old = PruneOptions { keep_last: None, finished_before_ms: Some(25) };
+    /// assert_eq!(old.select(&all, 4), vec![2, 1]);
+    /// ```
+    pub fn select(&self, executions: &[super::ExecutionRecord], current: u64) -> Vec<u64> {
+        let mut older: Vec<&super::ExecutionRecord> =
+            executions.iter().filter(|e| e.execution_id != current).collect();
+        older.sort_by_key(|e| std::cmp::Reverse(e.execution_id));
+        let keep = self.keep_last.map_or(0, |k| k.saturating_sub(1) as usize);
+        older
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| self.keep_last.is_none() || *i >= keep)
+            .filter(|(_, e)| self.finished_before_ms.is_none_or(|t| e.updated_at_ms < t))
+            .map(|(_, e)| e.execution_id)
+            .collect()
+    }
+}
+
 /// One batch of a bulk delete
 /// ([`Provider::delete_instances`](super::Provider::delete_instances)).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -257,8 +257,10 @@ impl TestHarness {
 /// calls: the methods written in the block, plus the management methods
 /// (`list_instances_page` … `store_summary`) forwarded unchanged to the field named after
 /// `forward_management_to`, so a test wrapper of the dispatch path need not spell them out.
+/// The shape (the wrapper's own methods elided; `duroxide/tests/dispatch_paths.rs` has a
+/// complete one):
 ///
-/// ```ignore
+/// ```text
 /// duroxide::provider_wrapper! {
 ///     impl Provider for Counting {
 ///         forward_management_to: inner;

@@ -219,6 +219,7 @@ let deleted: u64 = client.delete_instances(&old_failures).await?;
 
 // Old executions of continue-as-new instances; the current execution is always kept.
 let keep_three = PruneOptions { keep_last: Some(3), finished_before_ms: None };
+println!("would prune {}", client.count_prunable("nightly-report", &keep_three).await?); // a dry run
 client.prune_executions("nightly-report", &keep_three).await?;
 client.prune_executions_where(&InstanceFilter::default().name("NightlyReport"), &keep_three).await?;
 Ok(())

@@ -293,6 +293,9 @@ pub struct PruneArgs {
     pub all: bool,
     #[command(flatten)]
     pub rule: PruneRule,
+    /// Print how many executions would be removed, and remove nothing.
+    #[arg(long)]
+    pub dry_run: bool,
     /// Do not ask for confirmation (required when stdin is not a terminal).
     #[arg(long, short = 'y')]
     pub yes: bool,

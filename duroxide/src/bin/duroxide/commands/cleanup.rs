@@ -156,8 +156,10 @@ fn preview_text(count: u64, first: &[InstanceRecord]) -> String {
 /// `prune --json`.
 #[derive(Serialize)]
 struct Pruned {
-    /// Executions removed.
+    /// Executions removed (with `--dry-run`: that would be removed).
     pruned: u64,
+    /// True for `--dry-run`: nothing was removed.
+    dry_run: bool,
 }
 
 /// `prune`.
@@ -178,6 +180,9 @@ pub async fn prune(ctx: &Context, a: PruneArgs) -> Result<(), CliError> {
             if executions.is_empty() && client.get_instance_info(id).await?.is_none() {
                 return Err(ClientError::NotFound(id.clone()).into());
             }
+            if a.dry_run {
+                return report_pruned(ctx, client.count_prunable(id, &options).await?, true);
+            }
             confirm(
                 &format!(
                     "Remove old executions of instance '{id}' ({} stored; {rule}; the current one is kept)?",
@@ -196,6 +201,9 @@ pub async fn prune(ctx: &Context, a: PruneArgs) -> Result<(), CliError> {
                      --name, --state, --prefix, ..., or pass --all",
                 ));
             }
+            if a.dry_run {
+                return report_pruned(ctx, client.count_prunable_where(&filter, &options).await?, true);
+            }
             let n = client.count_instances(&filter).await?;
             confirm(
                 &format!(
@@ -207,8 +215,15 @@ pub async fn prune(ctx: &Context, a: PruneArgs) -> Result<(), CliError> {
             client.prune_executions_where(&filter, &options).await?
         }
     };
+    report_pruned(ctx, pruned, false)
+}
+
+fn report_pruned(ctx: &Context, pruned: u64, dry_run: bool) -> Result<(), CliError> {
     if ctx.json {
-        return print_json(&Pruned { pruned });
+        return print_json(&Pruned { pruned, dry_run });
+    }
+    if dry_run {
+        return print(&format!("Would remove {} (dry run: nothing removed).\n", n_of(pruned, "execution")));
     }
     print(&format!("Removed {}.\n", n_of(pruned, "execution")))
 }

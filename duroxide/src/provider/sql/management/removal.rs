@@ -3,7 +3,7 @@
 
 use super::{Builder, order_sql};
 use crate::provider::sql::ms;
-use crate::provider::sql::rows::Columns;
+use crate::provider::sql::rows::{Columns, execution_from_row};
 use crate::provider::sql::tx::{Dialect, SqlTx};
 use crate::provider::{
     DeleteBatch, InstanceCursor, InstanceFilter, InstanceState, ListOrder, ProviderError, PruneOptions,
@@ -142,25 +142,16 @@ pub(crate) async fn prune<T: SqlTx>(
         tx.record(instance).await?.ok_or_else(|| ProviderError::InstanceNotFound(instance.to_string()))?;
     let d = tx.dialect();
     let sql = format!(
-        "SELECT execution_id, updated_at FROM executions WHERE instance_id = {} ORDER BY execution_id DESC",
+        "SELECT execution_id, version, state, started_at, updated_at FROM executions WHERE instance_id = {}",
         d.param(1)
     );
-    let mut older = Vec::new();
-    for r in tx.rows(sql, instance).await? {
-        let e = r.int("execution_id")? as u64;
-        if e != record.execution_id {
-            older.push((e, r.int("updated_at")? as u64));
-        }
-    }
-    // `older` is newest first; keep_last counts the current execution.
-    let keep = options.keep_last.map_or(0, |k| k.saturating_sub(1) as usize);
-    let doomed: Vec<u64> = older
+    let executions = tx
+        .rows(sql, instance)
+        .await?
         .iter()
-        .enumerate()
-        .filter(|(i, _)| options.keep_last.is_none() || *i >= keep)
-        .filter(|(_, (_, updated))| options.finished_before_ms.is_none_or(|t| *updated < t))
-        .map(|(_, (e, _))| *e)
-        .collect();
+        .map(|r| execution_from_row(r, 0))
+        .collect::<Result<Vec<_>, _>>()?;
+    let doomed = options.select(&executions, record.execution_id);
     for chunk in doomed.chunks(500) {
         for table in ["history", "executions"] {
             let mut b = Builder::new(d);
