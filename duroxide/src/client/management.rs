@@ -87,6 +87,12 @@ impl Client {
     /// }
     /// # Ok(()) }
     /// ```
+    #[tracing::instrument(
+        name = "duroxide.client",
+        level = "info",
+        skip_all,
+        fields(operation = "list_instances_page")
+    )]
     pub async fn list_instances_page(
         &self,
         filter: &InstanceFilter,
@@ -113,12 +119,24 @@ impl Client {
     }
 
     /// How many instances `filter` selects.
+    #[tracing::instrument(
+        name = "duroxide.client",
+        level = "info",
+        skip_all,
+        fields(operation = "count_instances")
+    )]
     pub async fn count_instances(&self, filter: &InstanceFilter) -> Result<u64, ClientError> {
         check_filter(filter)?;
         Ok(self.store.count_instances(filter).await?)
     }
 
     /// How many instances `filter` selects, per state (states with none left out).
+    #[tracing::instrument(
+        name = "duroxide.client",
+        level = "info",
+        skip_all,
+        fields(operation = "count_instances_by_state")
+    )]
     pub async fn count_instances_by_state(
         &self,
         filter: &InstanceFilter,
@@ -129,6 +147,7 @@ impl Client {
 
     /// Everything stored about an instance: record, executions, pending activities (with
     /// who holds them), timers, queued messages and children.
+    #[tracing::instrument(name = "duroxide.client", level = "info", skip_all, fields(operation = "describe_instance", instance = %instance))]
     pub async fn describe_instance(&self, instance: &str) -> Result<InstanceDescription, ClientError> {
         Self::check_id("instance id", instance, MAX_INSTANCE_ID_BYTES)?;
         self.store
@@ -139,6 +158,7 @@ impl Client {
 
     /// At most `limit` events of one execution (`None`: the current one) after
     /// `after_event_id` (0: from the start), for reading long histories a page at a time.
+    #[tracing::instrument(name = "duroxide.client", level = "info", skip_all, fields(operation = "read_history_page", instance = %instance))]
     pub async fn read_history_page(
         &self,
         instance: &str,
@@ -158,6 +178,7 @@ impl Client {
 
     /// The whole history of one execution (`None`: the current one), read a page at a
     /// time, as the JSON [`crate::testing::replay_history_json`] accepts unchanged.
+    #[tracing::instrument(name = "duroxide.client", level = "info", skip_all, fields(operation = "export_history_json", instance = %instance))]
     pub async fn export_history_json(
         &self,
         instance: &str,
@@ -208,6 +229,7 @@ impl Client {
     /// them, atomically; returns the ids removed. An unfinished one is refused
     /// ([`ClientError::InstanceRunning`]) unless `force`, which removes it as it stands
     /// (a node running it loses its lock and writes nothing more).
+    #[tracing::instrument(name = "duroxide.client", level = "info", skip_all, fields(operation = "delete_instance", instance = %instance))]
     pub async fn delete_instance(&self, instance: &str, force: bool) -> Result<Vec<String>, ClientError> {
         Self::check_id("instance id", instance, MAX_INSTANCE_ID_BYTES)?;
         Ok(self.store.delete_instance(instance, force).await?)
@@ -216,6 +238,12 @@ impl Client {
     /// Removes finished instances in bounded batches (each its own short transaction) and
     /// returns how many were removed, sub-orchestrations included. Refuses an empty filter
     /// unless [`BulkDelete::all`], and a filter on unfinished states.
+    #[tracing::instrument(
+        name = "duroxide.client",
+        level = "info",
+        skip_all,
+        fields(operation = "delete_instances")
+    )]
     pub async fn delete_instances(&self, what: &BulkDelete) -> Result<u64, ClientError> {
         check_bulk_delete(what)?;
         let mut deleted = 0u64;
@@ -237,6 +265,12 @@ impl Client {
 
     /// How many instances [`delete_instances`](Self::delete_instances) would select (its
     /// finished roots; sub-orchestrations go with them), for a dry run.
+    #[tracing::instrument(
+        name = "duroxide.client",
+        level = "info",
+        skip_all,
+        fields(operation = "count_deletable")
+    )]
     pub async fn count_deletable(&self, what: &BulkDelete) -> Result<u64, ClientError> {
         check_bulk_delete(what)?;
         let n = self.count_instances(&finished_only(&what.filter)).await?;
@@ -245,6 +279,7 @@ impl Client {
 
     /// Removes old executions of a continue-as-new instance, keeping the current one;
     /// returns how many were removed.
+    #[tracing::instrument(name = "duroxide.client", level = "info", skip_all, fields(operation = "prune_executions", instance = %instance))]
     pub async fn prune_executions(&self, instance: &str, options: &PruneOptions) -> Result<u64, ClientError> {
         Self::check_id("instance id", instance, MAX_INSTANCE_ID_BYTES)?;
         check_prune(options)?;
@@ -253,6 +288,12 @@ impl Client {
 
     /// [`prune_executions`](Self::prune_executions) on every instance `filter` selects;
     /// returns how many executions were removed in all.
+    #[tracing::instrument(
+        name = "duroxide.client",
+        level = "info",
+        skip_all,
+        fields(operation = "prune_executions_where")
+    )]
     pub async fn prune_executions_where(
         &self,
         filter: &InstanceFilter,
@@ -287,6 +328,7 @@ impl Client {
     /// told. Unlike [`cancel_instance`](Self::cancel_instance), the code gets no chance to
     /// clean up. Returns the ids terminated; a finished instance is refused with
     /// [`ClientError::InstanceFinished`].
+    #[tracing::instrument(name = "duroxide.client", level = "info", skip_all, fields(operation = "terminate_instance", instance = %instance))]
     pub async fn terminate_instance(&self, instance: &str, reason: &str) -> Result<Vec<String>, ClientError> {
         Self::check_id("instance id", instance, MAX_INSTANCE_ID_BYTES)?;
         self.check_payload("termination reason", reason)?;
@@ -306,6 +348,12 @@ impl Client {
     }
 
     /// Instances per state and queue depths, for health checks.
+    #[tracing::instrument(
+        name = "duroxide.client",
+        level = "info",
+        skip_all,
+        fields(operation = "store_summary")
+    )]
     pub async fn store_summary(&self) -> Result<StoreSummary, ClientError> {
         Ok(self.store.store_summary().await?)
     }

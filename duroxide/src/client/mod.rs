@@ -14,6 +14,7 @@ pub use management::{BulkDelete, MAX_HISTORY_PAGE, MAX_PAGE_SIZE};
 
 use crate::history::EventKind;
 use crate::history::{ErrorCategory, ErrorDetails, Event};
+use crate::provider::instrumented::Instrumented;
 use crate::provider::{
     ExecutionRecord, IdentifierProblem, InstanceRecord, InstanceState, MAX_EVENT_NAME_BYTES,
     MAX_INSTANCE_ID_BYTES, MAX_NAME_BYTES, OrchestratorMessage, OutboundMessage, Provider, ProviderError,
@@ -233,7 +234,10 @@ impl From<ProviderError> for ClientError {
 /// ```
 #[derive(Clone)]
 pub struct Client {
+    /// The store, wrapped so that every call is timed and traced (`provider::instrumented`).
     store: Arc<dyn Provider>,
+    /// The store as given (`store()` returns it).
+    given: Arc<dyn Provider>,
     max_payload_bytes: usize,
 }
 
@@ -246,7 +250,11 @@ impl std::fmt::Debug for Client {
 impl Client {
     /// A client on `store` with the default payload limit.
     pub fn new(store: Arc<dyn Provider>) -> Self {
-        Self { store, max_payload_bytes: crate::DEFAULT_MAX_PAYLOAD_BYTES }
+        Self {
+            store: Instrumented::wrap(store.clone()),
+            given: store,
+            max_payload_bytes: crate::DEFAULT_MAX_PAYLOAD_BYTES,
+        }
     }
 
     /// Sets the largest input or event payload this client accepts (keep it equal to the
@@ -258,7 +266,7 @@ impl Client {
 
     /// The store this client uses.
     pub fn store(&self) -> &Arc<dyn Provider> {
-        &self.store
+        &self.given
     }
 
     fn check_payload(&self, what: impl Into<String>, payload: &str) -> Result<(), ClientError> {
@@ -297,6 +305,7 @@ impl Client {
     /// The instance id must be 1 to [`MAX_INSTANCE_ID_BYTES`] bytes and the name 1 to
     /// [`MAX_NAME_BYTES`] bytes, without control characters ([`ClientError::TooLong`],
     /// [`ClientError::InvalidArgument`]).
+    #[tracing::instrument(name = "duroxide.client", level = "info", skip_all, fields(operation = "start_orchestration", instance = %instance))]
     pub async fn start_orchestration(
         &self,
         instance: &str,
@@ -309,6 +318,7 @@ impl Client {
     /// Starts a new instance pinned to `version` (idempotent as
     /// [`start_orchestration`](Self::start_orchestration) is: a repeated start matches when
     /// the instance runs `version`).
+    #[tracing::instrument(name = "duroxide.client", level = "info", skip_all, fields(operation = "start_orchestration_versioned", instance = %instance))]
     pub async fn start_orchestration_versioned(
         &self,
         instance: &str,
@@ -389,6 +399,7 @@ impl Client {
     /// Fails with [`ClientError::NotFound`] for an unknown instance and
     /// [`ClientError::InstanceFinished`] for one that has finished (nothing would ever read
     /// the event). An instance that finishes while the event is being raised drops it.
+    #[tracing::instrument(name = "duroxide.client", level = "info", skip_all, fields(operation = "raise_event", instance = %instance))]
     pub async fn raise_event(
         &self,
         instance: &str,
@@ -415,6 +426,7 @@ impl Client {
     ///
     /// Fails with [`ClientError::NotFound`] for an unknown instance and
     /// [`ClientError::InstanceFinished`] for one that has already finished.
+    #[tracing::instrument(name = "duroxide.client", level = "info", skip_all, fields(operation = "cancel_instance", instance = %instance))]
     pub async fn cancel_instance(
         &self,
         instance: &str,
@@ -435,11 +447,13 @@ impl Client {
     }
 
     /// The instance's status.
+    #[tracing::instrument(name = "duroxide.client", level = "info", skip_all, fields(operation = "get_orchestration_status", instance = %instance))]
     pub async fn get_orchestration_status(&self, instance: &str) -> Result<OrchestrationStatus, ClientError> {
         Ok(OrchestrationStatus::from_record(self.store.get_instance(instance).await?))
     }
 
     /// Everything the store knows about the instance (versions, execution, notes).
+    #[tracing::instrument(name = "duroxide.client", level = "info", skip_all, fields(operation = "get_instance_info", instance = %instance))]
     pub async fn get_instance_info(&self, instance: &str) -> Result<Option<InstanceRecord>, ClientError> {
         Ok(self.store.get_instance(instance).await?)
     }
@@ -447,6 +461,7 @@ impl Client {
     /// Waits until the instance finishes, returning its final status, or
     /// [`ClientError::Timeout`]. Returns as soon as the instance ends when the runtime
     /// shares this process; otherwise it polls.
+    #[tracing::instrument(name = "duroxide.client", level = "info", skip_all, fields(operation = "wait_for_orchestration", instance = %instance))]
     pub async fn wait_for_orchestration(
         &self,
         instance: &str,
@@ -501,6 +516,7 @@ impl Client {
     }
 
     /// History of an execution (`None`: the current one).
+    #[tracing::instrument(name = "duroxide.client", level = "info", skip_all, fields(operation = "read_execution_history", instance = %instance))]
     pub async fn read_execution_history(
         &self,
         instance: &str,
@@ -510,18 +526,31 @@ impl Client {
     }
 
     /// All executions of an instance.
+    #[tracing::instrument(name = "duroxide.client", level = "info", skip_all, fields(operation = "list_executions", instance = %instance))]
     pub async fn list_executions(&self, instance: &str) -> Result<Vec<ExecutionRecord>, ClientError> {
         Ok(self.store.list_executions(instance).await?)
     }
 
     /// Instance counts per (name, version, state): a version whose `Pending` and `Running`
     /// counts are zero can be removed from the registries.
+    #[tracing::instrument(
+        name = "duroxide.client",
+        level = "info",
+        skip_all,
+        fields(operation = "count_instances_by_version")
+    )]
     pub async fn count_instances_by_version(&self) -> Result<Vec<VersionCount>, ClientError> {
         Ok(self.store.count_instances_by_version().await?)
     }
 
     /// Running and pending instances per (name, version): a version that is not listed has
     /// no unfinished instance left and can be removed from the registries.
+    #[tracing::instrument(
+        name = "duroxide.client",
+        level = "info",
+        skip_all,
+        fields(operation = "list_running_versions")
+    )]
     pub async fn list_running_versions(&self) -> Result<Vec<RunningVersion>, ClientError> {
         let mut out: Vec<RunningVersion> = Vec::new();
         for c in self.count_instances_by_version().await? {
@@ -537,6 +566,12 @@ impl Client {
     }
 
     /// All instance ids.
+    #[tracing::instrument(
+        name = "duroxide.client",
+        level = "info",
+        skip_all,
+        fields(operation = "list_instances")
+    )]
     pub async fn list_instances(&self) -> Result<Vec<String>, ClientError> {
         Ok(self.store.list_instances().await?)
     }
