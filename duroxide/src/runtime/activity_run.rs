@@ -8,7 +8,7 @@ use super::Inner;
 use super::backoff::retry_delay;
 use super::completions::enqueue_completion;
 use super::lock_renewal::{AbortOnDrop, HeldActivity};
-use super::metrics::{self, ActivityEnd, InFlight};
+use super::metrics::{self, ActivityEnd, InFlight, RetryReason};
 use super::sessions::session_state_for;
 use crate::context::ActivityContext;
 use crate::history::{ErrorCategory, ErrorDetails};
@@ -44,6 +44,9 @@ async fn attempt(inner: &Arc<Inner>, held: HeldActivity) {
     let opts = &inner.options;
     let item = held.item.clone();
     let span = tracing::Span::current();
+    if item.attempt > 1 {
+        metrics::activity_retried(&item.name, RetryReason::Redelivery);
+    }
     let message = if item.attempt > opts.max_attempts {
         span.record("outcome", "poison");
         metrics::activity_failed(&item.name, ErrorCategory::Poison);
@@ -94,9 +97,10 @@ async fn invoke(
         session_state: session_state_for(inner, &item),
         worker_id: inner.worker.worker_id.clone(),
     };
-    let waited = (item.visible_at_ms > 0)
-        .then(|| Duration::from_millis(crate::now_ms().saturating_sub(item.visible_at_ms)));
-    metrics::activity_started(&item.name, waited, item.attempt);
+    if item.visible_at_ms > 0 {
+        let waited = Duration::from_millis(crate::now_ms().saturating_sub(item.visible_at_ms));
+        metrics::activity_started(&item.name, waited);
+    }
     let _in_flight = InFlight::activity();
     let started = Instant::now();
     // Both the activity and its lock renewal die with this task (shutdown timeout,

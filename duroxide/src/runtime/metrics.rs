@@ -222,16 +222,9 @@ pub(crate) fn cache_size(entries: usize) {
     gauge!(CACHE_SIZE).set(entries as f64);
 }
 
-/// An activity attempt starts, `waited` after it became runnable (`None`: not known), as
-/// its `attempt`-th delivery.
-pub(crate) fn activity_started(name: &str, waited: Option<Duration>, attempt: u32) {
-    let labels = [("activity", name.to_owned())];
-    if let Some(waited) = waited {
-        histogram!(ACTIVITY_SCHEDULE_TO_START, &labels).record(waited.as_secs_f64());
-    }
-    if attempt > 1 {
-        activity_retried(name, RetryReason::Redelivery);
-    }
+/// An activity attempt starts running, `waited` after it became runnable.
+pub(crate) fn activity_started(name: &str, waited: Duration) {
+    histogram!(ACTIVITY_SCHEDULE_TO_START, "activity" => name.to_owned()).record(waited.as_secs_f64());
 }
 
 /// An activity attempt ran for `elapsed` and ended as `end`.
