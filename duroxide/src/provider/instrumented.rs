@@ -313,3 +313,29 @@ impl Provider for Instrumented {
         self.kind
     }
 }
+
+#[cfg(all(test, feature = "provider-test", feature = "sqlite"))]
+mod tests {
+    use super::*;
+    use crate::provider::sqlite::SqliteProvider;
+
+    async fn wrapped() -> Arc<dyn Provider> {
+        Instrumented::wrap(Arc::new(SqliteProvider::in_memory().await.expect("in-memory SQLite")))
+    }
+
+    /// The wrapped store passes the whole conformance suite: the wrapper changes nothing a
+    /// store promises, its batch calls and wake-ups included.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_wrapped_store_passes_the_conformance_suite() {
+        let factory: crate::provider::validation::Factory = Arc::new(|| wrapped());
+        let failures = crate::provider::validation::run_all(factory).await;
+        assert!(failures.is_empty(), "{failures:#?}");
+    }
+
+    #[tokio::test]
+    async fn the_wrapper_keeps_the_stores_kind_and_notifiers() {
+        let store = wrapped().await;
+        assert_eq!(store.kind(), "sqlite");
+        assert!(store.notifiers().is_some());
+    }
+}
