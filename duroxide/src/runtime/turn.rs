@@ -40,9 +40,11 @@ pub(super) async fn run_turn(inner: &Inner, item: OrchestrationItem) {
     let span = tracing::info_span!(
         "duroxide.turn",
         instance = %item.instance,
-        execution = tracing::field::Empty,
+        // A new execution gets id 1; a continued one's id is already on the record.
+        execution = item.record.execution_id.max(1),
         orchestration = %item.record.name,
-        version = tracing::field::Empty,
+        // Known once the execution runs (the first turn picks it; recorded then).
+        version = item.record.version.as_deref(),
         source = tracing::field::Empty,
         messages = item.messages.len(),
         new_events = tracing::field::Empty,
@@ -55,10 +57,6 @@ async fn take_turn(inner: &Inner, item: OrchestrationItem, span: &tracing::Span)
     let started = Instant::now();
     let _in_flight = InFlight::turn();
     let now = crate::now_ms();
-    span.record("execution", item.record.execution_id);
-    if let Some(v) = &item.record.version {
-        span.record("version", v.as_str());
-    }
     if item.record.state.is_terminal() {
         span.record("outcome", "late_messages");
         consume_late_messages(inner, &item).await;
@@ -84,8 +82,9 @@ async fn take_turn(inner: &Inner, item: OrchestrationItem, span: &tracing::Span)
     if inner.options.instance_cache_size > 0 && source != TurnSource::New {
         metrics::cache_lookup(source == TurnSource::Cached);
     }
-    span.record("execution", exec);
-    span.record("version", version.as_str());
+    if item.record.version.is_none() {
+        span.record("version", version.as_str());
+    }
     span.record("source", source.as_str());
     let result = run_engine(inner, &item, &mut engine, (&name, &version, exec), now);
     let ending = Ending::of(&result.outcome);
