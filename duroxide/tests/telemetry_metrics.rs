@@ -17,8 +17,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+/// A metric's labels, as (key, value) pairs.
+type Labels = Vec<(String, String)>;
+
 /// One snapshot of a recorder: (name, labels, value) per metric.
-struct Recorded(Vec<(String, Vec<(String, String)>, DebugValue)>);
+struct Recorded(Vec<(String, Labels, DebugValue)>);
 
 impl Recorded {
     /// The values of `name` whose labels include every pair of `labels`.
@@ -355,4 +358,42 @@ fn a_poison_activity_is_counted_with_the_failure_it_causes() {
 #[test]
 fn a_poison_activity_is_counted_the_same_without_the_cache() {
     poisoned(false);
+}
+
+/// The `duroxide_*` names in `text`, in order of appearance, each once.
+fn metric_names(text: &str) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for (at, _) in text.match_indices("duroxide_") {
+        let name: String = text[at..]
+            .chars()
+            .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_')
+            .collect();
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    names
+}
+
+/// Every metric the runtime records is in the table of `docs/observability.md`, and the
+/// table names no metric the runtime does not record.
+#[test]
+fn every_metric_is_in_the_documented_table() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let source = std::fs::read_to_string(root.join("src/runtime/metrics.rs")).unwrap();
+    let doc = std::fs::read_to_string(root.join("../docs/observability.md")).unwrap();
+    let table: String = doc.lines().filter(|l| l.starts_with("| `duroxide_")).collect::<Vec<_>>().join("\n");
+    let mut recorded = metric_names(&source);
+    let mut documented = metric_names(&table);
+    recorded.sort();
+    documented.sort();
+    assert!(recorded.len() >= 20, "{recorded:?}");
+    assert_eq!(recorded, documented);
+    // Prometheus naming: counters end in _total, durations in _seconds.
+    for row in table.lines() {
+        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        let (name, kind, unit) = (cells[1].trim_matches('`'), cells[2], cells[4]);
+        assert_eq!(kind == "counter", name.ends_with("_total"), "{row}");
+        assert_eq!(unit == "seconds", name.ends_with("_seconds"), "{row}");
+    }
 }

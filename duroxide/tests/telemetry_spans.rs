@@ -94,8 +94,7 @@ fn captured(scenario: impl std::future::Future<Output = ()>) -> Vec<SpanRecord> 
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
     tracing::subscriber::with_default(subscriber, || rt.block_on(scenario));
     drop(rt);
-    let spans = capture.spans.lock().unwrap().clone();
-    spans
+    capture.spans.lock().unwrap().clone()
 }
 
 fn registries() -> (ActivityRegistry, OrchestrationRegistry) {

@@ -115,7 +115,7 @@ impl Client {
             }));
         }
         check_filter(filter)?;
-        Ok(self.store.list_instances_page(filter, &PageRequest { order, limit, after }).await?)
+        Ok(self.calls.list_instances_page(filter, &PageRequest { order, limit, after }).await?)
     }
 
     /// How many instances `filter` selects.
@@ -127,7 +127,7 @@ impl Client {
     )]
     pub async fn count_instances(&self, filter: &InstanceFilter) -> Result<u64, ClientError> {
         check_filter(filter)?;
-        Ok(self.store.count_instances(filter).await?)
+        Ok(self.calls.count_instances(filter).await?)
     }
 
     /// How many instances `filter` selects, per state (states with none left out).
@@ -142,7 +142,7 @@ impl Client {
         filter: &InstanceFilter,
     ) -> Result<Vec<StateCount>, ClientError> {
         check_filter(filter)?;
-        Ok(self.store.count_instances_by_state(filter).await?)
+        Ok(self.calls.count_instances_by_state(filter).await?)
     }
 
     /// Everything stored about an instance: record, executions, pending activities (with
@@ -150,7 +150,7 @@ impl Client {
     #[tracing::instrument(name = "duroxide.client", level = "info", skip_all, fields(operation = "describe_instance", instance = %instance))]
     pub async fn describe_instance(&self, instance: &str) -> Result<InstanceDescription, ClientError> {
         Self::check_id("instance id", instance, MAX_INSTANCE_ID_BYTES)?;
-        self.store
+        self.calls
             .describe_instance(instance)
             .await?
             .ok_or_else(|| ClientError::NotFound(instance.to_string()))
@@ -173,7 +173,7 @@ impl Client {
             )));
         }
         self.check_execution(instance, execution_id).await?;
-        Ok(self.store.read_history_page(instance, execution_id, after_event_id, limit).await?)
+        Ok(self.calls.read_history_page(instance, execution_id, after_event_id, limit).await?)
     }
 
     /// The whole history of one execution (`None`: the current one), read a page at a
@@ -215,8 +215,8 @@ impl Client {
     /// no such execution.
     async fn check_execution(&self, instance: &str, execution_id: Option<u64>) -> Result<(), ClientError> {
         let Some(e) = execution_id else { return Ok(()) };
-        let executions = self.store.list_executions(instance).await?;
-        if executions.is_empty() && self.store.get_instance(instance).await?.is_none() {
+        let executions = self.calls.list_executions(instance).await?;
+        if executions.is_empty() && self.calls.get_instance(instance).await?.is_none() {
             return Err(ClientError::NotFound(instance.to_string()));
         }
         if !executions.iter().any(|x| x.execution_id == e) {
@@ -232,7 +232,7 @@ impl Client {
     #[tracing::instrument(name = "duroxide.client", level = "info", skip_all, fields(operation = "delete_instance", instance = %instance))]
     pub async fn delete_instance(&self, instance: &str, force: bool) -> Result<Vec<String>, ClientError> {
         Self::check_id("instance id", instance, MAX_INSTANCE_ID_BYTES)?;
-        Ok(self.store.delete_instance(instance, force).await?)
+        Ok(self.calls.delete_instance(instance, force).await?)
     }
 
     /// Removes finished instances in bounded batches (each its own short transaction) and
@@ -254,7 +254,7 @@ impl Client {
                 return Ok(deleted);
             }
             let max = remaining.map_or(what.batch_size, |r| r.min(u64::from(what.batch_size)) as u32);
-            let batch = self.store.delete_instances(&what.filter, after.as_ref(), max).await?;
+            let batch = self.calls.delete_instances(&what.filter, after.as_ref(), max).await?;
             deleted += batch.deleted;
             match batch.next {
                 Some(next) => after = Some(next),
@@ -283,7 +283,7 @@ impl Client {
     pub async fn prune_executions(&self, instance: &str, options: &PruneOptions) -> Result<u64, ClientError> {
         Self::check_id("instance id", instance, MAX_INSTANCE_ID_BYTES)?;
         check_prune(options)?;
-        Ok(self.store.prune_executions(instance, options).await?)
+        Ok(self.calls.prune_executions(instance, options).await?)
     }
 
     /// [`prune_executions`](Self::prune_executions) on every instance `filter` selects;
@@ -307,7 +307,7 @@ impl Client {
                 self.list_instances_page(filter, ListOrder::OldestFirst, 500, cursor.as_deref()).await?;
             for r in &page.instances {
                 if r.execution_id > 1 {
-                    match self.store.prune_executions(&r.instance, options).await {
+                    match self.calls.prune_executions(&r.instance, options).await {
                         Ok(n) => pruned += n,
                         // Deleted since the page was read: nothing to prune.
                         Err(crate::provider::ProviderError::InstanceNotFound(_)) => {}
@@ -332,7 +332,7 @@ impl Client {
     pub async fn terminate_instance(&self, instance: &str, reason: &str) -> Result<Vec<String>, ClientError> {
         Self::check_id("instance id", instance, MAX_INSTANCE_ID_BYTES)?;
         self.check_payload("termination reason", reason)?;
-        match self.store.terminate_instance(instance, reason).await? {
+        match self.calls.terminate_instance(instance, reason).await? {
             TerminateOutcome::Terminated(ids) => Ok(ids),
             TerminateOutcome::AlreadyFinished(_) => {
                 let status = self.get_orchestration_status(instance).await?;
@@ -355,7 +355,7 @@ impl Client {
         fields(operation = "store_summary")
     )]
     pub async fn store_summary(&self) -> Result<StoreSummary, ClientError> {
-        Ok(self.store.store_summary().await?)
+        Ok(self.calls.store_summary().await?)
     }
 }
 

@@ -234,10 +234,11 @@ impl From<ProviderError> for ClientError {
 /// ```
 #[derive(Clone)]
 pub struct Client {
-    /// The store, wrapped so that every call is timed and traced (`provider::instrumented`).
-    store: Arc<dyn Provider>,
     /// The store as given (`store()` returns it).
-    given: Arc<dyn Provider>,
+    store: Arc<dyn Provider>,
+    /// The same store, wrapped so that every call is timed and traced
+    /// (`provider::instrumented`); the client's calls go through it.
+    calls: Arc<dyn Provider>,
     max_payload_bytes: usize,
 }
 
@@ -251,8 +252,8 @@ impl Client {
     /// A client on `store` with the default payload limit.
     pub fn new(store: Arc<dyn Provider>) -> Self {
         Self {
-            store: Instrumented::wrap(store.clone()),
-            given: store,
+            calls: Instrumented::wrap(store.clone()),
+            store,
             max_payload_bytes: crate::DEFAULT_MAX_PAYLOAD_BYTES,
         }
     }
@@ -266,7 +267,7 @@ impl Client {
 
     /// The store this client uses.
     pub fn store(&self) -> &Arc<dyn Provider> {
-        &self.given
+        &self.store
     }
 
     fn check_payload(&self, what: impl Into<String>, payload: &str) -> Result<(), ClientError> {
@@ -340,7 +341,7 @@ impl Client {
         Self::check_id("instance id", instance, MAX_INSTANCE_ID_BYTES)?;
         Self::check_id("orchestration name", name, MAX_NAME_BYTES)?;
         self.check_payload(format!("input of instance '{instance}'"), &input)?;
-        match self.store.create_instance(instance, name, version, &input).await {
+        match self.calls.create_instance(instance, name, version, &input).await {
             Ok(()) => Ok(()),
             Err(ProviderError::InstanceExists(id)) => {
                 // A retry of a start whose write succeeded (its reply was lost) finds its own
@@ -358,13 +359,13 @@ impl Client {
     /// Whether the existing `instance` was started by a client with exactly this name,
     /// version and input (unreadable data counts as a different start).
     async fn same_start(&self, instance: &str, name: &str, version: Option<&str>, input: &str) -> bool {
-        let Ok(Some(record)) = self.store.get_instance(instance).await else { return false };
+        let Ok(Some(record)) = self.calls.get_instance(instance).await else { return false };
         if record.name != name || record.parent_instance.is_some() {
             return false;
         }
         if record.execution_id >= 1 {
             // Started: the first execution's start event holds what the client sent.
-            let Ok(history) = self.store.read_history(instance, Some(1)).await else { return false };
+            let Ok(history) = self.calls.read_history(instance, Some(1)).await else { return false };
             return match history.first().map(|e| &e.kind) {
                 Some(EventKind::OrchestrationStarted {
                     name: n, version: v, input: i, parent: None, ..
@@ -373,7 +374,7 @@ impl Client {
             };
         }
         // Not started yet: the start message is still queued.
-        let Ok(snapshot) = self.store.export_instance(instance).await else { return false };
+        let Ok(snapshot) = self.calls.export_instance(instance).await else { return false };
         snapshot.messages.iter().any(|m| {
             matches!(&m.message, OrchestratorMessage::StartOrchestration { name: n, version: v, input: i, parent: None }
                 if n == name && i == input && v.as_deref() == version)
@@ -411,7 +412,7 @@ impl Client {
         Self::check_id("event name", name, MAX_EVENT_NAME_BYTES)?;
         self.check_payload(format!("event '{name}' for instance '{instance}'"), &data)?;
         self.check_live(instance).await?;
-        self.store
+        self.calls
             .enqueue_message(OutboundMessage {
                 instance: instance.to_string(),
                 message: OrchestratorMessage::ExternalRaised { name: name.to_string(), data },
@@ -436,7 +437,7 @@ impl Client {
         Self::check_id("instance id", instance, MAX_INSTANCE_ID_BYTES)?;
         self.check_payload(format!("cancellation reason for instance '{instance}'"), &reason)?;
         self.check_live(instance).await?;
-        self.store
+        self.calls
             .enqueue_message(OutboundMessage {
                 instance: instance.to_string(),
                 message: OrchestratorMessage::CancelRequested { reason },
@@ -449,13 +450,13 @@ impl Client {
     /// The instance's status.
     #[tracing::instrument(name = "duroxide.client", level = "info", skip_all, fields(operation = "get_orchestration_status", instance = %instance))]
     pub async fn get_orchestration_status(&self, instance: &str) -> Result<OrchestrationStatus, ClientError> {
-        Ok(OrchestrationStatus::from_record(self.store.get_instance(instance).await?))
+        Ok(OrchestrationStatus::from_record(self.calls.get_instance(instance).await?))
     }
 
     /// Everything the store knows about the instance (versions, execution, notes).
     #[tracing::instrument(name = "duroxide.client", level = "info", skip_all, fields(operation = "get_instance_info", instance = %instance))]
     pub async fn get_instance_info(&self, instance: &str) -> Result<Option<InstanceRecord>, ClientError> {
-        Ok(self.store.get_instance(instance).await?)
+        Ok(self.calls.get_instance(instance).await?)
     }
 
     /// Waits until the instance finishes, returning its final status, or
@@ -469,7 +470,7 @@ impl Client {
     ) -> Result<OrchestrationStatus, ClientError> {
         let start = Instant::now();
         let deadline = start + timeout;
-        let mut finished = self.store.notifiers().map(|n| n.finished.subscribe());
+        let mut finished = self.calls.notifiers().map(|n| n.finished.subscribe());
         let mut poll = Duration::from_millis(5);
         loop {
             let status = self.get_orchestration_status(instance).await?;
@@ -522,13 +523,13 @@ impl Client {
         instance: &str,
         execution_id: Option<u64>,
     ) -> Result<Vec<Event>, ClientError> {
-        Ok(self.store.read_history(instance, execution_id).await?)
+        Ok(self.calls.read_history(instance, execution_id).await?)
     }
 
     /// All executions of an instance.
     #[tracing::instrument(name = "duroxide.client", level = "info", skip_all, fields(operation = "list_executions", instance = %instance))]
     pub async fn list_executions(&self, instance: &str) -> Result<Vec<ExecutionRecord>, ClientError> {
-        Ok(self.store.list_executions(instance).await?)
+        Ok(self.calls.list_executions(instance).await?)
     }
 
     /// Instance counts per (name, version, state): a version whose `Pending` and `Running`
@@ -540,7 +541,7 @@ impl Client {
         fields(operation = "count_instances_by_version")
     )]
     pub async fn count_instances_by_version(&self) -> Result<Vec<VersionCount>, ClientError> {
-        Ok(self.store.count_instances_by_version().await?)
+        Ok(self.calls.count_instances_by_version().await?)
     }
 
     /// Running and pending instances per (name, version): a version that is not listed has
@@ -573,6 +574,6 @@ impl Client {
         fields(operation = "list_instances")
     )]
     pub async fn list_instances(&self) -> Result<Vec<String>, ClientError> {
-        Ok(self.store.list_instances().await?)
+        Ok(self.calls.list_instances().await?)
     }
 }

@@ -327,7 +327,7 @@ mod tests {
     /// store promises, its batch calls and wake-ups included.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_wrapped_store_passes_the_conformance_suite() {
-        let factory: crate::provider::validation::Factory = Arc::new(|| wrapped());
+        let factory: crate::provider::validation::Factory = Arc::new(wrapped);
         let failures = crate::provider::validation::run_all(factory).await;
         assert!(failures.is_empty(), "{failures:#?}");
     }
