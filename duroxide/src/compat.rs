@@ -106,6 +106,7 @@ pub fn snapshot_from_history(instance: &str, history: Vec<Event>) -> Result<Inst
                         lock_token: String::new(),
                         attempt: 0,
                         session_claimed: false,
+                        visible_at_ms: 0,
                     })
                 }
                 EventKind::TimerCreated { fire_at_ms, .. } => messages.push(PendingMessage {

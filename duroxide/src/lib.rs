@@ -57,6 +57,11 @@
 //! [`OrchestrationError`]); [`testing`] runs orchestrations in tests and replays recorded
 //! histories against new code; [`transfer`] moves instances between stores; `compat` keeps
 //! the early history-store API; [`context`] keeps the contexts' original import path.
+//!
+//! Observability: the runtime records `duroxide_*` metrics through the `metrics` facade
+//! and opens `tracing` spans per turn, activity attempt, store call and client call
+//! (`docs/observability.md` lists them all); both cost nothing until a recorder or
+//! subscriber is installed.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

@@ -246,6 +246,7 @@ impl Checker {
                         lock_token: String::new(),
                         attempt: 0,
                         session_claimed: false,
+                        visible_at_ms: 0,
                     });
                 }
                 let commit = TurnCommit {

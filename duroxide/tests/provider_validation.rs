@@ -286,6 +286,7 @@ mod postgres_multi {
                     lock_token: String::new(),
                     attempt: 0,
                     session_claimed: false,
+                    visible_at_ms: 0,
                 }],
                 activity_lock_timeout: Duration::ZERO,
                 cancelled_activities: Vec::new(),

@@ -87,6 +87,12 @@ impl Client {
     /// }
     /// # Ok(()) }
     /// ```
+    #[tracing::instrument(
+        name = "duroxide.client",
+        level = "info",
+        skip_all,
+        fields(operation = "list_instances_page")
+    )]
     pub async fn list_instances_page(
         &self,
         filter: &InstanceFilter,
@@ -109,29 +115,42 @@ impl Client {
             }));
         }
         check_filter(filter)?;
-        Ok(self.store.list_instances_page(filter, &PageRequest { order, limit, after }).await?)
+        Ok(self.calls.list_instances_page(filter, &PageRequest { order, limit, after }).await?)
     }
 
     /// How many instances `filter` selects.
+    #[tracing::instrument(
+        name = "duroxide.client",
+        level = "info",
+        skip_all,
+        fields(operation = "count_instances")
+    )]
     pub async fn count_instances(&self, filter: &InstanceFilter) -> Result<u64, ClientError> {
         check_filter(filter)?;
-        Ok(self.store.count_instances(filter).await?)
+        Ok(self.calls.count_instances(filter).await?)
     }
 
     /// How many instances `filter` selects, per state (states with none left out).
+    #[tracing::instrument(
+        name = "duroxide.client",
+        level = "info",
+        skip_all,
+        fields(operation = "count_instances_by_state")
+    )]
     pub async fn count_instances_by_state(
         &self,
         filter: &InstanceFilter,
     ) -> Result<Vec<StateCount>, ClientError> {
         check_filter(filter)?;
-        Ok(self.store.count_instances_by_state(filter).await?)
+        Ok(self.calls.count_instances_by_state(filter).await?)
     }
 
     /// Everything stored about an instance: record, executions, pending activities (with
     /// who holds them), timers, queued messages and children.
+    #[tracing::instrument(name = "duroxide.client", level = "info", skip_all, fields(operation = "describe_instance", instance = %instance))]
     pub async fn describe_instance(&self, instance: &str) -> Result<InstanceDescription, ClientError> {
         Self::check_id("instance id", instance, MAX_INSTANCE_ID_BYTES)?;
-        self.store
+        self.calls
             .describe_instance(instance)
             .await?
             .ok_or_else(|| ClientError::NotFound(instance.to_string()))
@@ -139,6 +158,7 @@ impl Client {
 
     /// At most `limit` events of one execution (`None`: the current one) after
     /// `after_event_id` (0: from the start), for reading long histories a page at a time.
+    #[tracing::instrument(name = "duroxide.client", level = "info", skip_all, fields(operation = "read_history_page", instance = %instance))]
     pub async fn read_history_page(
         &self,
         instance: &str,
@@ -153,11 +173,12 @@ impl Client {
             )));
         }
         self.check_execution(instance, execution_id).await?;
-        Ok(self.store.read_history_page(instance, execution_id, after_event_id, limit).await?)
+        Ok(self.calls.read_history_page(instance, execution_id, after_event_id, limit).await?)
     }
 
     /// The whole history of one execution (`None`: the current one), read a page at a
     /// time, as the JSON [`crate::testing::replay_history_json`] accepts unchanged.
+    #[tracing::instrument(name = "duroxide.client", level = "info", skip_all, fields(operation = "export_history_json", instance = %instance))]
     pub async fn export_history_json(
         &self,
         instance: &str,
@@ -194,8 +215,8 @@ impl Client {
     /// no such execution.
     async fn check_execution(&self, instance: &str, execution_id: Option<u64>) -> Result<(), ClientError> {
         let Some(e) = execution_id else { return Ok(()) };
-        let executions = self.store.list_executions(instance).await?;
-        if executions.is_empty() && self.store.get_instance(instance).await?.is_none() {
+        let executions = self.calls.list_executions(instance).await?;
+        if executions.is_empty() && self.calls.get_instance(instance).await?.is_none() {
             return Err(ClientError::NotFound(instance.to_string()));
         }
         if !executions.iter().any(|x| x.execution_id == e) {
@@ -208,14 +229,21 @@ impl Client {
     /// them, atomically; returns the ids removed. An unfinished one is refused
     /// ([`ClientError::InstanceRunning`]) unless `force`, which removes it as it stands
     /// (a node running it loses its lock and writes nothing more).
+    #[tracing::instrument(name = "duroxide.client", level = "info", skip_all, fields(operation = "delete_instance", instance = %instance))]
     pub async fn delete_instance(&self, instance: &str, force: bool) -> Result<Vec<String>, ClientError> {
         Self::check_id("instance id", instance, MAX_INSTANCE_ID_BYTES)?;
-        Ok(self.store.delete_instance(instance, force).await?)
+        Ok(self.calls.delete_instance(instance, force).await?)
     }
 
     /// Removes finished instances in bounded batches (each its own short transaction) and
     /// returns how many were removed, sub-orchestrations included. Refuses an empty filter
     /// unless [`BulkDelete::all`], and a filter on unfinished states.
+    #[tracing::instrument(
+        name = "duroxide.client",
+        level = "info",
+        skip_all,
+        fields(operation = "delete_instances")
+    )]
     pub async fn delete_instances(&self, what: &BulkDelete) -> Result<u64, ClientError> {
         check_bulk_delete(what)?;
         let mut deleted = 0u64;
@@ -226,7 +254,7 @@ impl Client {
                 return Ok(deleted);
             }
             let max = remaining.map_or(what.batch_size, |r| r.min(u64::from(what.batch_size)) as u32);
-            let batch = self.store.delete_instances(&what.filter, after.as_ref(), max).await?;
+            let batch = self.calls.delete_instances(&what.filter, after.as_ref(), max).await?;
             deleted += batch.deleted;
             match batch.next {
                 Some(next) => after = Some(next),
@@ -237,6 +265,12 @@ impl Client {
 
     /// How many instances [`delete_instances`](Self::delete_instances) would select (its
     /// finished roots; sub-orchestrations go with them), for a dry run.
+    #[tracing::instrument(
+        name = "duroxide.client",
+        level = "info",
+        skip_all,
+        fields(operation = "count_deletable")
+    )]
     pub async fn count_deletable(&self, what: &BulkDelete) -> Result<u64, ClientError> {
         check_bulk_delete(what)?;
         let n = self.count_instances(&finished_only(&what.filter)).await?;
@@ -245,10 +279,11 @@ impl Client {
 
     /// Removes old executions of a continue-as-new instance, keeping the current one;
     /// returns how many were removed.
+    #[tracing::instrument(name = "duroxide.client", level = "info", skip_all, fields(operation = "prune_executions", instance = %instance))]
     pub async fn prune_executions(&self, instance: &str, options: &PruneOptions) -> Result<u64, ClientError> {
         Self::check_id("instance id", instance, MAX_INSTANCE_ID_BYTES)?;
         check_prune(options)?;
-        Ok(self.store.prune_executions(instance, options).await?)
+        Ok(self.calls.prune_executions(instance, options).await?)
     }
 
     /// How many executions [`prune_executions`](Self::prune_executions) would remove now,
@@ -290,6 +325,12 @@ impl Client {
 
     /// [`prune_executions`](Self::prune_executions) on every instance `filter` selects;
     /// returns how many executions were removed in all.
+    #[tracing::instrument(
+        name = "duroxide.client",
+        level = "info",
+        skip_all,
+        fields(operation = "prune_executions_where")
+    )]
     pub async fn prune_executions_where(
         &self,
         filter: &InstanceFilter,
@@ -303,7 +344,7 @@ impl Client {
                 self.list_instances_page(filter, ListOrder::OldestFirst, 500, cursor.as_deref()).await?;
             for r in &page.instances {
                 if r.execution_id > 1 {
-                    match self.store.prune_executions(&r.instance, options).await {
+                    match self.calls.prune_executions(&r.instance, options).await {
                         Ok(n) => pruned += n,
                         // Deleted since the page was read: nothing to prune.
                         Err(crate::provider::ProviderError::InstanceNotFound(_)) => {}
@@ -324,10 +365,11 @@ impl Client {
     /// told. Unlike [`cancel_instance`](Self::cancel_instance), the code gets no chance to
     /// clean up. Returns the ids terminated; a finished instance is refused with
     /// [`ClientError::InstanceFinished`].
+    #[tracing::instrument(name = "duroxide.client", level = "info", skip_all, fields(operation = "terminate_instance", instance = %instance))]
     pub async fn terminate_instance(&self, instance: &str, reason: &str) -> Result<Vec<String>, ClientError> {
         Self::check_id("instance id", instance, MAX_INSTANCE_ID_BYTES)?;
         self.check_payload("termination reason", reason)?;
-        match self.store.terminate_instance(instance, reason).await? {
+        match self.calls.terminate_instance(instance, reason).await? {
             TerminateOutcome::Terminated(ids) => Ok(ids),
             TerminateOutcome::AlreadyFinished(_) => {
                 let status = self.get_orchestration_status(instance).await?;
@@ -343,8 +385,14 @@ impl Client {
     }
 
     /// Instances per state and queue depths, for health checks.
+    #[tracing::instrument(
+        name = "duroxide.client",
+        level = "info",
+        skip_all,
+        fields(operation = "store_summary")
+    )]
     pub async fn store_summary(&self) -> Result<StoreSummary, ClientError> {
-        Ok(self.store.store_summary().await?)
+        Ok(self.calls.store_summary().await?)
     }
 }
 

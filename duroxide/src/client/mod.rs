@@ -14,6 +14,7 @@ pub use management::{BulkDelete, MAX_HISTORY_PAGE, MAX_PAGE_SIZE};
 
 use crate::history::EventKind;
 use crate::history::{ErrorCategory, ErrorDetails, Event};
+use crate::provider::instrumented::Instrumented;
 use crate::provider::{
     ExecutionRecord, IdentifierProblem, InstanceRecord, InstanceState, MAX_EVENT_NAME_BYTES,
     MAX_INSTANCE_ID_BYTES, MAX_NAME_BYTES, OrchestratorMessage, OutboundMessage, Provider, ProviderError,
@@ -233,7 +234,11 @@ impl From<ProviderError> for ClientError {
 /// ```
 #[derive(Clone)]
 pub struct Client {
+    /// The store as given (`store()` returns it).
     store: Arc<dyn Provider>,
+    /// The same store, wrapped so that every call is timed and traced
+    /// (`provider::instrumented`); the client's calls go through it.
+    calls: Arc<dyn Provider>,
     max_payload_bytes: usize,
 }
 
@@ -246,7 +251,11 @@ impl std::fmt::Debug for Client {
 impl Client {
     /// A client on `store` with the default payload limit.
     pub fn new(store: Arc<dyn Provider>) -> Self {
-        Self { store, max_payload_bytes: crate::DEFAULT_MAX_PAYLOAD_BYTES }
+        Self {
+            calls: Instrumented::wrap(store.clone()),
+            store,
+            max_payload_bytes: crate::DEFAULT_MAX_PAYLOAD_BYTES,
+        }
     }
 
     /// Sets the largest input or event payload this client accepts (keep it equal to the
@@ -297,6 +306,7 @@ impl Client {
     /// The instance id must be 1 to [`MAX_INSTANCE_ID_BYTES`] bytes and the name 1 to
     /// [`MAX_NAME_BYTES`] bytes, without control characters ([`ClientError::TooLong`],
     /// [`ClientError::InvalidArgument`]).
+    #[tracing::instrument(name = "duroxide.client", level = "info", skip_all, fields(operation = "start_orchestration", instance = %instance))]
     pub async fn start_orchestration(
         &self,
         instance: &str,
@@ -309,6 +319,7 @@ impl Client {
     /// Starts a new instance pinned to `version` (idempotent as
     /// [`start_orchestration`](Self::start_orchestration) is: a repeated start matches when
     /// the instance runs `version`).
+    #[tracing::instrument(name = "duroxide.client", level = "info", skip_all, fields(operation = "start_orchestration_versioned", instance = %instance))]
     pub async fn start_orchestration_versioned(
         &self,
         instance: &str,
@@ -330,7 +341,7 @@ impl Client {
         Self::check_id("instance id", instance, MAX_INSTANCE_ID_BYTES)?;
         Self::check_id("orchestration name", name, MAX_NAME_BYTES)?;
         self.check_payload(format!("input of instance '{instance}'"), &input)?;
-        match self.store.create_instance(instance, name, version, &input).await {
+        match self.calls.create_instance(instance, name, version, &input).await {
             Ok(()) => Ok(()),
             Err(ProviderError::InstanceExists(id)) => {
                 // A retry of a start whose write succeeded (its reply was lost) finds its own
@@ -348,13 +359,13 @@ impl Client {
     /// Whether the existing `instance` was started by a client with exactly this name,
     /// version and input (unreadable data counts as a different start).
     async fn same_start(&self, instance: &str, name: &str, version: Option<&str>, input: &str) -> bool {
-        let Ok(Some(record)) = self.store.get_instance(instance).await else { return false };
+        let Ok(Some(record)) = self.calls.get_instance(instance).await else { return false };
         if record.name != name || record.parent_instance.is_some() {
             return false;
         }
         if record.execution_id >= 1 {
             // Started: the first execution's start event holds what the client sent.
-            let Ok(history) = self.store.read_history(instance, Some(1)).await else { return false };
+            let Ok(history) = self.calls.read_history(instance, Some(1)).await else { return false };
             return match history.first().map(|e| &e.kind) {
                 Some(EventKind::OrchestrationStarted {
                     name: n, version: v, input: i, parent: None, ..
@@ -363,7 +374,7 @@ impl Client {
             };
         }
         // Not started yet: the start message is still queued.
-        let Ok(snapshot) = self.store.export_instance(instance).await else { return false };
+        let Ok(snapshot) = self.calls.export_instance(instance).await else { return false };
         snapshot.messages.iter().any(|m| {
             matches!(&m.message, OrchestratorMessage::StartOrchestration { name: n, version: v, input: i, parent: None }
                 if n == name && i == input && v.as_deref() == version)
@@ -389,6 +400,7 @@ impl Client {
     /// Fails with [`ClientError::NotFound`] for an unknown instance and
     /// [`ClientError::InstanceFinished`] for one that has finished (nothing would ever read
     /// the event). An instance that finishes while the event is being raised drops it.
+    #[tracing::instrument(name = "duroxide.client", level = "info", skip_all, fields(operation = "raise_event", instance = %instance))]
     pub async fn raise_event(
         &self,
         instance: &str,
@@ -400,7 +412,7 @@ impl Client {
         Self::check_id("event name", name, MAX_EVENT_NAME_BYTES)?;
         self.check_payload(format!("event '{name}' for instance '{instance}'"), &data)?;
         self.check_live(instance).await?;
-        self.store
+        self.calls
             .enqueue_message(OutboundMessage {
                 instance: instance.to_string(),
                 message: OrchestratorMessage::ExternalRaised { name: name.to_string(), data },
@@ -415,6 +427,7 @@ impl Client {
     ///
     /// Fails with [`ClientError::NotFound`] for an unknown instance and
     /// [`ClientError::InstanceFinished`] for one that has already finished.
+    #[tracing::instrument(name = "duroxide.client", level = "info", skip_all, fields(operation = "cancel_instance", instance = %instance))]
     pub async fn cancel_instance(
         &self,
         instance: &str,
@@ -424,7 +437,7 @@ impl Client {
         Self::check_id("instance id", instance, MAX_INSTANCE_ID_BYTES)?;
         self.check_payload(format!("cancellation reason for instance '{instance}'"), &reason)?;
         self.check_live(instance).await?;
-        self.store
+        self.calls
             .enqueue_message(OutboundMessage {
                 instance: instance.to_string(),
                 message: OrchestratorMessage::CancelRequested { reason },
@@ -435,18 +448,21 @@ impl Client {
     }
 
     /// The instance's status.
+    #[tracing::instrument(name = "duroxide.client", level = "info", skip_all, fields(operation = "get_orchestration_status", instance = %instance))]
     pub async fn get_orchestration_status(&self, instance: &str) -> Result<OrchestrationStatus, ClientError> {
-        Ok(OrchestrationStatus::from_record(self.store.get_instance(instance).await?))
+        Ok(OrchestrationStatus::from_record(self.calls.get_instance(instance).await?))
     }
 
     /// Everything the store knows about the instance (versions, execution, notes).
+    #[tracing::instrument(name = "duroxide.client", level = "info", skip_all, fields(operation = "get_instance_info", instance = %instance))]
     pub async fn get_instance_info(&self, instance: &str) -> Result<Option<InstanceRecord>, ClientError> {
-        Ok(self.store.get_instance(instance).await?)
+        Ok(self.calls.get_instance(instance).await?)
     }
 
     /// Waits until the instance finishes, returning its final status, or
     /// [`ClientError::Timeout`]. Returns as soon as the instance ends when the runtime
     /// shares this process; otherwise it polls.
+    #[tracing::instrument(name = "duroxide.client", level = "info", skip_all, fields(operation = "wait_for_orchestration", instance = %instance))]
     pub async fn wait_for_orchestration(
         &self,
         instance: &str,
@@ -454,7 +470,7 @@ impl Client {
     ) -> Result<OrchestrationStatus, ClientError> {
         let start = Instant::now();
         let deadline = start + timeout;
-        let mut finished = self.store.notifiers().map(|n| n.finished.subscribe());
+        let mut finished = self.calls.notifiers().map(|n| n.finished.subscribe());
         let mut poll = Duration::from_millis(5);
         loop {
             let status = self.get_orchestration_status(instance).await?;
@@ -501,27 +517,41 @@ impl Client {
     }
 
     /// History of an execution (`None`: the current one).
+    #[tracing::instrument(name = "duroxide.client", level = "info", skip_all, fields(operation = "read_execution_history", instance = %instance))]
     pub async fn read_execution_history(
         &self,
         instance: &str,
         execution_id: Option<u64>,
     ) -> Result<Vec<Event>, ClientError> {
-        Ok(self.store.read_history(instance, execution_id).await?)
+        Ok(self.calls.read_history(instance, execution_id).await?)
     }
 
     /// All executions of an instance.
+    #[tracing::instrument(name = "duroxide.client", level = "info", skip_all, fields(operation = "list_executions", instance = %instance))]
     pub async fn list_executions(&self, instance: &str) -> Result<Vec<ExecutionRecord>, ClientError> {
-        Ok(self.store.list_executions(instance).await?)
+        Ok(self.calls.list_executions(instance).await?)
     }
 
     /// Instance counts per (name, version, state): a version whose `Pending` and `Running`
     /// counts are zero can be removed from the registries.
+    #[tracing::instrument(
+        name = "duroxide.client",
+        level = "info",
+        skip_all,
+        fields(operation = "count_instances_by_version")
+    )]
     pub async fn count_instances_by_version(&self) -> Result<Vec<VersionCount>, ClientError> {
-        Ok(self.store.count_instances_by_version().await?)
+        Ok(self.calls.count_instances_by_version().await?)
     }
 
     /// Running and pending instances per (name, version): a version that is not listed has
     /// no unfinished instance left and can be removed from the registries.
+    #[tracing::instrument(
+        name = "duroxide.client",
+        level = "info",
+        skip_all,
+        fields(operation = "list_running_versions")
+    )]
     pub async fn list_running_versions(&self) -> Result<Vec<RunningVersion>, ClientError> {
         let mut out: Vec<RunningVersion> = Vec::new();
         for c in self.count_instances_by_version().await? {
@@ -537,7 +567,13 @@ impl Client {
     }
 
     /// All instance ids.
+    #[tracing::instrument(
+        name = "duroxide.client",
+        level = "info",
+        skip_all,
+        fields(operation = "list_instances")
+    )]
     pub async fn list_instances(&self) -> Result<Vec<String>, ClientError> {
-        Ok(self.store.list_instances().await?)
+        Ok(self.calls.list_instances().await?)
     }
 }

@@ -40,9 +40,11 @@ pub enum ErrorCategory {
     Terminated,
 }
 
-impl fmt::Display for ErrorCategory {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl ErrorCategory {
+    /// The category's name as [`Display`](fmt::Display) prints it (`"application"`,
+    /// `"corrupt history"`, ...); also the `error_kind` label of the metrics.
+    pub fn as_str(&self) -> &'static str {
+        match self {
             ErrorCategory::Application => "application",
             ErrorCategory::Configuration => "configuration",
             ErrorCategory::Infrastructure => "infrastructure",
@@ -53,7 +55,13 @@ impl fmt::Display for ErrorCategory {
             ErrorCategory::HistoryLimit => "history limit",
             ErrorCategory::PayloadTooLarge => "payload too large",
             ErrorCategory::Terminated => "terminated",
-        })
+        }
+    }
+}
+
+impl fmt::Display for ErrorCategory {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

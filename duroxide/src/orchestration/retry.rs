@@ -179,6 +179,13 @@ impl OrchestrationContext {
                     "activity '{name}' attempt {attempt} failed: {}; retrying",
                     err.message
                 ));
+                // Counted once, like the log line: not again when the decision is replayed.
+                if !ctx.is_replaying() {
+                    crate::runtime::metrics::activity_retried(
+                        &name,
+                        crate::runtime::metrics::RetryReason::Policy,
+                    );
+                }
                 let wait = policy.backoff.delay(attempt);
                 if !wait.is_zero() {
                     ctx.timer_at(loc, wait).await;

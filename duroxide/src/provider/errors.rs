@@ -40,6 +40,23 @@ pub enum ProviderError {
 }
 
 impl ProviderError {
+    /// A short constant naming the kind of error (`"lock_lost"`, `"storage"`, ...), the
+    /// `error` label of the store metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ProviderError::InstanceExists(_) => "instance_exists",
+            ProviderError::InstanceNotFound(_) => "instance_not_found",
+            ProviderError::InstanceRunning(_) => "instance_running",
+            ProviderError::LockLost(_) => "lock_lost",
+            ProviderError::Cancelled => "cancelled",
+            ProviderError::Corrupt(_) => "corrupt",
+            ProviderError::Storage(_) => "storage",
+            ProviderError::Migration(_) => "migration",
+            ProviderError::Configuration(_) => "configuration",
+            ProviderError::InvalidInput(_) => "invalid_input",
+        }
+    }
+
     /// True for errors that may go away when retried.
     pub fn is_retryable(&self) -> bool {
         matches!(self, ProviderError::Storage(_))

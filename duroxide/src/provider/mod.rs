@@ -10,13 +10,15 @@
 //! This file holds the trait only. The data it moves lives in `types` (records, items,
 //! commits, filters, snapshots) and `messages` (queue messages), its error in `errors`,
 //! in-process wake-ups in `notifiers` and the shared identifier limits in `limits`; all of
-//! them are re-exported here, so `duroxide::provider::X` names every one.
+//! them are re-exported here, so `duroxide::provider::X` names every one. `instrumented`
+//! holds the wrapper that times and traces every call of the runtime and the client.
 //!
 //! Implementations: [`sqlite`] (the embedded default) and `postgres` (feature `postgres`,
 //! for many processes on one database). The conformance suite every provider must pass is
 //! `validation` (feature `provider-test`); see `docs/providers.md`.
 
 mod errors;
+pub(crate) mod instrumented;
 mod limits;
 mod management;
 mod messages;
@@ -71,6 +73,7 @@ use std::time::Duration;
 /// | Batch completion | [`complete_work_items`](Self::complete_work_items) | `complete_work_item` once per item, in order |
 /// | Complete and hand over the lock | [`complete_work_items_and_lock`](Self::complete_work_items_and_lock) | `complete_work_items`, locks no instance |
 /// | In-process wake-ups | [`notifiers`](Self::notifiers) | `None`: dispatchers poll |
+/// | Kind, for metrics and spans | [`kind`](Self::kind) | `"other"` |
 ///
 /// Each default calls the next simpler capability rather than the required method
 /// directly, so a store that overrides, say, only the cached fetch gets caching in batch
@@ -352,5 +355,12 @@ pub trait Provider: Send + Sync + 'static {
     /// In-process wake-ups; `None` means dispatchers must poll.
     fn notifiers(&self) -> Option<Arc<Notifiers>> {
         None
+    }
+
+    /// What kind of store this is, as the `store` label of metrics and the `store` field of
+    /// spans (`"sqlite"`, `"postgres"`). A short constant: it is a label value, so it must
+    /// not vary per instance or per process. A wrapper returns its inner store's kind.
+    fn kind(&self) -> &'static str {
+        "other"
     }
 }

@@ -152,6 +152,11 @@ pub struct ActivityWorkItem {
     /// or a takeover from a worker whose lease expired).
     #[serde(default)]
     pub session_claimed: bool,
+    /// When the item became runnable, ms since the epoch: when its turn scheduled it, or
+    /// when a retry delay ended (0: not known). Fetches fill it in (it starts the
+    /// schedule-to-start time of the metrics); stores ignore it on enqueue and export.
+    #[serde(default)]
+    pub visible_at_ms: u64,
 }
 
 /// Who is fetching activity work, for session affinity.

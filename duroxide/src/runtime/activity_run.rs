@@ -8,18 +8,48 @@ use super::Inner;
 use super::backoff::retry_delay;
 use super::completions::enqueue_completion;
 use super::lock_renewal::{AbortOnDrop, HeldActivity};
+use super::metrics::{self, ActivityEnd, InFlight, RetryReason};
 use super::sessions::session_state_for;
 use crate::context::ActivityContext;
-use crate::history::ErrorDetails;
+use crate::history::{ErrorCategory, ErrorDetails};
 use crate::provider::{ActivityWorkItem, OrchestratorMessage, ProviderError};
 use crate::registry::ActivityHandler;
 use crate::replay::panic_message;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tracing::Instrument;
 
-pub(super) async fn run_activity(inner: &Arc<Inner>, held: HeldActivity) {
+/// Runs one activity attempt in its `duroxide.activity` span: a child of the turn that
+/// handed it over on this node, otherwise a root carrying the same `instance` and
+/// `execution` fields as the turn spans.
+pub(super) async fn run_activity(inner: &Arc<Inner>, mut held: HeldActivity) {
+    let item = &held.item;
+    let parent = held.parent.take();
+    let span = tracing::info_span!(
+        parent: parent.as_ref().and_then(|p| p.id()),
+        "duroxide.activity",
+        instance = %item.instance,
+        execution = item.execution_id,
+        event_id = item.event_id,
+        activity = %item.name,
+        attempt = item.attempt,
+        session = item.session_id.as_deref(),
+        outcome = tracing::field::Empty,
+    );
+    drop(parent); // the activity's span holds its parent from here on
+    attempt(inner, held).instrument(span).await
+}
+
+async fn attempt(inner: &Arc<Inner>, held: HeldActivity) {
     let opts = &inner.options;
     let item = held.item.clone();
+    let span = tracing::Span::current();
+    if item.attempt > 1 {
+        metrics::activity_retried(&item.name, RetryReason::Redelivery);
+    }
     let message = if item.attempt > opts.max_attempts {
+        span.record("outcome", "poison");
+        metrics::activity_failed(&item.name, ErrorCategory::Poison);
         failed(
             &item,
             ErrorDetails::poison(format!(
@@ -34,6 +64,7 @@ pub(super) async fn run_activity(inner: &Arc<Inner>, held: HeldActivity) {
             None => return,
         }
     } else {
+        span.record("outcome", "not_registered");
         tracing::warn!(activity = %item.name, "activity not registered on this node; leaving it for another node");
         let _ = inner.store.abandon_work_item(&item.lock_token, Some(retry_delay(item.attempt, opts))).await;
         return;
@@ -66,16 +97,25 @@ async fn invoke(
         session_state: session_state_for(inner, &item),
         worker_id: inner.worker.worker_id.clone(),
     };
+    if item.visible_at_ms > 0 {
+        let waited = Duration::from_millis(crate::now_ms().saturating_sub(item.visible_at_ms));
+        metrics::activity_started(&item.name, waited);
+    }
+    let _in_flight = InFlight::activity();
+    let started = Instant::now();
     // Both the activity and its lock renewal die with this task (shutdown timeout,
     // runtime dropped): an orphaned renewal would keep the lock alive forever and no
-    // other worker could retry.
-    let mut run = AbortOnDrop(tokio::spawn(handler.invoke(ctx, item.input.clone())));
+    // other worker could retry. The handler runs in the attempt's span, so its
+    // `ctx.trace_*` events belong to it.
+    let call = handler.invoke(ctx, item.input.clone()).instrument(tracing::Span::current());
+    let mut run = AbortOnDrop(tokio::spawn(call));
     let outcome = (&mut run.0).await;
     if let Some(ProviderError::LockLost(_)) = held.finish().await {
         tracing::warn!(activity = %item.name, instance = %item.instance, "activity lock lost; result dropped, another worker retries");
+        ended(&item, ActivityEnd::LockLost, started);
         return None;
     }
-    Some(match outcome {
+    let message = match outcome {
         Ok(Ok(output)) if output.len() > opts.max_payload_bytes => failed(
             &item,
             ErrorDetails::payload_too_large(format!(
@@ -96,5 +136,17 @@ async fn invoke(
             failed(&item, ErrorDetails::application(format!("activity '{}' panicked: {msg}", item.name)))
         }
         Err(_) => return None, // aborted by shutdown: the lock expires and the work is retried
-    })
+    };
+    let end = match &message {
+        OrchestratorMessage::ActivityFailed { details, .. } => ActivityEnd::Failed(details.category),
+        _ => ActivityEnd::Completed,
+    };
+    ended(&item, end, started);
+    Some(message)
+}
+
+/// Records how an attempt that ran ended, in its span and its metrics.
+fn ended(item: &ActivityWorkItem, end: ActivityEnd, started: Instant) {
+    tracing::Span::current().record("outcome", end.as_str());
+    metrics::activity_finished(&item.name, end, started.elapsed());
 }

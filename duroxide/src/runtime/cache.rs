@@ -26,6 +26,11 @@ pub(super) struct InstanceCache {
 }
 
 impl InstanceCache {
+    /// Live orchestrations held now.
+    pub(super) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
     pub(super) fn peek(&self, instance: &str) -> Option<&CachedInstance> {
         self.entries.get(instance).map(|(_, c)| c)
     }

@@ -6,6 +6,7 @@
 
 use super::Inner;
 use super::backoff::retry_delay;
+use super::metrics::{self, Ending};
 use super::turn_commit::{bare_commit, update_from};
 use crate::history::{ErrorDetails, Event, EventKind, ParentLink};
 use crate::provider::{
@@ -60,6 +61,7 @@ pub(super) async fn commit_or_fail(inner: &Inner, item: &OrchestrationItem, comm
 /// Fails the instance without running its code (poison, corrupt history).
 pub(super) async fn fail_without_replay(inner: &Inner, item: &OrchestrationItem, details: ErrorDetails) {
     tracing::error!(instance = %item.instance, error = %details, "instance failed");
+    let category = details.category;
     let name = item.record.name.clone();
     let version = item.record.version.clone().unwrap_or_else(|| "0.0.0".into());
     let exec = item.record.execution_id.max(1);
@@ -95,8 +97,10 @@ pub(super) async fn fail_without_replay(inner: &Inner, item: &OrchestrationItem,
         });
     }
     let commit = TurnCommit { new_events, messages, ..bare_commit(exec, update) };
+    let ended = Ending::Failed(category);
+    tracing::Span::current().record("outcome", ended.as_str());
     match inner.store.commit_turn(&item.lock_token, commit.clone()).await {
-        Ok(()) => {}
+        Ok(()) => metrics::execution_ended(&name, &version, ended),
         Err(ProviderError::LockLost(msg)) => {
             tracing::warn!(instance = %item.instance, "failing the instance was discarded, lock lost: {msg}");
         }
@@ -106,7 +110,9 @@ pub(super) async fn fail_without_replay(inner: &Inner, item: &OrchestrationItem,
             // still ends, visibly, instead of failing the same commit forever.
             tracing::error!(instance = %item.instance, error = %e, "recording the failure in history failed; recording it on the instance only");
             let bare = TurnCommit { new_events: Vec::new(), ..commit };
-            commit_or_abandon(inner, item, bare).await;
+            if commit_or_abandon(inner, item, bare).await {
+                metrics::execution_ended(&name, &version, ended);
+            }
         }
     }
 }

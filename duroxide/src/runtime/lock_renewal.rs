@@ -70,6 +70,10 @@ pub(super) struct HeldActivity {
     pub(super) cancel: CancellationToken,
     /// The renewal task; it ends only when the lock is lost or the activity cancelled.
     renewal: AbortOnDrop<Option<ProviderError>>,
+    /// The span of the turn that handed this activity over, the parent of the activity's
+    /// span (`None` for an activity fetched from the store). Held, so the turn's span stays
+    /// open until the activity's span exists.
+    pub(super) parent: Option<tracing::Span>,
 }
 
 impl HeldActivity {
@@ -82,7 +86,13 @@ impl HeldActivity {
             inner.options.activity_lock_timeout,
             cancel.clone(),
         )));
-        HeldActivity { item, cancel, renewal }
+        HeldActivity { item, cancel, renewal, parent: None }
+    }
+
+    /// Makes `turn`, the span of the turn that scheduled the activity, its span's parent.
+    pub(super) fn with_parent(mut self, turn: tracing::Span) -> Self {
+        self.parent = Some(turn);
+        self
     }
 
     /// Stops renewing and gives the item back (to release its lock).

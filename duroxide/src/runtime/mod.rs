@@ -13,7 +13,8 @@
 //! engines); `activity_dispatcher` takes activities, `activity_run` runs one, `completions`
 //! commits results and locks the next turns, `lock_renewal` keeps locks; `backlog` is the
 //! queue of items locked for this node, `sessions` and `versions` hold the background loops,
-//! `shutdown` and `backoff` the waits, `options` the settings.
+//! `shutdown` and `backoff` the waits, `options` the settings; `metrics` names and records
+//! every metric, `queue_metrics` samples the store's queue depths.
 
 mod activity_dispatcher;
 mod activity_run;
@@ -23,8 +24,10 @@ mod cache;
 mod completions;
 mod failure;
 mod lock_renewal;
+pub(crate) mod metrics;
 mod options;
 mod orchestration_dispatcher;
+mod queue_metrics;
 mod sessions;
 mod shutdown;
 mod turn;
@@ -34,12 +37,14 @@ mod versions;
 pub use options::RuntimeOptions;
 
 use crate::context::SessionState;
+use crate::provider::instrumented::Instrumented;
 use crate::provider::{Attempt, FetchFilter, Notifiers, Provider, WorkerIdentity};
 use crate::registry::{ActivityRegistry, OrchestrationRegistry};
 use activity_dispatcher::{EagerActivities, worker_loop};
 use cache::InstanceCache;
 use completions::PendingCompletions;
 use orchestration_dispatcher::{ReadyTurn, ReadyTurns, orchestration_loop};
+use queue_metrics::queue_metrics_loop;
 use sessions::session_heartbeat_loop;
 use shutdown::ShutdownSignal;
 use std::collections::HashMap;
@@ -51,6 +56,7 @@ use versions::{blocked_scan_loop, warn_about_missing_versions};
 /// What the runtime's tasks share: the store, the registries, the settings, and the
 /// node's in-memory state (sessions, cache, backlogs, completions in flight).
 struct Inner {
+    /// The store, wrapped so that every call is timed and traced (`provider::instrumented`).
     store: Arc<dyn Provider>,
     activities: Arc<ActivityRegistry>,
     orchestrations: Arc<OrchestrationRegistry>,
@@ -79,6 +85,8 @@ struct Inner {
 /// lost). Call [`shutdown`](Self::shutdown) to let in-flight work finish first.
 pub struct Runtime {
     inner: Arc<Inner>,
+    /// The store as given (`store()` returns it; `inner.store` wraps it).
+    given: Arc<dyn Provider>,
     /// Stops every loop of this node (see `Shutdown`).
     shutdown: ShutdownSignal,
     tasks: Mutex<Vec<JoinHandle<()>>>,
@@ -112,9 +120,11 @@ impl Runtime {
             orchestrations: None,
             duroxide_versions: options.supported_replay_versions.clone(),
         };
+        metrics::describe();
+        let given = store.clone();
         let inner = Arc::new(Inner {
             notifiers: store.notifiers(),
-            store,
+            store: Instrumented::wrap(store),
             activities: activities.into(),
             orchestrations,
             worker: WorkerIdentity {
@@ -137,18 +147,21 @@ impl Runtime {
         let mut tasks = Vec::new();
         tasks.push(tokio::spawn(blocked_scan_loop(inner.clone(), shutdown.subscribe())));
         tasks.push(tokio::spawn(session_heartbeat_loop(inner.clone(), shutdown.subscribe())));
+        if let Some(every) = inner.options.queue_metrics_interval {
+            tasks.push(tokio::spawn(queue_metrics_loop(inner.clone(), every, shutdown.subscribe())));
+        }
         for _ in 0..inner.options.orchestration_concurrency.max(1) {
             tasks.push(tokio::spawn(orchestration_loop(inner.clone(), shutdown.subscribe())));
         }
         for _ in 0..inner.options.worker_concurrency.max(1) {
             tasks.push(tokio::spawn(worker_loop(inner.clone(), shutdown.subscribe())));
         }
-        Runtime { inner, shutdown, tasks: Mutex::new(tasks) }
+        Runtime { inner, given, shutdown, tasks: Mutex::new(tasks) }
     }
 
     /// The store this runtime uses.
     pub fn store(&self) -> Arc<dyn Provider> {
-        self.inner.store.clone()
+        self.given.clone()
     }
 
     /// Stops fetching new work and waits for in-flight turns and activities to finish,

@@ -59,6 +59,11 @@ pub struct RuntimeOptions {
     /// runaway loops and histories too long to replay cheaply. Orchestrations that loop for
     /// long call `continue_as_new`, which starts a new execution with an empty history.
     pub max_history_events: usize,
+    /// How often this node samples the store's queue depths and instance counts into the
+    /// `duroxide_queue_depth` and `duroxide_instances` gauges (one `store_summary` call
+    /// each time; `None`: never). With no metrics recorder installed the samples go
+    /// nowhere: set `None` to save the call.
+    pub queue_metrics_interval: Option<Duration>,
 }
 
 impl Default for RuntimeOptions {
@@ -78,6 +83,7 @@ impl Default for RuntimeOptions {
             max_sessions_per_worker: 64,
             instance_cache_size: 1024,
             max_history_events: crate::replay::DEFAULT_MAX_HISTORY_EVENTS,
+            queue_metrics_interval: Some(Duration::from_secs(10)),
         }
     }
 }

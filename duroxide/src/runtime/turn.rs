@@ -14,10 +14,13 @@ use super::failure::{
     retry_unreadable_history,
 };
 use super::lock_renewal::HeldActivity;
+use super::metrics::{self, Ending, InFlight, TurnSource};
 use super::turn_commit::{TurnTarget, bare_commit, commit_from_turn, update_from};
 use crate::history::{ErrorDetails, Event, EventKind};
 use crate::provider::{ActivityWorkItem, Attempt, OrchestrationItem, OrchestratorMessage, TurnCommit};
 use crate::replay::{ReplayEngine, TurnEnv, TurnResult, started_event};
+use std::time::Instant;
+use tracing::Instrument;
 
 /// The engine a turn runs, with the execution it replays.
 struct TurnEngine {
@@ -25,13 +28,37 @@ struct TurnEngine {
     version: String,
     execution_id: u64,
     engine: ReplayEngine,
+    /// Whether it came from the cache, from replaying the history, or is new.
+    source: TurnSource,
 }
 
 /// Runs one turn of a locked instance and commits it (or ends the item another way: a
-/// finished instance, poison, an unreadable history, a node that cannot run it).
+/// finished instance, poison, an unreadable history, a node that cannot run it), in the
+/// turn's `duroxide.turn` span: the orchestration's code and its `ctx.trace_*` events run
+/// inside it, and the activities it hands over to this node's workers are its children.
 pub(super) async fn run_turn(inner: &Inner, item: OrchestrationItem) {
+    let span = tracing::info_span!(
+        "duroxide.turn",
+        instance = %item.instance,
+        // A new execution gets id 1; a continued one's id is already on the record.
+        execution = item.record.execution_id.max(1),
+        orchestration = %item.record.name,
+        // Known once the execution runs (the first turn picks it; recorded then).
+        version = item.record.version.as_deref(),
+        source = tracing::field::Empty,
+        messages = item.messages.len(),
+        new_events = tracing::field::Empty,
+        outcome = tracing::field::Empty,
+    );
+    take_turn(inner, item, &span).instrument(span.clone()).await
+}
+
+async fn take_turn(inner: &Inner, item: OrchestrationItem, span: &tracing::Span) {
+    let started = Instant::now();
+    let _in_flight = InFlight::turn();
     let now = crate::now_ms();
     if item.record.state.is_terminal() {
+        span.record("outcome", "late_messages");
         consume_late_messages(inner, &item).await;
         return;
     }
@@ -40,6 +67,7 @@ pub(super) async fn run_turn(inner: &Inner, item: OrchestrationItem) {
         return;
     }
     if let Some(err) = &item.history_error {
+        span.record("outcome", "unreadable_history");
         retry_unreadable_history(inner, &item, err).await;
         return;
     }
@@ -50,9 +78,18 @@ pub(super) async fn run_turn(inner: &Inner, item: OrchestrationItem) {
             None => return,
         },
     };
-    let TurnEngine { name, version, execution_id: exec, mut engine } = prepared;
-    let result = run_engine(inner, &item, &mut engine, exec, now);
-    let finished = result.outcome.is_terminal();
+    let TurnEngine { name, version, execution_id: exec, mut engine, source } = prepared;
+    if inner.options.instance_cache_size > 0 && source != TurnSource::New {
+        metrics::cache_lookup(source == TurnSource::Cached);
+    }
+    if item.record.version.is_none() {
+        span.record("version", version.as_str());
+    }
+    span.record("source", source.as_str());
+    let result = run_engine(inner, &item, &mut engine, (&name, &version, exec), now);
+    let ending = Ending::of(&result.outcome);
+    span.record("new_events", result.new_events.len());
+    span.record("outcome", ending.map_or("pending", Ending::as_str));
     // The engine holds the execution's start event, also when the store skipped the history.
     let target = TurnTarget {
         instance: &item.instance,
@@ -63,13 +100,25 @@ pub(super) async fn run_turn(inner: &Inner, item: OrchestrationItem) {
     };
     let commit = commit_from_turn(&target, result, inner.options.activity_lock_timeout);
     let committed = commit_with_hand_over(inner, &item, commit).await;
-    if committed && !finished && inner.options.instance_cache_size > 0 {
-        let mut cache = inner.cache.lock().unwrap_or_else(|e| e.into_inner());
-        cache.put(
-            item.instance.clone(),
-            CachedInstance { execution_id: exec, history_rev: item.history_rev, engine },
-            inner.options.instance_cache_size,
-        );
+    if !committed {
+        return;
+    }
+    metrics::turn_committed(&name, &version, source, started.elapsed());
+    if source == TurnSource::New && item.record.execution_id == 0 {
+        metrics::orchestration_started(&name, &version);
+    }
+    match ending {
+        Some(ending) => metrics::execution_ended(&name, &version, ending),
+        None if inner.options.instance_cache_size > 0 => {
+            let mut cache = inner.cache.lock().unwrap_or_else(|e| e.into_inner());
+            cache.put(
+                item.instance.clone(),
+                CachedInstance { execution_id: exec, history_rev: item.history_rev, engine },
+                inner.options.instance_cache_size,
+            );
+            metrics::cache_size(cache.len());
+        }
+        None => {}
     }
 }
 
@@ -86,7 +135,15 @@ async fn consume_late_messages(inner: &Inner, item: &OrchestrationItem) {
 /// A stored history row changed or removed in place (corruption, a hand edit) raises the
 /// store's revision: the copy is then not trusted, and the history is read and checked.
 fn take_live_engine(inner: &Inner, item: &OrchestrationItem) -> Option<TurnEngine> {
-    let live = inner.cache.lock().unwrap_or_else(|e| e.into_inner()).take(&item.instance).filter(|c| {
+    let taken = {
+        let mut cache = inner.cache.lock().unwrap_or_else(|e| e.into_inner());
+        let taken = cache.take(&item.instance);
+        if taken.is_some() {
+            metrics::cache_size(cache.len());
+        }
+        taken
+    };
+    let live = taken.filter(|c| {
         item.history_len > 0
             && c.execution_id == item.record.execution_id
             && c.engine.history_len() as u64 == item.history_len
@@ -97,6 +154,7 @@ fn take_live_engine(inner: &Inner, item: &OrchestrationItem) -> Option<TurnEngin
         version: item.record.version.clone().unwrap_or_default(),
         execution_id: live.execution_id,
         engine: live.engine,
+        source: TurnSource::Cached,
     })
 }
 
@@ -105,11 +163,18 @@ fn run_engine(
     inner: &Inner,
     item: &OrchestrationItem,
     engine: &mut ReplayEngine,
-    exec: u64,
+    (name, version, exec): (&str, &str, u64),
     now: u64,
 ) -> TurnResult {
     let opts = &inner.options;
     let messages = item.messages.iter().filter_map(|m| to_event(m, exec)).collect();
+    for m in &item.messages {
+        if let OrchestratorMessage::TimerFired { execution_id, fire_at_ms, .. } = m
+            && *execution_id == exec
+        {
+            metrics::timer_fired(name, version, *fire_at_ms, now);
+        }
+    }
     let result = engine.run_turn(
         messages,
         TurnEnv {
@@ -135,14 +200,18 @@ async fn commit_with_hand_over(inner: &Inner, item: &OrchestrationItem, mut comm
         eager_backlog(&inner.options),
     );
     let mut handed = Vec::with_capacity(reserved);
+    let now = crate::now_ms();
     for a in commit.activities.iter_mut().filter(|a| can_hand_over(a)).take(reserved) {
         a.lock_token = format!("eager-{}", uuid::Uuid::new_v4());
         a.attempt = 1;
+        a.visible_at_ms = now;
         handed.push(a.clone());
     }
     let committed = commit_or_fail(inner, item, commit).await;
     let handed = if committed {
-        handed.into_iter().map(|a| HeldActivity::hold(inner, a)).collect()
+        // The turn's span (current here) becomes the parent of each activity's span.
+        let turn = tracing::Span::current();
+        handed.into_iter().map(|a| HeldActivity::hold(inner, a).with_parent(turn.clone())).collect()
     } else {
         Vec::new()
     };
@@ -178,8 +247,9 @@ async fn prepare_engine(inner: &Inner, item: &OrchestrationItem, now: u64) -> Op
             return None;
         }
     };
+    let source = if persisted_len == 0 { TurnSource::New } else { TurnSource::Replayed };
     match ReplayEngine::new(handler, &item.instance, exec, history, persisted_len) {
-        Ok(engine) => Some(TurnEngine { name, version, execution_id: exec, engine }),
+        Ok(engine) => Some(TurnEngine { name, version, execution_id: exec, engine, source }),
         Err(err) => {
             fail_without_replay(inner, item, ErrorDetails::corrupt_history(err.to_string())).await;
             None

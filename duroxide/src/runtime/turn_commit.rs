@@ -99,6 +99,7 @@ fn add_action(commit: &mut TurnCommit, target: &TurnTarget<'_>, action: Action) 
                 lock_token: String::new(),
                 attempt: 0,
                 session_claimed: false,
+                visible_at_ms: 0,
             })
         }
         Action::CreateTimer { event_id, fire_at_ms } => commit.messages.push(send(

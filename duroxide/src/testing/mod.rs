@@ -257,6 +257,7 @@ impl TestHarness {
 /// calls: the methods written in the block, plus the management methods
 /// (`list_instances_page` … `store_summary`) forwarded unchanged to the field named after
 /// `forward_management_to`, so a test wrapper of the dispatch path need not spell them out.
+/// [`Provider::kind`](crate::Provider::kind) is forwarded too.
 /// The shape (the wrapper's own methods elided; `duroxide/tests/dispatch_paths.rs` has a
 /// complete one):
 ///
@@ -333,6 +334,9 @@ macro_rules! provider_wrapper {
         }
         async fn store_summary(&self) -> Result<$crate::provider::StoreSummary, $crate::ProviderError> {
             self.$inner.store_summary().await
+        }
+        fn kind(&self) -> &'static str {
+            self.$inner.kind()
         }
         }
     };

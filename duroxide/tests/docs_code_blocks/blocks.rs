@@ -119,6 +119,19 @@ Ok(())
 }
 }
 
+// docs/observability.md, block 2
+mod observability_block_2 {
+async fn block() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+use duroxide::RuntimeOptions;
+use std::time::Duration;
+
+let sampled = RuntimeOptions { queue_metrics_interval: Some(Duration::from_secs(30)), ..Default::default() };
+let never = RuntimeOptions { queue_metrics_interval: None, ..Default::default() };
+assert!(sampled.queue_metrics_interval.is_some() && never.queue_metrics_interval.is_none());
+Ok(())
+}
+}
+
 // docs/operations.md, block 1
 mod operations_block_1 {
 async fn block() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {

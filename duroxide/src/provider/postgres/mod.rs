@@ -99,7 +99,7 @@ fn lock_lost(kind: &str, lock_token: &str) -> ProviderError {
     ProviderError::LockLost(format!("{kind} lock {lock_token} is no longer held"))
 }
 
-sql::provider_impl!(PostgresProvider);
+sql::provider_impl!(PostgresProvider, "postgres");
 
 #[cfg(test)]
 mod tests {

@@ -38,7 +38,8 @@ pub(super) const FETCH_WORK_SQL: &str = "WITH gone AS (DELETE FROM worker_queue 
        ORDER BY w.id LIMIT $4 FOR UPDATE SKIP LOCKED), \
      taken AS (UPDATE worker_queue w SET lock_token = $5 || '.' || w.id, locked_until = $6, locked_by = $1, \
        attempt_count = w.attempt_count + 1 FROM head WHERE w.id = head.id \
-       RETURNING w.id, w.lock_token, w.instance_id, w.execution_id, w.event_id, w.name, w.input, w.attempt_count) \
+       RETURNING w.id, w.lock_token, w.instance_id, w.execution_id, w.event_id, w.name, w.input, w.attempt_count, \
+         w.visible_at) \
      SELECT b.id AS session_first, t.* FROM bound b LEFT JOIN taken t ON TRUE";
 
 /// An activity from a `worker_queue` row read after its lock counted the attempt.
@@ -130,7 +131,7 @@ impl PostgresProvider {
         let r = sqlx::query(
             "UPDATE worker_queue SET lock_token = $1, locked_until = $2, locked_by = $4, \
              attempt_count = attempt_count + 1 \
-             WHERE id = $3 RETURNING instance_id, execution_id, event_id, name, input, attempt_count",
+             WHERE id = $3 RETURNING instance_id, execution_id, event_id, name, input, attempt_count, visible_at",
         )
         .bind(&lock_token)
         .bind(ms(now + lock_timeout.as_millis() as u64))

@@ -6,7 +6,7 @@
 /// Implements `Provider` for `$store` by forwarding to its inherent methods. Expands where
 /// the store's module imports `provider::*` (the trait's argument types).
 macro_rules! provider_impl {
-    ($store:ty) => {
+    ($store:ty, $kind:literal) => {
         #[async_trait::async_trait]
         impl $crate::provider::Provider for $store {
             async fn create_instance(
@@ -256,6 +256,10 @@ macro_rules! provider_impl {
 
             fn notifiers(&self) -> Option<Arc<Notifiers>> {
                 Some(self.notifiers.clone())
+            }
+
+            fn kind(&self) -> &'static str {
+                $kind
             }
         }
     };

@@ -65,6 +65,7 @@ pub(crate) fn activity_from_row(
         lock_token,
         attempt,
         session_claimed,
+        visible_at_ms: r.int("visible_at")? as u64,
     })
 }
 

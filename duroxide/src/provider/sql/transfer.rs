@@ -68,6 +68,7 @@ pub(crate) async fn export<R: SqlTx>(
             lock_token: String::new(),
             attempt: R::attempt(&r)?,
             session_claimed: false,
+            visible_at_ms: 0,
         });
     }
     Ok(InstanceSnapshot { record, executions, messages, activities })
@@ -257,6 +258,7 @@ mod tests {
             lock_token: String::new(),
             attempt: 3,
             session_claimed: false,
+            visible_at_ms: 0,
         };
         InstanceSnapshot { record, executions: Vec::new(), messages: Vec::new(), activities: vec![activity] }
     }

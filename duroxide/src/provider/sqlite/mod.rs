@@ -91,4 +91,4 @@ fn storage(e: sqlx::Error) -> ProviderError {
     classify(e, |code| code == "18")
 }
 
-sql::provider_impl!(SqliteProvider);
+sql::provider_impl!(SqliteProvider, "sqlite");

@@ -197,7 +197,7 @@ impl SqliteProvider {
              attempt_count = attempt_count + 1 \
              WHERE id IN (SELECT id FROM head WHERE session_id IS NULL AND id < \
                COALESCE((SELECT MIN(id) FROM head WHERE session_id IS NOT NULL), 9223372036854775807)) \
-             RETURNING id, lock_token, instance_id, execution_id, event_id, name, input, attempt_count; \
+             RETURNING id, lock_token, instance_id, execution_id, event_id, name, input, attempt_count, visible_at; \
              COMMIT",
             unlocked_work("?3")
         )))
@@ -235,6 +235,7 @@ impl SqliteProvider {
         let row = sqlx::query(
             "SELECT w.id AS id, w.instance_id AS instance_id, w.execution_id AS execution_id, \
              w.event_id AS event_id, w.name AS name, w.input AS input, w.attempt_count AS attempt_count, \
+             w.visible_at AS visible_at, \
              w.session_id AS session_id, (s.worker_id = ?1 AND s.locked_until > ?2) AS mine \
              FROM worker_queue w LEFT JOIN sessions s ON s.session_id = w.session_id \
              WHERE w.visible_at <= ?2 AND (w.lock_token IS NULL OR w.locked_until <= ?2) \

@@ -91,6 +91,26 @@ pub async fn abandon_work_item_with_delay(f: Factory) {
     assert!(fetch_work(&p, LOCK).await.is_some());
 }
 
+/// A fetched item says when it became runnable (scheduled, or released after a delay), in
+/// single and batch fetches: the runtime's schedule-to-start time starts there.
+pub async fn fetched_work_says_when_it_became_runnable(f: Factory) {
+    let p = f.create_provider().await;
+    let before = crate::now_ms();
+    with_activities(&p, "vis", &[2, 3, 4]).await;
+    let after = crate::now_ms();
+    let first = fetch_work(&p, LOCK).await.unwrap();
+    let rest = p.fetch_work_items(LOCK, &worker("w-batch"), 2).await.unwrap();
+    assert_eq!(rest.len(), 2);
+    for w in std::iter::once(&first).chain(&rest) {
+        assert!((before..=after).contains(&w.visible_at_ms), "{} not in {before}..={after}", w.visible_at_ms);
+    }
+    let released = crate::now_ms();
+    p.abandon_work_item(&first.lock_token, Some(SHORT)).await.unwrap();
+    sleep_ms(450).await;
+    let again = fetch_work(&p, LOCK).await.unwrap();
+    assert!(again.visible_at_ms >= released + SHORT.as_millis() as u64, "visible again after the delay");
+}
+
 /// A worker that lost its lock cannot complete; the new holder can.
 pub async fn expired_work_lock_is_taken_over(f: Factory) {
     let p = f.create_provider().await;

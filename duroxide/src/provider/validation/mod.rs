@@ -328,6 +328,7 @@ macro_rules! __duroxide_validation_list {
             complete_twice_fails,
             abandon_work_item_retries_now,
             abandon_work_item_with_delay,
+            fetched_work_says_when_it_became_runnable,
             expired_work_lock_is_taken_over,
             renew_work_item_extends_lock,
             renew_work_item_unknown_token_fails,

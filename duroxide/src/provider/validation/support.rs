@@ -87,6 +87,7 @@ pub(super) fn work(
         lock_token: String::new(),
         attempt: 0,
         session_claimed: false,
+        visible_at_ms: 0,
     }
 }
 

@@ -281,4 +281,8 @@ impl Provider for FaultyProvider {
     fn notifiers(&self) -> Option<Arc<Notifiers>> {
         self.inner.notifiers()
     }
+
+    fn kind(&self) -> &'static str {
+        self.inner.kind()
+    }
 }
