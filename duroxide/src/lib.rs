@@ -57,6 +57,8 @@
 //! [`OrchestrationError`]); [`testing`] runs orchestrations in tests and replays recorded
 //! histories against new code; [`transfer`] moves instances between stores; `compat` keeps
 //! the early history-store API; [`context`] keeps the contexts' original import path.
+//! `console` (feature `console`) is the web console, an `axum::Router` over the same
+//! management calls the `duroxide` command uses.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -67,6 +69,8 @@ pub mod activity;
 pub mod client;
 #[cfg(feature = "sqlite")]
 pub mod compat;
+#[cfg(feature = "console")]
+pub mod console;
 pub mod context;
 pub mod error;
 pub mod model;
