@@ -14,7 +14,7 @@ const MAX_BARS: usize = 200;
 
 const WIDTH: u64 = 960;
 const LABEL_WIDTH: u64 = 230;
-const RIGHT_MARGIN: u64 = 20;
+const RIGHT_MARGIN: u64 = 40;
 const MARK_ROW_Y: u64 = 46;
 const FIRST_BAR_Y: u64 = 66;
 const ROW_HEIGHT: u64 = 20;
@@ -241,28 +241,40 @@ impl Builder {
     }
 }
 
-/// A tick step of 1, 2 or 5 times a power of ten that cuts `span` into at most 8 parts.
+/// Tick steps that read as round numbers in the unit [`tick_label`] shows them in.
+const TICK_STEPS: &[u64] = &[
+    1, 2, 5, 10, 20, 50, 100, 200, 500, // ms
+    1_000, 2_000, 5_000, 10_000, 15_000, 30_000, // s
+    60_000, 120_000, 300_000, 600_000, 900_000, 1_800_000, // min
+    3_600_000, 7_200_000, 10_800_000, 21_600_000, 43_200_000, // h
+];
+const DAY_MS: u64 = 86_400_000;
+
+/// The smallest round step that cuts `span` into at most 8 parts.
 fn tick_step(span: u64) -> u64 {
-    let mut unit = 1u64;
+    if let Some(step) = TICK_STEPS.iter().copied().find(|step| span / step <= 8) {
+        return step;
+    }
+    let mut days = 1u64;
     loop {
         for m in [1, 2, 5] {
-            let step = unit.saturating_mul(m);
+            let step = DAY_MS.saturating_mul(days).saturating_mul(m);
             if span / step <= 8 {
                 return step;
             }
         }
-        unit = unit.saturating_mul(10);
+        days = days.saturating_mul(10);
     }
 }
 
-/// A tick's label: ms from the start, in the unit that fits the step.
+/// A tick's label: the time from the start, in the unit of the step (ms below a second).
 fn tick_label(ms: u64, step: u64) -> String {
-    if step < 1_000 {
-        format!("{ms} ms")
-    } else if step < 60_000 {
-        format!("{} s", ms as f64 / 1000.0)
-    } else {
-        format!("{} min", ms as f64 / 60_000.0)
+    match step {
+        0..1_000 => format!("{ms} ms"),
+        1_000..60_000 => format!("{} s", ms / 1_000),
+        60_000..3_600_000 => format!("{} min", ms / 60_000),
+        3_600_000..DAY_MS => format!("{} h", ms / 3_600_000),
+        _ => format!("{} d", ms / DAY_MS),
     }
 }
 
@@ -472,10 +484,14 @@ mod tests {
     fn ticks_are_round_and_few() {
         assert_eq!(tick_step(1), 1);
         assert_eq!(tick_step(1_000), 200);
-        assert_eq!(tick_step(3_600_000), 500_000);
+        assert_eq!(tick_step(3_600_000), 600_000);
+        assert_eq!(tick_step(3 * 86_400_000), 43_200_000);
+        assert_eq!(tick_step(30 * 86_400_000), 5 * 86_400_000);
         assert_eq!(tick_label(1_500, 500), "1500 ms");
         assert_eq!(tick_label(2_000, 1_000), "2 s");
-        assert_eq!(tick_label(120_000, 60_000), "2 min");
+        assert_eq!(tick_label(1_200_000, 600_000), "20 min");
+        assert_eq!(tick_label(7_200_000, 3_600_000), "2 h");
+        assert_eq!(tick_label(2 * 86_400_000, 86_400_000), "2 d");
     }
 
     #[test]
