@@ -11,9 +11,9 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 /// What a request would do, as the [`Console::authorize`](super::Console::authorize)
-/// predicate is told.
+/// predicate is told. Not `non_exhaustive`: every request either only reads or may change
+/// something, so predicates can match both without a catch-all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum Access {
     /// Reading a page (GET or HEAD).
     Read,
