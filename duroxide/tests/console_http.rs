@@ -400,6 +400,14 @@ async fn actions_need_the_form_token_and_the_same_site() {
         .unwrap();
     assert_eq!(send(&app, request).await.status, StatusCode::SEE_OTHER);
     assert_eq!(queued(&store, "waiting-1").await.len(), 1);
+    // Behind a reverse proxy, the browser's host is the forwarded one.
+    let request = post_request("/instances/waiting-2/cancel")
+        .header("origin", "https://ops.example")
+        .header("x-forwarded-host", "ops.example")
+        .body(Body::from(confirm(&token)))
+        .unwrap();
+    assert_eq!(send(&app, request).await.status, StatusCode::SEE_OTHER);
+    assert_eq!(queued(&store, "waiting-2").await.len(), 1);
 
     // A token given to every replica is the one forms carry.
     let shared = Console::new(store).csrf_token("replicas-agree").into_router();
