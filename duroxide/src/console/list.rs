@@ -257,8 +257,8 @@ fn filter_form(body: &mut String, base: &Base, q: &ListQuery) {
     );
 }
 
-/// The instances as a table (also used for children on the instance page).
-pub(crate) fn instance_table(body: &mut String, base: &Base, instances: &[InstanceRecord]) {
+/// The instances of a page as a table.
+fn instance_table(body: &mut String, base: &Base, instances: &[InstanceRecord]) {
     body.push_str(
         "<table class=\"instances\" id=\"instances\"><thead><tr><th>Instance</th><th>Orchestration</th>\
          <th>Version</th><th>State</th><th>Created</th><th>Updated</th><th>Status or result</th></tr></thead><tbody>",
