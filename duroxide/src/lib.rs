@@ -62,6 +62,9 @@
 //! and opens `tracing` spans per turn, activity attempt, store call and client call
 //! (`docs/observability.md` lists them all); both cost nothing until a recorder or
 //! subscriber is installed.
+//!
+//! `console` (feature `console`) is the web console, an `axum::Router` over the same
+//! management calls the `duroxide` command uses.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -72,6 +75,8 @@ pub mod activity;
 pub mod client;
 #[cfg(feature = "sqlite")]
 pub mod compat;
+#[cfg(feature = "console")]
+pub mod console;
 pub mod context;
 pub mod error;
 pub mod model;

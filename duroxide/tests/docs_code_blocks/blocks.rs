@@ -3,6 +3,33 @@
 // duroxide/tests/docs_code_blocks.rs say.
 #![allow(warnings, clippy::all)]
 
+// docs/console.md, block 1
+#[cfg(all(feature = "console"))]
+mod console_block_1 {
+async fn block() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+use duroxide::prelude::*;
+use std::sync::Arc;
+use duroxide::console::{Access, Console, Denied};
+
+let store = Arc::new(SqliteProvider::new("sqlite:./app.db", None).await?);
+let console = Console::new(store)
+    // Your proxy or session layer has authenticated the user and set a role header.
+    .authorize(|request, access| {
+        let role = request.headers.get("x-role").and_then(|v| v.to_str().ok());
+        match (role, access) {
+            (None, _) => Err(Denied::Unauthenticated { challenge: None }),
+            (Some("operator"), _) | (Some(_), Access::Read) => Ok(()),
+            (Some(_), Access::Write) => Err(Denied::Forbidden("only operators may act".into())),
+        }
+    })
+    .into_router();
+let app = axum::Router::new().nest("/ops/duroxide", console);
+let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+axum::serve(listener, app).await?;
+Ok(())
+}
+}
+
 // docs/macros.md, block 1
 mod macros_block_1 {
 async fn block() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {

@@ -55,7 +55,7 @@ pub struct GlobalArgs {
     pub json: bool,
 }
 
-/// The commands. New command groups (the console, later) are new variants.
+/// The commands. New command groups are new variants.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// List instances, newest first, a page at a time.
@@ -90,6 +90,10 @@ pub enum Command {
     /// Copy every instance of the store into another store, creating and migrating the
     /// target if needed (writes to the target; existing ids are skipped).
     Copy(CopyArgs),
+    /// Serve the web console for the store: instances, histories as timelines, versions,
+    /// queue depths, and the actions (raise, cancel, terminate, delete) unless
+    /// --read-only. Listens on loopback only unless --listen says otherwise.
+    Console(ConsoleArgs),
 }
 
 /// Instance filters, shared by `list`, `delete` and `prune`. Every flag given must match.
@@ -340,6 +344,21 @@ pub struct CopyArgs {
     /// The target store (created and migrated if needed), e.g. postgres://user@host/db.
     #[arg(long, value_name = "URL")]
     pub to: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ConsoleArgs {
+    /// Address and port to listen on. The default is reachable from this machine only;
+    /// port 0 picks a free port (the URL printed says which).
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
+    pub listen: std::net::SocketAddr,
+    /// Show instances only: no raise, cancel, terminate or delete.
+    #[arg(long)]
+    pub read_only: bool,
+    /// Ask browsers for this user and password (HTTP Basic). Prefer the environment
+    /// variable: other users of the machine can read command lines.
+    #[arg(long, env = "DUROXIDE_CONSOLE_AUTH", hide_env_values = true, value_name = "USER:PASSWORD")]
+    pub basic_auth: Option<String>,
 }
 
 #[cfg(test)]

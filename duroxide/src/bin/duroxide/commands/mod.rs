@@ -2,6 +2,7 @@
 //! (the store, the output mode).
 
 mod cleanup;
+mod console;
 mod control;
 mod inspect;
 mod report;
@@ -29,6 +30,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Export(a) => transfer::export(&ctx, a).await,
         Command::Import(a) => transfer::import(&ctx, a).await,
         Command::Copy(a) => transfer::copy(&ctx, a).await,
+        Command::Console(a) => console::serve(&ctx, a).await,
     }
 }
 
