@@ -68,7 +68,8 @@ fn parse_args() -> Args {
 struct Store {
     provider: Arc<dyn Provider>,
     url: String,
-    /// The PostgreSQL schema of the run.
+    /// The PostgreSQL schema of the run (read only by PostgreSQL-specific loads).
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     schema: Option<String>,
     _dir: Option<tempfile::TempDir>,
 }

@@ -20,6 +20,9 @@ async fn load(store: &Store, kind: &str, n: u64) {
     let last = n - 1;
     let states = "CASE WHEN x % 100 = 1 THEN 'Failed' WHEN x % 100 = 2 THEN 'Running' \
                   WHEN x % 1000 = 3 THEN 'Pending' ELSE 'Completed' END";
+    #[cfg(not(feature = "postgres"))]
+    let _ = kind;
+    #[cfg(feature = "postgres")]
     if kind == "postgres" {
         let schema = store.schema.as_deref().expect("postgres stores have a schema");
         let mut conn = sqlx::PgConnection::connect(&store.url).await.unwrap();
@@ -35,7 +38,9 @@ async fn load(store: &Store, kind: &str, n: u64) {
             .execute(&mut conn)
             .await
             .unwrap();
-    } else {
+        return;
+    }
+    {
         let mut conn = sqlx::SqliteConnection::connect(&store.url).await.unwrap();
         let sql = format!(
             "WITH RECURSIVE n(x) AS (SELECT 0 UNION ALL SELECT x + 1 FROM n WHERE x < {last}) \
