@@ -270,3 +270,54 @@ on_every_store!(limits_refuse_writes_with_typed_errors, |mut ts: TestStore| asyn
     }
     rt.shutdown(None).await;
 });
+
+fn fixture(name: &str) -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/histories").join(name)
+}
+
+/// A recorded execution with carried values, value writes and a completion replays
+/// against the current code (the fixture is written by this test with
+/// `DUROXIDE_RECORD_HISTORIES=1`; never regenerate it to make a change pass). Histories
+/// recorded before values existed still load and replay too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recorded_value_histories_replay() {
+    let path = fixture("values_counter_execution_3.json");
+    if std::env::var("DUROXIDE_RECORD_HISTORIES").is_ok() {
+        let ts = common::memory_store().await;
+        let rt = start_runtime(&ts, ActivityRegistry::builder().build(), counter()).await;
+        let client = Client::new(ts.store.clone());
+        client.start_orchestration("kv-rec", "Counter", "0").await.unwrap();
+        client.wait_for_value("kv-rec", "stage", Duration::from_secs(20)).await.unwrap();
+        client.raise_event("kv-rec", "go", "done").await.unwrap();
+        completed(&client, "kv-rec").await;
+        let h = client.read_execution_history("kv-rec", Some(3)).await.unwrap();
+        std::fs::write(&path, duroxide::history::to_json(&h).unwrap()).unwrap();
+        rt.shutdown(None).await;
+    }
+    let json = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("fixture {}: {e}", path.display()));
+    let report = duroxide::testing::replay_history_json(&counter(), "kv-rec", 3, &json)
+        .unwrap_or_else(|e| panic!("the recorded value history no longer replays: {e}"));
+    assert_eq!(
+        report.outcome,
+        duroxide::replay::TurnOutcome::Completed("count,round-0,round-1,round-2,stage".into())
+    );
+    // A history from before values: no value events, and it still loads.
+    let old = std::fs::read_to_string(fixture("process_order_v1_completed.json")).unwrap();
+    let events = duroxide::history::from_json(&old).expect("an old history loads");
+    assert!(!events.iter().any(|e| e.kind.type_name().starts_with("Value")));
+}
+
+/// Changing a recorded write (another value for the key) is a nondeterminism error that
+/// names the recorded `set_value` call.
+#[tokio::test]
+async fn a_changed_write_is_nondeterministic() {
+    let json = std::fs::read_to_string(fixture("values_counter_execution_3.json")).unwrap();
+    let changed = OrchestrationRegistry::builder()
+        .register("Counter", |ctx: OrchestrationContext, _input: String| async move {
+            ctx.set_typed("count", &100u32)?;
+            Ok(String::new())
+        })
+        .build();
+    let err = duroxide::testing::replay_history_json(&changed, "kv-rec", 3, &json).unwrap_err();
+    assert!(err.to_string().contains("set_value(\"count\""), "{err}");
+}
