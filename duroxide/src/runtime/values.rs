@@ -57,11 +57,10 @@ pub(super) async fn carried_values(
     now: u64,
 ) -> Result<Option<Event>, ProviderError> {
     let values = inner.store.get_values(instance).await?;
-    Ok((!values.is_empty()).then(|| Event {
-        event_id: 2,
-        timestamp_ms: now,
-        kind: EventKind::ValuesCarried { values },
-    }))
+    if values.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(Event { event_id: 2, timestamp_ms: now, kind: EventKind::ValuesCarried { values } }))
 }
 
 /// Gives the item back after a failed read, counted (an instance whose reads keep failing
