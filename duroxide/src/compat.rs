@@ -121,6 +121,8 @@ pub fn snapshot_from_history(instance: &str, history: Vec<Event>) -> Result<Inst
             }
         }
     }
+    let mut values = std::collections::BTreeMap::new();
+    crate::provider::apply_value_writes(&mut values, crate::provider::value_writes(&history));
     let now = crate::now_ms();
     Ok(InstanceSnapshot {
         record: InstanceRecord {
@@ -152,6 +154,7 @@ pub fn snapshot_from_history(instance: &str, history: Vec<Event>) -> Result<Inst
         }],
         messages,
         activities,
+        values,
     })
 }
 

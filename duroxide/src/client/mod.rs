@@ -8,6 +8,7 @@
 //! terminate, store summary) live in `management`.
 
 mod management;
+mod values;
 
 pub(crate) use management::finished_only;
 pub use management::{BulkDelete, MAX_HISTORY_PAGE, MAX_PAGE_SIZE};
@@ -202,6 +203,19 @@ pub enum ClientError {
     /// The store failed.
     #[error(transparent)]
     Provider(ProviderError),
+    /// A value key was unusable, or a stored value was not the requested type.
+    #[error(transparent)]
+    Value(#[from] crate::orchestration::ValueError),
+    /// `wait_for_value` timed out; the instance has not set the key.
+    #[error("instance '{instance}' did not set value '{key}' within {waited:?}")]
+    ValueTimeout {
+        /// Instance id.
+        instance: String,
+        /// The key waited for.
+        key: String,
+        /// How long the call waited.
+        waited: Duration,
+    },
 }
 
 impl From<ProviderError> for ClientError {

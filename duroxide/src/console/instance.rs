@@ -91,6 +91,8 @@ pub(crate) async fn page(
     }
     body.push_str("</section>");
 
+    let values = client.values(&id).await?;
+    values_table(&mut body, &values);
     pending_work(&mut body, &d);
     children(&mut body, &base, &d);
     executions(&mut body, &base, &d);
@@ -303,6 +305,24 @@ fn event_table(body: &mut String, events: &[Event]) {
     body.push_str("</tbody></table></section>");
 }
 
+/// The instance's durable values, sorted by key (read from the store's values table, not
+/// the history).
+fn values_table(body: &mut String, values: &std::collections::BTreeMap<String, String>) {
+    if values.is_empty() {
+        return;
+    }
+    body.push_str("<section id=\"values\"><h2>Values</h2><table><thead><tr><th>Key</th><th>Value</th></tr></thead><tbody>");
+    for (key, value) in values {
+        let _ = write!(
+            body,
+            "<tr><td><code>{}</code></td><td><code>{}</code></td></tr>",
+            esc(key),
+            esc(&truncate(value, 2_000))
+        );
+    }
+    body.push_str("</tbody></table></section>");
+}
+
 /// The fields of an event worth a glance, as text.
 fn event_detail(kind: &EventKind) -> String {
     match kind {
@@ -337,6 +357,14 @@ fn event_detail(kind: &EventKind) -> String {
         }
         EventKind::SystemCall { op, value, .. } => format!("{op} = {value}"),
         EventKind::CustomStatusSet { status } => status.clone().unwrap_or_else(|| "(cleared)".into()),
+        EventKind::ValueSet { key, value, .. } => format!("{key} = {value}"),
+        EventKind::ValueCleared { key, .. } => format!("{key} cleared"),
+        EventKind::ValuesCleared { .. } => "all values cleared".into(),
+        EventKind::ValueReadScheduled { instance, key, .. } => format!("{key} of {instance}"),
+        EventKind::ValuesCarried { values } => format!("{} values carried over", values.len()),
+        EventKind::ValueReadCompleted { source_event_id, value } => {
+            format!("of #{source_event_id}: {}", value.as_deref().unwrap_or("(not set)"))
+        }
     }
 }
 

@@ -224,6 +224,54 @@ pub enum EventKind {
         /// The new custom status (`None` clears it).
         status: Option<String>,
     },
+    /// The orchestration set one of its instance's durable values (`ctx.set_value`).
+    ValueSet {
+        /// The key.
+        key: String,
+        /// The new value.
+        value: String,
+        /// Call site of `set_value`.
+        #[serde(default)]
+        call_site: Option<String>,
+    },
+    /// The orchestration removed one of its instance's values (`ctx.clear_value`).
+    ValueCleared {
+        /// The key.
+        key: String,
+        /// Call site of `clear_value`.
+        #[serde(default)]
+        call_site: Option<String>,
+    },
+    /// The orchestration removed all of its instance's values (`ctx.clear_all_values`).
+    ValuesCleared {
+        /// Call site of `clear_all_values`.
+        #[serde(default)]
+        call_site: Option<String>,
+    },
+    /// The orchestration asked for a value of another instance (`ctx.get_value_from`).
+    ValueReadScheduled {
+        /// The instance whose value is read.
+        instance: String,
+        /// The key.
+        key: String,
+        /// Call site of `get_value_from`.
+        #[serde(default)]
+        call_site: Option<String>,
+    },
+    /// The instance's values carried into this execution by a continue-as-new: the second
+    /// event of a continued execution whose instance held values, so the execution's
+    /// history alone replays its state.
+    ValuesCarried {
+        /// Every value, sorted by key.
+        values: std::collections::BTreeMap<String, String>,
+    },
+    /// The value a `ValueReadScheduled` read, as it was when the runtime read it.
+    ValueReadCompleted {
+        /// The `ValueReadScheduled` event.
+        source_event_id: u64,
+        /// The value (`None`: the instance had no such key, or does not exist).
+        value: Option<String>,
+    },
 }
 
 impl EventKind {
@@ -251,6 +299,12 @@ impl EventKind {
             EventKind::OrchestrationChained { .. } => "OrchestrationChained",
             EventKind::SystemCall { .. } => "SystemCall",
             EventKind::CustomStatusSet { .. } => "CustomStatusSet",
+            EventKind::ValueSet { .. } => "ValueSet",
+            EventKind::ValueCleared { .. } => "ValueCleared",
+            EventKind::ValuesCleared { .. } => "ValuesCleared",
+            EventKind::ValueReadScheduled { .. } => "ValueReadScheduled",
+            EventKind::ValuesCarried { .. } => "ValuesCarried",
+            EventKind::ValueReadCompleted { .. } => "ValueReadCompleted",
         }
     }
 
@@ -265,6 +319,10 @@ impl EventKind {
                 | EventKind::SubOrchestrationScheduled { .. }
                 | EventKind::OrchestrationChained { .. }
                 | EventKind::SystemCall { .. }
+                | EventKind::ValueSet { .. }
+                | EventKind::ValueCleared { .. }
+                | EventKind::ValuesCleared { .. }
+                | EventKind::ValueReadScheduled { .. }
         )
     }
 
@@ -286,6 +344,7 @@ pub(crate) enum TaskKind {
     Timer,
     External,
     SubOrchestration,
+    ValueRead,
 }
 
 impl EventKind {
@@ -302,6 +361,9 @@ impl EventKind {
             EventKind::SubOrchestrationCompleted { source_event_id, .. }
             | EventKind::SubOrchestrationFailed { source_event_id, .. } => {
                 Some((*source_event_id, TaskKind::SubOrchestration))
+            }
+            EventKind::ValueReadCompleted { source_event_id, .. } => {
+                Some((*source_event_id, TaskKind::ValueRead))
             }
             _ => None,
         }
@@ -328,6 +390,13 @@ impl EventKind {
                 OrchestrationChained { name: b, version: bv, instance: bi, input: bin, .. },
             ) => a == b && av == bv && ai == bi && ain == bin,
             (SystemCall { op: a, .. }, SystemCall { op: b, .. }) => a == b,
+            (ValueSet { key: a, value: av, .. }, ValueSet { key: b, value: bv, .. }) => a == b && av == bv,
+            (ValueCleared { key: a, .. }, ValueCleared { key: b, .. }) => a == b,
+            (ValuesCleared { .. }, ValuesCleared { .. }) => true,
+            (
+                ValueReadScheduled { instance: a, key: ak, .. },
+                ValueReadScheduled { instance: b, key: bk, .. },
+            ) => a == b && ak == bk,
             _ => false,
         }
     }
@@ -339,6 +408,7 @@ impl EventKind {
             EventKind::TimerCreated { .. } => Some(TaskKind::Timer),
             EventKind::ExternalSubscribed { .. } => Some(TaskKind::External),
             EventKind::SubOrchestrationScheduled { .. } => Some(TaskKind::SubOrchestration),
+            EventKind::ValueReadScheduled { .. } => Some(TaskKind::ValueRead),
             _ => None,
         }
     }

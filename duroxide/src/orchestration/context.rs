@@ -34,7 +34,7 @@ use std::time::Duration;
 /// ```
 #[derive(Clone)]
 pub struct OrchestrationContext {
-    state: Arc<Mutex<ExecutionState>>,
+    pub(super) state: Arc<Mutex<ExecutionState>>,
 }
 
 impl std::fmt::Debug for OrchestrationContext {

@@ -45,7 +45,7 @@ impl TaskFuture {
         Self { state, id: None, immediate: Some(e), done: false }
     }
 
-    fn seq(&self) -> Option<u64> {
+    pub(super) fn seq(&self) -> Option<u64> {
         if self.immediate.is_some() {
             return Some(0);
         }
@@ -53,7 +53,7 @@ impl TaskFuture {
         lock(&self.state).completion(id).map(|c| c.seq)
     }
 
-    fn poll_value(&mut self) -> Poll<CompletionValue> {
+    pub(super) fn poll_value(&mut self) -> Poll<CompletionValue> {
         if let Some(e) = self.immediate.take() {
             self.done = true;
             return Poll::Ready(CompletionValue::Err(e));

@@ -13,6 +13,7 @@ pub mod retry;
 pub(crate) mod state;
 pub mod turn;
 pub(crate) mod typed;
+pub mod values;
 
 pub use combinators::{Either2, Join, Join2, Select, Select2};
 pub use context::OrchestrationContext;
@@ -20,3 +21,4 @@ pub use futures::{
     ActivityFuture, DurableFuture, EventFuture, SubOrchestrationFuture, SystemCallFuture, TimerFuture,
     UtcNowFuture,
 };
+pub use values::{ValueError, ValueLimits, ValueReadFuture};

@@ -8,7 +8,7 @@
 
 use super::turn::{Action, TurnEnv};
 use crate::history::{ErrorDetails, Event, EventKind, TaskKind};
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Mutex, MutexGuard};
 
 /// A completion value delivered to a scheduled task.
@@ -90,6 +90,9 @@ pub(crate) struct ExecutionState {
     /// fails the execution after the current poll.
     fatal: Option<ErrorDetails>,
     custom_status: Option<Option<String>>,
+    /// The instance's durable values as the code sees them now: those carried into this
+    /// execution, then every write the code made (see `values.rs`). Sorted by key.
+    pub(super) values: BTreeMap<String, String>,
     continue_as_new: Option<(String, String)>,
     env: TurnEnv,
     /// Set while the engine drops the orchestration future, so drops do not cancel work.
@@ -112,6 +115,7 @@ impl ExecutionState {
         let mut completions = Vec::new();
         let mut cancelled = HashSet::new();
         let mut unsubscribed = HashSet::new();
+        let mut values = BTreeMap::new();
         for (i, e) in history.iter().enumerate() {
             if e.kind.is_decision() {
                 decisions.push(i);
@@ -128,6 +132,7 @@ impl ExecutionState {
                 EventKind::ExternalUnsubscribed { source_event_id } => {
                     unsubscribed.insert(*source_event_id);
                 }
+                EventKind::ValuesCarried { values: carried } => values = carried.clone(),
                 _ => {}
             }
         }
@@ -158,6 +163,7 @@ impl ExecutionState {
             divergence: None,
             fatal: None,
             custom_status: None,
+            values,
             continue_as_new: None,
             env: TurnEnv::default(),
             tearing_down: false,
@@ -298,6 +304,15 @@ impl ExecutionState {
         self.next_event_id += 1;
         self.history.push(Event { event_id, timestamp_ms: self.env.now_ms, kind });
         event_id
+    }
+
+    /// The recorded decision the code's next decision call is matched against, while the
+    /// code has not yet made every decision history holds.
+    pub(crate) fn next_recorded_decision(&self) -> Option<&EventKind> {
+        if self.divergence.is_some() || self.fatal.is_some() {
+            return None;
+        }
+        self.decisions.get(self.decision_cursor).map(|&i| &self.history[i].kind)
     }
 
     /// Matches a scheduling decision against history, or records it as new.
@@ -473,6 +488,9 @@ impl ExecutionState {
                 CompletionValue::Err(details)
             }
             EventKind::TimerFired { .. } => CompletionValue::Unit,
+            EventKind::ValueReadCompleted { value, .. } => {
+                value.map_or(CompletionValue::Unit, CompletionValue::Ok)
+            }
             EventKind::ExternalRaised { name, data } => {
                 self.route_external(&name, seq, data);
                 return Ok(());

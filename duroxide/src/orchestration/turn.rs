@@ -59,6 +59,15 @@ pub enum Action {
         /// Reason passed to the child.
         reason: String,
     },
+    /// Read a value of another instance and deliver it as a `ValueReadCompleted`.
+    ReadValue {
+        /// The `ValueReadScheduled` event id.
+        event_id: u64,
+        /// The instance whose value is read.
+        instance: String,
+        /// The key.
+        key: String,
+    },
 }
 
 /// Default limit on the events of one execution's history: 50,000.
@@ -81,6 +90,8 @@ pub struct TurnEnv {
     /// the execution (a configuration error that points to `continue_as_new`); only the
     /// failure's own events (cancellation of open work, the terminal event) go past it.
     pub max_history_events: usize,
+    /// Limits on the instance's durable values (keys, key length, value size).
+    pub value_limits: super::values::ValueLimits,
 }
 
 impl Default for TurnEnv {
@@ -89,6 +100,7 @@ impl Default for TurnEnv {
             now_ms: 0,
             max_payload_bytes: crate::DEFAULT_MAX_PAYLOAD_BYTES,
             max_history_events: DEFAULT_MAX_HISTORY_EVENTS,
+            value_limits: super::values::ValueLimits::default(),
         }
     }
 }

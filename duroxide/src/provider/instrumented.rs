@@ -140,6 +140,17 @@ impl Provider for Instrumented {
         self.call("abandon_work_item", self.inner.abandon_work_item(lock_token, delay)).await
     }
 
+    async fn get_value(&self, instance: &str, key: &str) -> Result<Option<String>, ProviderError> {
+        self.call("get_value", self.inner.get_value(instance, key)).await
+    }
+
+    async fn get_values(
+        &self,
+        instance: &str,
+    ) -> Result<std::collections::BTreeMap<String, String>, ProviderError> {
+        self.call("get_values", self.inner.get_values(instance)).await
+    }
+
     async fn get_instance(&self, instance: &str) -> Result<Option<InstanceRecord>, ProviderError> {
         self.call("get_instance", self.inner.get_instance(instance)).await
     }

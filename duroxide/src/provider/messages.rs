@@ -96,6 +96,17 @@ pub enum OrchestratorMessage {
         /// Why.
         reason: String,
     },
+    /// The value another instance held when this instance's turn asked for it
+    /// (`ctx.get_value_from`); becomes a `ValueReadCompleted` event.
+    ValueRead {
+        /// Execution that asked.
+        execution_id: u64,
+        /// Its `ValueReadScheduled` event id.
+        event_id: u64,
+        /// The value (`None`: no such key or instance).
+        #[serde(default)]
+        value: Option<String>,
+    },
 }
 
 impl OrchestratorMessage {
@@ -111,6 +122,7 @@ impl OrchestratorMessage {
             OrchestratorMessage::SubOrchestrationCompleted { .. } => "SubOrchestrationCompleted",
             OrchestratorMessage::SubOrchestrationFailed { .. } => "SubOrchestrationFailed",
             OrchestratorMessage::CancelRequested { .. } => "CancelRequested",
+            OrchestratorMessage::ValueRead { .. } => "ValueRead",
         }
     }
 }

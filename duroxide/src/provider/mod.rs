@@ -24,6 +24,7 @@ mod management;
 mod messages;
 mod notifiers;
 mod types;
+mod values;
 
 #[cfg(feature = "postgres")]
 pub mod postgres;
@@ -41,6 +42,7 @@ pub use management::*;
 pub use messages::{OrchestratorMessage, OutboundMessage, start_conflict_reply};
 pub use notifiers::{Finished, Notifiers};
 pub use types::*;
+pub use values::{ValueWrite, apply_value_writes, value_writes};
 
 use crate::history::Event;
 use std::sync::Arc;
@@ -275,6 +277,21 @@ pub trait Provider: Send + Sync + 'static {
     /// Nodes call it periodically for every instance they cannot run, so a store should
     /// not rewrite a note that is already there.
     async fn set_status_note(&self, instance: &str, note: &str) -> Result<(), ProviderError>;
+
+    // ---- Required: durable values (key-value state per instance)
+    // `commit_turn` keeps them: it applies the value events among a turn's new events
+    // (`ValueSet`, `ValueCleared`, `ValuesCleared`, `ValuesCarried`, in order; see
+    // `provider::value_writes`) to the instance's values in the same transaction, so
+    // these reads never load or replay the history. Deleting an instance removes its
+    // values; export and import carry them.
+    /// The instance's value of `key` (`None`: no such key, or no such instance).
+    async fn get_value(&self, instance: &str, key: &str) -> Result<Option<String>, ProviderError>;
+
+    /// Every value of the instance, sorted by key (empty: none, or no such instance).
+    async fn get_values(
+        &self,
+        instance: &str,
+    ) -> Result<std::collections::BTreeMap<String, String>, ProviderError>;
 
     // ---- Optional capabilities (see the table above). Each default falls back to the
     // next simpler method, so overriding any one of them keeps the others correct.

@@ -299,6 +299,10 @@ pub struct InstanceSnapshot {
     pub messages: Vec<PendingMessage>,
     /// Activity work not yet completed (imported unlocked, attempts kept).
     pub activities: Vec<ActivityWorkItem>,
+    /// The instance's durable values, sorted by key. Exports written before values
+    /// existed load with none.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub values: std::collections::BTreeMap<String, String>,
 }
 
 /// One execution in an [`InstanceSnapshot`].

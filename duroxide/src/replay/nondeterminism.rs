@@ -60,6 +60,16 @@ fn describe(kind: &EventKind, recorded_by: Option<&str>) -> String {
         EventKind::SystemCall { op, call_site, .. } => {
             format!("system call {op} at {}{by}", site(call_site))
         }
+        EventKind::ValueSet { key, value, call_site } => {
+            format!("set_value(\"{key}\", value #{}) at {}{by}", digest(value), site(call_site))
+        }
+        EventKind::ValueCleared { key, call_site } => {
+            format!("clear_value(\"{key}\") at {}{by}", site(call_site))
+        }
+        EventKind::ValuesCleared { call_site } => format!("clear_all() at {}{by}", site(call_site)),
+        EventKind::ValueReadScheduled { instance, key, call_site } => {
+            format!("get_value_from(\"{instance}\", \"{key}\") at {}{by}", site(call_site))
+        }
         other => other.type_name().to_string(),
     }
 }

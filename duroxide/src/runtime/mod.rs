@@ -32,6 +32,7 @@ mod sessions;
 mod shutdown;
 mod turn;
 mod turn_commit;
+mod values;
 mod versions;
 
 pub use options::RuntimeOptions;

@@ -64,6 +64,11 @@ pub struct RuntimeOptions {
     /// each time; `None`: never). With no metrics recorder installed the samples go
     /// nowhere: set `None` to save the call.
     pub queue_metrics_interval: Option<Duration>,
+    /// Limits on each instance's durable values: keys per instance, key length, value size
+    /// (defaults: 100 keys, 256-byte keys, 64 KiB values; see
+    /// [`ValueLimits`](crate::orchestration::ValueLimits)). A write past them is refused
+    /// with a [`ValueError`](crate::orchestration::ValueError) the code can handle.
+    pub value_limits: crate::orchestration::ValueLimits,
 }
 
 impl Default for RuntimeOptions {
@@ -84,6 +89,7 @@ impl Default for RuntimeOptions {
             instance_cache_size: 1024,
             max_history_events: crate::replay::DEFAULT_MAX_HISTORY_EVENTS,
             queue_metrics_interval: Some(Duration::from_secs(10)),
+            value_limits: crate::orchestration::ValueLimits::default(),
         }
     }
 }

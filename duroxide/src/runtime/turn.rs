@@ -98,7 +98,14 @@ async fn take_turn(inner: &Inner, item: OrchestrationItem, span: &tracing::Span)
         version: &version,
         parent: engine.parent(),
     };
-    let commit = commit_from_turn(&target, result, inner.options.activity_lock_timeout);
+    let reads = super::values::requested_reads(&result.actions);
+    let mut commit = commit_from_turn(&target, result, inner.options.activity_lock_timeout);
+    if !reads.is_empty() {
+        match super::values::read_requested(inner, &item.instance, exec, reads).await {
+            Ok(answers) => commit.messages.extend(answers),
+            Err(e) => return super::values::retry_after_read_error(inner, &item, &e).await,
+        }
+    }
     let committed = commit_with_hand_over(inner, &item, commit).await;
     if !committed {
         return;
@@ -181,6 +188,7 @@ fn run_engine(
             now_ms: now,
             max_payload_bytes: opts.max_payload_bytes,
             max_history_events: opts.max_history_events,
+            value_limits: opts.value_limits,
         },
     );
     for d in &result.dropped {
@@ -230,6 +238,15 @@ async fn prepare_engine(inner: &Inner, item: &OrchestrationItem, now: u64) -> Op
         let new = start_execution(inner, item, now).await?;
         exec = new.execution_id;
         history.push(new.started);
+        if exec > 1 {
+            match super::values::carried_values(inner, &item.instance, now).await {
+                Ok(carried) => history.extend(carried),
+                Err(e) => {
+                    super::values::retry_after_read_error(inner, item, &e).await;
+                    return None;
+                }
+            }
+        }
     }
     let (name, version) = match &history[0].kind {
         EventKind::OrchestrationStarted { name, version, .. } => (name.clone(), version.clone()),
@@ -359,6 +376,9 @@ fn to_event(m: &OrchestratorMessage, exec: u64) -> Option<EventKind> {
         }
         OrchestratorMessage::ExternalRaised { name, data } => EventKind::ExternalRaised { name, data },
         OrchestratorMessage::CancelRequested { reason } => EventKind::OrchestrationCancelRequested { reason },
+        OrchestratorMessage::ValueRead { execution_id, event_id, value } if mine(execution_id) => {
+            EventKind::ValueReadCompleted { source_event_id: event_id, value }
+        }
         _ => return None,
     })
 }

@@ -121,6 +121,8 @@ fn add_action(commit: &mut TurnCommit, target: &TurnTarget<'_>, action: Action) 
         Action::CancelSubOrchestration { instance, reason } => {
             commit.messages.push(send(instance, OrchestratorMessage::CancelRequested { reason }, None))
         }
+        // Read before the commit; the answers join its messages (`values`).
+        Action::ReadValue { .. } => {}
     }
 }
 

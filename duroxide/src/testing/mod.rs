@@ -335,6 +335,15 @@ macro_rules! provider_wrapper {
         async fn store_summary(&self) -> Result<$crate::provider::StoreSummary, $crate::ProviderError> {
             self.$inner.store_summary().await
         }
+        async fn get_value(&self, instance: &str, key: &str) -> Result<Option<String>, $crate::ProviderError> {
+            self.$inner.get_value(instance, key).await
+        }
+        async fn get_values(
+            &self,
+            instance: &str,
+        ) -> Result<::std::collections::BTreeMap<String, String>, $crate::ProviderError> {
+            self.$inner.get_values(instance).await
+        }
         fn kind(&self) -> &'static str {
             self.$inner.kind()
         }

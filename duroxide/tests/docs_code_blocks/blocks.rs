@@ -516,6 +516,48 @@ Ok(())
 }
 }
 
+// docs/values.md, block 1
+mod values_block_1 {
+async fn block() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+use duroxide::{OrchestrationContext, OrchestrationError};
+
+async fn cart(ctx: OrchestrationContext, _input: String) -> Result<String, OrchestrationError> {
+    let command = ctx.schedule_wait("command").await;
+    let mut total: u32 = ctx.get_typed("total")?.unwrap_or(0);
+    if let Some(item) = command.strip_prefix("add ") {
+        ctx.set_value(format!("item:{item}"), "1")?;
+        total += 10;
+    }
+    ctx.set_typed("total", &total)?;
+    ctx.clear_value("draft")?;
+    let keys = ctx.keys(); // sorted, never in hash order
+    if keys.len() > 50 {
+        ctx.clear_all();
+    }
+    ctx.continue_as_new(""); // the values go with it
+    Ok(String::new())
+}
+Ok(())
+}
+}
+
+// docs/values.md, block 2
+mod values_block_2 {
+async fn block() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+use std::time::Duration;
+
+async fn watch(client: duroxide::Client) -> Result<(), duroxide::ClientError> {
+    let stage = client.get_value("order-42", "stage").await?; // Option<String>
+    let all = client.values("order-42").await?; // BTreeMap, sorted by key
+    let total: Option<u32> = client.get_typed_value("order-42", "total").await?;
+    let receipt = client.wait_for_value("order-42", "receipt", Duration::from_secs(30)).await?;
+    println!("{stage:?} {all:?} {total:?} {receipt}");
+    Ok(())
+}
+Ok(())
+}
+}
+
 // docs/versioning.md, block 1
 mod versioning_block_1 {
 async fn block() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {

@@ -234,6 +234,27 @@ impl Builder {
             EventKind::CustomStatusSet { status } => {
                 self.mark(e, "status", format!("custom status: {}", status.as_deref().unwrap_or("(cleared)")))
             }
+            EventKind::ValueSet { key, value, .. } => {
+                self.mark(e, "value", format!("value {key} = {}", truncate(value, 200)))
+            }
+            EventKind::ValueCleared { key, .. } => self.mark(e, "value", format!("value {key} cleared")),
+            EventKind::ValuesCleared { .. } => self.mark(e, "value", "all values cleared".into()),
+            EventKind::ValuesCarried { values } => {
+                self.mark(e, "value", format!("{} values carried over", values.len()))
+            }
+            EventKind::ValueReadScheduled { instance, key, .. } => self.bar(
+                e,
+                BarKind::Activity,
+                format!("read {key} of {instance}"),
+                t,
+                format!("instance: {instance}"),
+            ),
+            EventKind::ValueReadCompleted { source_event_id, value } => self.close(
+                e,
+                *source_event_id,
+                Outcome::Completed,
+                Some(format!("value: {}", truncate(value.as_deref().unwrap_or("(not set)"), 200))),
+            ),
         }
     }
 }

@@ -126,6 +126,7 @@ impl PostgresProvider {
         let instance = Self::lock_holder(&mut tx, lock_token).await?;
         let exec = ms(commit.execution_id);
         Self::append_history(&mut tx, &instance, exec, &commit.new_events).await?;
+        Self::write_values(&mut tx, &instance, &commit.new_events, now).await?;
         Self::write_turn_state(&mut tx, &instance, lock_token, &commit, now).await?;
         if !commit.activities.is_empty() {
             Self::enqueue_activities(&mut tx, &instance, &commit, now).await?;

@@ -45,6 +45,7 @@ mod options;
 mod queries;
 mod sessions;
 mod transfer;
+mod values;
 mod work;
 
 use super::sql::{

@@ -137,6 +137,17 @@ macro_rules! provider_impl {
                 self.abandon_work(lock_token, delay).await
             }
 
+            async fn get_value(&self, instance: &str, key: &str) -> Result<Option<String>, ProviderError> {
+                self.read_value(instance, key).await
+            }
+
+            async fn get_values(
+                &self,
+                instance: &str,
+            ) -> Result<std::collections::BTreeMap<String, String>, ProviderError> {
+                self.read_values(instance).await
+            }
+
             async fn get_instance(&self, instance: &str) -> Result<Option<InstanceRecord>, ProviderError> {
                 self.instance_record(instance).await
             }

@@ -71,7 +71,12 @@ pub(crate) async fn export<R: SqlTx>(
             visible_at_ms: 0,
         });
     }
-    Ok(InstanceSnapshot { record, executions, messages, activities })
+    let sql = format!("SELECT key, value FROM instance_values WHERE instance_id = {p1}");
+    let mut values = std::collections::BTreeMap::new();
+    for r in reader.rows(sql, instance).await? {
+        values.insert(r.text("key")?, r.text("value")?);
+    }
+    Ok(InstanceSnapshot { record, executions, messages, activities, values })
 }
 
 /// Recreates `snapshot` in `tx`; [`ProviderError::InstanceExists`] when the instance exists.
@@ -151,6 +156,13 @@ fn import_statements(
         });
     }
     out.extend(snapshot.activities.iter().map(|a| activity_statement(d, id, a, now)));
+    out.extend(snapshot.values.iter().map(|(key, value)| Statement {
+        sql: format!(
+            "INSERT INTO instance_values (instance_id, key, value, updated_at) VALUES ({})",
+            d.params(4)
+        ),
+        values: vec![id.into(), key.into(), value.into(), ms(now).into()],
+    }));
     Ok(out)
 }
 
@@ -260,7 +272,13 @@ mod tests {
             session_claimed: false,
             visible_at_ms: 0,
         };
-        InstanceSnapshot { record, executions: Vec::new(), messages: Vec::new(), activities: vec![activity] }
+        InstanceSnapshot {
+            record,
+            executions: Vec::new(),
+            messages: Vec::new(),
+            activities: vec![activity],
+            values: Default::default(),
+        }
     }
 
     #[test]

@@ -58,6 +58,7 @@ pub(super) fn push_guarded_turn(
     let tok = lock_token.to_string();
     let started = turn_started(commit);
     push_history(batch, &tok, commit)?;
+    super::values::push_values(batch, &tok, commit, now);
     push_execution(batch, &tok, commit, started.as_ref(), now);
     push_activities(batch, &tok, commit, now);
     push_cancellations(batch, &tok, commit, now);

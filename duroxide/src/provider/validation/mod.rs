@@ -62,6 +62,7 @@ mod removal;
 mod sessions;
 mod support;
 mod transfer;
+mod values;
 
 pub use activities::*;
 pub use batches::*;
@@ -77,6 +78,7 @@ pub use queues::*;
 pub use removal::*;
 pub use sessions::*;
 pub use transfer::*;
+pub use values::*;
 
 /// Makes fresh, empty stores for the conformance tests.
 #[async_trait::async_trait]
@@ -425,6 +427,12 @@ macro_rules! __duroxide_validation_list {
             complete_and_lock_returns_the_instance,
             complete_and_lock_skips_held_instances,
             concurrent_commits_on_different_instances,
+            // durable values
+            values_follow_the_turns_value_events,
+            values_cleared_and_carried,
+            stale_commit_writes_no_values,
+            values_go_with_deleted_instances_and_stay_after_prune,
+            values_travel_with_export_and_import,
         ] }
     };
 }

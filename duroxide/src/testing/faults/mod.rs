@@ -434,6 +434,15 @@ mod tests {
             async fn import_instance(&self, _: InstanceSnapshot) -> Result<(), ProviderError> {
                 Ok(())
             }
+            async fn get_value(&self, _: &str, _: &str) -> Result<Option<String>, ProviderError> {
+                Ok(None)
+            }
+            async fn get_values(
+                &self,
+                _: &str,
+            ) -> Result<std::collections::BTreeMap<String, String>, ProviderError> {
+                Ok(Default::default())
+            }
             async fn set_status_note(&self, _: &str, _: &str) -> Result<(), ProviderError> {
                 Ok(())
             }

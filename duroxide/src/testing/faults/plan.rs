@@ -81,6 +81,10 @@ pub enum ProviderOp {
     ImportInstance,
     /// [`Provider::set_status_note`].
     SetStatusNote,
+    /// [`Provider::get_value`].
+    GetValue,
+    /// [`Provider::get_values`].
+    GetValues,
 }
 
 /// Which lock a call works under, for [`Fault::SleptPastLock`] and [`Fault::LockLost`].
@@ -92,7 +96,7 @@ pub(super) enum LockKind {
 
 impl ProviderOp {
     /// Every operation, in declaration order.
-    pub const ALL: [ProviderOp; 35] = [
+    pub const ALL: [ProviderOp; 37] = [
         ProviderOp::CreateInstance,
         ProviderOp::EnqueueMessage,
         ProviderOp::FetchOrchestrationItem,
@@ -128,6 +132,8 @@ impl ProviderOp {
         ProviderOp::ExportInstance,
         ProviderOp::ImportInstance,
         ProviderOp::SetStatusNote,
+        ProviderOp::GetValue,
+        ProviderOp::GetValues,
     ];
 
     /// The trait method's name (`"commit_turn"`).
@@ -168,6 +174,8 @@ impl ProviderOp {
             ProviderOp::ExportInstance => "export_instance",
             ProviderOp::ImportInstance => "import_instance",
             ProviderOp::SetStatusNote => "set_status_note",
+            ProviderOp::GetValue => "get_value",
+            ProviderOp::GetValues => "get_values",
         }
     }
 
@@ -188,6 +196,8 @@ impl ProviderOp {
                 | ProviderOp::ListBlockedInstances
                 | ProviderOp::CountInstancesByVersion
                 | ProviderOp::ExportInstance
+                | ProviderOp::GetValue
+                | ProviderOp::GetValues
         )
     }
 

@@ -171,6 +171,17 @@ impl Provider for FaultyProvider {
         self.wrap(ProviderOp::AbandonWorkItem, self.inner.abandon_work_item(lock_token, delay)).await
     }
 
+    async fn get_value(&self, instance: &str, key: &str) -> Result<Option<String>, ProviderError> {
+        self.wrap(ProviderOp::GetValue, self.inner.get_value(instance, key)).await
+    }
+
+    async fn get_values(
+        &self,
+        instance: &str,
+    ) -> Result<std::collections::BTreeMap<String, String>, ProviderError> {
+        self.wrap(ProviderOp::GetValues, self.inner.get_values(instance)).await
+    }
+
     async fn get_instance(&self, instance: &str) -> Result<Option<InstanceRecord>, ProviderError> {
         self.wrap(ProviderOp::GetInstance, self.inner.get_instance(instance)).await
     }

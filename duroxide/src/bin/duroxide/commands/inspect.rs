@@ -75,10 +75,23 @@ pub fn state_text(r: &InstanceRecord) -> String {
 pub async fn show(ctx: &Context, a: ShowArgs) -> Result<(), CliError> {
     let client = ctx.client().await?;
     let d = client.describe_instance(&a.id).await?;
+    // The durable values, from the store's values table (never the history).
+    let values = client.values(&a.id).await?;
     if ctx.json {
-        return print_json(&d);
+        let mut json = serde_json::to_value(&d)
+            .map_err(|e| CliError::refused(format!("cannot encode the output as JSON: {e}"), ""))?;
+        if let Some(obj) = json.as_object_mut() {
+            obj.insert("values".into(), serde_json::to_value(&values).unwrap_or_default());
+        }
+        return print_json(&json);
     }
-    print(&describe_text(&d))
+    let mut out = describe_text(&d);
+    let mut t = Table::new(&["KEY", "VALUE"]);
+    for (k, v) in &values {
+        t.row(vec![k.clone(), clip(v, 120)]);
+    }
+    section(&mut out, "Values", &t);
+    print(&out)
 }
 
 fn describe_text(d: &InstanceDescription) -> String {

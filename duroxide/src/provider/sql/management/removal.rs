@@ -55,7 +55,9 @@ fn lock_suffix(d: &Dialect) -> String {
 /// Removes everything stored about `ids`, instance rows first (so no history trigger
 /// touches a row that is about to go).
 async fn remove<T: SqlTx>(tx: &mut T, ids: &[String]) -> Result<(), ProviderError> {
-    for table in ["instances", "history", "executions", "orchestrator_queue", "worker_queue"] {
+    for table in
+        ["instances", "history", "executions", "orchestrator_queue", "worker_queue", "instance_values"]
+    {
         for chunk in ids.chunks(500) {
             let mut b = Builder::new(tx.dialect());
             let ps: Vec<String> = chunk.iter().map(|id| b.bind(id)).collect();
