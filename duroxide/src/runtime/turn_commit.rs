@@ -190,7 +190,10 @@ fn add_outcome(commit: &mut TurnCommit, target: &TurnTarget<'_>, outcome: TurnOu
                     parent: parent.clone(),
                     queue_messages: Vec::new(),
                 },
-                visible_at_ms: None,
+                // Visible at once, whatever the clocks: a fetch that sees messages sent
+                // after this commit must see this start message too, or it would hold them
+                // back (and behind later ones) as "arrived before the start message".
+                visible_at_ms: Some(0),
             });
             commit.update.version = next_version;
         }
