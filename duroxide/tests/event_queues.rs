@@ -41,49 +41,55 @@ fn consumer() -> OrchestrationRegistry {
         .build()
 }
 
-on_all_stores!(a_continue_as_new_loop_consumes_a_stream_without_loss_or_duplicates, |ts: TestStore| async move {
-    let client = Client::new(ts.store.clone());
-    client.start_orchestration("stream-1", "Consumer", "").await.unwrap();
-    // Half the stream is queued before any node runs: the first execution takes one
-    // message and carries the rest.
-    for i in 0..20 {
-        client.enqueue_event("stream-1", "stream", i.to_string()).await.unwrap();
-    }
-    let rt = start_runtime(&ts, activities(), consumer()).await;
-    // The other half arrives while executions come and go.
-    for i in 20..40 {
-        client.enqueue_event("stream-1", "stream", i.to_string()).await.unwrap();
-    }
-    client.enqueue_event("stream-1", "stream", "stop").await.unwrap();
-    let expected: Vec<String> = (0..40).map(|i| i.to_string()).collect();
-    let out = completed(&client, "stream-1").await;
-    if out != expected.join(",") {
-        for e in client.list_executions("stream-1").await.unwrap() {
-            let h = client.read_execution_history("stream-1", Some(e.execution_id)).await.unwrap();
-            let short: Vec<String> = h.iter().map(|e| match &e.kind {
-                EventKind::QueueMessageReceived { data, .. } => format!("Q{data}"),
-                EventKind::OrchestrationStarted { input, .. } => format!("S[{}]", input.len()),
-                k => k.type_name().to_string(),
-            }).collect();
-            eprintln!("exec {}: {}", e.execution_id, short.join(" "));
+on_all_stores!(
+    a_continue_as_new_loop_consumes_a_stream_without_loss_or_duplicates,
+    |ts: TestStore| async move {
+        let client = Client::new(ts.store.clone());
+        client.start_orchestration("stream-1", "Consumer", "").await.unwrap();
+        // Half the stream is queued before any node runs: the first execution takes one
+        // message and carries the rest.
+        for i in 0..20 {
+            client.enqueue_event("stream-1", "stream", i.to_string()).await.unwrap();
         }
+        let rt = start_runtime(&ts, activities(), consumer()).await;
+        // The other half arrives while executions come and go.
+        for i in 20..40 {
+            client.enqueue_event("stream-1", "stream", i.to_string()).await.unwrap();
+        }
+        client.enqueue_event("stream-1", "stream", "stop").await.unwrap();
+        let expected: Vec<String> = (0..40).map(|i| i.to_string()).collect();
+        let out = completed(&client, "stream-1").await;
+        if out != expected.join(",") {
+            for e in client.list_executions("stream-1").await.unwrap() {
+                let h = client.read_execution_history("stream-1", Some(e.execution_id)).await.unwrap();
+                let short: Vec<String> = h
+                    .iter()
+                    .map(|e| match &e.kind {
+                        EventKind::QueueMessageReceived { data, .. } => format!("Q{data}"),
+                        EventKind::OrchestrationStarted { input, .. } => format!("S[{}]", input.len()),
+                        k => k.type_name().to_string(),
+                    })
+                    .collect();
+                eprintln!("exec {}: {}", e.execution_id, short.join(" "));
+            }
+        }
+        assert_eq!(out, expected.join(","));
+        let executions = client.list_executions("stream-1").await.unwrap();
+        assert_eq!(executions.len(), 41, "one execution per message");
+        for e in &executions {
+            let h = client.read_execution_history("stream-1", Some(e.execution_id)).await.unwrap();
+            assert_clean_history(&h);
+            let received = h.iter().filter(|e| matches!(e.kind, EventKind::QueueSubscribed { .. })).count();
+            assert_eq!(received, 1, "execution {} dequeued once", e.execution_id);
+        }
+        // A finished instance takes no more messages.
+        assert!(matches!(
+            client.enqueue_event("stream-1", "stream", "late").await,
+            Err(ClientError::InstanceFinished { .. })
+        ));
+        rt.shutdown(None).await;
     }
-    assert_eq!(out, expected.join(","));
-    let executions = client.list_executions("stream-1").await.unwrap();
-    assert_eq!(executions.len(), 41, "one execution per message");
-    for e in &executions {
-        let h = client.read_execution_history("stream-1", Some(e.execution_id)).await.unwrap();
-        assert_clean_history(&h);
-        let received = h.iter().filter(|e| matches!(e.kind, EventKind::QueueSubscribed { .. })).count();
-        assert_eq!(received, 1, "execution {} dequeued once", e.execution_id);
-    }
-    // A finished instance takes no more messages.
-    assert!(matches!(
-        client.enqueue_event("stream-1", "stream", "late").await,
-        Err(ClientError::InstanceFinished { .. })
-    ));
-    rt.shutdown(None).await;
-});
+);
 
 #[derive(serde::Serialize, serde::Deserialize, Debug)]
 struct Job {
@@ -109,54 +115,59 @@ fn progress() -> OrchestrationRegistry {
         .build()
 }
 
-on_all_stores!(status_changes_wake_waiters_and_survive_continue_as_new_and_completion, |ts: TestStore| async move {
-    let rt = start_runtime(&ts, activities(), progress()).await;
-    let client = Client::new(ts.store.clone());
-    client.start_orchestration("p-1", "Progress", "0").await.unwrap();
-    let mut seen = 0;
-    for (i, name) in ["a", "b", "c"].iter().enumerate() {
-        let waiter = {
-            let client = client.clone();
-            tokio::spawn(async move { client.wait_for_status_change("p-1", seen, Duration::from_secs(20)).await })
-        };
-        client.enqueue_event_typed("p-1", "jobs", &Job { name: name.to_string() }).await.unwrap();
-        let change = waiter.await.unwrap().unwrap();
-        assert_eq!(change.version, seen + 1, "{change:?}");
-        assert_eq!(change.custom_status, Some(format!("{}/3 {name}", i + 1)));
-        seen = change.version;
-        if i < 2 {
-            client.raise_event_typed("p-1", "next", &true).await.unwrap();
-            // The next execution has not set a status yet: the last one is kept.
-            let next_execution = i as u64 + 2;
-            let mut waited = 0;
-            while client.get_instance_info("p-1").await.unwrap().unwrap().execution_id < next_execution {
-                waited += 1;
-                assert!(waited < 500, "no continue-as-new");
-                tokio::time::sleep(Duration::from_millis(10)).await;
+on_all_stores!(
+    status_changes_wake_waiters_and_survive_continue_as_new_and_completion,
+    |ts: TestStore| async move {
+        let rt = start_runtime(&ts, activities(), progress()).await;
+        let client = Client::new(ts.store.clone());
+        client.start_orchestration("p-1", "Progress", "0").await.unwrap();
+        let mut seen = 0;
+        for (i, name) in ["a", "b", "c"].iter().enumerate() {
+            let waiter = {
+                let client = client.clone();
+                tokio::spawn(async move {
+                    client.wait_for_status_change("p-1", seen, Duration::from_secs(20)).await
+                })
+            };
+            client.enqueue_event_typed("p-1", "jobs", &Job { name: name.to_string() }).await.unwrap();
+            let change = waiter.await.unwrap().unwrap();
+            assert_eq!(change.version, seen + 1, "{change:?}");
+            assert_eq!(change.custom_status, Some(format!("{}/3 {name}", i + 1)));
+            seen = change.version;
+            if i < 2 {
+                client.raise_event_typed("p-1", "next", &true).await.unwrap();
+                // The next execution has not set a status yet: the last one is kept.
+                let next_execution = i as u64 + 2;
+                let mut waited = 0;
+                while client.get_instance_info("p-1").await.unwrap().unwrap().execution_id < next_execution {
+                    waited += 1;
+                    assert!(waited < 500, "no continue-as-new");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                wait_for_event(&client, "p-1", |k| matches!(k, EventKind::QueueSubscribed { .. })).await;
+                let info = client.get_instance_info("p-1").await.unwrap().unwrap();
+                assert_eq!(info.execution_id, next_execution);
+                assert_eq!(info.custom_status, Some(format!("{}/3 {name}", i + 1)));
+                assert_eq!(info.custom_status_version, seen);
             }
-            wait_for_event(&client, "p-1", |k| matches!(k, EventKind::QueueSubscribed { .. })).await;
-            let info = client.get_instance_info("p-1").await.unwrap().unwrap();
-            assert_eq!(info.execution_id, next_execution);
-            assert_eq!(info.custom_status, Some(format!("{}/3 {name}", i + 1)));
-            assert_eq!(info.custom_status_version, seen);
         }
+        assert_eq!(completed(&client, "p-1").await, "all 3");
+        let change = client.wait_for_status_change("p-1", seen, Duration::from_secs(1)).await.unwrap();
+        assert!(change.status.is_terminal());
+        assert_eq!((change.version, change.custom_status.as_deref()), (3, Some("3/3 c")));
+        // Nothing changes on an unfinished instance: a timeout, not a busy loop.
+        client.start_orchestration("p-2", "Progress", "0").await.unwrap();
+        let started = std::time::Instant::now();
+        let r = client.wait_for_status_change("p-2", 0, Duration::from_millis(300)).await;
+        assert!(matches!(r, Err(ClientError::Timeout { .. })), "{r:?}");
+        assert!(started.elapsed() >= Duration::from_millis(300));
+        assert!(matches!(
+            client.wait_for_status_change("nope", 0, Duration::from_millis(10)).await,
+            Err(ClientError::NotFound(_))
+        ));
+        rt.shutdown(None).await;
     }
-    assert_eq!(completed(&client, "p-1").await, "all 3");
-    let change = client.wait_for_status_change("p-1", seen, Duration::from_secs(1)).await.unwrap();
-    assert!(change.status.is_terminal());
-    assert_eq!((change.version, change.custom_status.as_deref()), (3, Some("3/3 c")));
-    // Nothing changes on an unfinished instance: a timeout, not a busy loop.
-    client.start_orchestration("p-2", "Progress", "0").await.unwrap();
-    let started = std::time::Instant::now();
-    let r = client.wait_for_status_change("p-2", 0, Duration::from_millis(300)).await;
-    assert!(matches!(r, Err(ClientError::Timeout { .. })), "{r:?}");
-    assert!(started.elapsed() >= Duration::from_millis(300));
-    assert!(matches!(
-        client.wait_for_status_change("nope", 0, Duration::from_millis(10)).await,
-        Err(ClientError::NotFound(_))
-    ));
-    rt.shutdown(None).await;
-});
+);
 
 fn racing() -> OrchestrationRegistry {
     OrchestrationRegistry::builder()
@@ -194,7 +205,9 @@ on_all_stores!(two_steps_race_a_deadline, |ts: TestStore| async move {
         h.iter().any(|e| matches!(e.kind, EventKind::ActivityCancelRequested { source_event_id } if source_event_id == sleep_id)),
         "the pending step is cancelled in history: {h:?}"
     );
-    assert!(!h.iter().any(|e| matches!(&e.kind, EventKind::ActivityScheduled { name, .. } if name == "Echo")));
+    assert!(
+        !h.iter().any(|e| matches!(&e.kind, EventKind::ActivityScheduled { name, .. } if name == "Echo"))
+    );
     rt.shutdown(Some(Duration::from_secs(2))).await;
 });
 
