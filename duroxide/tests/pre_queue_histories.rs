@@ -64,7 +64,7 @@ fn an_old_continue_as_new_message_loads_without_queue_messages() {
         matches!(m, OrchestratorMessage::ContinueAsNew { ref queue_messages, .. } if queue_messages.is_empty())
     );
     // And one without carried messages is written as before.
-    assert_eq!(serde_json::to_string(&m).unwrap().contains("queue_messages"), false);
+    assert!(!serde_json::to_string(&m).unwrap().contains("queue_messages"));
 }
 
 #[test]

@@ -337,6 +337,8 @@ fn event_detail(kind: &EventKind) -> String {
         }
         EventKind::SystemCall { op, value, .. } => format!("{op} = {value}"),
         EventKind::CustomStatusSet { status } => status.clone().unwrap_or_else(|| "(cleared)".into()),
+        EventKind::QueueSubscribed { queue, .. } => queue.clone(),
+        EventKind::QueueMessageReceived { queue, data } => format!("{queue}: {data}"),
     }
 }
 

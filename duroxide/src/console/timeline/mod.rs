@@ -234,6 +234,12 @@ impl Builder {
             EventKind::CustomStatusSet { status } => {
                 self.mark(e, "status", format!("custom status: {}", status.as_deref().unwrap_or("(cleared)")))
             }
+            EventKind::QueueSubscribed { queue, .. } => {
+                self.mark(e, "wait", format!("waits for the next message of queue {queue}"))
+            }
+            EventKind::QueueMessageReceived { queue, data } => {
+                self.mark(e, "event", format!("queue {queue} message: {}", truncate(data, 200)))
+            }
         }
     }
 }
