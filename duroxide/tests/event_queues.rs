@@ -120,6 +120,8 @@ on_all_stores!(
     |ts: TestStore| async move {
         let rt = start_runtime(&ts, activities(), progress()).await;
         let client = Client::new(ts.store.clone());
+        // The store announces each status change in-process (what wakes waiters at once).
+        let mut notices = ts.store.notifiers().expect("both stores notify").status_changed.subscribe();
         client.start_orchestration("p-1", "Progress", "0").await.unwrap();
         let mut seen = 0;
         for (i, name) in ["a", "b", "c"].iter().enumerate() {
@@ -152,6 +154,11 @@ on_all_stores!(
             }
         }
         assert_eq!(completed(&client, "p-1").await, "all 3");
+        let mut announced = Vec::new();
+        while let Ok(id) = notices.try_recv() {
+            announced.push(id);
+        }
+        assert_eq!(announced, vec!["p-1"; 3], "one notice per committed status change");
         let change = client.wait_for_status_change("p-1", seen, Duration::from_secs(1)).await.unwrap();
         assert!(change.status.is_terminal());
         assert_eq!((change.version, change.custom_status.as_deref()), (3, Some("3/3 c")));
@@ -191,7 +198,7 @@ on_all_stores!(two_steps_race_a_deadline, |ts: TestStore| async move {
     let rt = start_runtime(&ts, activities(), racing()).await;
     let client = Client::new(ts.store.clone());
     client.start_orchestration("fast", "Steps", "10/20000").await.unwrap();
-    client.start_orchestration("slow", "Steps", "20000/200").await.unwrap();
+    client.start_orchestration("slow", "Steps", "5000/200").await.unwrap();
     assert_eq!(completed(&client, "fast").await, "slept 10, echoed");
     assert_eq!(completed(&client, "slow").await, "deadline");
     let h = client.read_execution_history("slow", None).await.unwrap();
@@ -208,7 +215,7 @@ on_all_stores!(two_steps_race_a_deadline, |ts: TestStore| async move {
     assert!(
         !h.iter().any(|e| matches!(&e.kind, EventKind::ActivityScheduled { name, .. } if name == "Echo"))
     );
-    rt.shutdown(Some(Duration::from_secs(2))).await;
+    rt.shutdown(Some(Duration::from_millis(500))).await;
 });
 
 fn losing_dequeue() -> OrchestrationRegistry {
