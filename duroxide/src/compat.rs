@@ -69,6 +69,7 @@ pub fn snapshot_from_history(instance: &str, history: Vec<Event>) -> Result<Inst
     };
     let mut state = InstanceState::Running;
     let (mut output, mut error, mut custom_status) = (None, None, None);
+    let mut custom_status_version = 0u64;
     let mut done: HashSet<u64> = HashSet::new();
     for e in &history {
         match &e.kind {
@@ -86,7 +87,10 @@ pub fn snapshot_from_history(instance: &str, history: Vec<Event>) -> Result<Inst
                 state = InstanceState::Failed;
                 error = Some(details.clone());
             }
-            EventKind::CustomStatusSet { status } => custom_status = status.clone(),
+            EventKind::CustomStatusSet { status } => {
+                custom_status = status.clone();
+                custom_status_version += 1;
+            }
             _ => {}
         }
     }
@@ -134,6 +138,7 @@ pub fn snapshot_from_history(instance: &str, history: Vec<Event>) -> Result<Inst
             output,
             error,
             custom_status,
+            custom_status_version,
             parent_instance: parent.map(|p| p.instance),
             duroxide_version: Some(dv.clone()),
             status_note: None,

@@ -94,7 +94,7 @@ pub use orchestration::retry;
 #[doc(hidden)]
 pub mod __private;
 
-pub use client::{BulkDelete, Client, ClientError, OrchestrationStatus};
+pub use client::{BulkDelete, Client, ClientError, OrchestrationStatus, StatusChange};
 pub use context::{
     ActivityContext, ActivityFuture, DurableFuture, Either2, EventFuture, OrchestrationContext, SessionState,
     SubOrchestrationFuture, SystemCallFuture, TimerFuture, UtcNowFuture,
@@ -103,6 +103,7 @@ pub use duroxide_macros::{activity, orchestration};
 pub use error::{ActivityError, OrchestrationError};
 pub use history::{ErrorCategory, ErrorDetails, Event, EventKind};
 pub use orchestration::typed::*;
+pub use orchestration::{Composite, Either3, Map, TypedEventFuture};
 #[cfg(feature = "postgres")]
 pub use provider::postgres::{PostgresOptions, PostgresProvider};
 #[cfg(feature = "sqlite")]

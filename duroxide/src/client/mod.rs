@@ -5,13 +5,17 @@
 //!
 //! This file holds the client's core (starting, events, cancellation, status, waiting);
 //! the operator calls (filtered listings, describe, history pages, delete, prune,
-//! terminate, store summary) live in `management`.
+//! terminate, store summary) live in `management`, event queues and typed events in
+//! `queues`, waiting for custom status changes in `status`.
 
 mod management;
 mod values;
+mod queues;
+mod status;
 
 pub(crate) use management::finished_only;
 pub use management::{BulkDelete, MAX_HISTORY_PAGE, MAX_PAGE_SIZE};
+pub use status::StatusChange;
 
 use crate::history::EventKind;
 use crate::history::{ErrorCategory, ErrorDetails, Event};
@@ -215,6 +219,16 @@ pub enum ClientError {
         key: String,
         /// How long the call waited.
         waited: Duration,
+    },
+    /// A typed payload (event, queue message) could not be encoded as JSON.
+    #[error("could not encode {what} (`{type_name}`): {message}")]
+    Encode {
+        /// What was being sent (`event 'Approve' for instance 'order-1'`).
+        what: String,
+        /// The Rust type.
+        type_name: &'static str,
+        /// serde's message.
+        message: String,
     },
 }
 

@@ -365,6 +365,8 @@ fn event_detail(kind: &EventKind) -> String {
         EventKind::ValueReadCompleted { source_event_id, value } => {
             format!("of #{source_event_id}: {}", value.as_deref().unwrap_or("(not set)"))
         }
+        EventKind::QueueSubscribed { queue, .. } => queue.clone(),
+        EventKind::QueueMessageReceived { queue, data } => format!("{queue}: {data}"),
     }
 }
 

@@ -142,7 +142,8 @@ pub enum EventKind {
         #[serde(default)]
         call_site: Option<String>,
     },
-    /// The orchestration stopped waiting for an external event without receiving it (the
+    /// The orchestration stopped waiting for an external event (or a queue message, see
+    /// [`EventKind::QueueSubscribed`]) without receiving it (the
     /// wait lost a select or was dropped). The wait gives up its claim: the next event of
     /// that name, or the one it was handed but never returned to the code, goes to the next
     /// wait. Histories written before this event existed have none: their dropped waits keep
@@ -272,6 +273,26 @@ pub enum EventKind {
         /// The value (`None`: the instance had no such key, or does not exist).
         value: Option<String>,
     },
+    /// The orchestration started waiting for the next message of an event queue
+    /// (`ctx.dequeue_event`). A decision, matched by queue name on replay. A wait dropped
+    /// before it received its message is released with [`EventKind::ExternalUnsubscribed`],
+    /// which hands the message on to the next wait of the queue.
+    QueueSubscribed {
+        /// Queue name.
+        queue: String,
+        /// Call site of `dequeue_event`.
+        #[serde(default)]
+        call_site: Option<String>,
+    },
+    /// A message arrived on an event queue (`Client::enqueue_event`), or was carried into
+    /// this execution, unread, from the one before it (continue-as-new). Messages of a
+    /// queue go to its waits in the order they appear in history.
+    QueueMessageReceived {
+        /// Queue name.
+        queue: String,
+        /// Payload.
+        data: String,
+    },
 }
 
 impl EventKind {
@@ -305,6 +326,8 @@ impl EventKind {
             EventKind::ValueReadScheduled { .. } => "ValueReadScheduled",
             EventKind::ValuesCarried { .. } => "ValuesCarried",
             EventKind::ValueReadCompleted { .. } => "ValueReadCompleted",
+            EventKind::QueueSubscribed { .. } => "QueueSubscribed",
+            EventKind::QueueMessageReceived { .. } => "QueueMessageReceived",
         }
     }
 
@@ -323,6 +346,7 @@ impl EventKind {
                 | EventKind::ValueCleared { .. }
                 | EventKind::ValuesCleared { .. }
                 | EventKind::ValueReadScheduled { .. }
+                | EventKind::QueueSubscribed { .. }
         )
     }
 
@@ -397,6 +421,7 @@ impl EventKind {
                 ValueReadScheduled { instance: a, key: ak, .. },
                 ValueReadScheduled { instance: b, key: bk, .. },
             ) => a == b && ak == bk,
+            (QueueSubscribed { queue: a, .. }, QueueSubscribed { queue: b, .. }) => a == b,
             _ => false,
         }
     }
@@ -409,6 +434,8 @@ impl EventKind {
             EventKind::ExternalSubscribed { .. } => Some(TaskKind::External),
             EventKind::SubOrchestrationScheduled { .. } => Some(TaskKind::SubOrchestration),
             EventKind::ValueReadScheduled { .. } => Some(TaskKind::ValueRead),
+            // A queue wait is a wait like an event wait; only the name space differs.
+            EventKind::QueueSubscribed { .. } => Some(TaskKind::External),
             _ => None,
         }
     }

@@ -3,6 +3,12 @@
 //! A select resolves to the future whose completion comes first *in history*, never by
 //! polling order or wall clock, so replay picks the same winner; the losers are dropped,
 //! which cancels their work. Built by [`OrchestrationContext`](crate::OrchestrationContext) methods.
+//!
+//! Before comparing, a select lets every contender [`advance`](DurableFuture::advance):
+//! a [`Composite`](super::Composite) (an `async` block of several steps) runs its code
+//! then, and completes at the history position of the last completion it consumed. A
+//! scheduled task's future is never polled unless it wins, so a losing queue or event wait
+//! keeps its message. The three-way forms are in `select3`.
 
 use super::futures::DurableFuture;
 use std::future::Future;
@@ -28,6 +34,12 @@ pub struct Select2<A, B> {
 impl<A: DurableFuture, B: DurableFuture> Future for Select2<A, B> {
     type Output = Either2<A::Output, B::Output>;
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        if let Some(a) = self.a.as_mut() {
+            a.advance(cx);
+        }
+        if let Some(b) = self.b.as_mut() {
+            b.advance(cx);
+        }
         let sa = self.a.as_ref().and_then(|a| a.completion_seq());
         let sb = self.b.as_ref().and_then(|b| b.completion_seq());
         let first = match (sa, sb) {
@@ -68,6 +80,9 @@ pub struct Select<F> {
 impl<F: DurableFuture> Future for Select<F> {
     type Output = (usize, F::Output);
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        for f in self.futures.iter_mut() {
+            f.advance(cx);
+        }
         let winner =
             self.futures.iter().enumerate().filter_map(|(i, f)| f.completion_seq().map(|s| (s, i))).min();
         let Some((_, i)) = winner else { return Poll::Pending };

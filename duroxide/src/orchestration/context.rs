@@ -12,7 +12,8 @@ use super::futures::{
     ActivityFuture, DurableFuture, EventFuture, SubOrchestrationFuture, SystemCallFuture, TaskFuture,
     TimerFuture, UtcNowFuture,
 };
-use super::state::{ExecutionState, lock};
+use super::select3::{Join3, Select3};
+use super::state::{ExecutionState, WaitKey, lock};
 use super::turn::Action;
 use crate::history::TaskKind;
 use crate::history::{ErrorDetails, EventKind};
@@ -191,7 +192,7 @@ impl OrchestrationContext {
             |_, _| None,
         );
         if let Some(id) = id {
-            st.subscribe(id, &name);
+            st.subscribe(id, WaitKey::Event(name.clone()));
         }
         drop(st);
         EventFuture(TaskFuture::new(self.state.clone(), id, TaskKind::External))
@@ -399,6 +400,26 @@ impl OrchestrationContext {
     /// Resolves when both futures completed.
     pub fn join2<A: DurableFuture, B: DurableFuture>(&self, a: A, b: B) -> Join2<A, B> {
         Join2 { a, b, ra: None, rb: None }
+    }
+
+    /// Like [`select2`](Self::select2) over three futures of any output types.
+    pub fn select3<A: DurableFuture, B: DurableFuture, C: DurableFuture>(
+        &self,
+        a: A,
+        b: B,
+        c: C,
+    ) -> Select3<A, B, C> {
+        Select3 { a: Some(a), b: Some(b), c: Some(c) }
+    }
+
+    /// Like [`join2`](Self::join2) over three futures of any output types.
+    pub fn join3<A: DurableFuture, B: DurableFuture, C: DurableFuture>(
+        &self,
+        a: A,
+        b: B,
+        c: C,
+    ) -> Join3<A, B, C> {
+        Join3 { a: Some(a), b: Some(b), c: Some(c), ra: None, rb: None, rc: None }
     }
 
     /// Sets the custom status shown by [`crate::Client::get_orchestration_status`].

@@ -20,6 +20,79 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub trait DurableFuture: Future + Unpin + Send {
     /// Position in history of the event that completed this future, once it has completed.
     fn completion_seq(&self) -> Option<u64>;
+
+    /// Lets a future that runs code of its own (a [`Composite`](super::Composite)) make
+    /// progress before a combinator reads [`completion_seq`](Self::completion_seq).
+    /// Combinators call it on every poll; a scheduled task's future does nothing here, so
+    /// asking it does not consume its completion (a queue wait that loses a select keeps
+    /// its message for the next wait).
+    fn advance(&mut self, cx: &mut Context<'_>) {
+        let _ = cx;
+    }
+
+    /// Transforms the output with `f` when the future completes; the result is still a
+    /// durable future, ordered by the same history position, so it can go into
+    /// `select`/`join` beside futures of other output types.
+    ///
+    /// ```no_run
+    /// # use duroxide::{DurableFuture, OrchestrationContext};
+    /// # async fn demo(ctx: OrchestrationContext) {
+    /// let len = ctx.schedule_activity("Fetch", "url").map(|r| r.map(|body| body.len()));
+    /// let _bytes = len.await;
+    /// # }
+    /// ```
+    fn map<U, G>(self, f: G) -> Map<Self, G>
+    where
+        Self: Sized,
+        G: FnOnce(Self::Output) -> U + Send + Unpin,
+    {
+        Map { inner: self, f: Some(f) }
+    }
+}
+
+/// A durable future whose output is transformed by a function; see [`DurableFuture::map`].
+#[must_use = "durable futures do nothing useful unless awaited; dropping one cancels its work"]
+pub struct Map<F, G> {
+    inner: F,
+    f: Option<G>,
+}
+
+impl<F, G> std::fmt::Debug for Map<F, G> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Map").finish_non_exhaustive()
+    }
+}
+
+impl<F, G, U> Future for Map<F, G>
+where
+    F: DurableFuture,
+    G: FnOnce(F::Output) -> U + Send + Unpin,
+{
+    type Output = U;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<U> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.inner).poll(cx) {
+            Poll::Ready(v) => match this.f.take() {
+                Some(f) => Poll::Ready(f(v)),
+                // Polled again after completing: like the futures it wraps, it stays pending.
+                None => Poll::Pending,
+            },
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<F, G, U> DurableFuture for Map<F, G>
+where
+    F: DurableFuture,
+    G: FnOnce(F::Output) -> U + Send + Unpin,
+{
+    fn completion_seq(&self) -> Option<u64> {
+        self.inner.completion_seq()
+    }
+    fn advance(&mut self, cx: &mut Context<'_>) {
+        self.inner.advance(cx)
+    }
 }
 
 /// Shared implementation of the scheduled-task futures.
@@ -59,10 +132,12 @@ impl TaskFuture {
             return Poll::Ready(CompletionValue::Err(e));
         }
         let Some(id) = self.id else { return Poll::Pending };
-        match lock(&self.state).completion(id) {
+        let mut st = lock(&self.state);
+        match st.completion(id).cloned() {
             Some(c) => {
                 self.done = true;
-                Poll::Ready(c.value.clone())
+                st.note_received(id, c.seq);
+                Poll::Ready(c.value)
             }
             None => Poll::Pending,
         }

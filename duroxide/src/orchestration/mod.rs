@@ -1,5 +1,6 @@
 //! What orchestration code sees: [`OrchestrationContext`], the durable futures its calls
-//! return, deterministic `select`/`join`, retried calls and typed calls.
+//! return, deterministic `select`/`join` (also over multi-step [`Composite`] blocks),
+//! event queues, retried calls and typed calls.
 //!
 //! Everything here is the code-facing side of a turn. Matching decisions against history
 //! and driving the orchestration's future is the replay engine's job ([`crate::replay`]),
@@ -7,18 +8,25 @@
 //! [`crate::activity`](mod@crate::activity).
 
 pub mod combinators;
+pub mod composite;
 pub mod context;
 pub mod futures;
+mod queues;
 pub mod retry;
+pub mod select3;
 pub(crate) mod state;
 pub mod turn;
 pub(crate) mod typed;
 pub mod values;
+pub mod typed_events;
 
 pub use combinators::{Either2, Join, Join2, Select, Select2};
+pub use composite::Composite;
 pub use context::OrchestrationContext;
 pub use futures::{
-    ActivityFuture, DurableFuture, EventFuture, SubOrchestrationFuture, SystemCallFuture, TimerFuture,
+    ActivityFuture, DurableFuture, EventFuture, Map, SubOrchestrationFuture, SystemCallFuture, TimerFuture,
     UtcNowFuture,
 };
 pub use values::{ValueError, ValueLimits, ValueReadFuture};
+pub use select3::{Either3, Join3, Select3};
+pub use typed_events::TypedEventFuture;

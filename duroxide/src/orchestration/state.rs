@@ -26,7 +26,19 @@ pub(crate) struct Completion {
     pub(super) value: CompletionValue,
 }
 
-/// Raised events and open waits of one event name.
+/// What a wait waits for: a raised event of a name, or the next message of an event queue.
+/// The two are separate name spaces with the same first-come, first-served routing; they
+/// differ in what happens at continue-as-new (unread queue messages are carried over,
+/// buffered raised events are not).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) enum WaitKey {
+    /// `schedule_wait(name)` / `ExternalRaised`.
+    Event(String),
+    /// `dequeue_event(queue)` / `QueueMessageReceived`.
+    Queue(String),
+}
+
+/// Raised events (or queue messages) and open waits of one [`WaitKey`].
 ///
 /// Events go to waits first come, first served: a raised event goes to the oldest wait
 /// still waiting, or is buffered for the next wait the code makes. A wait the code drops
@@ -70,10 +82,16 @@ pub(crate) struct ExecutionState {
     /// Scheduled tasks by event id.
     tasks: HashMap<u64, TaskKind>,
     completions: HashMap<u64, Completion>,
-    /// External events and waits by event name (see [`ExternalQueue`]).
-    external: HashMap<String, ExternalQueue>,
-    /// Event name of every wait, by its `ExternalSubscribed` event id.
-    wait_names: HashMap<u64, String>,
+    /// External events, queue messages and their waits (see [`ExternalQueue`]).
+    external: HashMap<WaitKey, ExternalQueue>,
+    /// What every wait waits for, by its `ExternalSubscribed` / `QueueSubscribed` event id.
+    wait_names: HashMap<u64, WaitKey>,
+    /// Waits whose future returned its event to the code (the code has it; it is not
+    /// carried over at continue-as-new).
+    received: HashSet<u64>,
+    /// One entry per composite future being polled (innermost last): the latest history
+    /// position of a completion the code consumed during that poll.
+    consumed_frames: Vec<u64>,
     /// Waits whose `ExternalUnsubscribed` is already in history.
     unsubscribed: HashSet<u64>,
     /// Sub-orchestration instance ids by event id.
@@ -124,7 +142,9 @@ impl ExecutionState {
                 completions.push(i);
             }
             match &e.kind {
-                EventKind::ExternalRaised { .. } => completions.push(i),
+                EventKind::ExternalRaised { .. } | EventKind::QueueMessageReceived { .. } => {
+                    completions.push(i)
+                }
                 EventKind::ActivityCancelRequested { source_event_id }
                 | EventKind::SubOrchestrationCancelRequested { source_event_id } => {
                     cancelled.insert(*source_event_id);
@@ -155,6 +175,8 @@ impl ExecutionState {
             completions: HashMap::new(),
             external: HashMap::new(),
             wait_names: HashMap::new(),
+            received: HashSet::new(),
+            consumed_frames: Vec::new(),
             unsubscribed,
             children: HashMap::new(),
             cancelled,
@@ -372,10 +394,10 @@ impl ExecutionState {
         })
     }
 
-    /// Opens a wait: it takes the oldest buffered event of its name, or queues for the next.
-    pub(crate) fn subscribe(&mut self, id: u64, name: &str) {
-        self.wait_names.insert(id, name.to_string());
-        let queue = self.external.entry(name.to_string()).or_default();
+    /// Opens a wait: it takes the oldest buffered event of its key, or queues for the next.
+    pub(crate) fn subscribe(&mut self, id: u64, key: WaitKey) {
+        self.wait_names.insert(id, key.clone());
+        let queue = self.external.entry(key).or_default();
         match queue.buffered.pop_front() {
             Some((seq, data)) => {
                 self.completions.insert(id, Completion { seq, value: CompletionValue::Ok(data) });
@@ -386,8 +408,8 @@ impl ExecutionState {
 
     /// Gives a raised event (at history position `seq`) to the oldest open wait of its name,
     /// or buffers it in history order.
-    fn route_external(&mut self, name: &str, seq: u64, data: String) {
-        let queue = self.external.entry(name.to_string()).or_default();
+    fn route_external(&mut self, key: &WaitKey, seq: u64, data: String) {
+        let queue = self.external.entry(key.clone()).or_default();
         match queue.waiting.pop_front() {
             Some(wait) => {
                 self.completions.insert(wait, Completion { seq, value: CompletionValue::Ok(data) });
@@ -415,6 +437,9 @@ impl ExecutionState {
         }
         if let Some(queue) = self.external.get_mut(&name) {
             queue.waiting.retain(|w| *w != id);
+        }
+        if self.received.contains(&id) {
+            return;
         }
         if let Some(Completion { seq, value: CompletionValue::Ok(data) }) = self.completions.remove(&id) {
             self.route_external(&name, seq, data);
@@ -492,7 +517,11 @@ impl ExecutionState {
                 value.map_or(CompletionValue::Unit, CompletionValue::Ok)
             }
             EventKind::ExternalRaised { name, data } => {
-                self.route_external(&name, seq, data);
+                self.route_external(&WaitKey::Event(name), seq, data);
+                return Ok(());
+            }
+            EventKind::QueueMessageReceived { queue, data } => {
+                self.route_external(&WaitKey::Queue(queue), seq, data);
                 return Ok(());
             }
             other => return Err(format!("{} is not a completion", other.type_name())),
@@ -539,13 +568,68 @@ impl ExecutionState {
 
     /// Why a new message must be dropped instead of delivered, if it must.
     pub(crate) fn check_new_completion(&self, kind: &EventKind) -> Option<String> {
-        if matches!(kind, EventKind::ExternalRaised { .. }) {
+        if matches!(kind, EventKind::ExternalRaised { .. } | EventKind::QueueMessageReceived { .. }) {
             return None;
         }
         let Some((id, expected)) = kind.completed_task() else {
             return Some(format!("{} cannot be delivered to an orchestration", kind.type_name()));
         };
         self.check_completion(id, expected).err().map(|e| format!("dropped {}: {e}", kind.type_name()))
+    }
+}
+
+impl ExecutionState {
+    /// Records that the code received the completion of task `id` at history position
+    /// `seq` (its future returned it): a wait that received its event no longer holds a
+    /// message to carry over, and composite futures being polled take `seq` as a position
+    /// they depend on.
+    pub(crate) fn note_received(&mut self, id: u64, seq: u64) {
+        if self.tasks.get(&id) == Some(&TaskKind::External) {
+            self.received.insert(id);
+        }
+        self.note_consumed(seq);
+    }
+
+    /// Composite futures being polled depend on history position `seq`.
+    pub(crate) fn note_consumed(&mut self, seq: u64) {
+        if let Some(top) = self.consumed_frames.last_mut() {
+            *top = (*top).max(seq);
+        }
+    }
+
+    /// A composite future starts a poll.
+    pub(crate) fn push_consumed_frame(&mut self) {
+        self.consumed_frames.push(0);
+    }
+
+    /// A composite future ends a poll: the latest position it consumed during it (also
+    /// counted for the composite around it, if any).
+    pub(crate) fn pop_consumed_frame(&mut self) -> u64 {
+        let seq = self.consumed_frames.pop().unwrap_or(0);
+        self.note_consumed(seq);
+        seq
+    }
+
+    /// Queue messages the code has not received, oldest first, as (queue, data): the
+    /// messages no wait holds and those handed to a wait whose future never returned them.
+    /// Continue-as-new carries them into the next execution.
+    pub(crate) fn unread_queue_messages(&self) -> Vec<(String, String)> {
+        let mut unread: Vec<(u64, String, String)> = Vec::new();
+        for (key, q) in &self.external {
+            let WaitKey::Queue(queue) = key else { continue };
+            unread.extend(q.buffered.iter().map(|(seq, data)| (*seq, queue.clone(), data.clone())));
+        }
+        for (id, key) in &self.wait_names {
+            let WaitKey::Queue(queue) = key else { continue };
+            if self.received.contains(id) {
+                continue;
+            }
+            if let Some(Completion { seq, value: CompletionValue::Ok(data) }) = self.completions.get(id) {
+                unread.push((*seq, queue.clone(), data.clone()));
+            }
+        }
+        unread.sort_by_key(|(seq, _, _)| *seq);
+        unread.into_iter().map(|(_, q, d)| (q, d)).collect()
     }
 }
 

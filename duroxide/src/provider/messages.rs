@@ -38,6 +38,11 @@ pub enum OrchestratorMessage {
         /// Parent link carried over from the first execution.
         #[serde(default)]
         parent: Option<ParentLink>,
+        /// Queue messages the previous execution had not received, oldest first; the new
+        /// execution receives them before any message that arrives later. Messages written
+        /// before event queues existed have none.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        queue_messages: Vec<QueueMessage>,
     },
     /// An activity succeeded.
     ActivityCompleted {
@@ -107,6 +112,24 @@ pub enum OrchestratorMessage {
         #[serde(default)]
         value: Option<String>,
     },
+    /// A message for one of the instance's event queues
+    /// ([`Client::enqueue_event`](crate::Client::enqueue_event)).
+    QueueMessage {
+        /// Queue name.
+        queue: String,
+        /// Payload.
+        data: String,
+    },
+}
+
+/// A queue message carried from one execution to the next (see
+/// [`OrchestratorMessage::ContinueAsNew`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueMessage {
+    /// Queue name.
+    pub queue: String,
+    /// Payload.
+    pub data: String,
 }
 
 impl OrchestratorMessage {
@@ -123,6 +146,7 @@ impl OrchestratorMessage {
             OrchestratorMessage::SubOrchestrationFailed { .. } => "SubOrchestrationFailed",
             OrchestratorMessage::CancelRequested { .. } => "CancelRequested",
             OrchestratorMessage::ValueRead { .. } => "ValueRead",
+            OrchestratorMessage::QueueMessage { .. } => "QueueMessage",
         }
     }
 }

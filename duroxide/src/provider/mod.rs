@@ -39,7 +39,7 @@ pub use limits::{
     IdentifierProblem, MAX_EVENT_NAME_BYTES, MAX_INSTANCE_ID_BYTES, MAX_NAME_BYTES, check_identifier,
 };
 pub use management::*;
-pub use messages::{OrchestratorMessage, OutboundMessage, start_conflict_reply};
+pub use messages::{OrchestratorMessage, OutboundMessage, QueueMessage, start_conflict_reply};
 pub use notifiers::{Finished, Notifiers};
 pub use types::*;
 pub use values::{ValueWrite, apply_value_writes, value_writes};

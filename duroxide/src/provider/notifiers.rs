@@ -17,6 +17,9 @@ pub struct Notifiers {
     pub worker: Notify,
     /// An instance reached a terminal state.
     pub finished: broadcast::Sender<Finished>,
+    /// A committed turn changed an instance's custom status (the instance id). In-process
+    /// only: waiters on other processes fall back to bounded polling.
+    pub status_changed: broadcast::Sender<String>,
 }
 
 /// Notice that an instance reached a terminal state (see [`Notifiers::finished`]).
@@ -49,7 +52,12 @@ impl Finished {
 
 impl Default for Notifiers {
     fn default() -> Self {
-        Self { orchestrator: Notify::new(), worker: Notify::new(), finished: broadcast::channel(1024).0 }
+        Self {
+            orchestrator: Notify::new(),
+            worker: Notify::new(),
+            finished: broadcast::channel(1024).0,
+            status_changed: broadcast::channel(1024).0,
+        }
     }
 }
 

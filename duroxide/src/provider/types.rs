@@ -64,8 +64,15 @@ pub struct InstanceRecord {
     pub output: Option<String>,
     /// Error, when failed.
     pub error: Option<ErrorDetails>,
-    /// Custom status set by the orchestration.
+    /// Custom status set by the orchestration (kept when the instance finishes and carried
+    /// across continue-as-new).
     pub custom_status: Option<String>,
+    /// How many times the custom status has changed (each recorded `CustomStatusSet`), so
+    /// a client can wait for the next change
+    /// ([`Client::wait_for_status_change`](crate::Client::wait_for_status_change)). 0 in
+    /// snapshots exported before it existed.
+    #[serde(default)]
+    pub custom_status_version: u64,
     /// Parent instance, for sub-orchestrations.
     pub parent_instance: Option<String>,
     /// The duroxide version that wrote the current execution.
@@ -214,6 +221,18 @@ pub struct TurnCommit {
     /// if that instance exists already and the message has a parent, the provider sends
     /// the parent a `SubOrchestrationFailed` instead.
     pub messages: Vec<OutboundMessage>,
+}
+
+impl TurnCommit {
+    /// How many custom status changes the turn records (its `CustomStatusSet` events): the
+    /// amount a store raises the instance's
+    /// [`custom_status_version`](InstanceRecord::custom_status_version) by.
+    pub fn status_changes(&self) -> u64 {
+        self.new_events
+            .iter()
+            .filter(|e| matches!(e.kind, crate::history::EventKind::CustomStatusSet { .. }))
+            .count() as u64
+    }
 }
 
 /// Which instances

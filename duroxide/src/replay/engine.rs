@@ -21,6 +21,8 @@ pub struct ReplayEngine {
     baseline_completions: Vec<usize>,
     started: bool,
     finished: Option<TurnOutcome>,
+    /// Unread queue messages handed to the next execution (continue-as-new).
+    carried: Vec<(String, String)>,
 }
 
 impl ReplayEngine {
@@ -71,6 +73,7 @@ impl ReplayEngine {
             baseline_completions,
             started: false,
             finished: None,
+            carried: Vec::new(),
         })
     }
 
@@ -134,6 +137,15 @@ impl ReplayEngine {
         }
 
         for kind in messages {
+            if let (
+                Some(TurnOutcome::ContinuedAsNew { .. }),
+                EventKind::QueueMessageReceived { queue, data },
+            ) = (&self.finished, &kind)
+            {
+                // Arrived after the code continued as new: the next execution receives it.
+                self.carried.push((queue.clone(), data.clone()));
+                continue;
+            }
             if self.finished.is_some() {
                 dropped.push(format!("{} after the execution ended", kind.type_name()));
                 continue;
@@ -170,6 +182,7 @@ impl ReplayEngine {
             outcome: self.finished.clone().unwrap_or(TurnOutcome::Pending),
             custom_status,
             dropped,
+            carried_queue_messages: std::mem::take(&mut self.carried),
         }
     }
 
@@ -275,6 +288,9 @@ impl ReplayEngine {
         };
         {
             let mut st = lock(&self.state);
+            if matches!(outcome, TurnOutcome::ContinuedAsNew { .. }) {
+                self.carried = st.unread_queue_messages();
+            }
             st.cancel_open_work(&reason);
             st.set_tearing_down(true);
         }

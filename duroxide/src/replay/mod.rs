@@ -99,6 +99,10 @@ pub struct TurnResult {
     pub custom_status: Option<Option<String>>,
     /// Messages that were dropped (duplicates, unknown ids), with the reason; for logging.
     pub dropped: Vec<String>,
+    /// On continue-as-new: the queue messages the code had not received, as (queue, data),
+    /// oldest first, including those that arrived in this turn after the code continued.
+    /// The runtime hands them to the next execution. Empty otherwise.
+    pub carried_queue_messages: Vec<(String, String)>,
 }
 
 /// A history the engine cannot replay.

@@ -174,7 +174,9 @@ fn run_engine(
     now: u64,
 ) -> TurnResult {
     let opts = &inner.options;
-    let messages = item.messages.iter().filter_map(|m| to_event(m, exec)).collect();
+    let messages = carried_queue_messages(item, exec)
+        .chain(item.messages.iter().filter_map(|m| to_event(m, exec)))
+        .collect();
     for m in &item.messages {
         if let OrchestratorMessage::TimerFired { execution_id, fire_at_ms, .. } = m
             && *execution_id == exec
@@ -320,7 +322,7 @@ async fn start_execution(inner: &Inner, item: &OrchestrationItem, now: u64) -> O
         OrchestratorMessage::StartOrchestration { name, version, input, parent } if exec == 0 => {
             Some((1, name.clone(), version.clone(), input.clone(), parent.clone()))
         }
-        OrchestratorMessage::ContinueAsNew { execution_id, name, version, input, parent }
+        OrchestratorMessage::ContinueAsNew { execution_id, name, version, input, parent, .. }
             if *execution_id == exec =>
         {
             Some((*execution_id, name.clone(), Some(version.clone()), input.clone(), parent.clone()))
@@ -379,6 +381,25 @@ fn to_event(m: &OrchestratorMessage, exec: u64) -> Option<EventKind> {
         OrchestratorMessage::ValueRead { execution_id, event_id, value } if mine(execution_id) => {
             EventKind::ValueReadCompleted { source_event_id: event_id, value }
         }
+        OrchestratorMessage::QueueMessage { queue, data } => EventKind::QueueMessageReceived { queue, data },
         _ => return None,
     })
+}
+
+/// The queue messages the previous execution carried into execution `exec` (present only
+/// in the batch that starts it). They come before every other message of the batch: they
+/// arrived before any of them.
+fn carried_queue_messages(item: &OrchestrationItem, exec: u64) -> impl Iterator<Item = EventKind> + '_ {
+    item.messages
+        .iter()
+        .filter_map(move |m| match m {
+            OrchestratorMessage::ContinueAsNew { execution_id, queue_messages, .. }
+                if *execution_id == exec =>
+            {
+                Some(queue_messages)
+            }
+            _ => None,
+        })
+        .flatten()
+        .map(|m| EventKind::QueueMessageReceived { queue: m.queue.clone(), data: m.data.clone() })
 }

@@ -7,7 +7,7 @@
 use crate::history::ParentLink;
 use crate::provider::{
     ActivityWorkItem, InstanceState, InstanceUpdate, OrchestrationItem, OrchestratorMessage, OutboundMessage,
-    TurnCommit,
+    QueueMessage, TurnCommit,
 };
 use crate::replay::{Action, TurnOutcome, TurnResult};
 use std::time::Duration;
@@ -77,7 +77,25 @@ pub(super) fn commit_from_turn(
         add_action(&mut commit, target, action);
     }
     add_outcome(&mut commit, target, result.outcome);
+    carry_queue_messages(&mut commit, target, result.carried_queue_messages);
     commit
+}
+
+/// Continue-as-new: the unread queue messages ride on the message that starts the next
+/// execution, in the same commit, so none is lost or received twice.
+fn carry_queue_messages(commit: &mut TurnCommit, target: &TurnTarget<'_>, carried: Vec<(String, String)>) {
+    if carried.is_empty() {
+        return;
+    }
+    let next = commit.next_execution_id;
+    for m in commit.messages.iter_mut().filter(|m| m.instance == target.instance) {
+        if let OrchestratorMessage::ContinueAsNew { execution_id, queue_messages, .. } = &mut m.message
+            && Some(*execution_id) == next
+        {
+            queue_messages.extend(carried.into_iter().map(|(queue, data)| QueueMessage { queue, data }));
+            return;
+        }
+    }
 }
 
 fn add_action(commit: &mut TurnCommit, target: &TurnTarget<'_>, action: Action) {
@@ -163,7 +181,7 @@ fn add_outcome(commit: &mut TurnCommit, target: &TurnTarget<'_>, outcome: TurnOu
         TurnOutcome::ContinuedAsNew { input, version: next_version } => {
             let next = target.execution_id + 1;
             commit.next_execution_id = Some(next);
-            commit.update.custom_status = Some(None);
+            // The custom status stays as the ending execution left it (carried over).
             commit.messages.push(OutboundMessage {
                 instance: target.instance.to_string(),
                 message: OrchestratorMessage::ContinueAsNew {
@@ -172,8 +190,12 @@ fn add_outcome(commit: &mut TurnCommit, target: &TurnTarget<'_>, outcome: TurnOu
                     version: next_version.clone(),
                     input,
                     parent: parent.clone(),
+                    queue_messages: Vec::new(),
                 },
-                visible_at_ms: None,
+                // Visible at once, whatever the clocks: a fetch that sees messages sent
+                // after this commit must see this start message too, or it would hold them
+                // back (and behind later ones) as "arrived before the start message".
+                visible_at_ms: Some(0),
             });
             commit.update.version = next_version;
         }

@@ -30,6 +30,51 @@ Ok(())
 }
 }
 
+// docs/event-queues.md, block 1
+mod event_queues_block_1 {
+async fn block() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+use duroxide::prelude::*;
+use duroxide::ClientError;
+// A command loop: one execution per command keeps every history short.
+async fn inbox(ctx: OrchestrationContext, handled: String) -> Result<String, OrchestrationError> {
+    let handled: u64 = handled.parse().unwrap_or(0);
+    let command = ctx.dequeue_event("commands").await;
+    if command == "shutdown" {
+        return Ok(format!("{handled} commands handled"));
+    }
+    ctx.schedule_activity("Handle", command).await?;
+    ctx.continue_as_new((handled + 1).to_string());
+    Ok(String::new())
+}
+
+async fn send(client: &Client) -> Result<(), ClientError> {
+    client.enqueue_event("inbox-1", "commands", "reindex").await?;
+    client.enqueue_event("inbox-1", "commands", "shutdown").await
+}
+Ok(())
+}
+}
+
+// docs/event-queues.md, block 2
+mod event_queues_block_2 {
+async fn block() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+use duroxide::prelude::*;
+use duroxide::ClientError;
+#[derive(Serialize, Deserialize)]
+struct Command { verb: String, target: u32 }
+
+async fn worker(ctx: OrchestrationContext, _: String) -> Result<String, OrchestrationError> {
+    let next: Command = ctx.dequeue_event_typed("commands").await?;
+    Ok(format!("{} {}", next.verb, next.target))
+}
+
+async fn send(client: &Client) -> Result<(), ClientError> {
+    client.enqueue_event_typed("worker-1", "commands", &Command { verb: "resize".into(), target: 3 }).await
+}
+Ok(())
+}
+}
+
 // docs/macros.md, block 1
 mod macros_block_1 {
 async fn block() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
@@ -353,6 +398,68 @@ async fn approval(ctx: OrchestrationContext, _: String) -> Result<String, Orches
         ctx.trace_info("still waiting for approval");
     }
     Err("no approval after five rounds".into())
+}
+Ok(())
+}
+}
+
+// docs/orchestration-guide.md, block 3
+mod orchestration_guide_block_3 {
+async fn block() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+use duroxide::prelude::*;
+use std::time::Duration;
+use duroxide::ClientError;
+async fn follow(client: &Client, instance: &str) -> Result<(), ClientError> {
+    let mut seen = 0;
+    loop {
+        let change = client.wait_for_status_change(instance, seen, Duration::from_secs(60)).await?;
+        println!("v{}: {:?}", change.version, change.custom_status);
+        if change.status.is_terminal() {
+            return Ok(());
+        }
+        seen = change.version;
+    }
+}
+Ok(())
+}
+}
+
+// docs/orchestration-guide.md, block 4
+mod orchestration_guide_block_4 {
+async fn block() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+use duroxide::prelude::*;
+use duroxide::{DurableFuture, Either3};
+use std::time::Duration;
+async fn first_answer(ctx: OrchestrationContext, _: String) -> Result<String, OrchestrationError> {
+    let lookup = ctx.schedule_activity("Lookup", "q").map(|r| r.map(|s| s.len()));
+    let manual = ctx.schedule_wait_typed::<usize>("ManualAnswer");
+    let deadline = ctx.schedule_timer(Duration::from_secs(60));
+    Ok(match ctx.select3(lookup, manual, deadline).await {
+        Either3::First(len) => format!("looked up, {} bytes", len?),
+        Either3::Second(n) => format!("answered by hand: {}", n?),
+        Either3::Third(()) => "no answer".to_string(),
+    })
+}
+Ok(())
+}
+}
+
+// docs/orchestration-guide.md, block 5
+mod orchestration_guide_block_5 {
+async fn block() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+use duroxide::prelude::*;
+use duroxide::Either2;
+use std::time::Duration;
+async fn reserve_and_charge(ctx: OrchestrationContext, sku: String) -> Result<String, OrchestrationError> {
+    let steps = ctx.composite(async {
+        let reservation = ctx.schedule_activity("Reserve", sku.as_str()).await?;
+        ctx.schedule_activity("Charge", reservation).await
+    });
+    let deadline = ctx.schedule_timer(Duration::from_secs(30));
+    match ctx.select2(steps, deadline).await {
+        Either2::First(receipt) => Ok(receipt?),
+        Either2::Second(()) => Err("payment took too long".into()),
+    }
 }
 Ok(())
 }

@@ -255,6 +255,12 @@ impl Builder {
                 Outcome::Completed,
                 Some(format!("value: {}", truncate(value.as_deref().unwrap_or("(not set)"), 200))),
             ),
+            EventKind::QueueSubscribed { queue, .. } => {
+                self.mark(e, "wait", format!("waits for the next message of queue {queue}"))
+            }
+            EventKind::QueueMessageReceived { queue, data } => {
+                self.mark(e, "event", format!("queue {queue} message: {}", truncate(data, 200)))
+            }
         }
     }
 }

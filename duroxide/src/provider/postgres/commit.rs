@@ -16,7 +16,8 @@ const APPEND_HISTORY_SQL: &str = "INSERT INTO history (instance_id, execution_id
 ///   state is `$9`;
 /// - the messages the turn consumed (locked with `$4`) are deleted;
 /// - the instance row gets `$10`..`$18` (name, version, current execution, state, output,
-///   error, custom status when `$16`, duroxide version key) and is unlocked.
+///   error, custom status when `$16`, duroxide version key), its custom status version is
+///   raised by `$19` (the turn's status changes), and it is unlocked.
 ///
 /// The parts touch different tables, so running them as one statement (one snapshot) changes
 /// nothing; the instance row is locked by the caller.
@@ -29,6 +30,7 @@ const TURN_STATE_SQL: &str = "WITH started AS (\
      consumed AS (DELETE FROM orchestrator_queue WHERE lock_token = $4) \
      UPDATE instances SET name = $10, version = $11, execution_id = $12, state = $13, output = $14, \
        error = $15, custom_status = CASE WHEN $16 THEN $17 ELSE custom_status END, \
+       custom_status_version = custom_status_version + $19, \
        duroxide_version = COALESCE($7, duroxide_version), \
        duroxide_version_key = COALESCE($18, duroxide_version_key), status_note = NULL, \
        updated_at = $3, lock_token = NULL, locked_until = 0 \
@@ -147,6 +149,9 @@ impl PostgresProvider {
         if unlocked_work {
             self.notifiers.worker.notify_waiters();
         }
+        if commit.status_changes() > 0 {
+            let _ = self.notifiers.status_changed.send(instance.clone());
+        }
         if terminal {
             let _ = self.notifiers.finished.send(Finished::id_only(instance));
         }
@@ -240,6 +245,7 @@ impl PostgresProvider {
             .bind(set_cs)
             .bind(cs)
             .bind(started_dv.and_then(|dv| semver::Version::parse(dv).ok()).map(|v| version_key(&v)))
+            .bind(ms(commit.status_changes()))
             .execute(&mut *tx)
             .await
             .map_err(storage)?;

@@ -11,7 +11,7 @@ impl PostgresProvider {
     ) -> Result<Option<InstanceRecord>, ProviderError> {
         let row = sqlx::query(
             "SELECT instance_id, name, version, execution_id, state, output, error, custom_status, \
-             parent_instance, duroxide_version, status_note, created_at, updated_at \
+             custom_status_version, parent_instance, duroxide_version, status_note, created_at, updated_at \
              FROM instances WHERE instance_id = $1",
         )
         .bind(instance)

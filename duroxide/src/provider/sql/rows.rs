@@ -96,6 +96,7 @@ pub(crate) fn locked_record_from_row(
         output: r.opt_text("output")?,
         error: parse_details(r.opt_text("error")?),
         custom_status: r.opt_text("custom_status")?,
+        custom_status_version: r.int("custom_status_version")? as u64,
         parent_instance: r.opt_text("parent_instance")?,
         duroxide_version: r.opt_text("duroxide_version")?,
         status_note: r.opt_text("status_note")?,

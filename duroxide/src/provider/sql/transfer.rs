@@ -175,9 +175,9 @@ fn instance_statement(d: &Dialect, r: &InstanceRecord, now: u64) -> Result<State
         sql: format!(
             "{} instances (instance_id, name, version, execution_id, state, output, error, \
              custom_status, parent_instance, duroxide_version, duroxide_version_key, status_note, \
-             created_at, updated_at) VALUES ({}){}",
+             created_at, updated_at, custom_status_version) VALUES ({}){}",
             d.insert_ignore,
-            d.params(14),
+            d.params(15),
             d.ignore_suffix
         ),
         values: vec![
@@ -195,6 +195,7 @@ fn instance_statement(d: &Dialect, r: &InstanceRecord, now: u64) -> Result<State
             (&r.status_note).into(),
             ms(r.created_at_ms).into(),
             ms(now).into(),
+            ms(r.custom_status_version).into(),
         ],
     })
 }
@@ -254,6 +255,7 @@ mod tests {
             output: None,
             error: None,
             custom_status: None,
+            custom_status_version: 0,
             parent_instance: None,
             duroxide_version: Some("0.1.0".into()),
             status_note: None,

@@ -191,7 +191,9 @@ fn push_instance_update(
     q.push(", state = ").push_bind(u.state.as_str()).push(", output = ").push_bind(u.output.clone());
     q.push(", error = ").push_bind(u.error.as_ref().map(to_json).transpose()?);
     q.push(", custom_status = CASE WHEN ").push_bind(set_cs).push(" = 1 THEN ").push_bind(cs);
-    q.push(" ELSE custom_status END, duroxide_version = COALESCE(");
+    q.push(" ELSE custom_status END, custom_status_version = custom_status_version + ");
+    q.push_bind(ms(commit.status_changes()));
+    q.push(", duroxide_version = COALESCE(");
     q.push_bind(started.map(|(_, dv)| dv.clone()));
     q.push(", duroxide_version), duroxide_version_key = COALESCE(");
     q.push_bind(started.and_then(|(_, dv)| semver::Version::parse(dv).ok()).map(|v| version_key(&v)));

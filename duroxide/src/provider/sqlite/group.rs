@@ -18,6 +18,8 @@ pub(super) struct Effects {
     pub(super) wake_at: Vec<Option<u64>>,
     pub(super) unlocked_work: bool,
     pub(super) finished: Option<InstanceRecord>,
+    /// The instance whose custom status the write changed, if it did.
+    pub(super) status_changed: Option<String>,
 }
 
 pub(super) struct Job {
@@ -128,6 +130,9 @@ impl GroupCommit {
         }
         if effects.unlocked_work {
             self.notifiers.worker.notify_waiters();
+        }
+        if let Some(instance) = effects.status_changed {
+            let _ = self.notifiers.status_changed.send(instance);
         }
         if let Some(record) = effects.finished {
             let instance = record.instance.clone();
@@ -258,6 +263,7 @@ pub(super) fn batched_result(write: &DurableWrite, rows: &[SqliteRow]) -> Result
             Ok(Effects {
                 wake_at: commit.messages.iter().map(|m| m.visible_at_ms).collect(),
                 unlocked_work: commit.activities.iter().any(|a| a.lock_token.is_empty()),
+                status_changed: (commit.status_changes() > 0).then(|| record.instance.clone()),
                 finished: commit.update.state.is_terminal().then_some(record),
             })
         }

@@ -5,7 +5,7 @@
 use super::*;
 
 pub(super) const INSTANCE_COLUMNS: &str = "instance_id, name, version, execution_id, state, output, error, custom_status, \
-     parent_instance, duroxide_version, status_note, created_at, updated_at";
+     custom_status_version, parent_instance, duroxide_version, status_note, created_at, updated_at";
 
 impl SqliteProvider {
     pub(super) async fn instance_row(

@@ -37,7 +37,7 @@
 //! This file holds the public API (the factory trait, the runner, the macros and the one
 //! list of tests); the tests themselves live in one file per topic (`instances`, `queues`,
 //! `locks`, `commit`, `activities`, `sessions`, `batches`, `messages`, `filters`,
-//! `transfer`, `corruption`, `concurrency`, and the management calls in `listing` and
+//! `transfer`, `corruption`, `concurrency`, `status` (event queues, status version), and the management calls in `listing` and
 //! `removal`) and are re-exported here, so every test stays
 //! reachable as `duroxide::provider::validation::<name>`.
 
@@ -60,6 +60,7 @@ mod messages;
 mod queues;
 mod removal;
 mod sessions;
+mod status;
 mod support;
 mod transfer;
 mod values;
@@ -77,6 +78,7 @@ pub use messages::*;
 pub use queues::*;
 pub use removal::*;
 pub use sessions::*;
+pub use status::*;
 pub use transfer::*;
 pub use values::*;
 
@@ -314,6 +316,9 @@ macro_rules! __duroxide_validation_list {
             duplicate_event_id_rolls_back_everything,
             failed_commit_keeps_lock_and_messages,
             custom_status_set_kept_and_cleared,
+            // event queues and progress status
+            custom_status_version_counts_status_changes,
+            queue_messages_kept_in_order,
             commit_clears_status_note,
             commit_without_events_consumes_messages,
             history_grows_across_turns,

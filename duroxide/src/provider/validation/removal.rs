@@ -295,6 +295,7 @@ async fn executions_chain(p: &Arc<dyn Provider>, instance: &str, executions: u64
                 version: V1.into(),
                 input: "next".into(),
                 parent: None,
+                queue_messages: Vec::new(),
             },
             visible_at_ms: None,
         });

@@ -258,6 +258,7 @@ pub(super) async fn continue_as_new(p: &Arc<dyn Provider>, instance: &str) -> Or
             version: "2.0.0".into(),
             input: "next".into(),
             parent: None,
+            queue_messages: Vec::new(),
         },
         visible_at_ms: None,
     });

@@ -33,7 +33,8 @@ use crate::provider::{
 /// The columns of an instance record, as `record_from_row` reads them.
 const RECORD_COLUMNS: &str = "i.instance_id AS instance_id, i.name AS name, i.version AS version, \
      i.execution_id AS execution_id, i.state AS state, i.output AS output, i.error AS error, \
-     i.custom_status AS custom_status, i.parent_instance AS parent_instance, \
+     i.custom_status AS custom_status, i.custom_status_version AS custom_status_version, \
+     i.parent_instance AS parent_instance, \
      i.duroxide_version AS duroxide_version, i.status_note AS status_note, i.created_at AS created_at, \
      i.updated_at AS updated_at";
 
