@@ -107,7 +107,15 @@ impl OrchestrationContext {
         policy: RetryPolicy,
     ) -> BoxFuture<'static, Result<String, ErrorDetails>> {
         let loc = std::panic::Location::caller();
-        self.retry_at(loc, name.into(), input.into(), None, policy, Arc::new(|e: &ErrorDetails| e.retryable))
+        self.retry_at(
+            loc,
+            name.into(),
+            input.into(),
+            None,
+            None,
+            policy,
+            Arc::new(|e: &ErrorDetails| e.retryable),
+        )
     }
 
     /// Like [`schedule_activity_with_retry`](Self::schedule_activity_with_retry), retrying
@@ -121,7 +129,7 @@ impl OrchestrationContext {
         retryable: impl Fn(&ErrorDetails) -> bool + Send + Sync + 'static,
     ) -> BoxFuture<'static, Result<String, ErrorDetails>> {
         let loc = std::panic::Location::caller();
-        self.retry_at(loc, name.into(), input.into(), None, policy, Arc::new(retryable))
+        self.retry_at(loc, name.into(), input.into(), None, None, policy, Arc::new(retryable))
     }
 
     /// Retries an activity that runs on a session.
@@ -135,7 +143,7 @@ impl OrchestrationContext {
     ) -> BoxFuture<'static, Result<String, ErrorDetails>> {
         let loc = std::panic::Location::caller();
         let pred: RetryPredicate = Arc::new(|e: &ErrorDetails| e.retryable);
-        self.retry_at(loc, name.into(), input.into(), Some(session_id.into()), policy, pred)
+        self.retry_at(loc, name.into(), input.into(), Some(session_id.into()), None, policy, pred)
     }
 
     pub(crate) fn retry_at(
@@ -144,6 +152,7 @@ impl OrchestrationContext {
         name: String,
         input: String,
         session_id: Option<String>,
+        tag: Option<String>,
         policy: RetryPolicy,
         retryable: RetryPredicate,
     ) -> BoxFuture<'static, Result<String, ErrorDetails>> {
@@ -152,7 +161,7 @@ impl OrchestrationContext {
             let max = policy.max_attempts.max(1);
             let mut attempt = 1;
             loop {
-                let work = ctx.activity_at(loc, name.clone(), input.clone(), session_id.clone());
+                let work = ctx.activity_at(loc, name.clone(), input.clone(), session_id.clone(), tag.clone());
                 let result = match policy.timeout {
                     None => work.await,
                     Some(limit) => match ctx.select2(work, ctx.timer_at(loc, limit)).await {
