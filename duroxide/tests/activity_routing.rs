@@ -293,3 +293,32 @@ on_every_store!(
         restarted.shutdown(None).await;
     }
 );
+
+/// A history recorded before tags existed (no `tag` fields) replays against code that now
+/// routes its activities by tag: tags are routing, not part of the decision, so adding one
+/// in a new deployment does not break instances in flight. The replayed history keeps the
+/// recorded (untagged) events.
+#[test]
+fn histories_recorded_before_tags_replay_against_tagged_code() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/histories/render_before_tags.json");
+    let json = std::fs::read_to_string(path).expect("fixture");
+    let history = duroxide::history::from_json(&json).expect("an old history loads");
+    assert!(history.iter().all(|e| !matches!(&e.kind, EventKind::ActivityScheduled { tag: Some(_), .. })));
+    let registry = OrchestrationRegistry::builder()
+        .register("Film", |ctx: OrchestrationContext, frame: String| async move {
+            let rendered = ctx.schedule_activity("Render", frame).with_tag("gpu").await?;
+            let encoded = ctx.schedule_activity("Encode", rendered).with_tag("video").await?;
+            Ok(encoded)
+        })
+        .build();
+    let report = duroxide::testing::replay_history(&registry, "film-7", 1, &history)
+        .unwrap_or_else(|e| panic!("an untagged history no longer replays: {e}"));
+    let _ = report;
+    // The same code diverging in what it calls is still caught.
+    let renamed = OrchestrationRegistry::builder()
+        .register("Film", |ctx: OrchestrationContext, frame: String| async move {
+            Ok(ctx.schedule_activity("Paint", frame).with_tag("gpu").await?)
+        })
+        .build();
+    assert!(duroxide::testing::replay_history(&renamed, "film-7", 1, &history).is_err());
+}
