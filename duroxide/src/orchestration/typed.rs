@@ -370,7 +370,8 @@ impl OrchestrationContext {
         let retryable: crate::orchestration::retry::RetryPredicate =
             std::sync::Arc::new(|e: &ErrorDetails| e.retryable);
         let tag = A::TAG.map(str::to_string);
-        let attempts = self.retry_at(loc, A::NAME.to_string(), json, None, tag, policy, retryable);
+        let placement = crate::orchestration::retry::Placement { session_id: None, tag };
+        let attempts = self.retry_at(loc, A::NAME.to_string(), json, placement, policy, retryable);
         Box::pin(async move {
             let raw = attempts.await?;
             serde_json::from_str(&raw).map_err(|e| {
