@@ -27,7 +27,7 @@ impl MacroKind {
     /// The keys this macro accepts, in documentation order.
     pub(crate) fn valid_keys(self) -> &'static [Key] {
         match self {
-            MacroKind::Activity => &[Key::Name, Key::Retry],
+            MacroKind::Activity => &[Key::Name, Key::Retry, Key::Tag],
             MacroKind::Orchestration => &[Key::Name, Key::Version, Key::Accepts],
         }
     }
@@ -68,10 +68,11 @@ pub(crate) enum Key {
     Version,
     Accepts,
     Retry,
+    Tag,
 }
 
 impl Key {
-    const ALL: [Key; 4] = [Key::Name, Key::Version, Key::Accepts, Key::Retry];
+    const ALL: [Key; 5] = [Key::Name, Key::Version, Key::Accepts, Key::Retry, Key::Tag];
 
     fn as_str(self) -> &'static str {
         match self {
@@ -79,6 +80,7 @@ impl Key {
             Key::Version => "version",
             Key::Accepts => "accepts",
             Key::Retry => "retry",
+            Key::Tag => "tag",
         }
     }
 
@@ -105,6 +107,8 @@ pub(crate) struct Args {
     pub(crate) accepts: Vec<Accept>,
     /// `retry(..)` of an activity, checked; `None` when absent or invalid.
     pub(crate) retry: Option<Retry>,
+    /// `tag = ".."` of an activity: the worker tag its calls are routed to by default.
+    pub(crate) tag: Option<LitStr>,
 }
 
 /// One `OldType => upgrade_fn` entry of `accepts(..)`.
@@ -177,6 +181,9 @@ fn parse_entry(
             (MacroKind::Orchestration, Some(Key::Retry)) => {
                 " (retry policies belong to activities: put `retry(..)` on the `#[activity]`)"
             }
+            (MacroKind::Orchestration, Some(Key::Tag)) => {
+                " (tags route activities: put `tag = ..` on the `#[activity]`, or call `.with_tag(..)` on the call)"
+            }
             _ => "",
         };
         errors.error_spanned_by(
@@ -196,7 +203,7 @@ fn parse_entry(
     }
     seen.push(key);
     let parsed = match key {
-        Key::Name | Key::Version => parse_string_value(key, &ident, input, errors),
+        Key::Name | Key::Version | Key::Tag => parse_string_value(key, &ident, input, errors),
         Key::Accepts => parse_accepts(&ident, input, errors).map(Value::Accepts),
         Key::Retry => retry::parse(&ident, input, errors).map(Value::Retry),
     };
@@ -208,6 +215,7 @@ fn parse_entry(
             (Key::Version, Value::Str(lit)) => args.version = Some(lit),
             (Key::Accepts, Value::Accepts(list)) => args.accepts = list,
             (Key::Retry, Value::Retry(policy)) => args.retry = Some(policy),
+            (Key::Tag, Value::Str(lit)) => args.tag = Some(lit),
             _ => unreachable!("value kind follows the key"),
         }
     }
@@ -223,6 +231,7 @@ enum Value {
 fn parse_string_value(key: Key, ident: &Ident, input: ParseStream<'_>, errors: &Errors) -> Option<Value> {
     let example = match key {
         Key::Version => "version = \"1.0.0\"",
+        Key::Tag => "tag = \"gpu\"",
         _ => "name = \"MyName\"",
     };
     if input.parse::<Token![=]>().is_err() {
@@ -365,7 +374,7 @@ mod tests {
     fn unknown_keys_list_the_valid_ones() {
         let (_, errors) = messages(MacroKind::Activity, quote!(nme = "x", version = "1.0.0"));
         assert_eq!(errors.len(), 2, "{errors:?}");
-        assert_eq!(errors[0], "unknown key `nme` for #[activity]; valid keys are `name`, `retry`");
+        assert_eq!(errors[0], "unknown key `nme` for #[activity]; valid keys are `name`, `retry`, `tag`");
         assert!(errors[1].contains("activities are not versioned"));
     }
 

@@ -40,6 +40,7 @@ pub(crate) fn expand(kind: MacroKind, args: TokenStream, item: ItemFn) -> TokenS
         _ => LitStr::new(DEFAULT_VERSION, Span::call_site()),
     };
     validate::name(&args, &errors);
+    validate::tag(&args, &errors);
     let function = validate::function(kind, &item, &errors);
     if kind == MacroKind::Orchestration {
         // Scanned even when the signature is unusable, so one compile reports everything.
@@ -137,6 +138,12 @@ fn generate(kind: MacroKind, args: &Args, version: &LitStr, function: &Function)
         MacroKind::Orchestration if !args.accepts.is_empty() => accepts_decoder(args, function),
         _ => quote!(),
     };
+    let tag_item = match (kind, &args.tag) {
+        (MacroKind::Activity, Some(tag)) => quote! {
+            const TAG: ::core::option::Option<&'static str> = ::core::option::Option::Some(#tag);
+        },
+        _ => TokenStream::new(),
+    };
     let retry_item = match (kind, &args.retry) {
         (MacroKind::Activity, Some(retry)) => retry_policy(retry),
         _ => quote!(),
@@ -198,6 +205,7 @@ fn generate(kind: MacroKind, args: &Args, version: &LitStr, function: &Function)
 
                 #decode_item
                 #retry_item
+                #tag_item
             }
         };
     }

@@ -181,6 +181,28 @@ pub(crate) fn name(args: &Args, errors: &Errors) {
     }
 }
 
+/// Longest activity tag in bytes (duroxide's `provider::MAX_TAG_BYTES`).
+const MAX_TAG_BYTES: usize = 128;
+
+/// Checks a `tag = ".."` literal as the stores will: not empty, trimmed, no control
+/// characters, at most `MAX_TAG_BYTES`.
+pub(crate) fn tag(args: &Args, errors: &Errors) {
+    let Some(lit) = &args.tag else { return };
+    let value = lit.value();
+    if value.trim().is_empty() {
+        errors.error_spanned_by(lit, "the tag cannot be empty (leave `tag` out for untagged activities)");
+    } else if value.trim() != value {
+        errors.error_spanned_by(lit, "the tag cannot start or end with whitespace");
+    } else if let Some(c) = value.chars().find(|c| c.is_control()) {
+        errors.error_spanned_by(lit, format!("the tag cannot contain the control character {c:?}"));
+    } else if value.len() > MAX_TAG_BYTES {
+        errors.error_spanned_by(
+            lit,
+            format!("the tag is {} bytes; the limit is {MAX_TAG_BYTES} bytes", value.len()),
+        );
+    }
+}
+
 /// A type as the user would write it (`&Ctx`, `Outcome<u64>`), for messages.
 /// `TokenStream::to_string` spaces every token apart.
 fn display(ty: &Type) -> String {

@@ -386,6 +386,7 @@ fn replay() {
                 input: i.to_string(),
                 call_site: None,
                 session_id: None,
+                tag: None,
             },
         });
         history.push(Event {
@@ -402,6 +403,7 @@ fn replay() {
             input: "4999".into(),
             call_site: None,
             session_id: None,
+            tag: None,
         },
     });
     let handler: Arc<dyn OrchestrationHandler> =

@@ -99,20 +99,22 @@ pub fn snapshot_from_history(instance: &str, history: Vec<Event>) -> Result<Inst
     if !state.is_terminal() {
         for e in history.iter().filter(|e| !done.contains(&e.event_id)) {
             match &e.kind {
-                EventKind::ActivityScheduled { name, input, session_id, .. } => {
-                    activities.push(ActivityWorkItem {
+                EventKind::ActivityScheduled { name: activity, input, session_id, tag, .. } => activities
+                    .push(ActivityWorkItem {
                         instance: instance.to_string(),
                         execution_id: 1,
                         event_id: e.event_id,
-                        name: name.clone(),
+                        name: activity.clone(),
                         input: input.clone(),
                         session_id: session_id.clone(),
                         lock_token: String::new(),
                         attempt: 0,
                         session_claimed: false,
                         visible_at_ms: 0,
-                    })
-                }
+                        tag: tag.clone(),
+                        orchestration_name: name.clone(),
+                        orchestration_version: version.clone(),
+                    }),
                 EventKind::TimerCreated { fire_at_ms, .. } => messages.push(PendingMessage {
                     message: OrchestratorMessage::TimerFired {
                         execution_id: 1,

@@ -151,6 +151,7 @@ mod audit_flags {
                     input: "in".into(),
                     call_site: None,
                     session_id: None,
+                    tag: None,
                 },
             ),
             event(3, EventKind::ActivityCompleted { source_event_id: 2, result: "in.s@100.1".into() }),

@@ -442,6 +442,41 @@ fn stats_summarize_the_store() {
 }
 
 #[test]
+fn stats_and_show_list_work_waiting_for_a_tag() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite:{}", dir.path().join("tags.db").display());
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let store = Arc::new(SqliteProvider::new(&url, None).await.unwrap());
+        let orchestrations = OrchestrationRegistry::builder()
+            .register("Encode", |ctx: OrchestrationContext, _input: String| async move {
+                Ok(ctx.schedule_activity("Transcode", "clip").with_tag("video").await?)
+            })
+            .build();
+        // An orchestration-only node: the work stays queued for a `video` pool.
+        let options = RuntimeOptions { worker_concurrency: 0, ..Default::default() };
+        let rt = Runtime::start_with_options(store.clone(), activities(), orchestrations, options).await;
+        let client = Client::new(store);
+        client.start_orchestration("encode-1", "Encode", "").await.unwrap();
+        for _ in 0..500 {
+            if !client.describe_instance("encode-1").await.unwrap().pending_activities.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        rt.shutdown(None).await;
+    });
+    dx(&url)
+        .arg("stats")
+        .assert()
+        .success()
+        .stdout(contains("1 activities waiting for tag video (oldest queued"));
+    dx(&url).args(["show", "encode-1"]).assert().success().stdout(contains("TAG").and(contains("video")));
+    let stats = json(&url, &["stats"]);
+    assert_eq!(stats["activity_tags"][0]["tag"], "video", "{stats}");
+    assert_eq!(stats["activity_tags"][0]["waiting"], 1, "{stats}");
+}
+
+#[test]
 fn read_commands_never_write() {
     let s = store();
     let before = std::fs::read(&s.path).unwrap();

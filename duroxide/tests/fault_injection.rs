@@ -586,6 +586,7 @@ fn history_checker_reports_broken_histories() {
         input: "x|a".into(),
         call_site: None,
         session_id: None,
+        tag: None,
     };
     let done = EventKind::ActivityCompleted { source_event_id: 2, result: "x-a".into() };
     let end = EventKind::OrchestrationCompleted { output: "x-a".into() };

@@ -102,6 +102,7 @@ fn sample_history() -> Vec<Event> {
             input: "0".into(),
             call_site: None,
             session_id: None,
+            tag: None,
         },
         EventKind::TimerCreated { delay_ms: 1000, fire_at_ms: 2000, call_site: None },
         EventKind::ActivityCompleted { source_event_id: 2, result: "r".into() },
@@ -161,7 +162,7 @@ fn arb_kind() -> impl Strategy<Value = EventKind> {
         .prop_map(|(retry, m)| ErrorDetails { retryable: retry, ..ErrorDetails::application(m) });
     prop_oneof![
         (name.clone(), text.clone(), site.clone()).prop_map(|(name, input, call_site)| {
-            EventKind::ActivityScheduled { name, input, call_site, session_id: None }
+            EventKind::ActivityScheduled { name, input, call_site, session_id: None, tag: None }
         }),
         (id.clone(), text.clone())
             .prop_map(|(source_event_id, result)| EventKind::ActivityCompleted { source_event_id, result }),

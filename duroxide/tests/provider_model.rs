@@ -130,6 +130,7 @@ impl Checker {
                 worker_id: "model-worker".into(),
                 session_lease: LOCK,
                 max_sessions: 10,
+                tags: duroxide::provider::TagFilter::Untagged,
             },
         }
     }
@@ -234,6 +235,7 @@ impl Checker {
                         input: next.to_string(),
                         call_site: None,
                         session_id: None,
+                        tag: None,
                     };
                     events.push(Event { event_id: next, timestamp_ms: 0, kind });
                     activities.push(ActivityWorkItem {
@@ -247,6 +249,9 @@ impl Checker {
                         attempt: 0,
                         session_claimed: false,
                         visible_at_ms: 0,
+                        tag: None,
+                        orchestration_name: String::new(),
+                        orchestration_version: String::new(),
                     });
                 }
                 let commit = TurnCommit {

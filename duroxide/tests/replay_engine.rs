@@ -39,6 +39,7 @@ fn sched(name: &str, input: &str) -> EventKind {
         input: input.into(),
         call_site: Some("orig.rs:1:1".into()),
         session_id: None,
+        tag: None,
     }
 }
 
@@ -79,12 +80,18 @@ fn fresh_run_schedules_first_activity() {
     assert_eq!(r.outcome, TurnOutcome::Pending);
     assert_eq!(r.new_events.len(), 2, "start event and ActivityScheduled are new");
     assert!(
-        matches!(&r.new_events[1].kind, EventKind::ActivityScheduled { name, input, call_site: Some(site), session_id: None }
+        matches!(&r.new_events[1].kind, EventKind::ActivityScheduled { name, input, call_site: Some(site), session_id: None, tag: None }
         if name == "A" && input == "x" && site.contains("replay_engine.rs"))
     );
     assert_eq!(
         r.actions,
-        vec![Action::ScheduleActivity { event_id: 2, name: "A".into(), input: "x".into(), session_id: None }]
+        vec![Action::ScheduleActivity {
+            event_id: 2,
+            name: "A".into(),
+            input: "x".into(),
+            session_id: None,
+            tag: None
+        }]
     );
 }
 

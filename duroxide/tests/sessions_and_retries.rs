@@ -257,6 +257,7 @@ fn changing_the_session_is_nondeterminism() {
                 input: "x".into(),
                 call_site: None,
                 session_id: Some("s1".into()),
+                tag: None,
             },
         },
     ];

@@ -1,5 +1,6 @@
 //! What activity code sees: [`ActivityContext`] (who called it, which attempt this is,
-//! cancellation, logging) and the in-memory [`SessionState`] of session activities.
+//! which orchestration and tag, cancellation, a client for the same store, logging) and
+//! the in-memory [`SessionState`] of session activities.
 //!
 //! Running activities (peek-lock, lock renewal, at-least-once delivery) is the runtime's
 //! job, not this module's; registering them is the registry's.
@@ -10,7 +11,9 @@ pub(crate) mod cancellation;
 
 use cancellation::CancellationToken;
 
-/// What an activity sees: who called it, which attempt this is, and a cancellation signal.
+/// What an activity sees: who called it (instance, execution, orchestration name and
+/// version), which attempt this is, its tag, the worker running it, a cancellation signal,
+/// and a [`Client`](crate::Client) for the same store.
 #[derive(Clone, Debug)]
 pub struct ActivityContext {
     pub(crate) instance: String,
@@ -23,6 +26,11 @@ pub struct ActivityContext {
     pub(crate) session_new: bool,
     pub(crate) session_state: Option<Arc<SessionState>>,
     pub(crate) worker_id: String,
+    pub(crate) orchestration_name: String,
+    pub(crate) orchestration_version: String,
+    pub(crate) tag: Option<String>,
+    /// `None` only in contexts built for tests without a store.
+    pub(crate) client: Option<crate::Client>,
 }
 
 /// Per-session state kept in memory by the worker that holds the session.
@@ -51,7 +59,22 @@ impl ActivityContext {
             session_new: false,
             session_state: None,
             worker_id: "test-worker".into(),
+            orchestration_name: "TestOrchestration".into(),
+            orchestration_version: "1.0.0".into(),
+            tag: None,
+            client: None,
         }
+    }
+
+    /// Like [`for_test`](Self::for_test), with a [`Client`](crate::Client) over `store`, so
+    /// an activity that starts or signals other instances can be tested.
+    pub fn for_test_with_store(name: impl Into<String>, store: std::sync::Arc<dyn crate::Provider>) -> Self {
+        Self { client: Some(crate::Client::new(store)), ..Self::for_test(name) }
+    }
+
+    /// Like [`for_test`](Self::for_test), as if scheduled with `tag`.
+    pub fn for_test_with_tag(name: impl Into<String>, tag: impl Into<String>) -> Self {
+        Self { tag: Some(tag.into()), ..Self::for_test(name) }
     }
 
     /// Like [`for_test`](Self::for_test), on a session (with fresh session state).
@@ -76,9 +99,41 @@ impl ActivityContext {
         self.session_new
     }
 
-    /// The runtime (worker process) running this activity.
+    /// The node (runtime) running this activity: `RuntimeOptions::worker_node_id` when
+    /// set, otherwise the id the runtime generated when it started.
     pub fn worker_id(&self) -> &str {
         &self.worker_id
+    }
+
+    /// The name of the orchestration that scheduled this activity (empty for work queued
+    /// by a duroxide version that did not record it).
+    pub fn orchestration_name(&self) -> &str {
+        &self.orchestration_name
+    }
+
+    /// The version of the orchestration execution that scheduled this activity (empty when
+    /// not recorded, as above).
+    pub fn orchestration_version(&self) -> &str {
+        &self.orchestration_version
+    }
+
+    /// The tag this activity was scheduled with (`None`: untagged).
+    pub fn tag(&self) -> Option<&str> {
+        self.tag.as_deref()
+    }
+
+    /// A client for the store this activity's runtime uses, so the activity can start,
+    /// signal or query other instances: `ctx.client()?.raise_event(..)`. Everything it
+    /// does is an effect of the activity (at least once), not of the orchestration: use
+    /// instance ids derived from [`instance_id`](Self::instance_id) and
+    /// [`event_id`](Self::event_id) to make starts idempotent across retries.
+    ///
+    /// Fails only in a context built by [`for_test`](Self::for_test), which has no store
+    /// (use [`for_test_with_store`](Self::for_test_with_store)).
+    pub fn client(&self) -> Result<&crate::Client, crate::ActivityError> {
+        self.client.as_ref().ok_or_else(|| {
+            crate::ActivityError::non_retryable("this ActivityContext was built for a test without a store")
+        })
     }
 
     /// State shared by all activities of this session on this worker, created with

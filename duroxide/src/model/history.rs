@@ -97,6 +97,12 @@ pub enum EventKind {
         /// before sessions existed load with `None`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         session_id: Option<String>,
+        /// The worker tag the activity was routed to (`None`: untagged work, taken by
+        /// runtimes that serve untagged activities). Routing only: it is not part of the
+        /// decision a replay matches (see `docs/activity-routing.md`). Histories written
+        /// before tags existed load with `None`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tag: Option<String>,
     },
     /// An activity returned `Ok`.
     ActivityCompleted {
@@ -395,7 +401,9 @@ impl EventKind {
 
     /// Whether `now`, a decision the code makes, is the same call as this recorded decision:
     /// kind and the fields that identify the call (name, input, version, instance, session,
-    /// delay), never call sites or timestamps.
+    /// delay), never call sites or timestamps. An activity's tag is not compared: it says
+    /// where the work runs, not what it is, so re-routing an activity in a new deployment
+    /// does not break instances in flight (their recorded work keeps its recorded tag).
     pub(crate) fn is_same_decision(&self, now: &EventKind) -> bool {
         use EventKind::*;
         match (self, now) {
@@ -471,6 +479,7 @@ mod tests {
                 input: "x".into(),
                 call_site: Some("src/main.rs:1:1".into()),
                 session_id: None,
+                tag: None,
             },
         };
         let json = serde_json::to_string(&e).unwrap();
@@ -488,10 +497,35 @@ mod tests {
                 name: "A".into(),
                 input: "i".into(),
                 call_site: None,
-                session_id: None
+                session_id: None,
+                tag: None
             }
         );
         assert_eq!(e.timestamp_ms, 0);
+    }
+
+    #[test]
+    fn activity_tags_round_trip_and_are_left_out_when_absent() {
+        let tagged = EventKind::ActivityScheduled {
+            name: "A".into(),
+            input: "i".into(),
+            call_site: None,
+            session_id: None,
+            tag: Some("gpu".into()),
+        };
+        let json = serde_json::to_string(&tagged).unwrap();
+        assert!(json.contains(r#""tag":"gpu""#), "{json}");
+        assert_eq!(serde_json::from_str::<EventKind>(&json).unwrap(), tagged);
+        let untagged = EventKind::ActivityScheduled {
+            name: "A".into(),
+            input: "i".into(),
+            call_site: None,
+            session_id: None,
+            tag: None,
+        };
+        assert!(!serde_json::to_string(&untagged).unwrap().contains("tag"));
+        // Routing is not part of the decision: a re-tagged call still matches.
+        assert!(tagged.is_same_decision(&untagged));
     }
 
     #[test]

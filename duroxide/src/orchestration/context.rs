@@ -107,9 +107,13 @@ impl OrchestrationContext {
     ///
     /// Dropping the future before it completes (for example when it loses a
     /// [`select2`](Self::select2)) cancels the activity.
+    ///
+    /// The activity is untagged: runtimes that serve untagged work take it (the default).
+    /// To route it to a worker pool, call [`ActivityFuture::with_tag`] on the result:
+    /// `ctx.schedule_activity("Render", input).with_tag("gpu")`.
     #[track_caller]
     pub fn schedule_activity(&self, name: impl Into<String>, input: impl Into<String>) -> ActivityFuture {
-        self.activity_at(std::panic::Location::caller(), name.into(), input.into(), None)
+        self.activity_at(std::panic::Location::caller(), name.into(), input.into(), None, None)
     }
 
     /// Schedules an activity on a session: every activity of one session id runs on the
@@ -123,7 +127,7 @@ impl OrchestrationContext {
         session_id: impl Into<String>,
     ) -> ActivityFuture {
         let loc = std::panic::Location::caller();
-        self.activity_at(loc, name.into(), input.into(), Some(session_id.into()))
+        self.activity_at(loc, name.into(), input.into(), Some(session_id.into()), None)
     }
 
     pub(crate) fn activity_at(
@@ -132,9 +136,18 @@ impl OrchestrationContext {
         name: String,
         input: String,
         session_id: Option<String>,
+        tag: Option<String>,
     ) -> ActivityFuture {
         let bad = Self::bad_identifier("activity name", &name, crate::provider::MAX_NAME_BYTES)
-            .or_else(|| self.oversized(&format!("input of activity '{name}'"), &input));
+            .or_else(|| self.oversized(&format!("input of activity '{name}'"), &input))
+            .or_else(|| {
+                let tag = tag.as_deref()?;
+                Self::bad_identifier(
+                    &format!("tag of activity '{name}'"),
+                    tag,
+                    crate::provider::MAX_TAG_BYTES,
+                )
+            });
         if let Some(e) = bad {
             return ActivityFuture(TaskFuture::failed(self.state.clone(), e));
         }
@@ -144,6 +157,7 @@ impl OrchestrationContext {
                 input: input.clone(),
                 call_site: call_site(loc),
                 session_id: session_id.clone(),
+                tag: tag.clone(),
             },
             |id, _| {
                 Some(Action::ScheduleActivity {
@@ -151,6 +165,7 @@ impl OrchestrationContext {
                     name: name.clone(),
                     input: input.clone(),
                     session_id: session_id.clone(),
+                    tag: tag.clone(),
                 })
             },
         );

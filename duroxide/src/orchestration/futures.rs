@@ -193,6 +193,40 @@ task_future!(
     Result<String, ErrorDetails>,
     into_result
 );
+
+impl ActivityFuture {
+    /// Routes this activity to the runtimes that serve `tag` (a worker pool, say `"gpu"`;
+    /// see `RuntimeOptions::activity_tags`). Call it on the scheduling call itself:
+    /// `ctx.schedule_activity("Render", input).with_tag("gpu")`.
+    ///
+    /// The tag is recorded with the `ActivityScheduled` event and its work item. It is
+    /// routing, not part of the decision: when a replay reaches an activity already in
+    /// history, the recorded tag stands (the work was queued with it) and a different tag
+    /// here is not a nondeterminism error. A tag that no store can take (empty, longer
+    /// than [`MAX_TAG_BYTES`](crate::provider::MAX_TAG_BYTES), control characters) fails
+    /// the activity with a configuration error, and its work is never queued.
+    pub fn with_tag(self, tag: impl Into<String>) -> ActivityFuture {
+        let tag = tag.into();
+        let Some(id) = self.0.id else { return self };
+        let problem = crate::provider::check_identifier(&tag, crate::provider::MAX_TAG_BYTES).err();
+        let mut st = lock(&self.0.state);
+        let name = st.tag_new_activity(id, &tag, problem.is_none());
+        drop(st);
+        match (problem, name) {
+            (Some(problem), Some(name)) => {
+                // Dropping the scheduled future records its cancellation; the work itself
+                // was taken out of the turn's actions above, so it is never queued.
+                let state = self.0.state.clone();
+                drop(self);
+                ActivityFuture(TaskFuture::failed(
+                    state,
+                    ErrorDetails::configuration(format!("tag of activity '{name}' {problem}")),
+                ))
+            }
+            _ => self,
+        }
+    }
+}
 task_future!(
     /// Completes when the durable timer fires.
     TimerFuture,

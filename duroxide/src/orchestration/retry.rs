@@ -92,6 +92,13 @@ impl Default for RetryPolicy {
     }
 }
 
+/// Where each attempt of a retried activity runs: its session and its tag.
+#[derive(Clone, Default)]
+pub(crate) struct Placement {
+    pub(crate) session_id: Option<String>,
+    pub(crate) tag: Option<String>,
+}
+
 /// Decides whether a failure may be retried.
 pub type RetryPredicate = Arc<dyn Fn(&ErrorDetails) -> bool + Send + Sync>;
 
@@ -107,7 +114,14 @@ impl OrchestrationContext {
         policy: RetryPolicy,
     ) -> BoxFuture<'static, Result<String, ErrorDetails>> {
         let loc = std::panic::Location::caller();
-        self.retry_at(loc, name.into(), input.into(), None, policy, Arc::new(|e: &ErrorDetails| e.retryable))
+        self.retry_at(
+            loc,
+            name.into(),
+            input.into(),
+            Placement::default(),
+            policy,
+            Arc::new(|e: &ErrorDetails| e.retryable),
+        )
     }
 
     /// Like [`schedule_activity_with_retry`](Self::schedule_activity_with_retry), retrying
@@ -121,7 +135,7 @@ impl OrchestrationContext {
         retryable: impl Fn(&ErrorDetails) -> bool + Send + Sync + 'static,
     ) -> BoxFuture<'static, Result<String, ErrorDetails>> {
         let loc = std::panic::Location::caller();
-        self.retry_at(loc, name.into(), input.into(), None, policy, Arc::new(retryable))
+        self.retry_at(loc, name.into(), input.into(), Placement::default(), policy, Arc::new(retryable))
     }
 
     /// Retries an activity that runs on a session.
@@ -135,7 +149,8 @@ impl OrchestrationContext {
     ) -> BoxFuture<'static, Result<String, ErrorDetails>> {
         let loc = std::panic::Location::caller();
         let pred: RetryPredicate = Arc::new(|e: &ErrorDetails| e.retryable);
-        self.retry_at(loc, name.into(), input.into(), Some(session_id.into()), policy, pred)
+        let placement = Placement { session_id: Some(session_id.into()), tag: None };
+        self.retry_at(loc, name.into(), input.into(), placement, policy, pred)
     }
 
     pub(crate) fn retry_at(
@@ -143,7 +158,7 @@ impl OrchestrationContext {
         loc: &'static std::panic::Location<'static>,
         name: String,
         input: String,
-        session_id: Option<String>,
+        placement: Placement,
         policy: RetryPolicy,
         retryable: RetryPredicate,
     ) -> BoxFuture<'static, Result<String, ErrorDetails>> {
@@ -152,7 +167,8 @@ impl OrchestrationContext {
             let max = policy.max_attempts.max(1);
             let mut attempt = 1;
             loop {
-                let work = ctx.activity_at(loc, name.clone(), input.clone(), session_id.clone());
+                let Placement { session_id, tag } = placement.clone();
+                let work = ctx.activity_at(loc, name.clone(), input.clone(), session_id, tag);
                 let result = match policy.timeout {
                     None => work.await,
                     Some(limit) => match ctx.select2(work, ctx.timer_at(loc, limit)).await {

@@ -372,6 +372,32 @@ impl ExecutionState {
         Some(id)
     }
 
+    /// Tags activity `id` when this turn scheduled it (its action is still pending): the
+    /// action and the recorded event get `tag` when `valid`; an invalid tag takes the
+    /// action out (the work is never queued). An activity replayed from history keeps
+    /// its recorded tag. Returns the activity's name.
+    pub(crate) fn tag_new_activity(&mut self, id: u64, tag: &str, valid: bool) -> Option<String> {
+        let event = self.history.iter_mut().rev().find(|e| e.event_id == id)?;
+        let EventKind::ActivityScheduled { name, tag: event_tag, .. } = &mut event.kind else {
+            return None;
+        };
+        let name = name.clone();
+        let at = self
+            .actions
+            .iter()
+            .position(|a| matches!(a, Action::ScheduleActivity { event_id, .. } if *event_id == id));
+        let Some(at) = at else { return Some(name) };
+        if !valid {
+            self.actions.remove(at);
+            return Some(name);
+        }
+        *event_tag = Some(tag.to_string());
+        if let Action::ScheduleActivity { tag: action_tag, .. } = &mut self.actions[at] {
+            *action_tag = Some(tag.to_string());
+        }
+        Some(name)
+    }
+
     pub(crate) fn register_task(&mut self, id: u64, kind: TaskKind) {
         self.tasks.insert(id, kind);
     }

@@ -15,6 +15,8 @@ pub enum Action {
         input: String,
         /// Session it must run on.
         session_id: Option<String>,
+        /// Worker tag it is routed to (`None`: untagged).
+        tag: Option<String>,
     },
     /// Deliver a `TimerFired` at `fire_at_ms`.
     CreateTimer {

@@ -57,6 +57,10 @@ pub trait ActivityDefinition: Copy + Send + Sync + 'static {
     fn retry_policy() -> Option<crate::RetryPolicy> {
         None
     }
+
+    /// The worker tag calls of this activity are routed to (`#[activity(tag = "gpu")]`;
+    /// `None`: untagged). [`TypedFuture::with_tag`] overrides it for one call.
+    const TAG: Option<&'static str> = None;
 }
 
 /// A typed, versioned orchestration: what `#[orchestration]` implements for its handle.
@@ -181,6 +185,18 @@ impl<F, T> TypedFuture<F, T> {
     }
 }
 
+impl<T> TypedFuture<ActivityFuture, T> {
+    /// Routes this typed activity call to the runtimes that serve `tag`, overriding the
+    /// activity's default (`#[activity(tag = ..)]`); see [`ActivityFuture::with_tag`].
+    pub fn with_tag(self, tag: impl Into<String>) -> Self {
+        let state = match self.state {
+            TypedState::Scheduled(inner) => TypedState::Scheduled(inner.with_tag(tag)),
+            failed => failed,
+        };
+        TypedFuture { state, ..self }
+    }
+}
+
 impl<F, T> std::fmt::Debug for TypedFuture<F, T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TypedFuture")
@@ -253,8 +269,10 @@ impl OrchestrationContext {
         input: A::Input,
     ) -> TypedFuture<ActivityFuture, A::Output> {
         let _ = activity;
+        let loc = std::panic::Location::caller();
+        let tag = A::TAG.map(str::to_string);
         let state = match encode_input("activity", A::NAME, &input) {
-            Ok(json) => TypedState::Scheduled(self.schedule_activity(A::NAME, json)),
+            Ok(json) => TypedState::Scheduled(self.activity_at(loc, A::NAME.to_string(), json, None, tag)),
             Err(error) => TypedState::Failed(Some(error)),
         };
         TypedFuture::new(state, "activity", A::NAME)
@@ -313,8 +331,16 @@ impl OrchestrationContext {
         session_id: impl Into<String>,
     ) -> TypedFuture<ActivityFuture, A::Output> {
         let _ = activity;
+        let loc = std::panic::Location::caller();
+        let tag = A::TAG.map(str::to_string);
         let state = match encode_input("activity", A::NAME, &input) {
-            Ok(json) => TypedState::Scheduled(self.schedule_activity_on_session(A::NAME, json, session_id)),
+            Ok(json) => TypedState::Scheduled(self.activity_at(
+                loc,
+                A::NAME.to_string(),
+                json,
+                Some(session_id.into()),
+                tag,
+            )),
             Err(error) => TypedState::Failed(Some(error)),
         };
         TypedFuture::new(state, "activity", A::NAME)
@@ -340,7 +366,12 @@ impl OrchestrationContext {
             Ok(json) => json,
             Err(error) => return Box::pin(async move { Err(error) }),
         };
-        let attempts = self.schedule_activity_with_retry(A::NAME, json, policy);
+        let loc = std::panic::Location::caller();
+        let retryable: crate::orchestration::retry::RetryPredicate =
+            std::sync::Arc::new(|e: &ErrorDetails| e.retryable);
+        let tag = A::TAG.map(str::to_string);
+        let placement = crate::orchestration::retry::Placement { session_id: None, tag };
+        let attempts = self.retry_at(loc, A::NAME.to_string(), json, placement, policy, retryable);
         Box::pin(async move {
             let raw = attempts.await?;
             serde_json::from_str(&raw).map_err(|e| {

@@ -17,6 +17,9 @@ pub const MAX_NAME_BYTES: usize = 512;
 /// Longest external event name, in bytes (UTF-8).
 pub const MAX_EVENT_NAME_BYTES: usize = 512;
 
+/// Longest activity tag (the worker pool an activity is routed to), in bytes (UTF-8).
+pub const MAX_TAG_BYTES: usize = 128;
+
 /// Checks an identifier (instance id, orchestration, activity or event name) against the
 /// limits every store shares: not empty or only whitespace, at most `limit` bytes, and no
 /// control characters (PostgreSQL cannot store a NUL byte in text). Returns what is wrong.

@@ -276,6 +276,10 @@ pub struct PendingActivity {
     pub locked_until_ms: Option<u64>,
     /// The orchestration no longer waits for it; the worker is told to stop.
     pub cancel_requested: bool,
+    /// The worker tag it is routed to (`None`: untagged). Only runtimes serving the tag
+    /// take it (see `docs/activity-routing.md`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
 }
 
 /// A durable timer that has not fired.
@@ -427,6 +431,29 @@ pub struct StoreSummary {
     pub activity_queue: QueueDepth,
     /// Sessions held by workers.
     pub sessions: u64,
+    /// Activities waiting for a worker (queued, not held by one), per tag: untagged work
+    /// first, then by tag. Work for a tag no runtime serves stays here, its oldest item
+    /// getting older.
+    #[serde(default)]
+    pub activity_tags: Vec<TagBacklog>,
+}
+
+/// The activities of one tag waiting for a worker (see [`StoreSummary::activity_tags`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TagBacklog {
+    /// The tag (`None`: untagged work).
+    pub tag: Option<String>,
+    /// How many are waiting (queued and not held by a worker, due or delayed).
+    pub waiting: u64,
+    /// When the oldest of them became (or becomes) runnable, ms since the epoch.
+    pub oldest_visible_at_ms: u64,
+}
+
+impl TagBacklog {
+    /// How long the oldest has been runnable at `now` (0 if it is not yet due).
+    pub fn oldest_age_ms(&self, now_ms: u64) -> u64 {
+        now_ms.saturating_sub(self.oldest_visible_at_ms)
+    }
 }
 
 /// The plan a store's query planner chose for one management query (see

@@ -31,16 +31,19 @@ pub mod postgres;
 mod sql;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
+mod tags;
 #[cfg(feature = "provider-test")]
 pub mod validation;
 
 pub use errors::ProviderError;
 pub use limits::{
-    IdentifierProblem, MAX_EVENT_NAME_BYTES, MAX_INSTANCE_ID_BYTES, MAX_NAME_BYTES, check_identifier,
+    IdentifierProblem, MAX_EVENT_NAME_BYTES, MAX_INSTANCE_ID_BYTES, MAX_NAME_BYTES, MAX_TAG_BYTES,
+    check_identifier,
 };
 pub use management::*;
 pub use messages::{OrchestratorMessage, OutboundMessage, QueueMessage, start_conflict_reply};
 pub use notifiers::{Finished, Notifiers};
+pub use tags::TagFilter;
 pub use types::*;
 pub use values::{ValueWrite, apply_value_writes, value_writes};
 

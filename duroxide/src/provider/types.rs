@@ -164,12 +164,24 @@ pub struct ActivityWorkItem {
     /// schedule-to-start time of the metrics); stores ignore it on enqueue and export.
     #[serde(default)]
     pub visible_at_ms: u64,
+    /// The worker tag the activity is routed to (`None`: untagged). Only runtimes whose
+    /// [`TagFilter`](super::TagFilter) accepts it fetch it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+    /// The orchestration that scheduled it (empty for work queued before this was kept).
+    #[serde(default)]
+    pub orchestration_name: String,
+    /// The version of the execution that scheduled it (empty when not known, as above).
+    #[serde(default)]
+    pub orchestration_version: String,
 }
 
 /// Who is fetching activity work, for session affinity.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WorkerIdentity {
-    /// Unique per runtime (process); sessions are held by it.
+    /// Unique among the runtimes running at one time; sessions are held by it. A runtime
+    /// restarted with the same id (`RuntimeOptions::worker_node_id`) holds its sessions
+    /// again at once.
     pub worker_id: String,
     /// How long a claimed session stays with this worker without renewal.
     pub session_lease: Duration,
@@ -177,6 +189,8 @@ pub struct WorkerIdentity {
     /// further sessions is left to others. Idle sessions it still holds (until the idle
     /// timeout releases them) do not count, so they never keep it from new sessions.
     pub max_sessions: u32,
+    /// Which activities this worker takes, by tag; a fetch never returns others.
+    pub tags: super::TagFilter,
 }
 
 /// New state of the instance after a turn.

@@ -33,10 +33,10 @@ fn describe(kind: &EventKind, recorded_by: Option<&str>) -> String {
     let site = |s: &Option<String>| s.clone().unwrap_or_else(|| "unknown call site".into());
     let by = recorded_by.map(|v| format!(", recorded by version {v}")).unwrap_or_default();
     match kind {
-        EventKind::ActivityScheduled { name, input, call_site, session_id: None } => {
+        EventKind::ActivityScheduled { name, input, call_site, session_id: None, .. } => {
             format!("schedule_activity(\"{name}\", input #{}) at {}{by}", digest(input), site(call_site))
         }
-        EventKind::ActivityScheduled { name, input, call_site, session_id: Some(session) } => format!(
+        EventKind::ActivityScheduled { name, input, call_site, session_id: Some(session), .. } => format!(
             "schedule_activity_on_session(\"{name}\", input #{}, session \"{session}\") at {}{by}",
             digest(input),
             site(call_site)

@@ -85,6 +85,7 @@ async fn invoke(
 ) -> Option<OrchestratorMessage> {
     let opts = &inner.options;
     let item = held.item.clone();
+    let (session_state, session_new) = session_state_for(inner, &item);
     let ctx = ActivityContext {
         instance: item.instance.clone(),
         execution_id: item.execution_id,
@@ -93,9 +94,13 @@ async fn invoke(
         attempt: item.attempt,
         cancel: held.cancel.clone(),
         session_id: item.session_id.clone(),
-        session_new: item.session_claimed,
-        session_state: session_state_for(inner, &item),
+        session_new,
+        session_state,
         worker_id: inner.worker.worker_id.clone(),
+        orchestration_name: item.orchestration_name.clone(),
+        orchestration_version: item.orchestration_version.clone(),
+        tag: item.tag.clone(),
+        client: Some(inner.client.clone()),
     };
     if item.visible_at_ms > 0 {
         let waited = Duration::from_millis(crate::now_ms().saturating_sub(item.visible_at_ms));
@@ -109,7 +114,29 @@ async fn invoke(
     // `ctx.trace_*` events belong to it.
     let call = handler.invoke(ctx, item.input.clone()).instrument(tracing::Span::current());
     let mut run = AbortOnDrop(tokio::spawn(call));
-    let outcome = (&mut run.0).await;
+    let cancel = held.cancel.clone();
+    let outcome = match run_with_grace(&mut run, &cancel, opts.cancellation_grace_period).await {
+        Graced::Ran(outcome) => outcome,
+        Graced::Aborted => {
+            tracing::warn!(activity = %item.name, instance = %item.instance, grace = ?opts.cancellation_grace_period,
+                "cancelled activity did not stop within its grace period; aborted");
+            metrics::activity_cancelled(&item.name, true);
+            if let Some(ProviderError::LockLost(_)) = held.finish().await {
+                ended(&item, ActivityEnd::LockLost, started);
+                return None;
+            }
+            let details = ErrorDetails::cancelled(format!(
+                "activity '{}' was aborted: it was cancelled and did not stop within the grace period of {:?}",
+                item.name, opts.cancellation_grace_period
+            ));
+            ended(&item, ActivityEnd::Failed(ErrorCategory::Cancelled), started);
+            return Some(failed(&item, details));
+        }
+    };
+    if cancel.is_cancelled() {
+        tracing::info!(activity = %item.name, instance = %item.instance, "cancelled activity stopped within its grace period");
+        metrics::activity_cancelled(&item.name, false);
+    }
     if let Some(ProviderError::LockLost(_)) = held.finish().await {
         tracing::warn!(activity = %item.name, instance = %item.instance, "activity lock lost; result dropped, another worker retries");
         ended(&item, ActivityEnd::LockLost, started);
@@ -143,6 +170,32 @@ async fn invoke(
     };
     ended(&item, end, started);
     Some(message)
+}
+
+/// How a run ended: by itself (its join result), or aborted after its grace period.
+enum Graced {
+    Ran(Result<Result<String, crate::ActivityError>, tokio::task::JoinError>),
+    Aborted,
+}
+
+/// Waits for the run; once `cancel` is signalled, at most `grace` longer, then aborts it
+/// (which frees the worker that awaits it).
+async fn run_with_grace(
+    run: &mut AbortOnDrop<Result<String, crate::ActivityError>>,
+    cancel: &crate::context::tokio_util_lite::CancellationToken,
+    grace: Duration,
+) -> Graced {
+    let deadline = async {
+        cancel.cancelled().await;
+        tokio::time::sleep(grace).await;
+    };
+    tokio::select! {
+        outcome = &mut run.0 => Graced::Ran(outcome),
+        () = deadline => {
+            run.0.abort();
+            Graced::Aborted
+        }
+    }
 }
 
 /// Records how an attempt that ran ended, in its span and its metrics.

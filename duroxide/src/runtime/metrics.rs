@@ -35,6 +35,7 @@ const ACTIVITY_DURATION: &str = "duroxide_activity_duration_seconds";
 const ACTIVITY_SCHEDULE_TO_START: &str = "duroxide_activity_schedule_to_start_seconds";
 const ACTIVITY_RETRIES: &str = "duroxide_activity_retries_total";
 const ACTIVITY_FAILURES: &str = "duroxide_activity_failures_total";
+const ACTIVITY_CANCELLATIONS: &str = "duroxide_activity_cancellations_total";
 const ACTIVITIES_IN_FLIGHT: &str = "duroxide_activities_in_flight";
 // The store (labels: store, operation).
 const STORE_CALL_DURATION: &str = "duroxide_store_call_duration_seconds";
@@ -160,6 +161,11 @@ pub(crate) fn describe() {
     );
     describe_counter!(ACTIVITY_RETRIES, Unit::Count, "Activities run again, by reason (policy, redelivery).");
     describe_counter!(ACTIVITY_FAILURES, Unit::Count, "Activity attempts that failed, by error kind.");
+    describe_counter!(
+        ACTIVITY_CANCELLATIONS,
+        Unit::Count,
+        "Running activities whose result was no longer wanted, by outcome (stopped, aborted)."
+    );
     describe_gauge!(ACTIVITIES_IN_FLIGHT, Unit::Count, "Activities running on this node now.");
     describe_histogram!(STORE_CALL_DURATION, Unit::Seconds, "Latency of a store call, by operation.");
     describe_counter!(STORE_ERRORS, Unit::Count, "Store calls that failed, by operation and error.");
@@ -241,6 +247,14 @@ pub(crate) fn activity_finished(name: &str, end: ActivityEnd, elapsed: Duration)
 pub(crate) fn activity_failed(name: &str, category: ErrorCategory) {
     let labels = [("activity", name.to_owned()), ("error_kind", category.as_str().to_owned())];
     counter!(ACTIVITY_FAILURES, &labels).increment(1);
+}
+
+/// A running activity was cancelled and then stopped by itself within the grace period
+/// (`aborted` false) or was aborted when the grace period ended.
+pub(crate) fn activity_cancelled(name: &str, aborted: bool) {
+    let outcome = if aborted { "aborted" } else { "stopped" };
+    counter!(ACTIVITY_CANCELLATIONS, &[("activity", name.to_owned()), ("outcome", outcome.to_owned())])
+        .increment(1);
 }
 
 /// An activity runs again, for `reason`.

@@ -39,7 +39,7 @@ pub use options::RuntimeOptions;
 
 use crate::context::SessionState;
 use crate::provider::instrumented::Instrumented;
-use crate::provider::{Attempt, FetchFilter, Notifiers, Provider, WorkerIdentity};
+use crate::provider::{Attempt, FetchFilter, Notifiers, Provider, TagFilter, WorkerIdentity};
 use crate::registry::{ActivityRegistry, OrchestrationRegistry};
 use activity_dispatcher::{EagerActivities, worker_loop};
 use cache::InstanceCache;
@@ -64,7 +64,11 @@ struct Inner {
     options: RuntimeOptions,
     notifiers: Option<Arc<Notifiers>>,
     filter: FetchFilter,
+    /// This node's identity and the activities its workers take (`RuntimeOptions::activity_tags`,
+    /// `TagFilter::None` when it has no workers).
     worker: WorkerIdentity,
+    /// A client over the same store, handed to activities (`ActivityContext::client`).
+    client: crate::Client,
     /// In-memory state of the sessions this worker holds (see `ActivityContext::session_state`).
     sessions: Mutex<HashMap<String, Arc<SessionState>>>,
     /// Live orchestrations kept between turns (see `RuntimeOptions::instance_cache_size`).
@@ -129,10 +133,18 @@ impl Runtime {
             activities: activities.into(),
             orchestrations,
             worker: WorkerIdentity {
-                worker_id: format!("worker-{}", uuid::Uuid::new_v4()),
+                worker_id: options
+                    .worker_node_id
+                    .clone()
+                    .unwrap_or_else(|| format!("worker-{}", uuid::Uuid::new_v4())),
                 session_lease: options.session_lock_timeout,
                 max_sessions: options.max_sessions_per_worker.max(1),
+                tags: match options.worker_concurrency {
+                    0 => TagFilter::None,
+                    _ => options.activity_tags.clone(),
+                },
             },
+            client: crate::Client::new(given.clone()),
             sessions: Mutex::new(HashMap::new()),
             cache: Mutex::new(InstanceCache::default()),
             completions: Mutex::new(tokio::task::JoinSet::new()),
@@ -154,8 +166,12 @@ impl Runtime {
         for _ in 0..inner.options.orchestration_concurrency.max(1) {
             tasks.push(tokio::spawn(orchestration_loop(inner.clone(), shutdown.subscribe())));
         }
-        for _ in 0..inner.options.worker_concurrency.max(1) {
-            tasks.push(tokio::spawn(worker_loop(inner.clone(), shutdown.subscribe())));
+        // An orchestration-only node (no workers, or a filter that takes nothing) runs no
+        // worker loops: it never fetches activities.
+        if !inner.worker.tags.takes_nothing() {
+            for _ in 0..inner.options.worker_concurrency {
+                tasks.push(tokio::spawn(worker_loop(inner.clone(), shutdown.subscribe())));
+            }
         }
         Runtime { inner, given, shutdown, tasks: Mutex::new(tasks) }
     }

@@ -2,7 +2,7 @@
 //!
 //! Only settings live here; the delays derived from them live with the code that waits.
 
-use crate::provider::SemverRange;
+use crate::provider::{SemverRange, TagFilter};
 use std::time::Duration;
 
 /// Runtime settings. Construct with struct-update syntax:
@@ -18,7 +18,8 @@ pub struct RuntimeOptions {
     /// instances this node may hold locked for its next turns (locked by a completing
     /// activity or fetched several at once) before a dispatcher is free to run them.
     pub orchestration_concurrency: usize,
-    /// Activities run concurrently. A node also holds some activities locked for its own
+    /// Activities run concurrently (0: none; an orchestration-only node, as with
+    /// `activity_tags: TagFilter::None`). A node also holds some activities locked for its own
     /// workers before they start (handed over by its turns or fetched several at once): at
     /// most what its workers start in about 50 ms at their recent pace, never more than 4
     /// per worker, and otherwise only as many as workers are idle.
@@ -69,6 +70,24 @@ pub struct RuntimeOptions {
     /// [`ValueLimits`](crate::orchestration::ValueLimits)). A write past them is refused
     /// with a [`ValueError`](crate::orchestration::ValueError) the code can handle.
     pub value_limits: crate::orchestration::ValueLimits,
+    /// Which activities this node's workers take, by tag (default
+    /// [`TagFilter::Untagged`]: only activities scheduled without a tag). A GPU pool serves
+    /// `TagFilter::tags(["gpu"])`; an orchestration-only node serves `TagFilter::None`.
+    /// Turns of this node hand their activities straight to its own workers only when
+    /// this filter accepts them. See `docs/activity-routing.md`.
+    pub activity_tags: TagFilter,
+    /// This node's stable identity (`None`: a fresh `worker-<uuid>` each start). Sessions
+    /// are held by it: a node restarted with the same id holds its sessions again at once,
+    /// instead of waiting `session_lock_timeout` for their leases to expire. Two nodes
+    /// running at the same time must never share an id. Activities see it as
+    /// `ActivityContext::worker_id`.
+    pub worker_node_id: Option<String>,
+    /// How long a cancelled activity (the orchestration no longer wants its result: it
+    /// ended, the activity lost a select, or it was cancelled) may keep running after its
+    /// cancellation token was signalled. One that has not returned by then is aborted and
+    /// its worker slot freed. Either way the outcome is logged and counted in
+    /// `duroxide_activity_cancellations_total` (`outcome` = `stopped` or `aborted`).
+    pub cancellation_grace_period: Duration,
 }
 
 impl Default for RuntimeOptions {
@@ -90,6 +109,9 @@ impl Default for RuntimeOptions {
             max_history_events: crate::replay::DEFAULT_MAX_HISTORY_EVENTS,
             queue_metrics_interval: Some(Duration::from_secs(10)),
             value_limits: crate::orchestration::ValueLimits::default(),
+            activity_tags: TagFilter::Untagged,
+            worker_node_id: None,
+            cancellation_grace_period: Duration::from_secs(10),
         }
     }
 }

@@ -10,17 +10,20 @@ use crate::provider::ActivityWorkItem;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The state of the item's session on this worker (`None` for an activity without one).
-pub(super) fn session_state_for(inner: &Inner, item: &ActivityWorkItem) -> Option<Arc<SessionState>> {
-    item.session_id.as_ref().map(|sid| {
-        let mut sessions = inner.sessions.lock().unwrap_or_else(|e| e.into_inner());
-        if item.session_claimed {
-            // New on this worker (first use, or taken over): state from an earlier tenure
-            // may be stale, since another worker may have run the session meanwhile.
-            sessions.remove(sid);
-        }
-        sessions.entry(sid.clone()).or_default().clone()
-    })
+/// The state of the item's session on this worker (`None` for an activity without one),
+/// and whether it is new here: claimed by this fetch, or held by this node's id but
+/// without state in this process (the node restarted with the same `worker_node_id` and
+/// took its sessions back at once).
+pub(super) fn session_state_for(inner: &Inner, item: &ActivityWorkItem) -> (Option<Arc<SessionState>>, bool) {
+    let Some(sid) = item.session_id.as_ref() else { return (None, false) };
+    let mut sessions = inner.sessions.lock().unwrap_or_else(|e| e.into_inner());
+    if item.session_claimed {
+        // New on this worker (first use, or taken over): state from an earlier tenure
+        // may be stale, since another worker may have run the session meanwhile.
+        sessions.remove(sid);
+    }
+    let new = !sessions.contains_key(sid);
+    (Some(sessions.entry(sid.clone()).or_default().clone()), new)
 }
 
 /// Renews this worker's session leases and releases idle sessions (and their state).

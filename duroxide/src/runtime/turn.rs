@@ -203,8 +203,11 @@ fn run_engine(
 /// are stored locked for them and handed over after the commit, saving each a fetch from
 /// the store. Returns whether the turn is now stored.
 async fn commit_with_hand_over(inner: &Inner, item: &OrchestrationItem, mut commit: TurnCommit) -> bool {
-    let can_hand_over =
-        |a: &ActivityWorkItem| a.session_id.is_none() && inner.activities.get(&a.name).is_some();
+    let can_hand_over = |a: &ActivityWorkItem| {
+        a.session_id.is_none()
+            && inner.worker.tags.accepts(a.tag.as_deref())
+            && inner.activities.get(&a.name).is_some()
+    };
     let reserved = inner.eager.reserve(
         commit.activities.iter().filter(|a| can_hand_over(a)).count(),
         eager_backlog(&inner.options),

@@ -106,7 +106,7 @@ fn add_action(commit: &mut TurnCommit, target: &TurnTarget<'_>, action: Action) 
         visible_at_ms,
     };
     match action {
-        Action::ScheduleActivity { event_id, name, input, session_id } => {
+        Action::ScheduleActivity { event_id, name, input, session_id, tag } => {
             commit.activities.push(ActivityWorkItem {
                 instance: target.instance.to_string(),
                 execution_id: exec,
@@ -118,6 +118,9 @@ fn add_action(commit: &mut TurnCommit, target: &TurnTarget<'_>, action: Action) 
                 attempt: 0,
                 session_claimed: false,
                 visible_at_ms: 0,
+                tag,
+                orchestration_name: target.name.to_string(),
+                orchestration_version: target.version.to_string(),
             })
         }
         Action::CreateTimer { event_id, fire_at_ms } => commit.messages.push(send(

@@ -3,6 +3,64 @@
 // duroxide/tests/docs_code_blocks.rs say.
 #![allow(warnings, clippy::all)]
 
+// docs/activity-routing.md, block 1
+mod activity_routing_block_1 {
+async fn block() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+use duroxide::prelude::*;
+let ctx: OrchestrationContext = unreachable!();
+let frames = ctx.schedule_activity("Render", "scene-1").with_tag("gpu").await?;
+let _ = frames;
+Ok(())
+}
+}
+
+// docs/activity-routing.md, block 2
+mod activity_routing_block_2 {
+use duroxide::prelude::*;
+#[activity(name = "Render", tag = "gpu")]
+async fn render(ctx: ActivityContext, scene: String) -> Result<String, ActivityError> {
+    Ok(format!("rendered {scene} on {}", ctx.worker_id()))
+}
+
+#[orchestration]
+async fn film(ctx: OrchestrationContext, scene: String) -> Result<String, OrchestrationError> {
+    let normal = ctx.call(render, scene.clone()).await?;               // tag "gpu"
+    let large = ctx.call(render, scene).with_tag("gpu-large").await?;  // this call only
+    Ok(format!("{normal}; {large}"))
+}
+}
+
+// docs/activity-routing.md, block 3
+mod activity_routing_block_3 {
+async fn block() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+use duroxide::prelude::*;
+let store: std::sync::Arc<dyn duroxide::Provider> = unreachable!();
+let (activities, orchestrations): (ActivityRegistry, OrchestrationRegistry) = unreachable!();
+use duroxide::provider::TagFilter;
+let gpu_pool = RuntimeOptions {
+    activity_tags: TagFilter::tags(["gpu"]),
+    worker_concurrency: 2,
+    ..Default::default()
+};
+let rt = Runtime::start_with_options(store, activities, orchestrations, gpu_pool).await;
+rt.shutdown(None).await;
+Ok(())
+}
+}
+
+// docs/activity-routing.md, block 4
+mod activity_routing_block_4 {
+use duroxide::prelude::*;
+#[activity(name = "NotifyShipping")]
+async fn notify_shipping(ctx: ActivityContext, order: String) -> Result<(), ActivityError> {
+    let child = format!("{}-shipping-{}", ctx.instance_id(), ctx.event_id());
+    match ctx.client()?.start_orchestration(&child, "Ship", order).await {
+        Ok(()) | Err(duroxide::ClientError::InstanceExists(_)) => Ok(()),
+        Err(e) => Err(ActivityError::new(e.to_string())),
+    }
+}
+}
+
 // docs/console.md, block 1
 #[cfg(all(feature = "console"))]
 mod console_block_1 {

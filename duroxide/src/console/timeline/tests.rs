@@ -29,6 +29,7 @@ fn history() -> Vec<Event> {
                 input: "1".into(),
                 call_site: None,
                 session_id: None,
+                tag: None,
             },
         ),
         ev(3, 1_010, EventKind::TimerCreated { delay_ms: 500, fire_at_ms: 1_510, call_site: None }),
@@ -40,6 +41,7 @@ fn history() -> Vec<Event> {
                 input: "2".into(),
                 call_site: None,
                 session_id: None,
+                tag: None,
             },
         ),
         ev(5, 1_100, EventKind::ActivityCompleted { source_event_id: 2, result: "ok".into() }),
@@ -62,6 +64,7 @@ fn history() -> Vec<Event> {
                 input: "3".into(),
                 call_site: None,
                 session_id: None,
+                tag: None,
             },
         ),
     ]

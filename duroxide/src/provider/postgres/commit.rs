@@ -38,15 +38,18 @@ const TURN_STATE_SQL: &str = "WITH started AS (\
 
 /// Enqueues activities of instance `$1`, visible at `$2`, in order: `$3` execution ids, `$4`
 /// event ids, `$5` names, `$6` inputs, `$7` sessions, `$8` lock tokens (NULL: not locked),
-/// `$9` lock expiries, `$10` attempts. An activity queued already is left as it is (the
+/// `$9` lock expiries, `$10` attempts, `$11` tags, `$12` orchestration names, `$13`
+/// orchestration versions. An activity queued already is left as it is (the
 /// first of two in one batch wins).
 const ENQUEUE_ACTIVITIES_SQL: &str = "INSERT INTO worker_queue (instance_id, execution_id, event_id, name, input, \
-       visible_at, session_id, lock_token, locked_until, attempt_count) \
+       visible_at, session_id, lock_token, locked_until, attempt_count, tag, orchestration_name, \
+       orchestration_version) \
      SELECT $1, a.execution_id, a.event_id, a.name, a.input, $2, a.session_id, a.lock_token, a.locked_until, \
-       a.attempt_count \
+       a.attempt_count, a.tag, a.orchestration_name, a.orchestration_version \
      FROM UNNEST($3::bigint[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::text[], $9::bigint[], \
-       $10::integer[]) WITH ORDINALITY \
-       AS a(execution_id, event_id, name, input, session_id, lock_token, locked_until, attempt_count, n) \
+       $10::integer[], $11::text[], $12::text[], $13::text[]) WITH ORDINALITY \
+       AS a(execution_id, event_id, name, input, session_id, lock_token, locked_until, attempt_count, tag, \
+       orchestration_name, orchestration_version, n) \
      ORDER BY a.n \
      ON CONFLICT (instance_id, execution_id, event_id) DO NOTHING";
 
@@ -271,6 +274,9 @@ impl PostgresProvider {
             .bind(acts.iter().map(|a| eager(a).then_some(a.lock_token.as_str())).collect::<Vec<_>>())
             .bind(acts.iter().map(|a| if eager(a) { locked_until } else { 0 }).collect::<Vec<_>>())
             .bind(acts.iter().map(|a| i32::from(eager(a))).collect::<Vec<_>>())
+            .bind(acts.iter().map(|a| a.tag.as_deref()).collect::<Vec<_>>())
+            .bind(acts.iter().map(|a| a.orchestration_name.as_str()).collect::<Vec<_>>())
+            .bind(acts.iter().map(|a| a.orchestration_version.as_str()).collect::<Vec<_>>())
             .execute(&mut *tx)
             .await
             .map_err(storage)?;

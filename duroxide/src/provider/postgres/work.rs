@@ -24,23 +24,30 @@ pub(super) const COMPLETE_SQL: &str = "WITH done AS (DELETE FROM worker_queue WH
 /// the one single fetches would give. At most `$4`, each with its own token (`$5`, a dot
 /// and its id), locked until `$6`. Work cancelled by its orchestration whose worker is gone
 /// is dropped on the way. The first row's `session_first` is that session item, if any;
-/// a row without `id` means nothing was locked.
+/// a row without `id` means nothing was locked. `{tags}` stands for the worker's tag
+/// condition (see `tag_condition`), whose tag list, when it has one, is `$7`.
 pub(super) const FETCH_WORK_SQL: &str = "WITH gone AS (DELETE FROM worker_queue WHERE cancel_requested AND locked_until <= $2), \
      bound AS (SELECT MIN(w.id) AS id FROM worker_queue w LEFT JOIN sessions s ON s.session_id = w.session_id \
        WHERE w.session_id IS NOT NULL AND w.visible_at <= $2 AND (w.lock_token IS NULL OR w.locked_until <= $2) \
-         AND NOT w.cancel_requested AND ((s.worker_id = $1 AND s.locked_until > $2) \
+         AND NOT w.cancel_requested AND {tags} AND ((s.worker_id = $1 AND s.locked_until > $2) \
            OR ((s.session_id IS NULL OR s.locked_until <= $2) \
                AND (SELECT COUNT(*) FROM sessions h WHERE h.worker_id = $1 AND h.locked_until > $2 \
                     AND EXISTS (SELECT 1 FROM worker_queue b WHERE b.session_id = h.session_id)) < $3))), \
      head AS (SELECT w.id FROM worker_queue w \
        WHERE w.session_id IS NULL AND w.visible_at <= $2 AND (w.lock_token IS NULL OR w.locked_until <= $2) \
-         AND NOT w.cancel_requested AND w.id < COALESCE((SELECT id FROM bound), 9223372036854775807) \
+         AND NOT w.cancel_requested AND {tags} AND w.id < COALESCE((SELECT id FROM bound), 9223372036854775807) \
        ORDER BY w.id LIMIT $4 FOR UPDATE SKIP LOCKED), \
      taken AS (UPDATE worker_queue w SET lock_token = $5 || '.' || w.id, locked_until = $6, locked_by = $1, \
        attempt_count = w.attempt_count + 1 FROM head WHERE w.id = head.id \
        RETURNING w.id, w.lock_token, w.instance_id, w.execution_id, w.event_id, w.name, w.input, w.attempt_count, \
-         w.visible_at) \
+         w.visible_at, w.tag, w.orchestration_name, w.orchestration_version) \
      SELECT b.id AS session_first, t.* FROM bound b LEFT JOIN taken t ON TRUE";
+
+/// The condition over `worker_queue` alias `w` for the work `worker` takes by tag, its tag
+/// list (when it has one) bound as `list`.
+pub(super) fn tag_condition(worker: &WorkerIdentity, list: &str) -> String {
+    worker.tags.sql_condition(|p| format!("= ANY({p}::text[])"), list)
+}
 
 /// An activity from a `worker_queue` row read after its lock counted the attempt.
 pub(super) fn work_item_from_row(
@@ -85,22 +92,23 @@ impl PostgresProvider {
         let can_claim = held < i64::from(worker.max_sessions);
         // Runnable: no session; or a session this worker holds; or (if it may claim more) a
         // session nobody holds or whose lease expired.
-        let row = sqlx::query(
+        let sql = format!(
             "SELECT w.id AS id, w.session_id AS session_id, \
              COALESCE(s.worker_id = $1 AND s.locked_until > $2, FALSE) AS mine \
              FROM worker_queue w LEFT JOIN sessions s ON s.session_id = w.session_id \
-             WHERE w.visible_at <= $2 AND (w.lock_token IS NULL OR w.locked_until <= $2) AND ( \
+             WHERE w.visible_at <= $2 AND (w.lock_token IS NULL OR w.locked_until <= $2) AND {} AND ( \
                w.session_id IS NULL \
                OR (s.worker_id = $1 AND s.locked_until > $2) \
                OR ($3 AND (s.session_id IS NULL OR s.locked_until <= $2))) \
              ORDER BY w.id LIMIT 1 FOR UPDATE OF w SKIP LOCKED",
-        )
-        .bind(&worker.worker_id)
-        .bind(ms(now))
-        .bind(can_claim)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(storage)?;
+            tag_condition(worker, "$4")
+        );
+        let mut query =
+            sqlx::query(sqlx::AssertSqlSafe(sql)).bind(&worker.worker_id).bind(ms(now)).bind(can_claim);
+        if worker.tags.needs_list() {
+            query = query.bind(worker.tags.listed());
+        }
+        let row = query.fetch_optional(&mut *tx).await.map_err(storage)?;
         let Some(r) = row else { return Ok(Some(None)) };
         let id: i64 = r.try_get("id").map_err(storage)?;
         let session_id: Option<String> = r.try_get("session_id").map_err(storage)?;
@@ -131,7 +139,8 @@ impl PostgresProvider {
         let r = sqlx::query(
             "UPDATE worker_queue SET lock_token = $1, locked_until = $2, locked_by = $4, \
              attempt_count = attempt_count + 1 \
-             WHERE id = $3 RETURNING instance_id, execution_id, event_id, name, input, attempt_count, visible_at",
+             WHERE id = $3 RETURNING instance_id, execution_id, event_id, name, input, attempt_count, visible_at, \
+             tag, orchestration_name, orchestration_version",
         )
         .bind(&lock_token)
         .bind(ms(now + lock_timeout.as_millis() as u64))
@@ -259,16 +268,18 @@ impl PostgresProvider {
     ) -> Result<Vec<ActivityWorkItem>, ProviderError> {
         let now = crate::now_ms();
         // The common case in one statement, without a transaction: items without a session.
-        let rows = sqlx::query(FETCH_WORK_SQL)
+        let sql = FETCH_WORK_SQL.replace("{tags}", &tag_condition(worker, "$7"));
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(&worker.worker_id)
             .bind(ms(now))
             .bind(i64::from(worker.max_sessions))
             .bind(max.clamp(1, MAX_BATCH) as i64)
             .bind(token())
-            .bind(ms(now + lock_timeout.as_millis() as u64))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(storage)?;
+            .bind(ms(now + lock_timeout.as_millis() as u64));
+        if worker.tags.needs_list() {
+            query = query.bind(worker.tags.listed());
+        }
+        let rows = query.fetch_all(&self.pool).await.map_err(storage)?;
         let mut session_first = false;
         let mut items = Vec::with_capacity(rows.len());
         for r in &rows {

@@ -86,6 +86,9 @@ macro_rules! provider_impl {
                 worker: &WorkerIdentity,
                 max: usize,
             ) -> Result<Vec<ActivityWorkItem>, ProviderError> {
+                if worker.tags.takes_nothing() {
+                    return Ok(Vec::new());
+                }
                 self.lock_work(lock_timeout, worker, max).await
             }
 

@@ -66,6 +66,9 @@ pub(crate) fn activity_from_row(
         attempt,
         session_claimed,
         visible_at_ms: r.int("visible_at")? as u64,
+        tag: r.opt_text("tag")?,
+        orchestration_name: r.opt_text("orchestration_name")?.unwrap_or_default(),
+        orchestration_version: r.opt_text("orchestration_version")?.unwrap_or_default(),
     })
 }
 

@@ -52,7 +52,8 @@ pub(crate) async fn export<R: SqlTx>(
         });
     }
     let sql = format!(
-        "SELECT execution_id, event_id, name, input, attempt_count, session_id FROM worker_queue \
+        "SELECT execution_id, event_id, name, input, attempt_count, session_id, tag, orchestration_name, \
+         orchestration_version FROM worker_queue \
          WHERE instance_id = {p1} AND {} ORDER BY id",
         d.not_cancelled
     );
@@ -69,6 +70,9 @@ pub(crate) async fn export<R: SqlTx>(
             attempt: R::attempt(&r)?,
             session_claimed: false,
             visible_at_ms: 0,
+            tag: r.opt_text("tag")?,
+            orchestration_name: r.opt_text("orchestration_name")?.unwrap_or_default(),
+            orchestration_version: r.opt_text("orchestration_version")?.unwrap_or_default(),
         });
     }
     let sql = format!("SELECT key, value FROM instance_values WHERE instance_id = {p1}");
@@ -205,8 +209,8 @@ fn activity_statement(d: &Dialect, instance: &str, a: &ActivityWorkItem, now: u6
     Statement {
         sql: format!(
             "INSERT INTO worker_queue (instance_id, execution_id, event_id, name, input, visible_at, \
-             attempt_count, session_id) VALUES ({})",
-            d.params(8)
+             attempt_count, session_id, tag, orchestration_name, orchestration_version) VALUES ({})",
+            d.params(11)
         ),
         values: vec![
             instance.into(),
@@ -217,6 +221,9 @@ fn activity_statement(d: &Dialect, instance: &str, a: &ActivityWorkItem, now: u6
             ms(now).into(),
             (d.attempt)(a.attempt),
             (&a.session_id).into(),
+            (&a.tag).into(),
+            (&a.orchestration_name).into(),
+            (&a.orchestration_version).into(),
         ],
     }
 }
@@ -273,6 +280,9 @@ mod tests {
             attempt: 3,
             session_claimed: false,
             visible_at_ms: 0,
+            tag: Some("gpu".into()),
+            orchestration_name: "Flow".into(),
+            orchestration_version: "1.0.0".into(),
         };
         InstanceSnapshot {
             record,

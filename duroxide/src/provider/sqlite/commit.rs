@@ -134,9 +134,9 @@ fn push_activities(batch: &mut Batch, tok: &str, commit: &TurnCommit, now: u64) 
     for chunk in commit.activities.chunks(100) {
         let q = batch.stmt(
             "INSERT OR IGNORE INTO worker_queue (instance_id, execution_id, event_id, name, input, visible_at, \
-             session_id, lock_token, locked_until, attempt_count) \
+             session_id, lock_token, locked_until, attempt_count, tag, orchestration_name, orchestration_version) \
              SELECT i.instance_id, v.column1, v.column2, v.column3, v.column4, v.column5, v.column6, v.column7, \
-             v.column8, v.column9 FROM instances i, (",
+             v.column8, v.column9, v.column10, v.column11, v.column12 FROM instances i, (",
         );
         q.push_values(chunk, |mut b, a| {
             let eager = !a.lock_token.is_empty();
@@ -148,7 +148,10 @@ fn push_activities(batch: &mut Batch, tok: &str, commit: &TurnCommit, now: u64) 
                 .push_bind(a.session_id.clone())
                 .push_bind(eager.then(|| a.lock_token.clone()))
                 .push_bind(if eager { locked_until } else { 0 })
-                .push_bind(i64::from(eager));
+                .push_bind(i64::from(eager))
+                .push_bind(a.tag.clone())
+                .push_bind(a.orchestration_name.clone())
+                .push_bind(a.orchestration_version.clone());
         });
         q.push(") v WHERE i.lock_token = ").push_bind(tok.to_string());
     }

@@ -25,6 +25,20 @@ fn unlocked_work(now: &str) -> String {
     )
 }
 
+/// The condition over `w` for the work `worker` takes by tag, its tag list (when it has
+/// one) bound as `list`, a JSON array.
+fn tag_condition(worker: &WorkerIdentity, list: &str) -> String {
+    worker.tags.sql_condition(|p| format!("IN (SELECT value FROM json_each({p}))"), list)
+}
+
+/// The worker's tag list as the JSON array `tag_condition` reads (`None`: it reads none).
+fn tag_list(worker: &WorkerIdentity) -> Result<Option<String>, ProviderError> {
+    if !worker.tags.needs_list() {
+        return Ok(None);
+    }
+    serde_json::to_string(&worker.tags.listed()).map(Some).map_err(|e| ProviderError::Storage(e.to_string()))
+}
+
 impl SqliteProvider {
     /// Appends the statements that delete locked work items and enqueue their completions;
     /// each deleted item returns a row tagged 'd' with its token (see `completed`). An item
@@ -152,7 +166,7 @@ impl SqliteProvider {
         max: usize,
     ) -> Result<Vec<ActivityWorkItem>, ProviderError> {
         let now = crate::now_ms();
-        if !self.work_visible(now).await? {
+        if !self.work_visible(now, worker).await? {
             return Ok(Vec::new());
         }
         let items = self.lock_sessionless_run(now, lock_timeout, max, worker).await?;
@@ -163,16 +177,18 @@ impl SqliteProvider {
     }
 
     /// Whether any work is runnable, read without the write lock.
-    async fn work_visible(&self, now: u64) -> Result<bool, ProviderError> {
+    async fn work_visible(&self, now: u64, worker: &WorkerIdentity) -> Result<bool, ProviderError> {
         // Look before taking the write lock (see `lock_ready_instances`).
-        let peek = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT 1 FROM worker_queue w WHERE {} LIMIT 1",
+        let mut peek = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT 1 FROM worker_queue w WHERE {} AND {} LIMIT 1",
+            tag_condition(worker, "?2"),
             unlocked_work("?1")
         )))
-        .bind(ms(now))
-        .fetch_optional(&mut *self.conns.reader().await?)
-        .await
-        .map_err(storage)?;
+        .bind(ms(now));
+        if let Some(list) = tag_list(worker)? {
+            peek = peek.bind(list);
+        }
+        let peek = peek.fetch_optional(&mut *self.conns.reader().await?).await.map_err(storage)?;
         Ok(peek.is_some())
     }
 
@@ -192,13 +208,16 @@ impl SqliteProvider {
         let batch_token = token();
         let locked_until = ms(now + lock_timeout.as_millis() as u64);
         let query = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "{BEGIN_LIGHT}; WITH head AS (SELECT w.id, w.session_id FROM worker_queue w WHERE {} ORDER BY w.id LIMIT ?4) \
+            "{BEGIN_LIGHT}; WITH head AS (SELECT w.id, w.session_id FROM worker_queue w WHERE {} AND {} \
+             ORDER BY w.id LIMIT ?4) \
              UPDATE worker_queue SET lock_token = ?1 || '.' || id, locked_until = ?2, locked_by = ?5, \
              attempt_count = attempt_count + 1 \
              WHERE id IN (SELECT id FROM head WHERE session_id IS NULL AND id < \
                COALESCE((SELECT MIN(id) FROM head WHERE session_id IS NOT NULL), 9223372036854775807)) \
-             RETURNING id, lock_token, instance_id, execution_id, event_id, name, input, attempt_count, visible_at; \
+             RETURNING id, lock_token, instance_id, execution_id, event_id, name, input, attempt_count, visible_at, \
+             tag, orchestration_name, orchestration_version; \
              COMMIT",
+            tag_condition(worker, "?6"),
             unlocked_work("?3")
         )))
         .bind(&batch_token)
@@ -206,6 +225,10 @@ impl SqliteProvider {
         .bind(ms(now))
         .bind(max.max(1) as i64)
         .bind(&worker.worker_id);
+        let query = match tag_list(worker)? {
+            Some(list) => query.bind(list),
+            None => query,
+        };
         let rows = self.conns.writer().await.one_trip_query(query).await.map_err(storage)?;
         let mut items = rows
             .iter()
@@ -232,27 +255,31 @@ impl SqliteProvider {
         // `max_sessions` sessions with work, a session nobody holds or whose lease expired. Work cancelled by its
         // orchestration is never handed out (renew_sessions deletes it once unlocked). One
         // statement: fetching is on every activity's path.
-        let row = sqlx::query(
+        let sql = format!(
             "SELECT w.id AS id, w.instance_id AS instance_id, w.execution_id AS execution_id, \
              w.event_id AS event_id, w.name AS name, w.input AS input, w.attempt_count AS attempt_count, \
-             w.visible_at AS visible_at, \
+             w.visible_at AS visible_at, w.tag AS tag, w.orchestration_name AS orchestration_name, \
+             w.orchestration_version AS orchestration_version, \
              w.session_id AS session_id, (s.worker_id = ?1 AND s.locked_until > ?2) AS mine \
              FROM worker_queue w LEFT JOIN sessions s ON s.session_id = w.session_id \
              WHERE w.visible_at <= ?2 AND (w.lock_token IS NULL OR w.locked_until <= ?2) \
-               AND w.cancel_requested = 0 AND ( \
+               AND w.cancel_requested = 0 AND {} AND ( \
                w.session_id IS NULL \
                OR (s.worker_id = ?1 AND s.locked_until > ?2) \
                OR ((s.session_id IS NULL OR s.locked_until <= ?2) AND \
                    (SELECT COUNT(*) FROM sessions h WHERE h.worker_id = ?1 AND h.locked_until > ?2 \
                     AND EXISTS (SELECT 1 FROM worker_queue b WHERE b.session_id = h.session_id)) < ?3)) \
              ORDER BY w.id LIMIT 1",
-        )
-        .bind(&worker.worker_id)
-        .bind(ms(now))
-        .bind(i64::from(worker.max_sessions))
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(storage)?;
+            tag_condition(worker, "?4")
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(&worker.worker_id)
+            .bind(ms(now))
+            .bind(i64::from(worker.max_sessions));
+        if let Some(list) = tag_list(worker)? {
+            query = query.bind(list);
+        }
+        let row = query.fetch_optional(&mut *tx).await.map_err(storage)?;
         let Some(r) = row else { return Ok(Vec::new()) };
         let id: i64 = r.try_get("id").map_err(storage)?;
         let session_id: Option<String> = r.try_get("session_id").map_err(storage)?;

@@ -36,8 +36,9 @@
 //!
 //! This file holds the public API (the factory trait, the runner, the macros and the one
 //! list of tests); the tests themselves live in one file per topic (`instances`, `queues`,
-//! `locks`, `commit`, `activities`, `sessions`, `batches`, `messages`, `filters`,
-//! `transfer`, `corruption`, `concurrency`, `status` (event queues, status version), and the management calls in `listing` and
+//! `locks`, `commit`, `activities`, `sessions`, `tags`, `batches`, `messages`, `filters`,
+//! `transfer`, `corruption`, `concurrency`, `status` (event queues, status version), and
+//! the management calls in `listing` and
 //! `removal`) and are re-exported here, so every test stays
 //! reachable as `duroxide::provider::validation::<name>`.
 
@@ -62,6 +63,7 @@ mod removal;
 mod sessions;
 mod status;
 mod support;
+mod tags;
 mod transfer;
 mod values;
 
@@ -79,6 +81,7 @@ pub use queues::*;
 pub use removal::*;
 pub use sessions::*;
 pub use status::*;
+pub use tags::*;
 pub use transfer::*;
 pub use values::*;
 
@@ -356,6 +359,12 @@ macro_rules! __duroxide_validation_list {
             renew_sessions_releases_idle_sessions,
             renew_sessions_keeps_busy_sessions,
             session_id_survives_queue_and_export,
+            // activity routing by tag
+            fetch_takes_only_the_tags_the_worker_serves,
+            worker_serving_no_tags_fetches_nothing,
+            tagged_session_work_goes_only_to_workers_serving_the_tag,
+            tag_and_orchestration_travel_with_the_work_item,
+            summary_and_describe_report_work_per_tag,
             // batch fetches
             batch_fetch_takes_oldest_instances,
             batch_fetched_items_commit_independently,

@@ -42,6 +42,7 @@ pub(super) fn scheduled(event_id: u64, name: &str, input: &str) -> Event {
             input: input.into(),
             call_site: None,
             session_id: None,
+            tag: None,
         },
     )
 }
@@ -88,11 +89,14 @@ pub(super) fn work(
         attempt: 0,
         session_claimed: false,
         visible_at_ms: 0,
+        tag: None,
+        orchestration_name: String::new(),
+        orchestration_version: String::new(),
     }
 }
 
 pub(super) fn worker(id: &str) -> WorkerIdentity {
-    WorkerIdentity { worker_id: id.into(), session_lease: LOCK, max_sessions: 64 }
+    WorkerIdentity { worker_id: id.into(), session_lease: LOCK, max_sessions: 64, tags: TagFilter::Untagged }
 }
 
 pub(super) fn external(instance: &str, name: &str, data: &str) -> OutboundMessage {

@@ -182,6 +182,19 @@ pub async fn stats(ctx: &Context) -> Result<(), CliError> {
     q.row(queue("activity", &s.activity_queue));
     text.push('\n');
     text.push_str(&q.render());
+    // Work waits for a worker that serves its tag; a tag no runtime serves shows here as
+    // a count whose oldest item keeps getting older.
+    for t in &s.activity_tags {
+        let tag = t.tag.as_deref().map_or_else(|| "untagged work".to_string(), |tag| format!("tag {tag}"));
+        text.push_str(&format!(
+            "\n{} activities waiting for {tag} (oldest queued {} ago)",
+            t.waiting,
+            format_age(t.oldest_age_ms(s.taken_at_ms))
+        ));
+    }
+    if !s.activity_tags.is_empty() {
+        text.push('\n');
+    }
     text.push_str(&format!("\nSessions held: {}\nTaken at: {}\n", s.sessions, format_ms(s.taken_at_ms)));
     print(&text)
 }

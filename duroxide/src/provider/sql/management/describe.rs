@@ -34,7 +34,7 @@ pub(crate) async fn describe<T: SqlTx>(
         executions.push(execution_from_row(&r, r.int("n")? as u64)?);
     }
     let sql = format!(
-        "SELECT execution_id, event_id, name, session_id, CAST(attempt_count AS BIGINT) AS attempts, visible_at, \
+        "SELECT execution_id, event_id, name, session_id, tag, CAST(attempt_count AS BIGINT) AS attempts, visible_at, \
          lock_token, locked_until, locked_by, CAST(CASE WHEN {} THEN 0 ELSE 1 END AS BIGINT) AS cancelled \
          FROM worker_queue WHERE instance_id = {p1} ORDER BY id",
         d.not_cancelled
@@ -53,6 +53,7 @@ pub(crate) async fn describe<T: SqlTx>(
             locked_by: if held { r.opt_text("locked_by")? } else { None },
             locked_until_ms: held.then_some(until),
             cancel_requested: r.int("cancelled")? != 0,
+            tag: r.opt_text("tag")?,
         });
     }
     let sql = format!(

@@ -4,7 +4,9 @@ use super::{Builder, count_by_state};
 use crate::provider::sql::ms;
 use crate::provider::sql::rows::Columns;
 use crate::provider::sql::tx::SqlTx;
-use crate::provider::{InstanceFilter, InstanceState, ProviderError, QueueDepth, StateCount, StoreSummary};
+use crate::provider::{
+    InstanceFilter, InstanceState, ProviderError, QueueDepth, StateCount, StoreSummary, TagBacklog,
+};
 
 /// Instances per state and queue depths at `now`.
 pub(crate) async fn summary<T: SqlTx>(tx: &mut T, now: u64) -> Result<StoreSummary, ProviderError> {
@@ -41,11 +43,42 @@ pub(crate) async fn summary<T: SqlTx>(tx: &mut T, now: u64) -> Result<StoreSumma
          FROM worker_queue WHERE {nc}"
     ));
     let activity_queue = depth(tx.query(b.build()).await?, now)?;
+    let activity_tags = tag_backlog(tx, now).await?;
     let mut b = Builder::new(d);
     let n = b.bind(ms(now));
     b.push(&format!("SELECT COUNT(*) AS n FROM sessions WHERE locked_until > {n}"));
     let sessions = tx.query(b.build()).await?.first().map(|r| r.int("n")).transpose()?.unwrap_or(0) as u64;
-    Ok(StoreSummary { taken_at_ms: now, instances, orchestrator_queue, activity_queue, sessions })
+    Ok(StoreSummary {
+        taken_at_ms: now,
+        instances,
+        orchestrator_queue,
+        activity_queue,
+        sessions,
+        activity_tags,
+    })
+}
+
+/// Activities waiting for a worker per tag (read along the `(tag, visible_at, id)` index),
+/// untagged first, then by tag.
+async fn tag_backlog<T: SqlTx>(tx: &mut T, now: u64) -> Result<Vec<TagBacklog>, ProviderError> {
+    let d = tx.dialect();
+    let mut b = Builder::new(d);
+    let n = b.bind(ms(now));
+    b.push(&format!(
+        "SELECT tag, COUNT(*) AS waiting, MIN(visible_at) AS oldest FROM worker_queue \
+         WHERE {} AND (lock_token IS NULL OR locked_until <= {n}) GROUP BY tag",
+        d.not_cancelled
+    ));
+    let mut backlog = Vec::new();
+    for r in tx.query(b.build()).await? {
+        backlog.push(TagBacklog {
+            tag: r.opt_text("tag")?,
+            waiting: r.int("waiting")? as u64,
+            oldest_visible_at_ms: r.int("oldest")? as u64,
+        });
+    }
+    backlog.sort_by(|a, b| (a.tag.is_some(), &a.tag).cmp(&(b.tag.is_some(), &b.tag)));
+    Ok(backlog)
 }
 
 fn depth(rows: Vec<impl Columns>, now: u64) -> Result<QueueDepth, ProviderError> {
