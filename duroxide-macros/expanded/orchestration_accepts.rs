@@ -8,7 +8,7 @@
 )]
 pub struct process_order;
 const _: () = {
-    #[deny(clippy::disallowed_methods)]
+    #[deny(clippy::disallowed_methods, clippy::iter_over_hash_type)]
     async fn __duroxide_process_order(
         ctx: OrchestrationContext,
         order: OrderV2,

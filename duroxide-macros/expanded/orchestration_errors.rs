@@ -14,7 +14,7 @@
 )]
 struct timed;
 const _: () = {
-    #[deny(clippy::disallowed_methods)]
+    #[deny(clippy::disallowed_methods, clippy::iter_over_hash_type)]
     async fn __duroxide_timed(
         ctx: OrchestrationContext,
         input: u64,

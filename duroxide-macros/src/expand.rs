@@ -6,7 +6,9 @@
 //!   `register_typed`/`ctx.call` and, through `Deref` to a function pointer, still callable
 //!   as `name(ctx, input).await` (call expressions auto-deref their callee).
 //! - inside `const _: () = { .. };` (so nothing else leaks into the user's module): the
-//!   user's function renamed to `__duroxide_name`, body and spans untouched; the `Deref`
+//!   user's function renamed to `__duroxide_name`, spans untouched (an orchestration's body
+//!   gets the determinism guard's type checks around iteration, `elapsed` and reads, see
+//!   `determinism::guard`); the `Deref`
 //!   impl; the `ActivityDefinition`/`OrchestrationDefinition` impl (with `retry_policy` for
 //!   an activity's `retry(..)`); for `accepts(..)` the `#[serde(untagged)]` compatibility enum.
 //!
@@ -89,6 +91,9 @@ fn generate(kind: MacroKind, args: &Args, version: &LitStr, function: &Function)
     let docs: Vec<&Attribute> = item.attrs.iter().filter(|a| is_doc(a)).collect();
     let cfgs: Vec<&Attribute> = item.attrs.iter().filter(|a| is_cfg(a)).collect();
     let mut inner = item.clone();
+    if kind == MacroKind::Orchestration {
+        determinism::guard_types(&mut inner.block);
+    }
     inner.attrs.retain(|a| !is_doc(a));
     inner.sig.ident = hidden.clone();
     inner.vis = Visibility::Inherited;
@@ -117,7 +122,7 @@ fn generate(kind: MacroKind, args: &Args, version: &LitStr, function: &Function)
     let clippy_net = match kind {
         // The second net behind the token scan: with the shipped clippy.toml, clippy rejects
         // banned calls that the scan cannot see (aliases, imports) inside this function.
-        MacroKind::Orchestration => quote!(#[deny(clippy::disallowed_methods)]),
+        MacroKind::Orchestration => determinism::clippy_net(),
         MacroKind::Activity => quote!(),
     };
 

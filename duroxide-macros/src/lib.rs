@@ -1,10 +1,11 @@
-//! Procedural macros for `duroxide`: `#[activity]` and `#[orchestration]`.
+//! Procedural macros for `duroxide`: `#[activity]`, `#[orchestration]` and `#[deterministic]`.
 //!
 //! Use them through `duroxide::prelude` (or `duroxide::{activity, orchestration}`); the
 //! generated code names `::duroxide` paths only. `docs/macros.md` in the repository is the
 //! full guide. Internals: `args` parses the attribute (`retry` the `retry(..)` of an
-//! activity), `validate` checks the signature, `determinism` scans orchestration bodies,
-//! `expand` generates, `ctxt` collects errors so one compile reports all of them.
+//! activity), `validate` checks the signature, `determinism` scans orchestration bodies and
+//! wraps type checks around calls whose safety depends on a type, `expand` generates,
+//! `helper` is `#[deterministic]`, `ctxt` collects errors so one compile reports all of them.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -13,6 +14,7 @@ mod ast;
 mod ctxt;
 mod determinism;
 mod expand;
+mod helper;
 mod retry;
 mod validate;
 
@@ -109,12 +111,16 @@ pub fn activity(args: TokenStream, item: TokenStream) -> TokenStream {
 /// - `accepts(OldInput => upgrade_fn, ..)`: older input shapes this version still accepts;
 ///   `upgrade_fn: fn(OldInput) -> In` (a path or a closure).
 ///
-/// The body may not call `SystemTime::now`, `Instant::now`, `rand::*`, `Uuid::new_v4`,
-/// `tokio::time::sleep`, `tokio::spawn`, `std::thread::*`, `std::env::var`, file or network
-/// I/O, or use `tokio::select!`; each error names the replacement (`ctx.utc_now()`,
-/// `ctx.system_new_guid()`, `ctx.schedule_timer()`, `ctx.select2()`, an activity). The
-/// function also gets `#[deny(clippy::disallowed_methods)]`, so the workspace `clippy.toml`
-/// catches what a token scan cannot (aliases, imports).
+/// The body may not call `SystemTime::now`, `Instant::now`, `elapsed()` on a clock reading,
+/// `rand::*`, `Uuid::new_v4`, `tokio::time::sleep`, `tokio::spawn`, `std::thread::*`,
+/// `std::env::var`, file or network I/O, standard input or output, iterate a `HashMap` or
+/// `HashSet`, or use `tokio::select!`; each error names the replacement (`ctx.utc_now()`,
+/// `ctx.system_new_guid()`, `ctx.schedule_timer()`, `ctx.select2()`, a `BTreeMap`, an
+/// activity). The function also gets
+/// `#[deny(clippy::disallowed_methods, clippy::iter_over_hash_type)]`, so the workspace
+/// `clippy.toml` catches what the macro cannot see (aliases, imports). Helpers called from
+/// the body are checked when marked [`macro@deterministic`]. `docs/macros.md` lists every
+/// rule and where each net stops.
 ///
 /// ```ignore
 /// #[orchestration(name = "ProcessOrder", version = "2.0.0", accepts(OrderV1 => upgrade))]
@@ -131,7 +137,7 @@ pub fn activity(args: TokenStream, item: TokenStream) -> TokenStream {
 /// struct process_order;
 ///
 /// const _: () = {
-///     #[deny(clippy::disallowed_methods)]
+///     #[deny(clippy::disallowed_methods, clippy::iter_over_hash_type)]
 ///     async fn __duroxide_process_order(ctx: OrchestrationContext, order: OrderV2)
 ///         -> Result<Receipt, OrchestrationError> { .. }
 ///
@@ -165,6 +171,34 @@ pub fn activity(args: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn orchestration(args: TokenStream, item: TokenStream) -> TokenStream {
     entry(MacroKind::Orchestration, args, item)
+}
+
+/// Gives a helper function (sync or async) or every method of an `impl` block the same
+/// determinism guard as an `#[orchestration]` body: the path scan, the type checks on
+/// iteration, `elapsed()` and reads, and the clippy net. Use it on code you factor out of an
+/// orchestration; the orchestration's own scan cannot follow a call into another function.
+///
+/// ```ignore
+/// #[deterministic]
+/// fn pick_region(regions: &BTreeMap<String, u32>) -> Option<String> {
+///     // A HashMap here would not compile: its order differs between processes.
+///     regions.iter().max_by_key(|(_, load)| **load).map(|(name, _)| name.clone())
+/// }
+///
+/// #[deterministic]
+/// async fn reserve_all(ctx: &OrchestrationContext, skus: &[String]) -> Result<(), OrchestrationError> {
+///     for sku in skus {
+///         ctx.schedule_activity("Reserve", sku.clone()).await?;
+///     }
+///     Ok(())
+/// }
+/// ```
+///
+/// Errors name the replacement with the function's `OrchestrationContext` parameter when it
+/// has one (otherwise `ctx`). The item is emitted otherwise unchanged.
+#[proc_macro_attribute]
+pub fn deterministic(args: TokenStream, item: TokenStream) -> TokenStream {
+    helper::expand(args.into(), item.into()).into()
 }
 
 fn entry(kind: MacroKind, args: TokenStream, item: TokenStream) -> TokenStream {

@@ -3,6 +3,8 @@
 //! Generated code names only `::duroxide::__private::..` (and `::core`/`::std`), so a crate
 //! using `#[activity]`/`#[orchestration]` needs no direct dependency on serde or serde_json.
 
+pub mod guard;
+
 pub use async_trait::async_trait;
 pub use serde;
 pub use serde_json;

@@ -99,7 +99,7 @@ pub use context::{
     ActivityContext, ActivityFuture, DurableFuture, Either2, EventFuture, OrchestrationContext, SessionState,
     SubOrchestrationFuture, SystemCallFuture, TimerFuture, UtcNowFuture,
 };
-pub use duroxide_macros::{activity, orchestration};
+pub use duroxide_macros::{activity, deterministic, orchestration};
 pub use error::{ActivityError, OrchestrationError};
 pub use history::{ErrorCategory, ErrorDetails, Event, EventKind};
 pub use orchestration::typed::*;
@@ -127,7 +127,9 @@ pub mod prelude {
         OrchestrationContext, OrchestrationError, OrchestrationRegistry, OrchestrationStatus, RetryPolicy,
         Runtime, RuntimeOptions, SemverRange, VersionPolicy,
     };
-    pub use crate::{ActivityDefinition, OrchestrationDefinition, TypedClientError, activity, orchestration};
+    pub use crate::{
+        ActivityDefinition, OrchestrationDefinition, TypedClientError, activity, deterministic, orchestration,
+    };
     pub use serde::{Deserialize, Serialize};
 }
 

@@ -1,11 +1,9 @@
 use duroxide::prelude::*;
 
-use tokio::fs;
-
 #[orchestration]
 async fn o(ctx: OrchestrationContext, input: u64) -> Result<u64, OrchestrationError> {
     ctx.trace_info("checking stock");
-    let _config = fs::read("config.toml").await;
+    let _config = tokio::fs::read("config.toml").await;
     Ok(input)
 }
 

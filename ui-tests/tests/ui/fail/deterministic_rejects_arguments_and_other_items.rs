@@ -1,0 +1,9 @@
+use duroxide::prelude::*;
+
+#[deterministic(strict)]
+fn helper() {}
+
+#[deterministic]
+struct NotAFunction;
+
+fn main() {}
