@@ -2,7 +2,9 @@
 //!
 //! Only settings live here; the delays derived from them live with the code that waits.
 
+use super::clock::{Clock, SystemClock};
 use crate::provider::SemverRange;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Runtime settings. Construct with struct-update syntax:
@@ -64,6 +66,12 @@ pub struct RuntimeOptions {
     /// each time; `None`: never). With no metrics recorder installed the samples go
     /// nowhere: set `None` to save the call.
     pub queue_metrics_interval: Option<Duration>,
+    /// The time turns run at: what `ctx.utc_now()` returns, the timestamps of the events
+    /// they write and the base of their timers' due times. The system clock
+    /// ([`SystemClock`]) unless a test injects a virtual one
+    /// (`duroxide::testing::VirtualClock`, which `TestHarness` sets up). Lock expiry and
+    /// queue visibility always use the store's system clock.
+    pub clock: Arc<dyn Clock>,
 }
 
 impl Default for RuntimeOptions {
@@ -84,6 +92,7 @@ impl Default for RuntimeOptions {
             instance_cache_size: 1024,
             max_history_events: crate::replay::DEFAULT_MAX_HISTORY_EVENTS,
             queue_metrics_interval: Some(Duration::from_secs(10)),
+            clock: Arc::new(SystemClock),
         }
     }
 }
