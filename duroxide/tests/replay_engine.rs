@@ -531,8 +531,9 @@ fn nondeterminism_names_the_recording_and_replaying_versions_and_the_fix() {
         d.message
     );
     assert!(
-        d.message
-            .contains(&format!("replayed by the code now registered as 'Test' version 1.0.0 (duroxide {this})")),
+        d.message.contains(&format!(
+            "replayed by the code now registered as 'Test' version 1.0.0 (duroxide {this})"
+        )),
         "replaying versions: {}",
         d.message
     );

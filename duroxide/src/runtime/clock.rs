@@ -31,10 +31,8 @@ mod tests {
 
     #[test]
     fn the_system_clock_reads_the_time_since_the_epoch() {
-        let before = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis() as u64;
+        let before =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
         let now = SystemClock.now_ms();
         assert!(now >= before && now < before + 60_000, "{now} vs {before}");
     }
