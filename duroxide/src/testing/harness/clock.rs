@@ -146,7 +146,9 @@ mod tests {
         let mut long = Box::pin(clock.sleep(Duration::from_millis(20)));
         assert_eq!(clock.sleeping(), 2);
         assert_eq!(clock.next_wake_ms(), Some(10));
-        let pending = |f: &mut std::pin::Pin<Box<_>>| futures::FutureExt::now_or_never(f.as_mut()).is_none();
+        fn pending(f: &mut std::pin::Pin<Box<impl std::future::Future<Output = ()>>>) -> bool {
+            futures::FutureExt::now_or_never(f.as_mut()).is_none()
+        }
         assert!(pending(&mut short) && pending(&mut long));
         clock.advance(Duration::from_millis(10));
         assert!(!pending(&mut short), "due at 10");
