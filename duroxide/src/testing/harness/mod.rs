@@ -88,8 +88,13 @@ impl From<crate::ProviderError> for HarnessError {
     }
 }
 
-/// Runs orchestrations in-process on a private in-memory SQLite store, on a virtual clock
-/// (see the [module docs](self)), with activities optionally replaced by mocks.
+/// Runs orchestrations in-process on a private in-memory SQLite store, on a virtual clock,
+/// with activities optionally replaced by mocks.
+///
+/// The clock stands still while the test makes its own calls and moves only while the test
+/// awaits the harness: [`wait_for`](Self::wait_for) and `run*` move it to the next timer
+/// whenever nothing else can run (no message queued for any instance, no activity queued
+/// or running, no turn being committed); [`advance`](Self::advance) moves it by hand.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
