@@ -126,6 +126,13 @@ impl ActivityRegistry {
         v.sort();
         v
     }
+
+    /// This registry with `handler` under `name`, in place of what was registered there
+    /// (the test kit's activity mocks).
+    pub(crate) fn with_handler(mut self, name: &str, handler: Arc<dyn ActivityHandler>) -> Self {
+        self.handlers.insert(name.to_string(), handler);
+        self
+    }
 }
 
 /// Builds an [`ActivityRegistry`].

@@ -526,3 +526,28 @@ fn cached_engine_and_cold_replay_write_identical_histories() {
     stored.extend(e.run_turn(vec![done(2, "r")], env()).new_events);
     assert_eq!(cached_events, stored);
 }
+
+#[test]
+fn nondeterminism_names_the_recording_and_replaying_versions_and_the_fix() {
+    let h = history(vec![started("x"), sched("Z", "x")]);
+    let d = failure(&run(chain(), h, vec![]));
+    let this = duroxide::history::DUROXIDE_VERSION;
+    assert!(
+        d.message.contains("The history was recorded by 'Test' version 1.0.0 (duroxide 0.1.0)"),
+        "recorded versions: {}",
+        d.message
+    );
+    assert!(
+        d.message.contains(&format!(
+            "replayed by the code now registered as 'Test' version 1.0.0 (duroxide {this})"
+        )),
+        "replaying versions: {}",
+        d.message
+    );
+    assert!(
+        d.message.contains("register the code that recorded it as version 1.0.0 again"),
+        "fix: {}",
+        d.message
+    );
+    assert!(d.message.contains("continue_as_new_versioned"), "fix: {}", d.message);
+}

@@ -464,20 +464,15 @@ async fn storage_migration_moves_waiting_instances_to_a_file() {
 async fn harness_runs_each_version_and_replays_recorded_histories() {
     // The guide's testing strategy.
     let harness = TestHarness::new(activities(), guide_registry(VersionPolicy::Latest)).await.unwrap();
+    // The orchestration waits for "Go": start it, let it reach the wait, raise it.
     let run_with_version = |version: &'static str, input: &'static str| {
         let h = &harness;
         async move {
-            let instance_runs = h.run_with_version("MyOrchestration", version, input);
-            // The orchestration waits for "Go"; raise it for whichever instance started.
-            let raiser = async {
-                for _ in 0..500 {
-                    for id in h.client().list_instances().await.unwrap() {
-                        let _ = h.client().raise_event(&id, "Go", "").await;
-                    }
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-            };
-            tokio::select! { r = instance_runs => r, _ = raiser => panic!("did not finish") }
+            let instance = format!("test-MyOrchestration-{version}");
+            h.start_versioned(&instance, "MyOrchestration", version, input).await?;
+            h.settle().await?;
+            h.raise_event(&instance, "Go", "").await?;
+            h.wait_for_output(&instance).await
         }
     };
     let v1_result = run_with_version("1.0.0", "in").await.unwrap();
@@ -494,7 +489,7 @@ async fn harness_runs_each_version_and_replays_recorded_histories() {
         assert!(matches!(report.outcome, duroxide::replay::TurnOutcome::Completed(_)));
     }
     // The same v1 history against changed v1 code: the nondeterminism error, not a pass.
-    let v1_id = ids.iter().find(|id| id.contains("MyOrchestration-0")).unwrap();
+    let v1_id = ids.iter().find(|id| id.contains("MyOrchestration-1.0.0")).unwrap();
     let history = client.read_execution_history(v1_id, None).await.unwrap();
     let changed = OrchestrationRegistry::builder()
         .register_versioned(

@@ -7,7 +7,7 @@
 //! new version instead).
 
 use duroxide::history::{from_json, to_json};
-use duroxide::testing::{TestHarness, replay_history};
+use duroxide::testing::{TestHarness, replay_histories_in, replay_history};
 use duroxide_examples::orders;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -40,6 +40,10 @@ async fn recorded_histories_replay_against_current_code() {
             .unwrap_or_else(|e| panic!("{file} no longer replays: {e}"));
         assert_eq!(report.version, *version);
     }
+    // The same folder in one call, as a CI job over golden histories would do it.
+    let replayed =
+        replay_histories_in(&registry, dir()).and_then(|r| r.check()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(replayed.len(), CASES.len());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,9 +9,9 @@
 //! `queues`, waiting for custom status changes in `status`.
 
 mod management;
-mod values;
 mod queues;
 mod status;
+mod values;
 
 pub(crate) use management::finished_only;
 pub use management::{BulkDelete, MAX_HISTORY_PAGE, MAX_PAGE_SIZE};

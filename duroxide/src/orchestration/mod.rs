@@ -17,8 +17,8 @@ pub mod select3;
 pub(crate) mod state;
 pub mod turn;
 pub(crate) mod typed;
-pub mod values;
 pub mod typed_events;
+pub mod values;
 
 pub use combinators::{Either2, Join, Join2, Select, Select2};
 pub use composite::Composite;
@@ -27,6 +27,6 @@ pub use futures::{
     ActivityFuture, DurableFuture, EventFuture, Map, SubOrchestrationFuture, SystemCallFuture, TimerFuture,
     UtcNowFuture,
 };
-pub use values::{ValueError, ValueLimits, ValueReadFuture};
 pub use select3::{Either3, Join3, Select3};
 pub use typed_events::TypedEventFuture;
+pub use values::{ValueError, ValueLimits, ValueReadFuture};

@@ -4,9 +4,11 @@
 //! Decisions are matched by sequence as the code makes them (the n-th call must equal the
 //! n-th decision event; see `EventKind::is_same_decision`); this file turns the first
 //! mismatch into the failure that names the recorded call (kind, name, input digest, call
-//! site, the version that recorded it) and the call the code made instead.
+//! site, the version that recorded it) and the call the code made instead, which
+//! orchestration and duroxide versions recorded the history and which replay it, and the
+//! two ways to fix it.
 
-use crate::history::{ErrorDetails, EventKind, digest};
+use crate::history::{DUROXIDE_VERSION, ErrorDetails, EventKind, digest};
 use crate::orchestration::state::{Divergence, ExecutionState};
 
 /// The failure for `divergence` in the execution of `st`.
@@ -18,13 +20,39 @@ pub(super) fn failure(st: &ExecutionState, divergence: &Divergence) -> ErrorDeta
     };
     ErrorDetails::nondeterminism(format!(
         "nondeterministic orchestration '{}' (instance '{}', execution {}): history expected {} at \
-         event {} but {actual}",
+         event {} but {actual}. {}",
         st.name(),
         st.instance(),
         st.execution_id(),
         describe(&expected.kind, Some(st.version())),
         expected.event_id,
+        versions_and_fix(st),
     ))
+}
+
+/// Which versions recorded the history and which replay it, and how to fix the divergence.
+///
+/// The runtime replays an execution with the code registered under the version the
+/// execution is pinned to, so the orchestration version is the same on both sides: what
+/// changed is the code registered under it (and possibly the duroxide version).
+fn versions_and_fix(st: &ExecutionState) -> String {
+    let (name, version) = (st.name(), st.version());
+    let recorded_with = st
+        .history()
+        .first()
+        .and_then(|e| match &e.kind {
+            EventKind::OrchestrationStarted { duroxide_version, .. } => Some(duroxide_version.as_str()),
+            _ => None,
+        })
+        .unwrap_or("an unknown version");
+    format!(
+        "The history was recorded by '{name}' version {version} (duroxide {recorded_with}) and is \
+         replayed by the code now registered as '{name}' version {version} (duroxide \
+         {DUROXIDE_VERSION}). To fix it, register the code that recorded it as version {version} \
+         again and give the changed code a new version (instances stay on the version they \
+         started with), or move running instances to the new version with \
+         continue_as_new_versioned."
+    )
 }
 
 /// Describes a decision for a nondeterminism message: kind, name, input digest, call site

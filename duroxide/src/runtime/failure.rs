@@ -75,11 +75,11 @@ pub(super) async fn fail_without_replay(inner: &Inner, item: &OrchestrationItem,
                 _ => None,
             })
             .unwrap_or_default();
-        new_events.push(started_event(&name, &version, &input, None, crate::now_ms()));
+        new_events.push(started_event(&name, &version, &input, None, inner.options.clock.now_ms()));
     }
     new_events.push(Event {
         event_id: item.history_len.max(new_events.len() as u64) + 1,
-        timestamp_ms: crate::now_ms(),
+        timestamp_ms: inner.options.clock.now_ms(),
         kind: EventKind::OrchestrationFailed { details: details.clone() },
     });
     let mut update = update_from(item, &name, &version, InstanceState::Failed);

@@ -13,7 +13,7 @@
 //! engines); `activity_dispatcher` takes activities, `activity_run` runs one, `completions`
 //! commits results and locks the next turns, `lock_renewal` keeps locks; `backlog` is the
 //! queue of items locked for this node, `sessions` and `versions` hold the background loops,
-//! `shutdown` and `backoff` the waits, `options` the settings; `metrics` names and records
+//! `shutdown` and `backoff` the waits, `options` the settings, `clock` the time turns run at; `metrics` names and records
 //! every metric, `queue_metrics` samples the store's queue depths.
 
 mod activity_dispatcher;
@@ -21,6 +21,7 @@ mod activity_run;
 mod backlog;
 mod backoff;
 mod cache;
+mod clock;
 mod completions;
 mod failure;
 mod lock_renewal;
@@ -35,6 +36,7 @@ mod turn_commit;
 mod values;
 mod versions;
 
+pub use clock::{Clock, SystemClock};
 pub use options::RuntimeOptions;
 
 use crate::context::SessionState;

@@ -2,7 +2,9 @@
 //!
 //! Only settings live here; the delays derived from them live with the code that waits.
 
+use super::clock::{Clock, SystemClock};
 use crate::provider::{SemverRange, TagFilter};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Runtime settings. Construct with struct-update syntax:
@@ -88,6 +90,12 @@ pub struct RuntimeOptions {
     /// its worker slot freed. Either way the outcome is logged and counted in
     /// `duroxide_activity_cancellations_total` (`outcome` = `stopped` or `aborted`).
     pub cancellation_grace_period: Duration,
+    /// The time turns run at: what `ctx.utc_now()` returns, the timestamps of the events
+    /// they write and the base of their timers' due times. The system clock
+    /// ([`SystemClock`]) unless a test injects a virtual one
+    /// (`duroxide::testing::VirtualClock`, which `TestHarness` sets up). Lock expiry and
+    /// queue visibility always use the store's system clock.
+    pub clock: Arc<dyn Clock>,
 }
 
 impl Default for RuntimeOptions {
@@ -112,6 +120,7 @@ impl Default for RuntimeOptions {
             activity_tags: TagFilter::Untagged,
             worker_node_id: None,
             cancellation_grace_period: Duration::from_secs(10),
+            clock: Arc::new(SystemClock),
         }
     }
 }

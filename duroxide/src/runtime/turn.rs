@@ -56,7 +56,7 @@ pub(super) async fn run_turn(inner: &Inner, item: OrchestrationItem) {
 async fn take_turn(inner: &Inner, item: OrchestrationItem, span: &tracing::Span) {
     let started = Instant::now();
     let _in_flight = InFlight::turn();
-    let now = crate::now_ms();
+    let now = inner.options.clock.now_ms();
     if item.record.state.is_terminal() {
         span.record("outcome", "late_messages");
         consume_late_messages(inner, &item).await;

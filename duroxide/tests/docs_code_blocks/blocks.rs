@@ -681,6 +681,139 @@ Ok(())
 }
 }
 
+// docs/testing.md, block 1
+mod testing_block_1 {
+use duroxide::prelude::*;
+use duroxide::testing::{TestHarness, TypedActivityMock};
+use duroxide::{Either2, EventKind};
+use std::time::Duration;
+
+const DAY: Duration = Duration::from_secs(24 * 3600);
+
+#[activity]
+async fn ask_approver(_ctx: ActivityContext, expense: String) -> Result<(), ActivityError> {
+    Err(ActivityError::non_retryable(format!("would email the approver about {expense}")))
+}
+
+#[activity]
+async fn pay(_ctx: ActivityContext, expense: String) -> Result<String, ActivityError> {
+    Err(ActivityError::non_retryable(format!("would pay {expense}")))
+}
+
+#[orchestration(name = "Approval")]
+async fn approval(ctx: OrchestrationContext, expense: String) -> Result<String, OrchestrationError> {
+    ctx.call(ask_approver, expense.clone()).await?;
+    ctx.set_custom_status("waiting for approval");
+    let decision = ctx.schedule_wait("Decision");
+    let deadline = ctx.schedule_timer(7 * DAY);
+    Ok(match ctx.select2(decision, deadline).await {
+        Either2::First(answer) if answer == "approve" => ctx.call(pay, expense).await?,
+        Either2::First(answer) => format!("rejected: {answer}"),
+        Either2::Second(()) => "expired".to_string(),
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approved_on_day_two_is_paid_once() -> Result<(), Box<dyn std::error::Error>> {
+    let activities = ActivityRegistry::builder().register_typed(ask_approver).register_typed(pay).build();
+    let orchestrations = OrchestrationRegistry::builder().register_typed(approval).build();
+    let emails = TypedActivityMock::new(ask_approver, |_: String| async { Ok(()) });
+    let payments = TypedActivityMock::new(pay, |e: String| async move { Ok(format!("paid {e}")) });
+    let harness = TestHarness::builder(activities, orchestrations)
+        .mock(&emails)
+        .mock(&payments)
+        .build()
+        .await?;
+
+    harness.start_typed(approval, "exp-1", &"taxi".to_string()).await?;
+    harness.settle().await?; // runs up to the wait: the approver is asked
+    assert_eq!(emails.inputs(), ["taxi"]);
+    assert_eq!(harness.custom_status("exp-1").await?.as_deref(), Some("waiting for approval"));
+
+    let asked_at = harness.now_ms();
+    harness.advance(2 * DAY).await?; // two virtual days, no real waiting
+    harness.raise_event("exp-1", "Decision", "approve").await?;
+    assert_eq!(harness.wait_for_typed(approval, "exp-1").await?, "paid taxi");
+    assert_eq!(payments.call_count(), 1);
+
+    let history = harness.history("exp-1").await?;
+    let decided = history.iter().find(|e| matches!(e.kind, EventKind::ExternalRaised { .. })).unwrap();
+    assert_eq!(decided.timestamp_ms - asked_at, 2 * 24 * 3_600_000);
+    harness.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nobody_answers_and_it_expires_after_seven_days() -> Result<(), Box<dyn std::error::Error>> {
+    let activities = ActivityRegistry::builder().register_typed(ask_approver).register_typed(pay).build();
+    let orchestrations = OrchestrationRegistry::builder().register_typed(approval).build();
+    let emails = TypedActivityMock::new(ask_approver, |_: String| async { Ok(()) });
+    let payments = TypedActivityMock::new(pay, |e: String| async move { Ok(format!("paid {e}")) });
+    let harness = TestHarness::builder(activities, orchestrations)
+        .mock(&emails)
+        .mock(&payments)
+        .build()
+        .await?;
+    let started = harness.now_ms();
+    let real = std::time::Instant::now();
+    harness.start_typed(approval, "exp-2", &"hotel".to_string()).await?;
+    assert_eq!(harness.wait_for_typed(approval, "exp-2").await?, "expired");
+    assert_eq!(harness.now_ms() - started, 7 * 24 * 3_600_000);
+    assert!(real.elapsed() < Duration::from_secs(1));
+    assert_eq!(payments.call_count(), 0);
+    harness.shutdown().await;
+    Ok(())
+}
+}
+
+// docs/testing.md, block 2
+mod testing_block_2 {
+async fn block() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+use duroxide::prelude::*;
+use duroxide::testing::{ActivityMock, TypedActivityMock};
+use std::time::Duration;
+
+#[activity]
+async fn charge(_ctx: ActivityContext, cents: u64) -> Result<String, ActivityError> {
+    Ok(format!("charged {cents}"))
+}
+
+// By name, on the raw JSON input:
+let email = ActivityMock::new("SendEmail", |to: String| async move { Ok(format!("sent to {to}")) });
+let fixed = ActivityMock::returning("Lookup", "42");
+// By handle, on the activity's own types:
+let charges = TypedActivityMock::new(charge, |cents: u64| async move { Ok(format!("fake {cents}")) });
+// One that takes two virtual hours per call (a timer due in one hour beats it):
+let slow = ActivityMock::returning("Export", "done").taking(Duration::from_secs(2 * 3600));
+
+// After the run:
+assert_eq!(email.call_count(), 0);
+assert!(charges.inputs().is_empty()); // Vec<u64>
+assert!(fixed.inputs().is_empty() && slow.inputs().is_empty()); // Vec<String>
+Ok(())
+}
+}
+
+// docs/testing.md, block 3
+mod testing_block_3 {
+async fn block() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+fn my_registry() -> OrchestrationRegistry { OrchestrationRegistry::builder().build() }
+let dir = tempfile::tempdir()?;
+std::fs::write(dir.path().join("placeholder.json"), "[]")?;
+let folder = dir.path();
+use duroxide::prelude::*;
+use duroxide::testing::replay_histories_in;
+
+let report = replay_histories_in(&my_registry(), folder)?;
+// One line per history that no longer replays, with the nondeterminism message:
+for (file, why) in &report.failed {
+    eprintln!("{}: {why}", file.display());
+}
+// In a test: `replay_histories_in(..)?.check()?` fails with all of them listed.
+Ok(())
+}
+}
+
 // docs/values.md, block 1
 mod values_block_1 {
 async fn block() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
