@@ -142,5 +142,5 @@ fn guard_for(for_loop: &mut ExprForLoop) {
             }
         }
     };
-    for_loop.expr = Box::new(syn::parse2(rewritten).expect("the guarded loop head is an expression"));
+    *for_loop.expr = syn::parse2(rewritten).expect("the guarded loop head is an expression");
 }
