@@ -11,8 +11,9 @@ use duroxide::history::EventKind;
 use duroxide::prelude::*;
 use duroxide::provider::TagFilter;
 use duroxide::{Either2, ErrorCategory, Provider};
+use std::collections::BTreeMap;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 #[derive(Clone, Copy)]
@@ -109,12 +110,14 @@ fn activities() -> ActivityRegistry {
     ActivityRegistry::builder()
         .register_typed(where_am_i)
         .register_typed(render)
-        .register("Stubborn", |_ctx: ActivityContext, _input: String| async move {
+        .register("Stubborn", |ctx: ActivityContext, _input: String| async move {
+            started(ctx.instance_id());
             // Ignores its cancellation token: only the grace period ends it.
             tokio::time::sleep(Duration::from_secs(60)).await;
             Ok("finished".to_string())
         })
         .register("Polite", |ctx: ActivityContext, _input: String| async move {
+            started(ctx.instance_id());
             ctx.cancelled().await;
             Err(ActivityError::non_retryable("stopped on request"))
         })
@@ -122,6 +125,24 @@ fn activities() -> ActivityRegistry {
             Ok(format!("{}|new={}", ctx.worker_id(), ctx.is_new_session()))
         })
         .build()
+}
+
+/// Instances whose `Stubborn` / `Polite` activities have started, with how many did.
+static STARTED: Mutex<BTreeMap<String, usize>> = Mutex::new(BTreeMap::new());
+
+fn started(instance: &str) {
+    *STARTED.lock().unwrap().entry(instance.to_string()).or_default() += 1;
+}
+
+/// Waits (up to 10 s) until `n` of the instance's cancellable activities run.
+async fn wait_started(instance: &str, n: usize) {
+    for _ in 0..1000 {
+        if STARTED.lock().unwrap().get(instance).copied().unwrap_or(0) >= n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("{instance}: the activities to cancel never started");
 }
 
 fn orchestrations() -> OrchestrationRegistry {
@@ -142,8 +163,10 @@ fn orchestrations() -> OrchestrationRegistry {
         .register("Abandons", |ctx: OrchestrationContext, _input: String| async move {
             let stubborn = ctx.schedule_activity("Stubborn", "");
             let polite = ctx.schedule_activity("Polite", "");
-            let timer = ctx.schedule_timer(Duration::from_millis(50));
-            if let Either2::First(_) = ctx.select2(stubborn, timer).await {
+            // The test raises "go" once both run: cancelling work that never started runs
+            // nothing, and this test is about work that is running.
+            let go = ctx.schedule_wait("go");
+            if let Either2::First(_) = ctx.select2(stubborn, go).await {
                 return Err("the stubborn activity should have lost".into());
             }
             drop(polite); // no longer wanted either
@@ -239,22 +262,26 @@ on_every_store!(
         };
         let rt = node(&store, &options, "n1", TagFilter::Untagged).await;
         let client = Client::new(store.clone());
-        client.start_orchestration("c-1", "Abandons", "").await.unwrap();
+        // One id per store and cache mode: the activities report their starts by instance.
+        let id = format!("c-{:p}", Arc::as_ptr(&store));
+        client.start_orchestration(&id, "Abandons", "").await.unwrap();
+        wait_started(&id, 2).await;
+        client.raise_event(&id, "go", "").await.unwrap();
         // Both outcomes reach history: the polite activity's own error, the stubborn one's abort.
-        common::wait_for_event(&client, "c-1", |k| {
+        common::wait_for_event(&client, &id, |k| {
             matches!(k, EventKind::ActivityFailed { details, .. }
             if details.category == ErrorCategory::Cancelled && details.message.contains("grace period"))
         })
         .await;
-        common::wait_for_event(&client, "c-1", |k| {
+        common::wait_for_event(&client, &id, |k| {
         matches!(k, EventKind::ActivityFailed { details, .. } if details.message.contains("stopped on request"))
     })
     .await;
         // Both worker slots are free again: the next activity runs at once.
-        client.raise_event("c-1", "done", "").await.unwrap();
-        let output = common::completed(&client, "c-1").await;
+        client.raise_event(&id, "done", "").await.unwrap();
+        let output = common::completed(&client, &id).await;
         assert_eq!(output, r#""n1|-|Abandons@1.0.0""#);
-        let history = client.read_execution_history("c-1", None).await.unwrap();
+        let history = client.read_execution_history(&id, None).await.unwrap();
         common::assert_clean_history(&history);
         let cancels =
             history.iter().filter(|e| matches!(e.kind, EventKind::ActivityCancelRequested { .. })).count();
