@@ -15,6 +15,7 @@ use duroxide::testing::replay_history_json;
 use predicates::prelude::*;
 use predicates::str::contains;
 use serde_json::Value;
+use sqlx::Connection;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -106,6 +107,27 @@ async fn populate(url: &str) {
     }
 }
 
+/// Writes a consistent one-file snapshot of the store at `url` to `into`. The store's own
+/// connections close on their own threads after it is dropped, checkpointing and removing
+/// the WAL at a moment no test controls; copying the live file and its WAL could race with
+/// that. `VACUUM INTO` reads one snapshot through a connection closed here.
+async fn snapshot(url: &str, into: &Path) {
+    let mut conn = sqlx::SqliteConnection::connect(url).await.expect("open the template store");
+    let into = into.display().to_string().replace('\'', "''");
+    sqlx::query(sqlx::AssertSqlSafe(format!("VACUUM INTO '{into}'")))
+        .execute(&mut conn)
+        .await
+        .expect("snapshot the template store");
+    conn.close().await.expect("close the snapshot connection");
+    // The snapshot comes out in rollback-journal mode; stores run in WAL mode, and a reader
+    // that switched it would change the file under `read_commands_never_write`.
+    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite:{}", into.replace("''", "'")))
+        .await
+        .expect("open the snapshot");
+    sqlx::query("PRAGMA journal_mode = WAL").execute(&mut conn).await.expect("switch the snapshot to WAL");
+    conn.close().await.expect("close the snapshot");
+}
+
 /// Waits until `id` has run a turn and has a timer or a child waiting (its state is
 /// `Running` and the turn that created them is committed).
 async fn wait_running(client: &Client, id: &str) {
@@ -124,17 +146,22 @@ async fn wait_running(client: &Client, id: &str) {
 }
 
 /// The template file, populated once per test process (in a thread with its own tokio
-/// runtime, dropped before the file is used so every connection is closed).
+/// runtime) and written as a one-file snapshot, so copies never depend on a WAL.
 fn template() -> &'static Path {
     static TEMPLATE: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
     let (_, path) = TEMPLATE.get_or_init(|| {
         let dir = tempfile::tempdir().expect("temp dir");
+        let live = dir.path().join("live.db");
         let path = dir.path().join("template.db");
-        let url = format!("sqlite:{}", path.display());
+        let url = format!("sqlite:{}", live.display());
+        let into = path.clone();
         std::thread::spawn(move || {
             let rt =
                 tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-            rt.block_on(populate(&url));
+            rt.block_on(async {
+                populate(&url).await;
+                snapshot(&url, &into).await;
+            });
         })
         .join()
         .expect("populating the template store failed");
@@ -155,10 +182,6 @@ fn store() -> Store {
     let path = dir.path().join("app.db");
     let from = template();
     std::fs::copy(from, &path).expect("copy the template");
-    let wal = PathBuf::from(format!("{}-wal", from.display()));
-    if wal.exists() {
-        std::fs::copy(&wal, format!("{}-wal", path.display())).expect("copy the template's WAL");
-    }
     let url = format!("sqlite:{}", path.display());
     Store { _dir: dir, path, url }
 }
