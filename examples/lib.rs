@@ -1,6 +1,6 @@
 //! Shared code of the examples: the versioned order orchestration that
 //! `examples/versioning.rs` deploys, and whose recorded histories
-//! (`duroxide/tests/histories/`) CI replays against the current code.
+//! (`duroxide/tests/histories/process_order/`) CI replays against the current code.
 
 pub mod orders {
     //! `ProcessOrder` 1.0.0 and 2.0.0 and their activities.

@@ -113,7 +113,7 @@ pub use registry::{
     ActivityRegistry, ActivityRegistryBuilder, OrchestrationRegistry, OrchestrationRegistryBuilder,
     RegistryError, VersionPolicy,
 };
-pub use retry::{Backoff, RetryPolicy};
+pub use retry::{Backoff, RetryFuture, RetryPolicy};
 pub use runtime::{Runtime, RuntimeOptions};
 
 /// Everything an application usually needs, in one import.

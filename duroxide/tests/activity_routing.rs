@@ -134,15 +134,23 @@ fn started(instance: &str) {
     *STARTED.lock().unwrap().entry(instance.to_string()).or_default() += 1;
 }
 
-/// Waits (up to 10 s) until `n` of the instance's cancellable activities run.
-async fn wait_started(instance: &str, n: usize) {
-    for _ in 0..1000 {
+/// Waits (up to 30 s) until `n` of the instance's cancellable activities run. On timeout
+/// the panic says what the store holds, so a failure on a loaded machine can be read.
+async fn wait_started(client: &Client, instance: &str, n: usize) {
+    for _ in 0..3000 {
         if STARTED.lock().unwrap().get(instance).copied().unwrap_or(0) >= n {
             return;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    panic!("{instance}: the activities to cancel never started");
+    let started = STARTED.lock().unwrap().get(instance).copied().unwrap_or(0);
+    let pending = client.describe_instance(instance).await.map(|d| d.pending_activities);
+    let history = client.read_execution_history(instance, None).await.unwrap_or_default();
+    let kinds: Vec<&str> = history.iter().map(|e| e.kind.type_name()).collect();
+    panic!(
+        "{instance}: {started} of the {n} activities to cancel started in 30 s\n\
+         pending: {pending:#?}\nhistory: {kinds:?}"
+    );
 }
 
 fn orchestrations() -> OrchestrationRegistry {
@@ -152,7 +160,11 @@ fn orchestrations() -> OrchestrationRegistry {
             let gpu = ctx.schedule_activity("Where", "2").with_tag("gpu").await?;
             let typed = ctx.call(render, 3).await?;
             let overridden = ctx.call(where_am_i, 4).with_tag("gpu").await?;
-            Ok(format!("{plain};{gpu};{typed};{overridden}"))
+            // Retried calls route every attempt, in the string API and the typed one.
+            let policy = RetryPolicy { max_attempts: 2, backoff: Backoff::None, timeout: None };
+            let retried = ctx.schedule_activity_with_retry("Where", "5", policy).with_tag("gpu").await?;
+            let typed_retried = ctx.call_with_retry(where_am_i, 6, None).with_tag("gpu").await?;
+            Ok(format!("{plain};{gpu};{typed};{overridden};{retried};{typed_retried}"))
         })
         .register("Waiting", |ctx: OrchestrationContext, _input: String| async move {
             let untagged = ctx.schedule_activity("Where", "1");
@@ -197,7 +209,11 @@ on_every_store!(
         client.start_orchestration("p-1", "Pools", "").await.unwrap();
         let output = common::completed(&client, "p-1").await;
         assert_eq!(
-            output, r#""general|-|Pools@2.1.0";"gpu-1|gpu|Pools@2.1.0";gpu-1|gpu;gpu-1|gpu|Pools@2.1.0"#,
+            output,
+            concat!(
+                r#""general|-|Pools@2.1.0";"gpu-1|gpu|Pools@2.1.0";gpu-1|gpu;gpu-1|gpu|Pools@2.1.0;"#,
+                r#""gpu-1|gpu|Pools@2.1.0";gpu-1|gpu|Pools@2.1.0"#
+            ),
             "untagged work on the general pool, tagged work on the gpu pool"
         );
         let history = client.read_execution_history("p-1", None).await.unwrap();
@@ -208,7 +224,8 @@ on_every_store!(
                 _ => None,
             })
             .collect();
-        assert_eq!(tags, [None, Some("gpu".into()), Some("gpu".into()), Some("gpu".into())]);
+        let tagged = || Some("gpu".to_string());
+        assert_eq!(tags, [None, tagged(), tagged(), tagged(), tagged(), tagged()]);
         common::assert_clean_history(&history);
         general.shutdown(None).await;
         gpu.shutdown(None).await;
@@ -256,16 +273,16 @@ on_every_store!(
     |store: Arc<dyn Provider>, options: RuntimeOptions| async move {
         let options = RuntimeOptions {
             worker_concurrency: 2,
-            activity_lock_timeout: Duration::from_millis(600),
             cancellation_grace_period: Duration::from_millis(300),
             ..options
         };
         let rt = node(&store, &options, "n1", TagFilter::Untagged).await;
         let client = Client::new(store.clone());
-        // One id per store and cache mode: the activities report their starts by instance.
-        let id = format!("c-{:p}", Arc::as_ptr(&store));
+        // One id per run: the activities report their starts by instance, in one map for
+        // every test of this process.
+        let id = format!("c-{}", uuid::Uuid::new_v4().simple());
         client.start_orchestration(&id, "Abandons", "").await.unwrap();
-        wait_started(&id, 2).await;
+        wait_started(&client, &id, 2).await;
         client.raise_event(&id, "go", "").await.unwrap();
         // Both outcomes reach history: the polite activity's own error, the stubborn one's abort.
         common::wait_for_event(&client, &id, |k| {

@@ -41,6 +41,8 @@ fn orchestrations() -> OrchestrationRegistry {
         })
         .register("Approval", |ctx: OrchestrationContext, _input: String| async move {
             ctx.set_custom_status("waiting for approval");
+            ctx.set_value("stage", "review")?;
+            ctx.set_value("approver", "ops@example.com")?;
             let decision = ctx.schedule_wait("Approve");
             let deadline = ctx.schedule_timer(Duration::from_secs(3600));
             Ok(match ctx.select2(decision, deadline).await {
@@ -351,6 +353,13 @@ fn show_describes_an_instance() {
         .success()
         .stdout(contains("state:").and(contains("Pending timers")).and(contains("waiting for approval")));
     dx(&s.url).args(["show", "holder-1"]).assert().success().stdout(contains("holder-1-child"));
+    // Durable values, sorted by key, in both forms; an instance without any shows none.
+    assert_eq!(waiting["values"], serde_json::json!({"approver": "ops@example.com", "stage": "review"}));
+    assert_eq!(json(&s.url, &["show", "done-1"])["values"], serde_json::json!({}));
+    let text = String::from_utf8(dx(&s.url).args(["show", "waiting-1"]).output().unwrap().stdout).unwrap();
+    let values = text.split("Values").nth(1).expect("a Values section");
+    let (approver, stage) = (values.find("ops@example.com").unwrap(), values.find("review").unwrap());
+    assert!(approver < stage && values.contains("approver") && values.contains("stage"), "{values}");
     let pending = json(&s.url, &["show", "pending-1"]);
     assert_eq!(pending["record"]["state"], "Pending");
     assert!(pending["record"]["version"].is_null());

@@ -130,6 +130,18 @@ async fn every_page_renders_what_the_store_holds() {
     ] {
         assert!(waiting.body.contains(needle), "{needle:?} missing from the instance page");
     }
+    // Durable values, sorted by key and escaped.
+    let values = waiting.body.split("<section id=\"values\">").nth(1).expect("a values section");
+    let values = values.split("</section>").next().unwrap_or_default();
+    let rows: Vec<&str> = values.split("<tr><td>").skip(1).collect();
+    assert_eq!(rows.len(), 2, "{values}");
+    assert!(
+        rows[0].starts_with("<code>&lt;stage&gt;</code></td><td><code>review &amp; sign</code>"),
+        "{values}"
+    );
+    assert!(rows[1].starts_with("<code>order</code></td><td><code>order-1</code>"), "{values}");
+    let done = get(&app, "/instances/done-1").await.assert(StatusCode::OK, "Hello, Ada!");
+    assert!(!done.body.contains("id=\"values\""), "an instance without values shows no section");
     get(&app, "/instances/failed-1").await.assert(StatusCode::OK, "the warehouse is on fire");
     get(&app, "/instances/failed-1").await.assert(StatusCode::OK, "class=\"bar activity failed\"");
     let holder = get(&app, "/instances/holder-1").await.assert(StatusCode::OK, "Sub-orchestrations (1)");

@@ -118,6 +118,13 @@ fn orchestrations() -> OrchestrationRegistry {
             }
             Ok(format!("done at {n} in execution {}", ctx.execution_id()))
         })
+        .register("Progress", |ctx: OrchestrationContext, _input: String| async move {
+            ctx.set_custom_status("step 1");
+            ctx.schedule_wait("next").await;
+            ctx.set_custom_status("step 2");
+            ctx.schedule_wait("next").await;
+            Ok("done".to_string())
+        })
         .build()
 }
 
@@ -278,6 +285,47 @@ async fn notify_wakes_an_idle_runtime_in_another_process() {
             "took {:?}: notifications did not wake it",
             t.elapsed()
         );
+        rt.shutdown(None).await;
+    })
+    .await;
+}
+
+/// A progress watcher in another process (its own store, so its own in-process notices) is
+/// told of each custom-status change by LISTEN/NOTIFY, not by its next poll.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_changes_reach_watchers_in_another_process() {
+    on_postgres(|store, url, schema| async move {
+        let rt =
+            Runtime::start_with_options(store.clone(), activities(), orchestrations(), fast_options()).await;
+        let watcher_store: Arc<dyn Provider> = Arc::new(pg::open(&url, &schema).await);
+        let notices = watcher_store.notifiers().expect("the PostgreSQL store relays notices");
+        let mut relayed = notices.status_changed.subscribe();
+        let watcher = Client::new(watcher_store);
+        let owner = Client::new(store);
+        owner.start_orchestration("st-1", "Progress", "").await.unwrap();
+        let first = watcher.wait_for_status_change("st-1", 0, Duration::from_secs(20)).await.unwrap();
+        assert_eq!(first.custom_status.as_deref(), Some("step 1"));
+        owner.raise_event("st-1", "next", "").await.unwrap();
+        // The relay names the instance, once per change: the turns that set "step 1" and
+        // "step 2" committed through the runtime's store, and the watcher's store heard both.
+        let mut named = 0;
+        tokio::time::timeout(Duration::from_secs(20), async {
+            while named < 2 {
+                match relayed.recv().await {
+                    Ok(id) if id == "st-1" => named += 1,
+                    Ok(other) => panic!("a notice for {other:?}"),
+                    Err(e) => panic!("the relay missed or closed: {e}"),
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("{named} of 2 status notices reached the other process"));
+        let second =
+            watcher.wait_for_status_change("st-1", first.version, Duration::from_secs(20)).await.unwrap();
+        assert_eq!(second.custom_status.as_deref(), Some("step 2"));
+        assert!(second.version > first.version);
+        owner.raise_event("st-1", "next", "").await.unwrap();
+        assert_eq!(completed(&owner, "st-1").await, "done");
         rt.shutdown(None).await;
     })
     .await;

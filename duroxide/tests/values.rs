@@ -302,7 +302,7 @@ async fn recorded_value_histories_replay() {
         duroxide::replay::TurnOutcome::Completed("count,round-0,round-1,round-2,stage".into())
     );
     // A history from before values: no value events, and it still loads.
-    let old = std::fs::read_to_string(fixture("process_order_v1_completed.json")).unwrap();
+    let old = std::fs::read_to_string(fixture("process_order/process_order_v1_completed.json")).unwrap();
     let events = duroxide::history::from_json(&old).expect("an old history loads");
     assert!(!events.iter().any(|e| e.kind.type_name().starts_with("Value")));
 }

@@ -1,4 +1,4 @@
-//! Replays the recorded histories in `duroxide/tests/histories/` against the current code
+//! Replays the recorded histories in `duroxide/tests/histories/process_order/` against the current code
 //! of `ProcessOrder`. A code change that would break instances already running in
 //! production fails here, with the nondeterminism error naming the call.
 //!
@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 fn dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../duroxide/tests/histories")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../duroxide/tests/histories/process_order")
 }
 
 /// (fixture file, version, input, event to raise or none for a running-instance history)

@@ -91,7 +91,7 @@ impl Client {
             let notice = async {
                 loop {
                     tokio::select! {
-                        Some(id) = recv(&mut changed) => if id.as_deref().is_none_or(|i| i == instance) { return },
+                        Some(id) = recv(&mut changed) => if id.as_deref().is_none_or(|i| i.is_empty() || i == instance) { return },
                         Some(f) = recv(&mut finished) => if f.as_ref().is_none_or(|f| f.concerns(instance)) { return },
                         else => std::future::pending::<()>().await,
                     }

@@ -106,22 +106,27 @@ impl OrchestrationContext {
     /// Schedules an activity and retries it per `policy`. Failures marked not retryable
     /// (`ActivityError::non_retryable`) end the retries at once. Resolves to the first
     /// success, or to the last failure with the number of attempts in its message.
+    /// [`RetryFuture::with_tag`] routes every attempt to the workers serving a tag.
+    ///
+    /// ```
+    /// # use duroxide::prelude::*;
+    /// # use std::time::Duration;
+    /// async fn transcode(ctx: OrchestrationContext, clip: String) -> Result<String, OrchestrationError> {
+    ///     let backoff = Backoff::Exponential { initial: Duration::from_secs(1), max: Duration::from_secs(30) };
+    ///     let policy = RetryPolicy { max_attempts: 4, backoff, timeout: None };
+    ///     Ok(ctx.schedule_activity_with_retry("Transcode", clip, policy).with_tag("gpu").await?)
+    /// }
+    /// ```
     #[track_caller]
     pub fn schedule_activity_with_retry(
         &self,
         name: impl Into<String>,
         input: impl Into<String>,
         policy: RetryPolicy,
-    ) -> BoxFuture<'static, Result<String, ErrorDetails>> {
+    ) -> RetryFuture {
         let loc = std::panic::Location::caller();
-        self.retry_at(
-            loc,
-            name.into(),
-            input.into(),
-            Placement::default(),
-            policy,
-            Arc::new(|e: &ErrorDetails| e.retryable),
-        )
+        let retryable: RetryPredicate = Arc::new(|e: &ErrorDetails| e.retryable);
+        self.retry_future(loc, name.into(), input.into(), Placement::default(), policy, retryable)
     }
 
     /// Like [`schedule_activity_with_retry`](Self::schedule_activity_with_retry), retrying
@@ -133,9 +138,9 @@ impl OrchestrationContext {
         input: impl Into<String>,
         policy: RetryPolicy,
         retryable: impl Fn(&ErrorDetails) -> bool + Send + Sync + 'static,
-    ) -> BoxFuture<'static, Result<String, ErrorDetails>> {
+    ) -> RetryFuture {
         let loc = std::panic::Location::caller();
-        self.retry_at(loc, name.into(), input.into(), Placement::default(), policy, Arc::new(retryable))
+        self.retry_future(loc, name.into(), input.into(), Placement::default(), policy, Arc::new(retryable))
     }
 
     /// Retries an activity that runs on a session.
@@ -146,11 +151,24 @@ impl OrchestrationContext {
         input: impl Into<String>,
         session_id: impl Into<String>,
         policy: RetryPolicy,
-    ) -> BoxFuture<'static, Result<String, ErrorDetails>> {
+    ) -> RetryFuture {
         let loc = std::panic::Location::caller();
         let pred: RetryPredicate = Arc::new(|e: &ErrorDetails| e.retryable);
         let placement = Placement { session_id: Some(session_id.into()), tag: None };
-        self.retry_at(loc, name.into(), input.into(), placement, policy, pred)
+        self.retry_future(loc, name.into(), input.into(), placement, policy, pred)
+    }
+
+    pub(crate) fn retry_future(
+        &self,
+        loc: &'static std::panic::Location<'static>,
+        name: String,
+        input: String,
+        placement: Placement,
+        policy: RetryPolicy,
+        retryable: RetryPredicate,
+    ) -> RetryFuture {
+        let plan = RetryPlan { ctx: self.clone(), loc, name, input, placement, policy, retryable };
+        RetryFuture { plan: Some(plan), running: None }
     }
 
     pub(crate) fn retry_at(
@@ -209,5 +227,66 @@ impl OrchestrationContext {
                 attempt += 1;
             }
         })
+    }
+}
+
+/// What a [`RetryFuture`] will schedule once it is first polled.
+struct RetryPlan {
+    ctx: OrchestrationContext,
+    loc: &'static std::panic::Location<'static>,
+    name: String,
+    input: String,
+    placement: Placement,
+    policy: RetryPolicy,
+    retryable: RetryPredicate,
+}
+
+/// An activity retried per a [`RetryPolicy`], from
+/// [`OrchestrationContext::schedule_activity_with_retry`] and its variants. Nothing is
+/// scheduled until it is first polled, so [`with_tag`](Self::with_tag) can still route it;
+/// resolves to the first success or to the last failure.
+#[must_use = "a retried activity is scheduled only when it is awaited"]
+pub struct RetryFuture {
+    plan: Option<RetryPlan>,
+    running: Option<BoxFuture<'static, Result<String, ErrorDetails>>>,
+}
+
+impl RetryFuture {
+    /// Routes every attempt to the runtimes that serve `tag` (see
+    /// [`ActivityFuture::with_tag`](super::ActivityFuture::with_tag)). Has no effect once
+    /// the future has been polled.
+    pub fn with_tag(mut self, tag: impl Into<String>) -> Self {
+        if let Some(plan) = self.plan.as_mut() {
+            plan.placement.tag = Some(tag.into());
+        }
+        self
+    }
+}
+
+impl std::fmt::Debug for RetryFuture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut d = f.debug_struct("RetryFuture");
+        if let Some(plan) = &self.plan {
+            d.field("name", &plan.name).field("tag", &plan.placement.tag).field("policy", &plan.policy);
+        }
+        d.field("started", &self.running.is_some()).finish()
+    }
+}
+
+impl std::future::Future for RetryFuture {
+    type Output = Result<String, ErrorDetails>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        if let Some(plan) = self.plan.take() {
+            let RetryPlan { ctx, loc, name, input, placement, policy, retryable } = plan;
+            self.running = Some(ctx.retry_at(loc, name, input, placement, policy, retryable));
+        }
+        match self.running.as_mut() {
+            Some(running) => running.as_mut().poll(cx),
+            None => std::task::Poll::Pending,
+        }
     }
 }

@@ -349,39 +349,74 @@ impl OrchestrationContext {
     /// A typed activity retried per `policy` (see
     /// [`schedule_activity_with_retry`](Self::schedule_activity_with_retry)); with `None`,
     /// the activity's default policy from `#[activity(retry(..))]`, or a single attempt.
+    /// Every attempt goes to the activity's default tag unless
+    /// [`TypedRetryFuture::with_tag`] routes it elsewhere.
     #[track_caller]
     pub fn call_with_retry<A: ActivityDefinition>(
         &self,
         activity: A,
         input: A::Input,
         policy: impl Into<Option<crate::RetryPolicy>>,
-    ) -> futures::future::BoxFuture<'static, Result<A::Output, ErrorDetails>> {
+    ) -> TypedRetryFuture<A::Output> {
         let _ = activity;
         let policy = policy.into().or_else(A::retry_policy).unwrap_or(crate::RetryPolicy {
             max_attempts: 1,
             backoff: crate::Backoff::None,
             timeout: None,
         });
-        let json = match encode_input("activity", A::NAME, &input) {
-            Ok(json) => json,
-            Err(error) => return Box::pin(async move { Err(error) }),
-        };
-        let loc = std::panic::Location::caller();
-        let retryable: crate::orchestration::retry::RetryPredicate =
-            std::sync::Arc::new(|e: &ErrorDetails| e.retryable);
-        let tag = A::TAG.map(str::to_string);
-        let placement = crate::orchestration::retry::Placement { session_id: None, tag };
-        let attempts = self.retry_at(loc, A::NAME.to_string(), json, placement, policy, retryable);
-        Box::pin(async move {
-            let raw = attempts.await?;
-            serde_json::from_str(&raw).map_err(|e| {
-                ErrorDetails::configuration(format!(
-                    "the output of activity `{}` does not decode as `{}`: {e}",
-                    A::NAME,
-                    type_name::<A::Output>()
+        let state = match encode_input("activity", A::NAME, &input) {
+            Ok(json) => {
+                let loc = std::panic::Location::caller();
+                let retryable: crate::orchestration::retry::RetryPredicate =
+                    std::sync::Arc::new(|e: &ErrorDetails| e.retryable);
+                let tag = A::TAG.map(str::to_string);
+                let placement = crate::orchestration::retry::Placement { session_id: None, tag };
+                TypedState::Scheduled(self.retry_future(
+                    loc,
+                    A::NAME.to_string(),
+                    json,
+                    placement,
+                    policy,
+                    retryable,
                 ))
-            })
-        })
+            }
+            Err(error) => TypedState::Failed(Some(error)),
+        };
+        TypedRetryFuture { inner: TypedFuture::new(state, "activity", A::NAME) }
+    }
+}
+
+/// A typed activity retried per a policy, from
+/// [`OrchestrationContext::call_with_retry`]: a [`RetryFuture`](crate::RetryFuture) whose
+/// output is decoded as `T`.
+#[must_use = "a retried activity is scheduled only when it is awaited"]
+pub struct TypedRetryFuture<T> {
+    inner: TypedFuture<crate::RetryFuture, T>,
+}
+
+impl<T> TypedRetryFuture<T> {
+    /// Routes every attempt to the runtimes that serve `tag`, overriding the activity's
+    /// default (`#[activity(tag = ..)]`).
+    pub fn with_tag(self, tag: impl Into<String>) -> Self {
+        let state = match self.inner.state {
+            TypedState::Scheduled(inner) => TypedState::Scheduled(inner.with_tag(tag)),
+            failed => failed,
+        };
+        TypedRetryFuture { inner: TypedFuture { state, ..self.inner } }
+    }
+}
+
+impl<T> std::fmt::Debug for TypedRetryFuture<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("TypedRetryFuture").field(&self.inner).finish()
+    }
+}
+
+impl<T: DeserializeOwned> Future for TypedRetryFuture<T> {
+    type Output = Result<T, ErrorDetails>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
+        Pin::new(&mut self.inner).poll(cx)
     }
 }
 

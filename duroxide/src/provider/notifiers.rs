@@ -17,8 +17,9 @@ pub struct Notifiers {
     pub worker: Notify,
     /// An instance reached a terminal state.
     pub finished: broadcast::Sender<Finished>,
-    /// A committed turn changed an instance's custom status (the instance id). In-process
-    /// only: waiters on other processes fall back to bounded polling.
+    /// A committed turn changed an instance's custom status (the instance id; empty: some
+    /// instance, read the store again). PostgreSQL relays it to other processes; SQLite,
+    /// a single process's store, needs no relay.
     pub status_changed: broadcast::Sender<String>,
 }
 

@@ -39,6 +39,8 @@ pub fn orchestrations() -> OrchestrationRegistry {
         .register("Approval", |ctx: OrchestrationContext, order: String| async move {
             ctx.schedule_activity("Prepare", order.clone()).await?;
             ctx.set_custom_status("waiting for approval");
+            ctx.set_value("order", &order)?;
+            ctx.set_value("<stage>", "review & sign")?;
             let decision = ctx.schedule_wait("Approve");
             let deadline = ctx.schedule_timer(Duration::from_secs(3600));
             match ctx.select2(decision, deadline).await {

@@ -143,7 +143,14 @@ impl PostgresProvider {
         // Cross-process wake-ups, delivered by PostgreSQL when the transaction commits.
         let unlocked_work = commit.activities.iter().any(|a| !eager(a));
         let terminal = commit.update.state.is_terminal();
-        let wake_ups = turn_wake_ups(&wake_at, now, unlocked_work, terminal.then_some(instance.as_str()));
+        let status_changed = commit.status_changes() > 0;
+        let wake_ups = turn_wake_ups(
+            &wake_at,
+            now,
+            unlocked_work,
+            terminal.then_some(instance.as_str()),
+            status_changed.then_some(instance.as_str()),
+        );
         self.notify_all(&mut tx, &wake_ups).await?;
         tx.commit().await.map_err(storage)?;
         for w in wake_at {
@@ -152,7 +159,7 @@ impl PostgresProvider {
         if unlocked_work {
             self.notifiers.worker.notify_waiters();
         }
-        if commit.status_changes() > 0 {
+        if status_changed {
             let _ = self.notifiers.status_changed.send(instance.clone());
         }
         if terminal {
@@ -411,13 +418,15 @@ fn eager(a: &ActivityWorkItem) -> bool {
 }
 
 /// The notifications a turn sends: one per future visibility time of its messages and one
-/// for "now" at most, `w` when it queued work for any worker, and `f:<instance>` when the
-/// instance `finished`.
+/// for "now" at most, `w` when it queued work for any worker, `f:<instance>` when the
+/// instance `finished`, and `s:<instance>` when its custom status `status_changed` (so
+/// `Client::wait_for_status_change` in other processes wakes at once).
 fn turn_wake_ups(
     wake_at: &[Option<u64>],
     now: u64,
     unlocked_work: bool,
     finished: Option<&str>,
+    status_changed: Option<&str>,
 ) -> Vec<String> {
     let mut wake_ups = Vec::new();
     let mut notified_now = false;
@@ -436,6 +445,9 @@ fn turn_wake_ups(
     }
     if let Some(instance) = finished {
         wake_ups.push(finished_wake(instance));
+    }
+    if let Some(instance) = status_changed {
+        wake_ups.push(status_wake(instance));
     }
     wake_ups
 }

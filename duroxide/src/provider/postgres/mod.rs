@@ -126,6 +126,14 @@ mod tests {
         assert!(rx.try_recv().unwrap().concerns("any"));
         assert_eq!(finished_wake("inst-1"), "f:inst-1");
         assert_eq!(finished_wake(&"x".repeat(8000)), "f");
+        let mut status = n.status_changed.subscribe();
+        handle_notification(&n, "s:inst-2");
+        assert_eq!(status.try_recv().unwrap(), "inst-2");
+        handle_notification(&n, "s");
+        assert_eq!(status.try_recv().unwrap(), "");
+        assert_eq!(status_wake("inst-2"), "s:inst-2");
+        assert_eq!(status_wake(&"x".repeat(8000)), "s");
+        assert!(rx.try_recv().is_err(), "status notices are not finish notices");
         handle_notification(&n, "w");
         handle_notification(&n, "o");
     }

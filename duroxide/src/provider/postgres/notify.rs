@@ -20,12 +20,25 @@ pub(super) fn finished_wake(instance: &str) -> String {
     if instance.len() <= MAX_INSTANCE_ID_BYTES { format!("f:{instance}") } else { "f".to_string() }
 }
 
+/// The notification that `instance`'s custom status changed: `s:<instance>`, or `s` (some
+/// instance's status changed) for ids over [`MAX_INSTANCE_ID_BYTES`], as for
+/// [`finished_wake`].
+pub(super) fn status_wake(instance: &str) -> String {
+    if instance.len() <= MAX_INSTANCE_ID_BYTES { format!("s:{instance}") } else { "s".to_string() }
+}
+
 /// What a notification asks this process to do.
 pub(super) fn handle_notification(notifiers: &Arc<Notifiers>, payload: &str) {
     match payload.split_once(':') {
         Some(("o", at)) => notifiers.wake_orchestrator_at(at.parse().ok()),
         Some(("f", instance)) => {
             let _ = notifiers.finished.send(Finished::id_only(instance));
+        }
+        Some(("s", instance)) => {
+            let _ = notifiers.status_changed.send(instance.to_string());
+        }
+        _ if payload == "s" => {
+            let _ = notifiers.status_changed.send(String::new());
         }
         _ if payload == "f" => {
             let _ = notifiers.finished.send(Finished::unknown());
