@@ -34,6 +34,19 @@ async fn film(ctx: OrchestrationContext, scene: String) -> Result<String, Orches
 mod activity_routing_block_3 {
 async fn block() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
 use duroxide::prelude::*;
+use std::time::Duration;
+let ctx: OrchestrationContext = unreachable!();
+let policy = RetryPolicy { max_attempts: 3, backoff: Backoff::Fixed(Duration::from_secs(5)), timeout: None };
+let frames = ctx.schedule_activity_with_retry("Render", "scene-2", policy).with_tag("gpu").await?;
+let _ = frames;
+Ok(())
+}
+}
+
+// docs/activity-routing.md, block 4
+mod activity_routing_block_4 {
+async fn block() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+use duroxide::prelude::*;
 let store: std::sync::Arc<dyn duroxide::Provider> = unreachable!();
 let (activities, orchestrations): (ActivityRegistry, OrchestrationRegistry) = unreachable!();
 use duroxide::provider::TagFilter;
@@ -48,8 +61,8 @@ Ok(())
 }
 }
 
-// docs/activity-routing.md, block 4
-mod activity_routing_block_4 {
+// docs/activity-routing.md, block 5
+mod activity_routing_block_5 {
 use duroxide::prelude::*;
 #[activity(name = "NotifyShipping")]
 async fn notify_shipping(ctx: ActivityContext, order: String) -> Result<(), ActivityError> {
