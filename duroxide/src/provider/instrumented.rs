@@ -183,6 +183,10 @@ impl Provider for Instrumented {
         self.call("count_instances_by_version", self.inner.count_instances_by_version()).await
     }
 
+    async fn count_live_instances_by_version(&self) -> Result<Vec<VersionCount>, ProviderError> {
+        self.call("count_live_instances_by_version", self.inner.count_live_instances_by_version()).await
+    }
+
     async fn list_instances_page(
         &self,
         filter: &InstanceFilter,
@@ -244,6 +248,10 @@ impl Provider for Instrumented {
 
     async fn store_summary(&self) -> Result<StoreSummary, ProviderError> {
         self.call("store_summary", self.inner.store_summary()).await
+    }
+
+    async fn live_summary(&self) -> Result<StoreSummary, ProviderError> {
+        self.call("live_summary", self.inner.live_summary()).await
     }
 
     async fn export_instance(&self, instance: &str) -> Result<InstanceSnapshot, ProviderError> {

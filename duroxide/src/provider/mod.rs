@@ -192,6 +192,16 @@ pub trait Provider: Send + Sync + 'static {
     /// use it to see when a version has no running instances left and can be retired.
     async fn count_instances_by_version(&self) -> Result<Vec<VersionCount>, ProviderError>;
 
+    /// [`count_instances_by_version`](Self::count_instances_by_version) for unfinished
+    /// instances only (pending and running): what a starting node checks against its
+    /// registry. A store should answer from an index on the state, so the cost does not grow
+    /// with finished instances; the default filters the full counts.
+    async fn count_live_instances_by_version(&self) -> Result<Vec<VersionCount>, ProviderError> {
+        let mut counts = self.count_instances_by_version().await?;
+        counts.retain(|c| !c.state.is_terminal());
+        Ok(counts)
+    }
+
     // ---- Required: management (operators, the CLI, the console)
     /// One page of the instances `filter` selects, in `page.order` (creation time, then
     /// id), starting after `page.after`. Uses an index for every filter field, so a page
@@ -266,6 +276,15 @@ pub trait Provider: Send + Sync + 'static {
 
     /// Instances per state and the depth of each queue, for health checks.
     async fn store_summary(&self) -> Result<StoreSummary, ProviderError>;
+
+    /// [`store_summary`](Self::store_summary) with instance counts for unfinished states
+    /// only (pending and running; `instances` lists just those): what a runtime samples into
+    /// its gauges every few seconds. A store should answer it from indexes, so the cost
+    /// follows live work, not the number of finished instances kept; the default returns
+    /// the full summary.
+    async fn live_summary(&self) -> Result<StoreSummary, ProviderError> {
+        self.store_summary().await
+    }
 
     // ---- Required: moving instances between stores
     /// Reads everything about an instance for moving it to another store. Stop runtimes

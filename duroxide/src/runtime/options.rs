@@ -62,9 +62,9 @@ pub struct RuntimeOptions {
     /// runaway loops and histories too long to replay cheaply. Orchestrations that loop for
     /// long call `continue_as_new`, which starts a new execution with an empty history.
     pub max_history_events: usize,
-    /// How often this node samples the store's queue depths and instance counts into the
-    /// `duroxide_queue_depth` and `duroxide_instances` gauges (one `store_summary` call
-    /// each time; `None`: never). With no metrics recorder installed the samples go
+    /// How often this node samples the store's queue depths and the counts of pending and
+    /// running instances into the `duroxide_queue_depth` and `duroxide_instances` gauges
+    /// (one `Provider::live_summary` call each time, read from indexes; `None`: never). With no metrics recorder installed the samples go
     /// nowhere: set `None` to save the call.
     pub queue_metrics_interval: Option<Duration>,
     /// Limits on each instance's durable values: keys per instance, key length, value size

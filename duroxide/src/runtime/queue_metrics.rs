@@ -1,5 +1,5 @@
 //! The loop that samples the store's queue depths and instance counts into gauges every
-//! `RuntimeOptions::queue_metrics_interval` (one `store_summary` call each time).
+//! `RuntimeOptions::queue_metrics_interval` (one `live_summary` call each time).
 //!
 //! The gauges themselves are named in `metrics`.
 
@@ -12,7 +12,8 @@ use std::time::Duration;
 pub(super) async fn queue_metrics_loop(inner: Arc<Inner>, every: Duration, mut shutdown: Shutdown) {
     let every = every.max(Duration::from_millis(10));
     loop {
-        match inner.store.store_summary().await {
+        // Live counts only: the cost of a sample follows live work, not finished instances.
+        match inner.store.live_summary().await {
             Ok(summary) => metrics::store_summary(inner.store.kind(), &summary),
             Err(e) => tracing::debug!(error = %e, "sampling the store's queue depths failed"),
         }

@@ -12,7 +12,7 @@ use std::time::Duration;
 /// Logs a warning for each (name, version) with running or pending instances that this node
 /// cannot run, so operators see a half-finished rollout or a version removed too early.
 pub(super) async fn warn_about_missing_versions(inner: &Inner) {
-    let counts = match inner.store.count_instances_by_version().await {
+    let counts = match inner.store.count_live_instances_by_version().await {
         Ok(c) => c,
         Err(e) => {
             tracing::warn!(error = %e, "could not list running versions");

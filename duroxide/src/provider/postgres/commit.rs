@@ -149,7 +149,7 @@ impl PostgresProvider {
             now,
             unlocked_work,
             terminal.then_some(instance.as_str()),
-            status_changed.then_some(instance.as_str()),
+            status_changed.then_some((self.origin.as_str(), instance.as_str())),
         );
         self.notify_all(&mut tx, &wake_ups).await?;
         tx.commit().await.map_err(storage)?;
@@ -419,14 +419,14 @@ fn eager(a: &ActivityWorkItem) -> bool {
 
 /// The notifications a turn sends: one per future visibility time of its messages and one
 /// for "now" at most, `w` when it queued work for any worker, `f:<instance>` when the
-/// instance `finished`, and `s:<instance>` when its custom status `status_changed` (so
-/// `Client::wait_for_status_change` in other processes wakes at once).
+/// instance `finished`, and `s:<origin>:<instance>` when its custom status `status_changed`
+/// (so `Client::wait_for_status_change` in other processes wakes at once).
 fn turn_wake_ups(
     wake_at: &[Option<u64>],
     now: u64,
     unlocked_work: bool,
     finished: Option<&str>,
-    status_changed: Option<&str>,
+    status_changed: Option<(&str, &str)>,
 ) -> Vec<String> {
     let mut wake_ups = Vec::new();
     let mut notified_now = false;
@@ -446,8 +446,8 @@ fn turn_wake_ups(
     if let Some(instance) = finished {
         wake_ups.push(finished_wake(instance));
     }
-    if let Some(instance) = status_changed {
-        wake_ups.push(status_wake(instance));
+    if let Some((origin, instance)) = status_changed {
+        wake_ups.push(status_wake(origin, instance));
     }
     wake_ups
 }

@@ -70,12 +70,13 @@ impl PostgresProvider {
         }
         let channel = format!("duroxide_{schema}");
         let notifiers = Arc::new(Notifiers::default());
+        let origin = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
         let listener = if options.listen {
-            Some(tokio::spawn(listen_loop(pool.clone(), channel.clone(), notifiers.clone())))
+            Some(tokio::spawn(listen_loop(pool.clone(), channel.clone(), notifiers.clone(), origin.clone())))
         } else {
             None
         };
-        Ok(Self { pool, schema, channel, notifiers, listener })
+        Ok(Self { pool, schema, channel, notifiers, listener, origin })
     }
 
     /// The schema this store uses.

@@ -72,6 +72,9 @@ pub struct PostgresProvider {
     channel: String,
     notifiers: Arc<Notifiers>,
     listener: Option<tokio::task::JoinHandle<()>>,
+    /// Names this store in the notifications it sends that it also delivers in-process, so
+    /// its listener does not deliver them a second time.
+    origin: String,
 }
 
 impl std::fmt::Debug for PostgresProvider {
@@ -120,21 +123,25 @@ mod tests {
     fn notification_payloads() {
         let n = Arc::new(Notifiers::default());
         let mut rx = n.finished.subscribe();
-        handle_notification(&n, "f:inst-1");
+        handle_notification(&n, "f:inst-1", "me");
         assert_eq!(rx.try_recv().unwrap(), Finished::id_only("inst-1"));
-        handle_notification(&n, "f");
+        handle_notification(&n, "f", "me");
         assert!(rx.try_recv().unwrap().concerns("any"));
         assert_eq!(finished_wake("inst-1"), "f:inst-1");
         assert_eq!(finished_wake(&"x".repeat(8000)), "f");
         let mut status = n.status_changed.subscribe();
-        handle_notification(&n, "s:inst-2");
+        handle_notification(&n, "s:other:inst-2", "me");
         assert_eq!(status.try_recv().unwrap(), "inst-2");
-        handle_notification(&n, "s");
+        handle_notification(&n, "s:other:a:b", "me");
+        assert_eq!(status.try_recv().unwrap(), "a:b", "ids may hold colons");
+        handle_notification(&n, "s:other", "me");
         assert_eq!(status.try_recv().unwrap(), "");
-        assert_eq!(status_wake("inst-2"), "s:inst-2");
-        assert_eq!(status_wake(&"x".repeat(8000)), "s");
+        handle_notification(&n, "s:me:inst-2", "me");
+        assert!(status.try_recv().is_err(), "a store's own notices were delivered in-process already");
+        assert_eq!(status_wake("me", "inst-2"), "s:me:inst-2");
+        assert_eq!(status_wake("me", &"x".repeat(8000)), "s:me");
         assert!(rx.try_recv().is_err(), "status notices are not finish notices");
-        handle_notification(&n, "w");
-        handle_notification(&n, "o");
+        handle_notification(&n, "w", "me");
+        handle_notification(&n, "o", "me");
     }
 }

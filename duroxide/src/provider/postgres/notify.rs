@@ -20,25 +20,30 @@ pub(super) fn finished_wake(instance: &str) -> String {
     if instance.len() <= MAX_INSTANCE_ID_BYTES { format!("f:{instance}") } else { "f".to_string() }
 }
 
-/// The notification that `instance`'s custom status changed: `s:<instance>`, or `s` (some
-/// instance's status changed) for ids over [`MAX_INSTANCE_ID_BYTES`], as for
-/// [`finished_wake`].
-pub(super) fn status_wake(instance: &str) -> String {
-    if instance.len() <= MAX_INSTANCE_ID_BYTES { format!("s:{instance}") } else { "s".to_string() }
+/// The notification that `instance`'s custom status changed, sent by the store named
+/// `origin`: `s:<origin>:<instance>`, or `s:<origin>` (some instance's status changed) for
+/// ids over [`MAX_INSTANCE_ID_BYTES`], as for [`finished_wake`]. The sending store has
+/// already told its own process, so its listener skips notices of its own origin.
+pub(super) fn status_wake(origin: &str, instance: &str) -> String {
+    if instance.len() <= MAX_INSTANCE_ID_BYTES {
+        format!("s:{origin}:{instance}")
+    } else {
+        format!("s:{origin}")
+    }
 }
 
 /// What a notification asks this process to do.
-pub(super) fn handle_notification(notifiers: &Arc<Notifiers>, payload: &str) {
+pub(super) fn handle_notification(notifiers: &Arc<Notifiers>, payload: &str, own_origin: &str) {
     match payload.split_once(':') {
         Some(("o", at)) => notifiers.wake_orchestrator_at(at.parse().ok()),
         Some(("f", instance)) => {
             let _ = notifiers.finished.send(Finished::id_only(instance));
         }
-        Some(("s", instance)) => {
-            let _ = notifiers.status_changed.send(instance.to_string());
-        }
-        _ if payload == "s" => {
-            let _ = notifiers.status_changed.send(String::new());
+        Some(("s", from)) => {
+            let (origin, instance) = from.split_once(':').unwrap_or((from, ""));
+            if origin != own_origin {
+                let _ = notifiers.status_changed.send(instance.to_string());
+            }
         }
         _ if payload == "f" => {
             let _ = notifiers.finished.send(Finished::unknown());
@@ -48,7 +53,7 @@ pub(super) fn handle_notification(notifiers: &Arc<Notifiers>, payload: &str) {
     }
 }
 
-pub(super) async fn listen_loop(pool: PgPool, channel: String, notifiers: Arc<Notifiers>) {
+pub(super) async fn listen_loop(pool: PgPool, channel: String, notifiers: Arc<Notifiers>, origin: String) {
     loop {
         let mut listener = match PgListener::connect_with(&pool).await {
             Ok(l) => l,
@@ -65,7 +70,7 @@ pub(super) async fn listen_loop(pool: PgPool, channel: String, notifiers: Arc<No
         }
         loop {
             match listener.try_recv().await {
-                Ok(Some(n)) => handle_notification(&notifiers, n.payload()),
+                Ok(Some(n)) => handle_notification(&notifiers, n.payload(), &origin),
                 Ok(None) => {
                     // Connection lost (sqlx reconnects): notifications may have been missed,
                     // so wake everyone to poll once.

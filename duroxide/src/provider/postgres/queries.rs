@@ -135,16 +135,17 @@ impl PostgresProvider {
         Ok(out)
     }
 
-    pub(super) async fn version_counts(&self) -> Result<Vec<VersionCount>, ProviderError> {
+    /// Counts per (name, version, duroxide version, state); `live_only`: pending and running
+    /// instances only, read through the state index.
+    pub(super) async fn version_counts(&self, live_only: bool) -> Result<Vec<VersionCount>, ProviderError> {
+        let live = if live_only { "WHERE state IN ('Pending', 'Running') " } else { "" };
         // Byte order and NULLs first, like SQLite, so both stores list the same way.
-        let rows = sqlx::query(
-            "SELECT name, version, duroxide_version, state, COUNT(*) AS n FROM instances \
+        let sql = format!(
+            "SELECT name, version, duroxide_version, state, COUNT(*) AS n FROM instances {live}\
              GROUP BY name, version, duroxide_version, state \
-             ORDER BY name COLLATE \"C\", version COLLATE \"C\" NULLS FIRST, state COLLATE \"C\"",
-        )
-        .fetch_all(&self.pool)
-        .await
-        .map_err(storage)?;
+             ORDER BY name COLLATE \"C\", version COLLATE \"C\" NULLS FIRST, state COLLATE \"C\""
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(&self.pool).await.map_err(storage)?;
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
             out.extend(sql::version_count_from_row(&r)?);

@@ -180,7 +180,11 @@ macro_rules! provider_impl {
             }
 
             async fn count_instances_by_version(&self) -> Result<Vec<VersionCount>, ProviderError> {
-                self.version_counts().await
+                self.version_counts(false).await
+            }
+
+            async fn count_live_instances_by_version(&self) -> Result<Vec<VersionCount>, ProviderError> {
+                self.version_counts(true).await
             }
 
             async fn list_instances_page(
@@ -253,7 +257,11 @@ macro_rules! provider_impl {
             }
 
             async fn store_summary(&self) -> Result<StoreSummary, ProviderError> {
-                self.summary().await
+                self.summary(false).await
+            }
+
+            async fn live_summary(&self) -> Result<StoreSummary, ProviderError> {
+                self.summary(true).await
             }
 
             async fn export_instance(&self, instance: &str) -> Result<InstanceSnapshot, ProviderError> {

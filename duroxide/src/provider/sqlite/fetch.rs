@@ -6,9 +6,12 @@ use super::*;
 
 /// `FROM … WHERE …` for instances with a visible message that nobody holds (or whose lock
 /// expired) and that satisfy `clause` (over alias `i`); binds `now` twice, then the clause's.
+/// `CROSS JOIN` keeps the queue as the outer loop: the queue holds only live messages, while
+/// `instances` grows with finished work, and SQLite's planner would otherwise walk all of
+/// it when its statistics say the queue is large or unknown (`tests/hot_path_plans.rs`).
 pub(super) fn ready_instances(clause: &str) -> String {
     format!(
-        "FROM orchestrator_queue q JOIN instances i ON i.instance_id = q.instance_id \
+        "FROM orchestrator_queue q CROSS JOIN instances i ON i.instance_id = q.instance_id \
          WHERE q.visible_at <= ? AND (i.lock_token IS NULL OR i.locked_until <= ?) AND {clause}"
     )
 }
@@ -126,7 +129,7 @@ impl SqliteProvider {
         q.push(" WHERE instance_id IN (");
         match target {
             LockTarget::Oldest(_) => {
-                q.push("SELECT q.instance_id FROM orchestrator_queue q JOIN instances i ON i.instance_id = q.instance_id WHERE q.visible_at <= ");
+                q.push("SELECT q.instance_id FROM orchestrator_queue q CROSS JOIN instances i ON i.instance_id = q.instance_id WHERE q.visible_at <= ");
                 q.push_bind(ms(now))
                     .push(" AND (i.lock_token IS NULL OR i.locked_until <= ")
                     .push_bind(ms(now));

@@ -106,9 +106,9 @@ impl SqliteProvider {
         Ok(done.outcome)
     }
 
-    pub(super) async fn summary(&self) -> Result<StoreSummary, ProviderError> {
+    pub(super) async fn summary(&self, live_only: bool) -> Result<StoreSummary, ProviderError> {
         let now = crate::now_ms();
-        self.read(async |tx| shared::summary(tx, now).await).await
+        self.read(async |tx| shared::summary(tx, now, live_only).await).await
     }
 
     /// The plans the database chooses for a listing page and a count with `filter`

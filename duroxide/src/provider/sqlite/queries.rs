@@ -133,15 +133,19 @@ impl SqliteProvider {
         Ok(out)
     }
 
-    pub(super) async fn version_counts(&self) -> Result<Vec<VersionCount>, ProviderError> {
-        let rows = sqlx::query(
-            "SELECT name, version, duroxide_version, state, COUNT(*) AS n FROM instances \
+    /// Counts per (name, version, duroxide version, state); `live_only`: pending and running
+    /// instances only, read through the state index.
+    pub(super) async fn version_counts(&self, live_only: bool) -> Result<Vec<VersionCount>, ProviderError> {
+        let live = if live_only { "WHERE state IN ('Pending', 'Running') " } else { "" };
+        let sql = format!(
+            "SELECT name, version, duroxide_version, state, COUNT(*) AS n FROM instances {live}\
              GROUP BY name, version, duroxide_version, state \
-             ORDER BY name, version, duroxide_version, state",
-        )
-        .fetch_all(&mut *self.conns.reader().await?)
-        .await
-        .map_err(storage)?;
+             ORDER BY name, version, duroxide_version, state"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .fetch_all(&mut *self.conns.reader().await?)
+            .await
+            .map_err(storage)?;
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
             out.extend(sql::version_count_from_row(&r)?);

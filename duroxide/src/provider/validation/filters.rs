@@ -112,9 +112,14 @@ pub async fn list_blocked_instances_respects_limit(f: Factory) {
     assert_eq!(p.list_blocked_instances(&only(&[("A", &[])]), 3).await.unwrap().len(), 3);
 }
 
-/// `count_instances_by_version` groups by name, version and state.
+/// `count_instances_by_version` groups by name, version and state;
+/// `count_live_instances_by_version` leaves finished instances out.
 pub async fn count_instances_by_version_groups(f: Factory) {
     let p = f.create_provider().await;
+    super::listing::instance_in(&p, "done", NAME, InstanceState::Completed).await;
+    super::listing::instance_in(&p, "gone", "Other", InstanceState::Failed).await;
+    let live = p.count_live_instances_by_version().await.unwrap();
+    assert!(live.is_empty(), "{live:?}");
     started_instance(&p, "r1").await;
     started_instance(&p, "r2").await;
     p.create_instance("p1", "Other", None, "").await.unwrap();
@@ -127,6 +132,13 @@ pub async fn count_instances_by_version_groups(f: Factory) {
     };
     assert_eq!(find(NAME, Some(V1), InstanceState::Running), Some(2), "{counts:?}");
     assert_eq!(find("Other", None, InstanceState::Pending), Some(1), "{counts:?}");
-    assert_eq!(counts.len(), 2, "{counts:?}");
+    assert_eq!(find(NAME, Some(V1), InstanceState::Completed), Some(1), "{counts:?}");
+    assert_eq!(find("Other", Some(V1), InstanceState::Failed), Some(1), "{counts:?}");
+    assert_eq!(counts.len(), 4, "{counts:?}");
     assert_eq!(counts[0].name, NAME, "sorted by name: {counts:?}");
+    // The live counts: the same order, without the finished instances.
+    let live = p.count_live_instances_by_version().await.unwrap();
+    let unfinished: Vec<_> = counts.iter().filter(|c| !c.state.is_terminal()).cloned().collect();
+    assert_eq!(live, unfinished);
+    assert_eq!(live.len(), 2, "{live:?}");
 }

@@ -451,4 +451,12 @@ pub async fn store_summary_counts_states_and_queues(f: Factory) {
     assert_eq!((s.activity_queue.ready, s.activity_queue.locked, s.activity_queue.delayed), (2, 1, 0));
     assert!(s.activity_queue.oldest_ready_age_ms.is_some());
     assert!(s.taken_at_ms >= now() - 60_000);
+    // The live summary: the same queues, instance counts for unfinished states only.
+    let live = p.live_summary().await.unwrap();
+    let states: Vec<(InstanceState, u64)> = live.instances.iter().map(|c| (c.state, c.count)).collect();
+    assert_eq!(states, [(InstanceState::Pending, 1), (InstanceState::Running, 1)]);
+    let depth = |q: &QueueDepth| (q.ready, q.locked, q.delayed);
+    assert_eq!(depth(&live.activity_queue), depth(&s.activity_queue));
+    assert_eq!(depth(&live.orchestrator_queue), depth(&s.orchestrator_queue));
+    assert_eq!(live.sessions, s.sessions);
 }

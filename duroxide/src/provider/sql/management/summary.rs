@@ -8,17 +8,42 @@ use crate::provider::{
     InstanceFilter, InstanceState, ProviderError, QueueDepth, StateCount, StoreSummary, TagBacklog,
 };
 
-/// Instances per state and queue depths at `now`.
-pub(crate) async fn summary<T: SqlTx>(tx: &mut T, now: u64) -> Result<StoreSummary, ProviderError> {
-    let by_state = count_by_state(tx, &InstanceFilter::default()).await?;
-    let instances =
-        [InstanceState::Pending, InstanceState::Running, InstanceState::Completed, InstanceState::Failed]
-            .into_iter()
-            .map(|state| StateCount {
-                state,
-                count: by_state.iter().find(|c| c.state == state).map_or(0, |c| c.count),
-            })
-            .collect();
+/// Instances per state and queue depths at `now`; with `live_only`, instance counts for
+/// pending and running instances only (an index range, whatever the finished work kept).
+pub(crate) async fn summary<T: SqlTx>(
+    tx: &mut T,
+    now: u64,
+    live_only: bool,
+) -> Result<StoreSummary, ProviderError> {
+    let live = [InstanceState::Pending, InstanceState::Running];
+    let all =
+        [InstanceState::Pending, InstanceState::Running, InstanceState::Completed, InstanceState::Failed];
+    let states: &[InstanceState] = if live_only { &live } else { &all };
+    let by_state = if live_only {
+        // The states as literals, not parameters, so a generic plan still knows how few rows
+        // they select and reads the state index.
+        let mut b = Builder::new(tx.dialect());
+        b.push(
+            "SELECT state, COUNT(*) AS n FROM instances WHERE state IN ('Pending', 'Running') GROUP BY state",
+        );
+        let mut counts = Vec::new();
+        for r in tx.query(b.build()).await? {
+            if let Some(state) = InstanceState::parse(&r.text("state")?) {
+                counts.push(StateCount { state, count: r.int("n")? as u64 });
+            }
+        }
+        counts
+    } else {
+        count_by_state(tx, &InstanceFilter::default()).await?
+    };
+    let instances = states
+        .iter()
+        .copied()
+        .map(|state| StateCount {
+            state,
+            count: by_state.iter().find(|c| c.state == state).map_or(0, |c| c.count),
+        })
+        .collect();
     let d = tx.dialect();
     let mut b = Builder::new(d);
     let n = b.bind(ms(now));
