@@ -300,7 +300,7 @@ on_every_store!(
 
         let output = common::completed(&client, "w-1").await;
         assert_eq!(output, r#""video-1|-|Waiting@1.0.0";"video-1|video|Waiting@1.0.0""#);
-        assert_eq!(common::completed(&client, &held).await, vec!["video-1"; 8].join(","));
+        assert_eq!(common::completed(&client, &held).await, ["video-1"; 8].join(","));
         assert!(client.store_summary().await.unwrap().activity_tags.is_empty());
         let ids = |ws: Vec<duroxide::WorkerPresence>| -> Vec<String> {
             ws.into_iter().map(|w| w.record.worker_id).collect()
