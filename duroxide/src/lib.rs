@@ -94,7 +94,7 @@ pub use orchestration::retry;
 #[doc(hidden)]
 pub mod __private;
 
-pub use client::{BulkDelete, Client, ClientError, OrchestrationStatus, StatusChange};
+pub use client::{BulkDelete, Client, ClientError, OrchestrationStatus, StatusChange, WorkerPresence};
 pub use context::{
     ActivityContext, ActivityFuture, DurableFuture, Either2, EventFuture, OrchestrationContext, SessionState,
     SubOrchestrationFuture, SystemCallFuture, TimerFuture, UtcNowFuture,

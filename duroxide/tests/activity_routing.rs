@@ -11,7 +11,7 @@ use duroxide::history::EventKind;
 use duroxide::prelude::*;
 use duroxide::provider::TagFilter;
 use duroxide::{Either2, ErrorCategory, Provider};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -124,8 +124,22 @@ fn activities() -> ActivityRegistry {
         .register("Session", |ctx: ActivityContext, _input: String| async move {
             Ok(format!("{}|new={}", ctx.worker_id(), ctx.is_new_session()))
         })
+        .register("Held", |ctx: ActivityContext, _input: String| async move {
+            started(ctx.instance_id());
+            // Holds its worker slot until the test releases the instance (at most 30 s).
+            for _ in 0..3000 {
+                if RELEASED.lock().unwrap().contains(ctx.instance_id()) {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            Ok(ctx.worker_id().to_string())
+        })
         .build()
 }
+
+/// Instances whose `Held` activities may return.
+static RELEASED: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
 
 /// Instances whose `Stubborn` / `Polite` activities have started, with how many did.
 static STARTED: Mutex<BTreeMap<String, usize>> = Mutex::new(BTreeMap::new());
@@ -171,6 +185,12 @@ fn orchestrations() -> OrchestrationRegistry {
             let video = ctx.schedule_activity("Where", "2").with_tag("video");
             let (a, b) = ctx.join2(untagged, video).await;
             Ok(format!("{};{}", a?, b?))
+        })
+        .register("Holds", |ctx: OrchestrationContext, _input: String| async move {
+            // More video work than one worker slot runs and fetches ahead, so some waits.
+            let held: Vec<_> = (0..8).map(|_| ctx.schedule_activity("Held", "").with_tag("video")).collect();
+            let ran = ctx.join(held).await;
+            Ok(ran.into_iter().collect::<Result<Vec<String>, _>>()?.join(","))
         })
         .register("Abandons", |ctx: OrchestrationContext, _input: String| async move {
             let stubborn = ctx.schedule_activity("Stubborn", "");
@@ -240,31 +260,74 @@ on_every_store!(
             store.clone(),
             activities(),
             orchestrations(),
-            RuntimeOptions { worker_concurrency: 0, ..options.clone() },
+            RuntimeOptions {
+                worker_concurrency: 0,
+                worker_node_id: Some("orchestrator".into()),
+                ..options.clone()
+            },
         )
         .await;
         let client = Client::new(store.clone());
+        // It recorded itself at start, with no activity slots.
+        let workers = client.workers(false).await.unwrap();
+        let seen: Vec<(&str, &TagFilter, u32, bool)> = workers
+            .iter()
+            .map(|w| (w.record.worker_id.as_str(), &w.record.tags, w.record.activity_slots, w.live))
+            .collect();
+        assert_eq!(seen, [("orchestrator", &TagFilter::None, 0, true)]);
+
         client.start_orchestration("w-1", "Waiting", "").await.unwrap();
-        common::wait_for_event(&client, "w-1", |k| {
-            matches!(k, EventKind::ActivityScheduled { tag: Some(_), .. })
-        })
-        .await;
+        // One id per store and cache mode: the held activities are released by instance.
+        let held = format!("h-{:p}", Arc::as_ptr(&store));
+        client.start_orchestration(&held, "Holds", "").await.unwrap();
+        for id in ["w-1", held.as_str()] {
+            common::wait_for_event(&client, id, |k| {
+                matches!(k, EventKind::ActivityScheduled { tag: Some(_), .. })
+            })
+            .await;
+        }
         tokio::time::sleep(Duration::from_millis(300)).await;
         let d = client.describe_instance("w-1").await.unwrap();
-        let pending: Vec<Option<&str>> = d.pending_activities.iter().map(|a| a.tag.as_deref()).collect();
-        assert_eq!(pending, [None, Some("video")], "both wait: nobody here runs activities");
+        let pending: Vec<(Option<&str>, Option<bool>)> =
+            d.pending_activities.iter().map(|a| (a.tag.as_deref(), a.served)).collect();
+        assert_eq!(
+            pending,
+            [(None, Some(false)), (Some("video"), Some(false))],
+            "both wait, and nobody alive serves them"
+        );
         let summary = client.store_summary().await.unwrap();
-        let waiting: Vec<(Option<&str>, u64)> =
-            summary.activity_tags.iter().map(|t| (t.tag.as_deref(), t.waiting)).collect();
-        assert_eq!(waiting, [(None, 1), (Some("video"), 1)]);
+        let waiting: Vec<(Option<&str>, u64, u32)> =
+            summary.activity_tags.iter().map(|t| (t.tag.as_deref(), t.waiting, t.served_by)).collect();
+        assert_eq!(waiting, [(None, 1, 0), (Some("video"), 9, 0)]);
         assert!(summary.activity_tags.iter().all(|t| t.oldest_age_ms(summary.taken_at_ms) >= 200));
-        // A node serving untagged and video work takes both.
-        let workers = node(&store, &options, "video-1", TagFilter::untagged_and(["video"])).await;
+
+        // A node serving untagged and video work, one activity at a time: it takes the
+        // work, and while its slot is held the video work left waiting is served by it.
+        let video_options = RuntimeOptions { worker_concurrency: 1, ..options.clone() };
+        let workers = node(&store, &video_options, "video-1", TagFilter::untagged_and(["video"])).await;
+        wait_started(&held, 1).await;
+        let summary = client.store_summary().await.unwrap();
+        let video = summary.activity_tags.iter().find(|t| t.tag.as_deref() == Some("video"));
+        let video = video.expect("video work still waits: one slot runs one activity and fetches few ahead");
+        assert_eq!(video.served_by, 1, "{summary:?}");
+        assert!(summary.activity_tags.iter().all(|t| t.served_by == 1), "{summary:?}");
+        let d = client.describe_instance(&held).await.unwrap();
+        assert!(d.pending_activities.iter().all(|a| a.served == Some(true)), "{:?}", d.pending_activities);
+        RELEASED.lock().unwrap().insert(held.clone());
+
         let output = common::completed(&client, "w-1").await;
         assert_eq!(output, r#""video-1|-|Waiting@1.0.0";"video-1|video|Waiting@1.0.0""#);
+        assert_eq!(common::completed(&client, &held).await, ["video-1"; 8].join(","));
         assert!(client.store_summary().await.unwrap().activity_tags.is_empty());
-        orchestrator.shutdown(None).await;
+        let ids = |ws: Vec<duroxide::WorkerPresence>| -> Vec<String> {
+            ws.into_iter().map(|w| w.record.worker_id).collect()
+        };
+        assert_eq!(ids(client.workers(false).await.unwrap()), ["orchestrator", "video-1"]);
+        // A graceful shutdown removes the node's record at once.
         workers.shutdown(None).await;
+        assert_eq!(ids(client.workers(true).await.unwrap()), ["orchestrator"]);
+        orchestrator.shutdown(None).await;
+        assert!(client.workers(true).await.unwrap().is_empty());
     }
 );
 

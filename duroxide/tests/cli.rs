@@ -497,15 +497,104 @@ fn stats_and_show_list_work_waiting_for_a_tag() {
         }
         rt.shutdown(None).await;
     });
-    dx(&url)
-        .arg("stats")
-        .assert()
-        .success()
-        .stdout(contains("1 activities waiting for tag video (oldest queued"));
-    dx(&url).args(["show", "encode-1"]).assert().success().stdout(contains("TAG").and(contains("video")));
+    // The node has shut down: nobody alive serves `video`, and both commands say so.
+    dx(&url).arg("stats").assert().success().stdout(
+        contains("1 activities waiting for tag video (oldest queued")
+            .and(contains("ago); no live worker serves this tag")),
+    );
+    dx(&url).args(["show", "encode-1"]).assert().success().stdout(
+        contains("TAG").and(contains("video (no live worker)")).and(contains(
+            "No live worker serves tag video: its activities wait until a node serving it starts",
+        )),
+    );
     let stats = json(&url, &["stats"]);
     assert_eq!(stats["activity_tags"][0]["tag"], "video", "{stats}");
     assert_eq!(stats["activity_tags"][0]["waiting"], 1, "{stats}");
+    assert_eq!(stats["activity_tags"][0]["served_by"], 0, "{stats}");
+    let show = json(&url, &["show", "encode-1"]);
+    assert_eq!(show["pending_activities"][0]["served"], false, "{show}");
+
+    // A node that lists the tag but runs no activities (no worker slots) serves nothing.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let node = rt.block_on(async {
+        let store = Arc::new(SqliteProvider::new(&url, None).await.unwrap());
+        let options = RuntimeOptions {
+            worker_node_id: Some("video-1".into()),
+            activity_tags: duroxide::provider::TagFilter::tags(["video"]),
+            worker_concurrency: 0,
+            ..Default::default()
+        };
+        Runtime::start_with_options(store, activities(), orchestrations(), options).await
+    });
+    let stats = json(&url, &["stats"]);
+    assert_eq!(stats["activity_tags"][0]["served_by"], 0, "no activity slots, no service: {stats}");
+    rt.block_on(node.shutdown(None));
+}
+
+#[test]
+fn workers_lists_live_and_gone_runtimes() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite:{}", dir.path().join("workers.db").display());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (gpu, general) = rt.block_on(async {
+        let store = Arc::new(SqliteProvider::new(&url, None).await.unwrap());
+        let gpu = RuntimeOptions {
+            worker_node_id: Some("gpu-1".into()),
+            activity_tags: duroxide::provider::TagFilter::tags(["gpu"]),
+            worker_concurrency: 2,
+            worker_heartbeat_interval: Duration::from_millis(100),
+            ..Default::default()
+        };
+        let general = RuntimeOptions { worker_node_id: Some("general-1".into()), ..Default::default() };
+        (
+            Runtime::start_with_options(store.clone(), activities(), orchestrations(), gpu).await,
+            Runtime::start_with_options(store, activities(), orchestrations(), general).await,
+        )
+    });
+    dx(&url).arg("workers").assert().success().stdout(
+        contains("WORKER")
+            .and(contains("TAGS"))
+            .and(contains("LAST SEEN"))
+            .and(predicates::str::is_match(r"gpu-1 +gpu +2 +2 +\S+ +\S+ ago +live").unwrap())
+            .and(predicates::str::is_match(r"general-1 +untagged +4 +2 +\S+ +\S+ ago +live").unwrap()),
+    );
+    let listed = json(&url, &["workers"]);
+    let listed = listed.as_array().expect("an array of workers");
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    let w = &listed[1];
+    assert_eq!(w["worker_id"], "gpu-1", "by id: {listed:?}");
+    assert_eq!(w["tags"], serde_json::json!({"kind": "tags", "tags": ["gpu"]}));
+    assert_eq!(w["activity_slots"], 2);
+    assert_eq!(w["orchestration_slots"], 2);
+    assert_eq!(w["duroxide_version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(w["heartbeat_ms"], 100);
+    assert_eq!(w["live"], true);
+    for field in ["started_at_ms", "last_seen_ms", "last_seen_ago_ms"] {
+        assert!(w[field].is_u64(), "{field}: {w}");
+    }
+
+    // A crash leaves the record; three missed heartbeats later it is gone, and only
+    // --all lists it. A graceful shutdown removes the record.
+    drop(gpu);
+    std::thread::sleep(Duration::from_millis(400));
+    let live = json(&url, &["workers"]);
+    assert_eq!(live.as_array().unwrap().len(), 1, "{live}");
+    assert_eq!(live[0]["worker_id"], "general-1");
+    let all = json(&url, &["workers", "--all"]);
+    assert_eq!(all[1]["worker_id"], "gpu-1");
+    assert_eq!(all[1]["live"], false, "{all}");
+    dx(&url)
+        .args(["workers", "--all"])
+        .assert()
+        .success()
+        .stdout(predicates::str::is_match(r"gpu-1 .* ago +gone").unwrap());
+    rt.block_on(general.shutdown(None));
+    dx(&url).arg("workers").assert().success().stdout(contains("No live workers."));
+    dx(&url)
+        .args(["workers", "--all"])
+        .assert()
+        .success()
+        .stdout(contains("gpu-1").and(contains("general-1").not()));
 }
 
 #[test]
@@ -520,6 +609,8 @@ fn read_commands_never_write() {
         vec!["history", "done-1", "--json"],
         vec!["versions"],
         vec!["stats"],
+        vec!["workers"],
+        vec!["workers", "--all"],
         vec!["export"],
     ] {
         dx(&s.url).args(&args).assert().success();

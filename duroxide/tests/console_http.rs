@@ -579,3 +579,67 @@ async fn nested_under_a_prefix_every_link_and_form_follows_it() {
     assert_eq!(done.location(), "/ops/duroxide/instances/waiting-1?done=raise");
     assert_eq!(queued(&store, "waiting-1").await.len(), 1);
 }
+
+#[tokio::test]
+async fn the_summary_shows_workers_and_who_serves_each_tag() {
+    let store: Arc<dyn duroxide::Provider> =
+        Arc::new(SqliteProvider::new("sqlite::memory:", None).await.expect("open the store"));
+    let orchestrations = OrchestrationRegistry::builder()
+        .register("Encode", |ctx: OrchestrationContext, _input: String| async move {
+            Ok(ctx.schedule_activity("Transcode", "clip").with_tag("video").await?)
+        })
+        .build();
+    // An orchestration-only node and a general pool: nobody serves `video`.
+    let orchestrator = Runtime::start_with_options(
+        store.clone(),
+        activities(),
+        orchestrations.clone(),
+        RuntimeOptions {
+            worker_concurrency: 0,
+            worker_node_id: Some("orchestrator".into()),
+            ..Default::default()
+        },
+    )
+    .await;
+    let general = Runtime::start_with_options(
+        store.clone(),
+        activities(),
+        orchestrations,
+        RuntimeOptions { worker_node_id: Some("general-1".into()), ..Default::default() },
+    )
+    .await;
+    let client = Client::new(store.clone());
+    client.start_orchestration("encode-1", "Encode", "").await.unwrap();
+    for _ in 0..500 {
+        if !client.describe_instance("encode-1").await.unwrap().pending_activities.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let app = console::router(store.clone());
+
+    let summary = get(&app, "/summary").await.assert(StatusCode::OK, "<h2>Workers (2 live)</h2>");
+    for needle in [
+        "<code>general-1</code></td><td>untagged</td><td>4</td>",
+        "<code>orchestrator</code></td><td>none</td><td>0</td>",
+        "<h2>Activities waiting per tag</h2>",
+        "<td><code>video</code></td><td>1</td>",
+        "no live worker serves this tag",
+    ] {
+        assert!(summary.body.contains(needle), "expected {needle:?} in: {}", summary.body);
+    }
+    let page = get(&app, "/instances/encode-1").await.assert(StatusCode::OK, "<th>Tag</th>");
+    assert!(
+        page.body
+            .contains("<code>video</code> <span class=\"unserved\">no live worker serves this tag</span>"),
+        "{}",
+        page.body
+    );
+
+    // A graceful shutdown removes a node's record.
+    general.shutdown(None).await;
+    let summary = get(&app, "/summary").await.assert(StatusCode::OK, "<h2>Workers (1 live)</h2>");
+    assert!(!summary.body.contains("general-1"), "{}", summary.body);
+    orchestrator.shutdown(None).await;
+    get(&app, "/summary").await.assert(StatusCode::OK, "No runtime has recorded itself.");
+}

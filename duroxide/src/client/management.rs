@@ -146,14 +146,19 @@ impl Client {
     }
 
     /// Everything stored about an instance: record, executions, pending activities (with
-    /// who holds them), timers, queued messages and children.
+    /// who holds them, and whether a live worker serves their tag:
+    /// [`PendingActivity::served`](crate::provider::PendingActivity::served)), timers,
+    /// queued messages and children.
     #[tracing::instrument(name = "duroxide.client", level = "info", skip_all, fields(operation = "describe_instance", instance = %instance))]
     pub async fn describe_instance(&self, instance: &str) -> Result<InstanceDescription, ClientError> {
         Self::check_id("instance id", instance, MAX_INSTANCE_ID_BYTES)?;
-        self.calls
+        let mut d = self
+            .calls
             .describe_instance(instance)
             .await?
-            .ok_or_else(|| ClientError::NotFound(instance.to_string()))
+            .ok_or_else(|| ClientError::NotFound(instance.to_string()))?;
+        self.add_served(&mut d).await?;
+        Ok(d)
     }
 
     /// At most `limit` events of one execution (`None`: the current one) after
@@ -384,7 +389,9 @@ impl Client {
         }
     }
 
-    /// Instances per state and queue depths, for health checks.
+    /// Instances per state and queue depths, for health checks, and per tag the activities
+    /// waiting for a worker with how many live workers serve the tag
+    /// ([`TagBacklog::served_by`](crate::provider::TagBacklog::served_by)).
     #[tracing::instrument(
         name = "duroxide.client",
         level = "info",
@@ -392,7 +399,9 @@ impl Client {
         fields(operation = "store_summary")
     )]
     pub async fn store_summary(&self) -> Result<StoreSummary, ClientError> {
-        Ok(self.calls.store_summary().await?)
+        let mut summary = self.calls.store_summary().await?;
+        self.add_served_by(&mut summary).await?;
+        Ok(summary)
     }
 }
 

@@ -6,16 +6,19 @@
 //! This file holds the client's core (starting, events, cancellation, status, waiting);
 //! the operator calls (filtered listings, describe, history pages, delete, prune,
 //! terminate, store summary) live in `management`, event queues and typed events in
-//! `queues`, waiting for custom status changes in `status`.
+//! `queues`, waiting for custom status changes in `status`, the runtimes' presence
+//! (which workers run, which tags nobody serves) in `workers`.
 
 mod management;
 mod queues;
 mod status;
 mod values;
+mod workers;
 
 pub(crate) use management::finished_only;
 pub use management::{BulkDelete, MAX_HISTORY_PAGE, MAX_PAGE_SIZE};
 pub use status::StatusChange;
+pub use workers::WorkerPresence;
 
 use crate::history::EventKind;
 use crate::history::{ErrorCategory, ErrorDetails, Event};

@@ -167,13 +167,22 @@ fn pending_work(body: &mut String, d: &InstanceDescription) {
         body.push_str("<p class=\"empty\">None.</p>");
     } else {
         body.push_str(
-            "<table><thead><tr><th>Event</th><th>Activity</th><th>Session</th><th>Attempts</th><th>Visible at</th>\
-             <th>Held by</th><th>Until</th><th>Cancel requested</th></tr></thead><tbody>",
+            "<table><thead><tr><th>Event</th><th>Activity</th><th>Tag</th><th>Session</th><th>Attempts</th>\
+             <th>Visible at</th><th>Held by</th><th>Until</th><th>Cancel requested</th></tr></thead><tbody>",
         );
         for a in &d.pending_activities {
+            // The tag, and a warning when no live runtime serves it (the work waits until
+            // one that does starts).
+            let mut tag = a
+                .tag
+                .as_deref()
+                .map_or_else(|| "untagged".to_string(), |t| format!("<code>{}</code>", esc(t)));
+            if a.served == Some(false) {
+                tag.push_str(" <span class=\"unserved\">no live worker serves this tag</span>");
+            }
             let _ = write!(
                 body,
-                "<tr><td>{}.{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                "<tr><td>{}.{}</td><td>{}</td><td>{tag}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 a.execution_id,
                 a.event_id,
                 esc(&a.name),

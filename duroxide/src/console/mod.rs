@@ -22,7 +22,7 @@
 //! | `/instances/{id}` | one instance: status, versions, custom status, pending activities and timers, children, queued messages, executions and a history timeline (`?execution=N` for an older execution) |
 //! | `/instances/{id}/history.json` | the history export ([`Client::export_history_json`](crate::Client::export_history_json)) |
 //! | `/versions` | instances per orchestration and duroxide version, and which versions can be retired |
-//! | `/summary` | instances per state and queue depths |
+//! | `/summary` | instances per state, queue depths, activities waiting per tag with how many live workers serve each, and the workers (runtimes) using the store |
 //! | `POST /instances/{id}/raise`, `cancel`, `terminate`, `delete` | the actions, each after a confirmation page |
 //!
 //! The instance list takes `state` (repeatable: `pending`, `running`, `completed`,

@@ -1,12 +1,14 @@
 //! Reports over the whole store: `/versions` (instances per orchestration version and
 //! duroxide version; which versions still have unfinished instances and which can be
-//! retired) and `/summary` (instances per state, queue depths, sessions).
+//! retired) and `/summary` (instances per state, queue depths, work waiting per tag and
+//! how many live workers serve it, the runtimes using the store, sessions).
 
 use super::Shared;
 use super::error::ConsoleError;
 use super::html::{self, Base, Nav, esc, state_badge, state_name};
 use super::params::Params;
-use crate::provider::{InstanceState, QueueDepth, VersionCount};
+use crate::WorkerPresence;
+use crate::provider::{InstanceState, QueueDepth, StoreSummary, VersionCount};
 use axum::extract::{RawQuery, State};
 use axum::response::Html;
 use std::collections::BTreeMap;
@@ -208,7 +210,68 @@ pub(crate) async fn summary(
         s.sessions,
         html::time(s.taken_at_ms)
     );
+    tag_section(&mut body, &s);
+    let workers = shared.client.workers(true).await?;
+    workers_section(&mut body, &workers);
     Ok(Html(html::page(&shared, &base, "Store", Nav::Summary, &body)))
+}
+
+/// Activities waiting per tag, and how many live workers serve each tag.
+fn tag_section(body: &mut String, s: &StoreSummary) {
+    body.push_str("<section id=\"tags\"><h2>Activities waiting per tag</h2>");
+    if s.activity_tags.is_empty() {
+        body.push_str("<p class=\"empty\">No activity waits for a worker.</p></section>");
+        return;
+    }
+    body.push_str(
+        "<table><thead><tr><th>Tag</th><th>Waiting</th><th>Oldest queued</th><th>Served by</th></tr></thead><tbody>",
+    );
+    for t in &s.activity_tags {
+        let served = match t.served_by {
+            0 => "<span class=\"unserved\">no live worker serves this tag</span>".to_string(),
+            n => format!("{n} live worker{}", if n == 1 { "" } else { "s" }),
+        };
+        let _ = write!(
+            body,
+            "<tr><td>{}</td><td>{}</td><td>{} ago</td><td>{served}</td></tr>",
+            t.tag.as_deref().map_or_else(|| "untagged".to_string(), |t| format!("<code>{}</code>", esc(t))),
+            t.waiting,
+            html::duration(t.oldest_age_ms(s.taken_at_ms)),
+        );
+    }
+    body.push_str("</tbody></table></section>");
+}
+
+/// The runtimes using the store, live and gone (those that stopped heartbeating).
+fn workers_section(body: &mut String, workers: &[WorkerPresence]) {
+    let live = workers.iter().filter(|w| w.live).count();
+    let _ = write!(body, "<section id=\"workers\"><h2>Workers ({live} live)</h2>");
+    if workers.is_empty() {
+        body.push_str("<p class=\"empty\">No runtime has recorded itself.</p></section>");
+        return;
+    }
+    body.push_str(
+        "<table><thead><tr><th>Worker</th><th>Tags</th><th>Activity slots</th><th>Turn slots</th><th>Version</th>\
+         <th>Last seen</th><th>State</th></tr></thead><tbody>",
+    );
+    for w in workers {
+        let r = &w.record;
+        let _ = write!(
+            body,
+            "<tr class=\"{state}\"><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} ago</td><td>{state}</td></tr>",
+            esc(&r.worker_id),
+            esc(&r.tags.describe()),
+            r.activity_slots,
+            r.orchestration_slots,
+            esc(&r.duroxide_version),
+            html::duration(w.last_seen_ago_ms),
+            state = if w.live { "live" } else { "gone" },
+        );
+    }
+    body.push_str(
+        "</tbody></table><p>A worker is gone when it has not refreshed its record for three heartbeats: it crashed, \
+         hangs, or cannot reach the store.</p></section>",
+    );
 }
 
 fn queue_row(body: &mut String, name: &str, d: &QueueDepth) {

@@ -266,6 +266,18 @@ impl Provider for Instrumented {
         self.call("set_status_note", self.inner.set_status_note(instance, note)).await
     }
 
+    async fn record_worker(&self, record: &WorkerRecord) -> Result<(), ProviderError> {
+        self.call("record_worker", self.inner.record_worker(record)).await
+    }
+
+    async fn remove_worker(&self, worker_id: &str) -> Result<bool, ProviderError> {
+        self.call("remove_worker", self.inner.remove_worker(worker_id)).await
+    }
+
+    async fn list_workers(&self) -> Result<Vec<WorkerRecord>, ProviderError> {
+        self.call("list_workers", self.inner.list_workers()).await
+    }
+
     // ---- Optional capabilities: forwarded, never left to the defaults, so the store's own
     // (faster) versions are the ones that run.
     async fn fetch_orchestration_item_cached(

@@ -280,6 +280,14 @@ pub struct PendingActivity {
     /// take it (see `docs/activity-routing.md`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tag: Option<String>,
+    /// Whether a live runtime serves its tag (one whose filter admits the tag, with at
+    /// least one activity slot): `Some(false)` means no running node will ever take it
+    /// until one serving the tag starts. Filled by
+    /// [`Client::describe_instance`](crate::Client::describe_instance) from the runtimes'
+    /// presence records; `None` where nobody looked (a store's own
+    /// [`Provider::describe_instance`](super::Provider::describe_instance)).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub served: Option<bool>,
 }
 
 /// A durable timer that has not fired.
@@ -447,6 +455,13 @@ pub struct TagBacklog {
     pub waiting: u64,
     /// When the oldest of them became (or becomes) runnable, ms since the epoch.
     pub oldest_visible_at_ms: u64,
+    /// How many live runtimes serve the tag (their filter admits it and they have at least
+    /// one activity slot); 0 means no running node will take this work. Filled by
+    /// [`Client::store_summary`](crate::Client::store_summary) from the runtimes' presence
+    /// records; a store's own [`Provider::store_summary`](super::Provider::store_summary)
+    /// leaves it 0.
+    #[serde(default)]
+    pub served_by: u32,
 }
 
 impl TagBacklog {

@@ -9,7 +9,8 @@
 //!
 //! This file holds the trait only. The data it moves lives in `types` (records, items,
 //! commits, filters, snapshots) and `messages` (queue messages), its error in `errors`,
-//! in-process wake-ups in `notifiers` and the shared identifier limits in `limits`; all of
+//! in-process wake-ups in `notifiers`, the shared identifier limits in `limits` and the
+//! runtimes' presence records in `workers`; all of
 //! them are re-exported here, so `duroxide::provider::X` names every one. `instrumented`
 //! holds the wrapper that times and traces every call of the runtime and the client.
 //!
@@ -25,6 +26,7 @@ mod messages;
 mod notifiers;
 mod types;
 mod values;
+mod workers;
 
 #[cfg(feature = "postgres")]
 pub mod postgres;
@@ -46,6 +48,9 @@ pub use notifiers::{Finished, Notifiers};
 pub use tags::TagFilter;
 pub use types::*;
 pub use values::{ValueWrite, apply_value_writes, value_writes};
+pub use workers::{
+    GONE_AFTER_HEARTBEATS, GONE_WORKER_RETENTION_MS, GONE_WORKERS_DELETED_PER_WRITE, WorkerRecord,
+};
 
 use crate::history::Event;
 use std::sync::Arc;
@@ -61,7 +66,7 @@ use std::time::Duration;
 /// The methods without a default are the contract a store must implement: creating
 /// instances and enqueuing messages, the orchestration turn (fetch, commit, abandon,
 /// renew), activity work and sessions (fetch, renew, complete, abandon), reads for the
-/// client and operators, and export/import. The conformance suite
+/// client and operators, export/import, and the runtimes' presence records. The conformance suite
 /// (`provider::validation`, feature `provider-test`) checks all of them.
 ///
 /// # Optional capabilities
@@ -314,6 +319,24 @@ pub trait Provider: Send + Sync + 'static {
         &self,
         instance: &str,
     ) -> Result<std::collections::BTreeMap<String, String>, ProviderError>;
+
+    // ---- Required: worker presence (which runtimes run, and what they serve)
+    // Each runtime writes its own record at start and on every heartbeat and removes it on
+    // a graceful shutdown. A store keeps the records as written and never judges them:
+    // readers decide liveness from `last_seen_ms` and `heartbeat_ms`
+    // (`WorkerRecord::is_live`).
+    /// Inserts or replaces (by `worker_id`) a runtime's presence record, exactly as given.
+    /// In the same call, deletes at most [`GONE_WORKERS_DELETED_PER_WRITE`] records that
+    /// have been gone for longer than [`GONE_WORKER_RETENTION_MS`] as of
+    /// `record.last_seen_ms` (the writer's clock), so records of nodes that crashed do
+    /// not pile up.
+    async fn record_worker(&self, record: &WorkerRecord) -> Result<(), ProviderError>;
+
+    /// Removes a runtime's presence record (a graceful shutdown); false when there was none.
+    async fn remove_worker(&self, worker_id: &str) -> Result<bool, ProviderError>;
+
+    /// Every presence record the store holds, live and gone, by worker id.
+    async fn list_workers(&self) -> Result<Vec<WorkerRecord>, ProviderError>;
 
     // ---- Optional capabilities (see the table above). Each default falls back to the
     // next simpler method, so overriding any one of them keeps the others correct.

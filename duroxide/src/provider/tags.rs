@@ -17,7 +17,15 @@ use std::collections::BTreeSet;
 /// assert!(TagFilter::untagged_and(["gpu"]).accepts(None));
 /// assert!(!TagFilter::None.accepts(None));
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+///
+/// It serializes as `{"kind": "tags", "tags": ["gpu"]}` (`kind` one of `none`,
+/// `untagged`, `tags`, `untagged_and`, `any`; `tags` only with the two that list tags):
+/// the form runtimes record in their presence records (see [`WorkerRecord`]) and the CLI
+/// prints with `--json`.
+///
+/// [`WorkerRecord`]: crate::provider::WorkerRecord
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", content = "tags", rename_all = "snake_case")]
 pub enum TagFilter {
     /// No activities at all: an orchestration-only node.
     None,
@@ -122,5 +130,20 @@ mod tests {
         }
         assert!(TagFilter::tags(Vec::<String>::new()).takes_nothing());
         assert_eq!(TagFilter::untagged_and(["b", "a"]).describe(), "untagged + a, b");
+    }
+
+    #[test]
+    fn filters_read_back_exactly_from_json() {
+        let cases = [
+            (TagFilter::None, r#"{"kind":"none"}"#),
+            (TagFilter::Untagged, r#"{"kind":"untagged"}"#),
+            (TagFilter::tags(["video", "gpu"]), r#"{"kind":"tags","tags":["gpu","video"]}"#),
+            (TagFilter::untagged_and(["gpu"]), r#"{"kind":"untagged_and","tags":["gpu"]}"#),
+            (TagFilter::Any, r#"{"kind":"any"}"#),
+        ];
+        for (filter, json) in cases {
+            assert_eq!(serde_json::to_string(&filter).unwrap(), json);
+            assert_eq!(serde_json::from_str::<TagFilter>(json).unwrap(), filter);
+        }
     }
 }

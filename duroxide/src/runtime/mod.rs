@@ -13,6 +13,7 @@
 //! engines); `activity_dispatcher` takes activities, `activity_run` runs one, `completions`
 //! commits results and locks the next turns, `lock_renewal` keeps locks; `backlog` is the
 //! queue of items locked for this node, `sessions` and `versions` hold the background loops,
+//! `presence` the node's presence record (its heartbeat),
 //! `shutdown` and `backoff` the waits, `options` the settings, `clock` the time turns run at; `metrics` names and records
 //! every metric, `queue_metrics` samples the store's queue depths.
 
@@ -28,6 +29,7 @@ mod lock_renewal;
 pub(crate) mod metrics;
 mod options;
 mod orchestration_dispatcher;
+mod presence;
 mod queue_metrics;
 mod sessions;
 mod shutdown;
@@ -97,6 +99,10 @@ pub struct Runtime {
     /// Stops every loop of this node (see `Shutdown`).
     shutdown: ShutdownSignal,
     tasks: Mutex<Vec<JoinHandle<()>>>,
+    /// The loop that refreshes this node's presence record, kept apart from `tasks`: a
+    /// graceful shutdown waits for it to stop before removing the record, so no late
+    /// refresh writes the record back.
+    presence: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -158,7 +164,12 @@ impl Runtime {
             filter,
         });
         warn_about_missing_versions(&inner).await;
+        // The record exists once start returns, so operators (and tests) see the node at once.
+        let started_at_ms = crate::now_ms();
+        presence::announce(&inner, started_at_ms).await;
         let shutdown = ShutdownSignal::new();
+        let presence =
+            tokio::spawn(presence::presence_loop(inner.clone(), started_at_ms, shutdown.subscribe()));
         let mut tasks = Vec::new();
         tasks.push(tokio::spawn(blocked_scan_loop(inner.clone(), shutdown.subscribe())));
         tasks.push(tokio::spawn(session_heartbeat_loop(inner.clone(), shutdown.subscribe())));
@@ -175,7 +186,7 @@ impl Runtime {
                 tasks.push(tokio::spawn(worker_loop(inner.clone(), shutdown.subscribe())));
             }
         }
-        Runtime { inner, given, shutdown, tasks: Mutex::new(tasks) }
+        Runtime { inner, given, shutdown, tasks: Mutex::new(tasks), presence: Mutex::new(Some(presence)) }
     }
 
     /// The store this runtime uses.
@@ -185,15 +196,22 @@ impl Runtime {
 
     /// Stops fetching new work and waits for in-flight turns and activities to finish,
     /// at most `timeout` (`None`: 30 s); whatever is still running then is aborted (its
-    /// work is retried by the next runtime). Returns as soon as everything stopped.
+    /// work is retried by the next runtime). Returns as soon as everything stopped. The
+    /// node's presence record is removed first: a node that takes no new work serves no
+    /// tag.
     pub async fn shutdown(&self, timeout: Option<Duration>) {
         self.shutdown.trigger();
         // Completions still committing lock no more instances for this node.
         self.inner.ready.close();
         let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|e| e.into_inner()));
+        let presence = self.presence.lock().unwrap_or_else(|e| e.into_inner()).take();
         let aborts: Vec<_> = tasks.iter().map(|t| t.abort_handle()).collect();
         let inner = self.inner.clone();
         let all = async move {
+            if let Some(presence) = presence {
+                let _ = presence.await;
+                presence::withdraw(&inner).await;
+            }
             futures::future::join_all(tasks).await;
             // Then the activity completions still being committed.
             loop {
@@ -230,6 +248,11 @@ impl Drop for Runtime {
         self.shutdown.trigger();
         for t in self.tasks.lock().unwrap_or_else(|e| e.into_inner()).iter() {
             t.abort();
+        }
+        // As in a crash, the presence record stays; readers see it as gone three
+        // heartbeats later.
+        if let Some(p) = self.presence.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            p.abort();
         }
         // Completions being committed die too, as in a crash.
         self.inner.completions.lock().unwrap_or_else(|e| e.into_inner()).abort_all();

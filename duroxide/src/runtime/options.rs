@@ -84,6 +84,14 @@ pub struct RuntimeOptions {
     /// running at the same time must never share an id. Activities see it as
     /// `ActivityContext::worker_id`.
     pub worker_node_id: Option<String>,
+    /// How often this node refreshes its presence record in the store (default 10 s;
+    /// at least 10 ms). Every runtime writes one when it starts (its id, tag filter, slots
+    /// and duroxide version; orchestration-only nodes too, with no activity slots) and
+    /// removes it on a graceful shutdown. A record not refreshed for three intervals
+    /// counts as gone: `Client::workers`, the per-tag `served_by` of
+    /// `Client::store_summary` and `duroxide workers` count only live ones. See
+    /// `docs/activity-routing.md`.
+    pub worker_heartbeat_interval: Duration,
     /// How long a cancelled activity (the orchestration no longer wants its result: it
     /// ended, the activity lost a select, or it was cancelled) may keep running after its
     /// cancellation token was signalled. One that has not returned by then is aborted and
@@ -119,6 +127,7 @@ impl Default for RuntimeOptions {
             value_limits: crate::orchestration::ValueLimits::default(),
             activity_tags: TagFilter::Untagged,
             worker_node_id: None,
+            worker_heartbeat_interval: Duration::from_secs(10),
             cancellation_grace_period: Duration::from_secs(10),
             clock: Arc::new(SystemClock),
         }

@@ -31,7 +31,8 @@ pub use replay::{
 
 /// Implements [`Provider`](crate::provider::Provider) for a wrapper that intercepts some
 /// calls: the methods written in the block, plus the management methods
-/// (`list_instances_page` … `store_summary`) forwarded unchanged to the field named after
+/// (`list_instances_page` … `store_summary`, the durable values and the presence records)
+/// forwarded unchanged to the field named after
 /// `forward_management_to`, so a test wrapper of the dispatch path need not spell them out.
 /// [`Provider::kind`](crate::Provider::kind) is forwarded too.
 /// The shape (the wrapper's own methods elided; `duroxide/tests/dispatch_paths.rs` has a
@@ -119,6 +120,18 @@ macro_rules! provider_wrapper {
             instance: &str,
         ) -> Result<::std::collections::BTreeMap<String, String>, $crate::ProviderError> {
             self.$inner.get_values(instance).await
+        }
+        async fn record_worker(
+            &self,
+            record: &$crate::provider::WorkerRecord,
+        ) -> Result<(), $crate::ProviderError> {
+            self.$inner.record_worker(record).await
+        }
+        async fn remove_worker(&self, worker_id: &str) -> Result<bool, $crate::ProviderError> {
+            self.$inner.remove_worker(worker_id).await
+        }
+        async fn list_workers(&self) -> Result<Vec<$crate::provider::WorkerRecord>, $crate::ProviderError> {
+            self.$inner.list_workers().await
         }
         fn kind(&self) -> &'static str {
             self.$inner.kind()

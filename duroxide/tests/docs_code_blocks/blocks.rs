@@ -397,6 +397,14 @@ for v in client.count_instances_by_version().await? {
 // Instances per state and queue depths, for health checks and dashboards.
 let summary = client.store_summary().await?;
 println!("{} orchestrator messages ready", summary.orchestrator_queue.ready);
+// Work waiting per tag, and how many live runtimes serve the tag (0: nobody will take it).
+for t in &summary.activity_tags {
+    println!("{:?}: {} waiting, served by {}", t.tag, t.waiting, t.served_by);
+}
+// The runtimes using the store (live ones; `true` adds those that stopped heartbeating).
+for w in client.workers(false).await? {
+    println!("{} serves {}, last seen {} ms ago", w.record.worker_id, w.record.tags.describe(), w.last_seen_ago_ms);
+}
 Ok(())
 }
 }

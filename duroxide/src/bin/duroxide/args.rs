@@ -80,8 +80,12 @@ pub enum Command {
     /// Instances per orchestration version and duroxide version: which versions still
     /// have unfinished instances and which can be retired.
     Versions(VersionsArgs),
-    /// Instances per state and queue depths.
+    /// Instances per state, queue depths, and per tag the activities waiting and how many
+    /// live workers serve it.
     Stats,
+    /// The runtimes using the store: id, tags served, slots, version, when last seen.
+    /// Live ones only, unless --all.
+    Workers(WorkersArgs),
     /// Write every instance of the store as JSON lines (to stdout or --output).
     Export(ExportArgs),
     /// Read instances written by `export` into the store, creating and migrating the store
@@ -323,6 +327,14 @@ pub struct VersionsArgs {
     /// Only this orchestration.
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct WorkersArgs {
+    /// Also list runtimes that stopped heartbeating (gone: crashed, hung or cut off from
+    /// the store) in the last hour.
+    #[arg(long)]
+    pub all: bool,
 }
 
 #[derive(Debug, Args)]

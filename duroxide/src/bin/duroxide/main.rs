@@ -7,7 +7,7 @@
 //!
 //! Layout: `args` (the command line, as clap types), `store` (store URLs and opening),
 //! `commands/` (one file per command group: `inspect` list/show/history, `control`
-//! raise/cancel/terminate, `cleanup` delete/prune, `report` versions/stats, `transfer`
+//! raise/cancel/terminate, `cleanup` delete/prune, `report` versions/stats/workers, `transfer`
 //! export/import/copy, `console` the web console's standalone server), `output` (tables, JSON, time formatting), `time` (parsing
 //! `--updated-before 7d`), `confirm` (the y/N prompt and `--yes`), `error` (exit statuses
 //! and the hints printed on stderr).

@@ -126,6 +126,18 @@ impl PostgresProvider {
         self.read(async |tx| shared::summary(tx, now, live_only).await).await
     }
 
+    pub(super) async fn write_worker(&self, record: &WorkerRecord) -> Result<(), ProviderError> {
+        self.write(async |tx| shared::record_worker(tx, record).await).await
+    }
+
+    pub(super) async fn delete_worker(&self, worker_id: &str) -> Result<bool, ProviderError> {
+        self.write(async |tx| shared::remove_worker(tx, worker_id).await).await
+    }
+
+    pub(super) async fn worker_records(&self) -> Result<Vec<WorkerRecord>, ProviderError> {
+        self.read(async |tx| shared::list_workers(tx).await).await
+    }
+
     /// The plans the database chooses for a listing page and a count with `filter`
     /// (`EXPLAIN` of the statements the management calls run), so an operator can
     /// check that a filter is served by an index on a large store.

@@ -276,6 +276,18 @@ macro_rules! provider_impl {
                 self.write_status_note(instance, note).await
             }
 
+            async fn record_worker(&self, record: &WorkerRecord) -> Result<(), ProviderError> {
+                self.write_worker(record).await
+            }
+
+            async fn remove_worker(&self, worker_id: &str) -> Result<bool, ProviderError> {
+                self.delete_worker(worker_id).await
+            }
+
+            async fn list_workers(&self) -> Result<Vec<WorkerRecord>, ProviderError> {
+                self.worker_records().await
+            }
+
             fn notifiers(&self) -> Option<Arc<Notifiers>> {
                 Some(self.notifiers.clone())
             }

@@ -37,9 +37,9 @@
 //! This file holds the public API (the factory trait, the runner, the macros and the one
 //! list of tests); the tests themselves live in one file per topic (`instances`, `queues`,
 //! `locks`, `commit`, `activities`, `sessions`, `tags`, `batches`, `messages`, `filters`,
-//! `transfer`, `corruption`, `concurrency`, `status` (event queues, status version), and
-//! the management calls in `listing` and
-//! `removal`) and are re-exported here, so every test stays
+//! `transfer`, `corruption`, `concurrency`, `status` (event queues, status version),
+//! `values`, the runtimes' presence records in `workers`, and the management calls in
+//! `listing` and `removal`) and are re-exported here, so every test stays
 //! reachable as `duroxide::provider::validation::<name>`.
 
 use super::*;
@@ -66,6 +66,7 @@ mod support;
 mod tags;
 mod transfer;
 mod values;
+mod workers;
 
 pub use activities::*;
 pub use batches::*;
@@ -84,6 +85,7 @@ pub use status::*;
 pub use tags::*;
 pub use transfer::*;
 pub use values::*;
+pub use workers::*;
 
 /// Makes fresh, empty stores for the conformance tests.
 #[async_trait::async_trait]
@@ -447,6 +449,12 @@ macro_rules! __duroxide_validation_list {
             stale_commit_writes_no_values,
             values_go_with_deleted_instances_and_stay_after_prune,
             values_travel_with_export_and_import,
+            // worker presence
+            worker_records_read_back_exactly,
+            recording_again_refreshes_the_record,
+            remove_worker_removes_only_its_record,
+            gone_records_stay_readable_then_expire,
+            expiry_deletes_a_bounded_batch_per_write,
         ] }
     };
 }

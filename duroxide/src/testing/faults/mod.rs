@@ -59,7 +59,7 @@ use crate::provider::{
     HistoryPage, InstanceCursor, InstanceDescription, InstanceFilter, InstancePage, InstanceRecord,
     InstanceSnapshot, LockAfterComplete, Notifiers, OrchestrationItem, OutboundMessage, PageRequest,
     Provider, ProviderError, PruneOptions, StateCount, StoreSummary, TerminateOutcome, TurnCommit,
-    VersionCount, WorkerIdentity,
+    VersionCount, WorkerIdentity, WorkerRecord,
 };
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -445,6 +445,15 @@ mod tests {
             }
             async fn set_status_note(&self, _: &str, _: &str) -> Result<(), ProviderError> {
                 Ok(())
+            }
+            async fn record_worker(&self, _: &WorkerRecord) -> Result<(), ProviderError> {
+                Ok(())
+            }
+            async fn remove_worker(&self, _: &str) -> Result<bool, ProviderError> {
+                Ok(false)
+            }
+            async fn list_workers(&self) -> Result<Vec<WorkerRecord>, ProviderError> {
+                Ok(Vec::new())
             }
         }
         FaultyProvider::new(Arc::new(Inert), seed, config)

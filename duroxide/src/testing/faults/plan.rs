@@ -85,6 +85,12 @@ pub enum ProviderOp {
     GetValue,
     /// [`Provider::get_values`].
     GetValues,
+    /// [`Provider::record_worker`].
+    RecordWorker,
+    /// [`Provider::remove_worker`].
+    RemoveWorker,
+    /// [`Provider::list_workers`].
+    ListWorkers,
 }
 
 /// Which lock a call works under, for [`Fault::SleptPastLock`] and [`Fault::LockLost`].
@@ -96,7 +102,7 @@ pub(super) enum LockKind {
 
 impl ProviderOp {
     /// Every operation, in declaration order.
-    pub const ALL: [ProviderOp; 37] = [
+    pub const ALL: [ProviderOp; 40] = [
         ProviderOp::CreateInstance,
         ProviderOp::EnqueueMessage,
         ProviderOp::FetchOrchestrationItem,
@@ -134,6 +140,9 @@ impl ProviderOp {
         ProviderOp::SetStatusNote,
         ProviderOp::GetValue,
         ProviderOp::GetValues,
+        ProviderOp::RecordWorker,
+        ProviderOp::RemoveWorker,
+        ProviderOp::ListWorkers,
     ];
 
     /// The trait method's name (`"commit_turn"`).
@@ -176,6 +185,9 @@ impl ProviderOp {
             ProviderOp::SetStatusNote => "set_status_note",
             ProviderOp::GetValue => "get_value",
             ProviderOp::GetValues => "get_values",
+            ProviderOp::RecordWorker => "record_worker",
+            ProviderOp::RemoveWorker => "remove_worker",
+            ProviderOp::ListWorkers => "list_workers",
         }
     }
 
@@ -198,6 +210,7 @@ impl ProviderOp {
                 | ProviderOp::ExportInstance
                 | ProviderOp::GetValue
                 | ProviderOp::GetValues
+                | ProviderOp::ListWorkers
         )
     }
 

@@ -289,6 +289,18 @@ impl Provider for FaultyProvider {
         self.wrap(ProviderOp::SetStatusNote, self.inner.set_status_note(instance, note)).await
     }
 
+    async fn record_worker(&self, record: &WorkerRecord) -> Result<(), ProviderError> {
+        self.wrap(ProviderOp::RecordWorker, self.inner.record_worker(record)).await
+    }
+
+    async fn remove_worker(&self, worker_id: &str) -> Result<bool, ProviderError> {
+        self.wrap(ProviderOp::RemoveWorker, self.inner.remove_worker(worker_id)).await
+    }
+
+    async fn list_workers(&self) -> Result<Vec<WorkerRecord>, ProviderError> {
+        self.wrap(ProviderOp::ListWorkers, self.inner.list_workers()).await
+    }
+
     fn notifiers(&self) -> Option<Arc<Notifiers>> {
         self.inner.notifiers()
     }

@@ -135,13 +135,20 @@ fn describe_text(d: &InstanceDescription) -> String {
         "LOCKED BY",
         "LOCKED UNTIL",
     ]);
+    let mut unserved = std::collections::BTreeSet::new();
     for p in &d.pending_activities {
         let name = if p.cancel_requested { format!("{} (cancel requested)", p.name) } else { p.name.clone() };
+        let mut tag = p.tag.clone().unwrap_or_else(|| "-".into());
+        if p.served == Some(false) {
+            tag.push_str(" (no live worker)");
+            unserved
+                .insert(p.tag.as_deref().map_or_else(|| "untagged work".to_string(), |t| format!("tag {t}")));
+        }
         t.row(vec![
             p.execution_id.to_string(),
             p.event_id.to_string(),
             name,
-            p.tag.clone().unwrap_or_else(|| "-".into()),
+            tag,
             p.session_id.clone().unwrap_or_else(|| "-".into()),
             p.attempts.to_string(),
             format_ms(p.visible_at_ms),
@@ -150,6 +157,12 @@ fn describe_text(d: &InstanceDescription) -> String {
         ]);
     }
     section(&mut out, "Pending activities", &t);
+    for what in &unserved {
+        out.push_str(&format!(
+            "No live worker serves {what}: its activities wait until a node serving it starts \
+             (see `duroxide workers`).\n"
+        ));
+    }
 
     let mut t = Table::new(&["EXECUTION", "EVENT", "FIRES"]);
     for p in &d.pending_timers {

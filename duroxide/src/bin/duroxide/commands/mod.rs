@@ -27,6 +27,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Prune(a) => cleanup::prune(&ctx, a).await,
         Command::Versions(a) => report::versions(&ctx, a).await,
         Command::Stats => report::stats(&ctx).await,
+        Command::Workers(a) => report::workers(&ctx, a).await,
         Command::Export(a) => transfer::export(&ctx, a).await,
         Command::Import(a) => transfer::import(&ctx, a).await,
         Command::Copy(a) => transfer::copy(&ctx, a).await,

@@ -1,11 +1,12 @@
 //! Reports over the whole store: `versions` (which orchestration and duroxide versions
-//! still have unfinished instances, which can be retired) and `stats` (instances per
-//! state, queue depths). Read only.
+//! still have unfinished instances, which can be retired), `stats` (instances per
+//! state, queue depths, work waiting per tag and who serves it) and `workers` (the
+//! runtimes using the store). Read only.
 
 use super::Context;
-use crate::args::VersionsArgs;
+use crate::args::{VersionsArgs, WorkersArgs};
 use crate::error::CliError;
-use crate::output::{Table, print, print_json};
+use crate::output::{Table, count, print, print_json};
 use crate::time::{format_age, format_ms};
 use duroxide::provider::{InstanceState, QueueDepth};
 use serde::Serialize;
@@ -182,12 +183,15 @@ pub async fn stats(ctx: &Context) -> Result<(), CliError> {
     q.row(queue("activity", &s.activity_queue));
     text.push('\n');
     text.push_str(&q.render());
-    // Work waits for a worker that serves its tag; a tag no runtime serves shows here as
-    // a count whose oldest item keeps getting older.
+    // Work waits for a worker that serves its tag; a tag no live runtime serves is flagged.
     for t in &s.activity_tags {
         let tag = t.tag.as_deref().map_or_else(|| "untagged work".to_string(), |tag| format!("tag {tag}"));
+        let served = match t.served_by {
+            0 => "no live worker serves this tag".to_string(),
+            n => format!("served by {}", count(n, "live worker")),
+        };
         text.push_str(&format!(
-            "\n{} activities waiting for {tag} (oldest queued {} ago)",
+            "\n{} activities waiting for {tag} (oldest queued {} ago); {served}",
             t.waiting,
             format_age(t.oldest_age_ms(s.taken_at_ms))
         ));
@@ -197,4 +201,35 @@ pub async fn stats(ctx: &Context) -> Result<(), CliError> {
     }
     text.push_str(&format!("\nSessions held: {}\nTaken at: {}\n", s.sessions, format_ms(s.taken_at_ms)));
     print(&text)
+}
+
+/// `workers`: the runtimes using the store, by id (`--all`: gone ones too).
+pub async fn workers(ctx: &Context, a: WorkersArgs) -> Result<(), CliError> {
+    let client = ctx.client().await?;
+    let workers = client.workers(a.all).await?;
+    if ctx.json {
+        return print_json(&workers);
+    }
+    if workers.is_empty() {
+        return print(if a.all {
+            "No workers have written a presence record in the last hour.\n"
+        } else {
+            "No live workers. (--all also lists those that stopped heartbeating.)\n"
+        });
+    }
+    let mut t =
+        Table::new(&["WORKER", "TAGS", "ACTIVITY SLOTS", "TURN SLOTS", "VERSION", "LAST SEEN", "STATE"]);
+    for w in &workers {
+        let r = &w.record;
+        t.row(vec![
+            r.worker_id.clone(),
+            r.tags.describe(),
+            r.activity_slots.to_string(),
+            r.orchestration_slots.to_string(),
+            r.duroxide_version.clone(),
+            format!("{} ago", format_age(w.last_seen_ago_ms)),
+            if w.live { "live".into() } else { "gone".into() },
+        ]);
+    }
+    print(&t.render())
 }

@@ -54,6 +54,7 @@ pub(crate) async fn describe<T: SqlTx>(
             locked_until_ms: held.then_some(until),
             cancel_requested: r.int("cancelled")? != 0,
             tag: r.opt_text("tag")?,
+            served: None,
         });
     }
     let sql = format!(

@@ -6,7 +6,7 @@
 //!
 //! This file holds the statement builder (filters, cursors, order) and the listings and
 //! counts; `describe` the per-instance reads, `removal` deletes and pruning, `terminate`
-//! termination, `summary` the store summary.
+//! termination, `summary` the store summary, `workers` the runtimes' presence records.
 //!
 //! Every filter field has an index on both stores (see the migrations), so no call here
 //! scans a table whose size grows with finished work; `tests/management_plans.rs` checks
@@ -16,11 +16,13 @@ mod describe;
 mod removal;
 mod summary;
 mod terminate;
+mod workers;
 
 pub(crate) use describe::{describe, history_page};
 pub(crate) use removal::{delete_batch, delete_tree, prune};
 pub(crate) use summary::summary;
 pub(crate) use terminate::terminate;
+pub(crate) use workers::{list_workers, record_worker, remove_worker};
 
 use crate::provider::sql::ms;
 use crate::provider::sql::rows::{Columns, record_from_row};

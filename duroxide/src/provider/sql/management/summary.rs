@@ -100,6 +100,7 @@ async fn tag_backlog<T: SqlTx>(tx: &mut T, now: u64) -> Result<Vec<TagBacklog>, 
             tag: r.opt_text("tag")?,
             waiting: r.int("waiting")? as u64,
             oldest_visible_at_ms: r.int("oldest")? as u64,
+            served_by: 0,
         });
     }
     backlog.sort_by(|a, b| (a.tag.is_some(), &a.tag).cmp(&(b.tag.is_some(), &b.tag)));
