@@ -305,7 +305,7 @@ on_every_store!(
         // work, and while its slot is held the video work left waiting is served by it.
         let video_options = RuntimeOptions { worker_concurrency: 1, ..options.clone() };
         let workers = node(&store, &video_options, "video-1", TagFilter::untagged_and(["video"])).await;
-        wait_started(&held, 1).await;
+        wait_started(&client, &held, 1).await;
         let summary = client.store_summary().await.unwrap();
         let video = summary.activity_tags.iter().find(|t| t.tag.as_deref() == Some("video"));
         let video = video.expect("video work still waits: one slot runs one activity and fetches few ahead");

@@ -389,3 +389,63 @@ async fn completion_during_shutdown_leaves_the_instance_to_the_next_node() {
     assert_eq!(status, OrchestrationStatus::Completed { output: "32".into() });
     rt.shutdown(None).await;
 }
+
+/// Blocking activities that started, per instance; the gate the test opens to end them.
+static BLOCKED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+static GATE: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
+/// A node with two worker slots runs two activities at once whatever path each took: one
+/// handed over by the turn, fetched by an idle worker, or fetched ahead by a worker that is
+/// busy. Work fetched ahead goes to the node's backlog, where the idle worker takes it; it
+/// never waits behind the long activity of the worker that fetched it. Each round races
+/// the paths anew, so the rounds cover their interleavings.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn work_fetched_ahead_never_waits_behind_a_long_activity() {
+    let activities = ActivityRegistry::builder()
+        .register("Block", |ctx: ActivityContext, _input: String| async move {
+            let gate = GATE.notified();
+            BLOCKED.lock().unwrap().push(ctx.instance_id().to_string());
+            gate.await;
+            Ok("done".to_string())
+        })
+        .build();
+    let orchestrations = OrchestrationRegistry::builder()
+        .register("Pair", |ctx: OrchestrationContext, _input: String| async move {
+            let (a, b) =
+                ctx.join2(ctx.schedule_activity("Block", "a"), ctx.schedule_activity("Block", "b")).await;
+            Ok(format!("{}{}", a?, b?))
+        })
+        .build();
+    let store: Arc<dyn Provider> = Arc::new(SqliteProvider::in_memory().await.unwrap());
+    let options = RuntimeOptions {
+        worker_concurrency: 2,
+        dispatcher_poll_interval: Duration::from_millis(20),
+        ..Default::default()
+    };
+    let client = Client::new(store.clone());
+    for round in 0..60 {
+        // A fresh node each round, the instance started at once: its workers may still be
+        // on their first fetch, idle, or anywhere between when the turn commits.
+        let rt = Runtime::start_with_options(
+            store.clone(),
+            activities.clone(),
+            orchestrations.clone(),
+            options.clone(),
+        )
+        .await;
+        let id = format!("pair-{round}");
+        client.start_orchestration(&id, "Pair", "").await.unwrap();
+        let both = async {
+            while BLOCKED.lock().unwrap().iter().filter(|i| **i == id).count() < 2 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        };
+        if tokio::time::timeout(Duration::from_secs(10), both).await.is_err() {
+            panic!("round {round}: one activity waited while a worker slot was free");
+        }
+        GATE.notify_waiters();
+        let status = client.wait_for_orchestration(&id, Duration::from_secs(10)).await.unwrap();
+        assert!(matches!(status, OrchestrationStatus::Completed { .. }), "{status:?}");
+        rt.shutdown(None).await;
+    }
+}

@@ -22,20 +22,16 @@ pub(super) async fn worker_loop(inner: Arc<Inner>, mut shutdown: Shutdown) {
     let fallback = Arc::new(Notifiers::default());
     let notifiers = inner.notifiers.clone().unwrap_or(fallback);
     let mut error_backoff = ErrorBackoff::default();
-    // The next activity, locked while the current one ran, so the fetch is off the critical
-    // path (one item ahead per worker slot). Its lock is renewed from the moment it was taken.
-    let mut prefetched: Option<HeldActivity> = None;
     // Activities run since this worker last looked at the store.
     let mut since_store = 0u32;
     while !shutdown.is_shutdown() {
         let notified = notifiers.worker.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        // The item fetched ahead first (so the next look-ahead never replaces one that
-        // was not run), then handed-over work, then the store.
-        // A held item whose renewal ended lost its lock (another worker has it) or was
-        // cancelled: it is dropped here without running.
-        let held = match prefetched.take().or_else(|| inner.eager.pop()) {
+        // Handed-over and fetched-ahead work first, then the store. A held item whose
+        // renewal ended lost its lock (another worker has it) or was cancelled: it is
+        // dropped here without running.
+        let held = match inner.eager.pop() {
             Some(waiting) => waiting.still_locked(&inner).await,
             None => None,
         };
@@ -46,9 +42,7 @@ pub(super) async fn worker_loop(inner: Arc<Inner>, mut shutdown: Shutdown) {
         match next {
             Ok(Some(item)) => {
                 error_backoff.reset();
-                let ahead = run_and_fetch_ahead(&inner, item, &mut since_store).await;
-                debug_assert!(prefetched.is_none(), "a fetched-ahead item would be lost");
-                prefetched = ahead;
+                run_and_fetch_ahead(&inner, item, &mut since_store).await;
             }
             Ok(None) => {
                 error_backoff.reset();
@@ -77,17 +71,17 @@ pub(super) async fn worker_loop(inner: Arc<Inner>, mut shutdown: Shutdown) {
             }
         }
     }
-    release_unstarted(&inner, prefetched).await;
+    release_unstarted(&inner).await;
 }
 
-/// Runs an activity and, meanwhile, fetches the worker's next one from the store, unless
-/// handed-over work is waiting; even then every few activities, so the store's queue (work
-/// from other nodes, retries) is never starved by a steady local stream.
-async fn run_and_fetch_ahead(
-    inner: &Arc<Inner>,
-    item: HeldActivity,
-    since_store: &mut u32,
-) -> Option<HeldActivity> {
+/// Runs an activity and, meanwhile, fetches a next one from the store, unless handed-over
+/// work is waiting; even then every few activities, so the store's queue (work from other
+/// nodes, retries) is never starved by a steady local stream.
+///
+/// What the look-ahead takes goes to the node's backlog at once, not to this worker: if
+/// the running activity is long, an idle worker takes it instead of it waiting behind one
+/// that may run for hours (its lock is renewed all the while it waits).
+async fn run_and_fetch_ahead(inner: &Arc<Inner>, item: HeldActivity, since_store: &mut u32) {
     *since_store += 1;
     let look = inner.eager.is_empty() || *since_store >= STORE_LOOK_EVERY;
     if look {
@@ -95,26 +89,23 @@ async fn run_and_fetch_ahead(
     }
     let fetch_ahead = async {
         if !look {
-            return None;
+            return;
         }
         match fetch_activities(inner).await {
-            Ok(next) => next,
-            Err(e) => {
-                tracing::debug!(error = %e, "fetching ahead failed");
-                None
-            }
+            Ok(Some(next)) => inner.eager.push(vec![next]),
+            Ok(None) => {}
+            Err(e) => tracing::debug!(error = %e, "fetching ahead failed"),
         }
     };
     inner.eager.started();
-    let ((), ahead) = tokio::join!(run_activity(inner, item), fetch_ahead);
-    ahead
+    tokio::join!(run_activity(inner, item), fetch_ahead);
 }
 
 /// Shutting down: hands fetched-ahead and handed-over items back at once instead of letting
 /// their locks expire.
-async fn release_unstarted(inner: &Inner, prefetched: Option<HeldActivity>) {
-    let unstarted = prefetched.into_iter().chain(std::iter::from_fn(|| inner.eager.pop()));
-    for held in unstarted.collect::<Vec<_>>() {
+async fn release_unstarted(inner: &Inner) {
+    let unstarted: Vec<HeldActivity> = std::iter::from_fn(|| inner.eager.pop()).collect();
+    for held in unstarted {
         let item = held.release();
         if let Err(e) = inner.store.abandon_work_item(&item.lock_token, None).await {
             tracing::debug!(error = %e, "releasing an unstarted activity failed; its lock will expire");
