@@ -37,6 +37,8 @@ mod replay;
 mod report;
 #[path = "workloads/scale.rs"]
 mod scale;
+#[path = "workloads/scans.rs"]
+mod scans;
 #[path = "workloads/sequential.rs"]
 mod sequential;
 #[path = "workloads/store.rs"]

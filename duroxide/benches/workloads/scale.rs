@@ -5,6 +5,7 @@
 //! round-two target is at least 0.9 for each).
 
 use super::report::{Goal, report, target_ratio};
+use super::scans;
 use super::throughput::{latency_on, overhead_on};
 
 const TARGET: f64 = 0.9;
@@ -16,14 +17,20 @@ pub async fn scale(store_kind: &str, seconds: u64, preload: u64) {
         return;
     }
     let empty = super::store::open(store_kind).await;
+    let before = scans::snapshot(&empty).await;
     let empty_overhead = overhead_on(&empty, store_kind, seconds, 0).await;
     let empty_latency = latency_on(&empty, store_kind, 0).await;
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    scans::print_delta(&format!("{store_kind} empty"), &before, &scans::snapshot(&empty).await);
     empty.close().await;
 
     let full = super::store::open(store_kind).await;
     let loaded = super::preload::preload_if_asked(&full, store_kind, preload).await;
+    let before = scans::snapshot(&full).await;
     let full_overhead = overhead_on(&full, store_kind, seconds, loaded).await;
     let full_latency = latency_on(&full, store_kind, loaded).await;
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    scans::print_delta(&format!("{store_kind} preloaded"), &before, &scans::snapshot(&full).await);
     full.close().await;
 
     let throughput = full_overhead.activities_per_s / empty_overhead.activities_per_s;
