@@ -17,6 +17,9 @@ pub struct Driven {
     pub latencies_ms: Vec<f64>,
     /// Every instance started (all finished when the load returns).
     pub instances: Vec<String>,
+    /// How long the runtime took to start (0 when it runs elsewhere): it grows with the
+    /// store when start-up reads every instance.
+    pub runtime_start_ms: f64,
 }
 
 /// Starts FanOut instances of 5 activities through `client` for `seconds`, keeping at most
@@ -56,6 +59,7 @@ pub async fn drive(client: &Client, prefix: &str, seconds: u64, in_flight: usize
         activities_per_s: done as f64 * 5.0 / elapsed,
         latencies_ms: latencies,
         instances,
+        runtime_start_ms: 0.0,
     }
 }
 
@@ -67,13 +71,15 @@ async fn fanout_run(
     seconds: u64,
     in_flight: usize,
 ) -> Driven {
+    let t = Instant::now();
     let rt =
         Runtime::start_with_options(store.provider.clone(), activities(sleep_ms), orchestrations(), opts)
             .await;
+    let runtime_start_ms = t.elapsed().as_secs_f64() * 1000.0;
     let client = Client::new(store.provider.clone());
     let driven = drive(&client, "f", seconds, in_flight).await;
     rt.shutdown(Some(Duration::from_secs(10))).await;
-    driven
+    Driven { runtime_start_ms, ..driven }
 }
 
 pub async fn fanout(store_kind: &str, seconds: u64) {
@@ -138,6 +144,7 @@ pub async fn overhead_on(store: &Store, store_kind: &str, seconds: u64, preloade
         ("orchestrations_per_s", d.orchestrations_per_s),
         ("activities_per_s", d.activities_per_s),
         ("latency_p50_ms", percentile(&d.latencies_ms, 0.5)),
+        ("runtime_start_ms", d.runtime_start_ms),
     ];
     let raw_seconds = seconds.min(5);
     let raw = match store_kind {
@@ -181,7 +188,9 @@ pub struct Latency {
 
 /// `latency` on an open store: 200 single-activity instances one after another.
 pub async fn latency_on(store: &Store, store_kind: &str, preloaded: u64) -> Latency {
+    let t = Instant::now();
     let rt = Runtime::start_with_store(store.provider.clone(), activities(0), orchestrations()).await;
+    let runtime_start_ms = t.elapsed().as_secs_f64() * 1000.0;
     let client = Client::new(store.provider.clone());
     let mut lat = Vec::new();
     for i in 0..200 {
@@ -197,7 +206,12 @@ pub async fn latency_on(store: &Store, store_kind: &str, preloaded: u64) -> Late
     report(
         "latency",
         store_kind,
-        &[("preloaded_instances", preloaded as f64), ("p50_ms", l.p50_ms), ("p99_ms", l.p99_ms)],
+        &[
+            ("preloaded_instances", preloaded as f64),
+            ("p50_ms", l.p50_ms),
+            ("p99_ms", l.p99_ms),
+            ("runtime_start_ms", runtime_start_ms),
+        ],
     );
     if store_kind == "postgres" {
         target_ratio("latency", store_kind, "p50_ms", l.p50_ms, Goal::AtMost, 5.0);
