@@ -4,7 +4,8 @@
 //! count for each filter an operator typically uses, and a bulk delete of 10% of the store
 //! in the client's bounded batches. Stores: file and postgres (the load needs SQL access).
 
-use super::{Store, percentile, report};
+use super::report::{percentile, report};
+use super::store::Store;
 use duroxide::BulkDelete;
 use duroxide::prelude::*;
 use duroxide::provider::{InstanceFilter, InstanceState, ListOrder};
@@ -71,7 +72,7 @@ pub async fn management(kind: &str, instances: u64) {
         eprintln!("management: skipped on the memory store (the bulk load needs SQL access to the file)");
         return;
     }
-    let store = super::open(kind).await;
+    let store = super::store::open(kind).await;
     let t = Instant::now();
     load(&store, kind, instances).await;
     let load_s = t.elapsed().as_secs_f64();
@@ -116,4 +117,5 @@ pub async fn management(kind: &str, instances: u64) {
     figures.extend(leaked);
     figures.push(("bulk_delete_per_s", gone as f64 / delete_s));
     report("management", kind, &figures);
+    store.close().await;
 }
