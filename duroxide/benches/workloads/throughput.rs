@@ -112,8 +112,17 @@ pub async fn fanout(store_kind: &str, seconds: u64) {
 /// trip in flight does not idle the node (8/8 beats 2/4, more does not help); PostgreSQL
 /// does best at 2/4 (at 8/8 the dispatchers contend on the server: about half the
 /// throughput).
+///
+/// `DUROXIDE_BENCH_CONCURRENCY=T/W` overrides both, to explore other settings.
 pub fn overhead_options(store_kind: &str) -> RuntimeOptions {
     let (turns, workers) = if store_kind == "postgres" { (2, 4) } else { (8, 8) };
+    let (turns, workers) = std::env::var("DUROXIDE_BENCH_CONCURRENCY")
+        .ok()
+        .and_then(|v| {
+            let (t, w) = v.split_once('/')?;
+            Some((t.trim().parse().ok()?, w.trim().parse().ok()?))
+        })
+        .unwrap_or((turns, workers));
     RuntimeOptions { orchestration_concurrency: turns, worker_concurrency: workers, ..Default::default() }
 }
 

@@ -60,6 +60,18 @@ const ENQUEUE_MESSAGES_SQL: &str = "INSERT INTO orchestrator_queue (instance_id,
      FROM UNNEST($1::text[], $2::text[], $3::bigint[]) WITH ORDINALITY AS m(instance_id, message, visible_at, n) \
      ORDER BY m.n";
 
+/// Creates instance `$1` (name `$2`, version `$3`, at `$4`) unless the id is taken, and
+/// then queues its start message `$5` and notifies channel `$6` with `$7`; returns a row
+/// only when it created the instance.
+const START_INSTANCE_SQL: &str = "WITH created AS (\
+       INSERT INTO instances (instance_id, name, version, state, created_at, updated_at) \
+       VALUES ($1, $2, $3, 'Pending', $4, $4) ON CONFLICT (instance_id) DO NOTHING RETURNING instance_id), \
+     queued AS (\
+       INSERT INTO orchestrator_queue (instance_id, message, visible_at, enqueued_at) \
+       SELECT instance_id, $5, $4, $4 FROM created), \
+     notified AS (SELECT pg_notify($6, $7) FROM created) \
+     SELECT instance_id, (SELECT COUNT(*) FROM notified) AS notices FROM created";
+
 impl PostgresProvider {
     /// Inserts an instance row; false when it exists already.
     pub(super) async fn insert_instance(
@@ -97,6 +109,8 @@ impl PostgresProvider {
         Ok(row.is_some())
     }
 
+    /// Creates an instance with its start message and wakes the dispatchers, in one
+    /// statement (one round trip): nothing is written when the id is taken.
     pub(super) async fn start_instance(
         &self,
         instance: &str,
@@ -105,24 +119,34 @@ impl PostgresProvider {
         input: &str,
     ) -> Result<(), ProviderError> {
         let now = crate::now_ms();
-        let mut tx = self.begin().await?;
-        if !Self::insert_instance(&mut tx, instance, name, version, None, now).await? {
-            return Err(ProviderError::InstanceExists(instance.to_string()));
-        }
         let msg = OrchestratorMessage::StartOrchestration {
             name: name.to_string(),
             version: version.map(str::to_string),
             input: input.to_string(),
             parent: None,
         };
-        Self::insert_message(&mut tx, instance, &msg, None, now).await?;
-        self.notify_orchestrator(&mut tx, None).await?;
-        tx.commit().await.map_err(storage)?;
+        let created = sqlx::query(START_INSTANCE_SQL)
+            .bind(instance)
+            .bind(name)
+            .bind(version)
+            .bind(ms(now))
+            .bind(to_json(&msg)?)
+            .bind(&self.channel)
+            .bind(orchestrator_wake(None))
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(storage)?;
+        if created.is_none() {
+            return Err(ProviderError::InstanceExists(instance.to_string()));
+        }
         self.notifiers.wake_orchestrator_at(None);
         Ok(())
     }
 
     pub(super) async fn commit(&self, lock_token: &str, commit: TurnCommit) -> Result<(), ProviderError> {
+        if super::turn::fits_one_statement(&commit) {
+            return self.commit_in_one_statement(lock_token, commit).await;
+        }
         // A constant number of statements whatever the size of the turn: events, activities,
         // cancellations and messages each go in one statement (arrays bound as parameters);
         // only a sub-orchestration start costs one more, to create its instance.
@@ -216,46 +240,27 @@ impl PostgresProvider {
         commit: &TurnCommit,
         now: u64,
     ) -> Result<(), ProviderError> {
-        let exec = ms(commit.execution_id);
-        let started = commit.new_events.iter().find_map(|e| match &e.kind {
-            EventKind::OrchestrationStarted { version, duroxide_version, .. } => {
-                Some((version.as_str(), duroxide_version.as_str()))
-            }
-            _ => None,
-        });
-        let exec_state = match commit.update.state {
-            InstanceState::Completed | InstanceState::Failed => commit.update.state,
-            _ if commit.next_execution_id.is_some() => InstanceState::Completed,
-            _ => InstanceState::Running,
-        };
-        let u = &commit.update;
-        let error = u.error.as_ref().map(to_json).transpose()?;
-        let (set_cs, cs) = match &u.custom_status {
-            Some(v) => (true, v.clone()),
-            None => (false, None),
-        };
-        let next_exec = commit.next_execution_id.map(ms).unwrap_or(exec);
-        let (started_version, started_dv) = (started.map(|s| s.0), started.map(|s| s.1));
+        let v = TurnState::of(commit)?;
         sqlx::query(TURN_STATE_SQL)
             .bind(instance)
-            .bind(exec)
+            .bind(v.exec)
             .bind(ms(now))
             .bind(lock_token)
-            .bind(started.is_some())
-            .bind(started_version)
-            .bind(started_dv)
-            .bind(!commit.new_events.is_empty())
-            .bind(exec_state.as_str())
-            .bind(&u.name)
-            .bind(&u.version)
-            .bind(next_exec)
-            .bind(u.state.as_str())
-            .bind(&u.output)
-            .bind(error)
-            .bind(set_cs)
-            .bind(cs)
-            .bind(started_dv.and_then(|dv| semver::Version::parse(dv).ok()).map(|v| version_key(&v)))
-            .bind(ms(commit.status_changes()))
+            .bind(v.started)
+            .bind(v.started_version)
+            .bind(v.started_dv)
+            .bind(v.appended)
+            .bind(v.exec_state.as_str())
+            .bind(v.name)
+            .bind(v.version)
+            .bind(v.next_exec)
+            .bind(v.state.as_str())
+            .bind(v.output)
+            .bind(v.error)
+            .bind(v.set_custom_status)
+            .bind(v.custom_status)
+            .bind(v.dv_key)
+            .bind(v.status_changes)
             .execute(&mut *tx)
             .await
             .map_err(storage)?;
@@ -411,9 +416,73 @@ impl PostgresProvider {
     }
 }
 
+/// What a turn writes to its execution and instance rows, ready to bind.
+pub(super) struct TurnState<'a> {
+    pub(super) exec: i64,
+    /// The turn started the execution (its row is created), with this version and
+    /// duroxide version.
+    pub(super) started: bool,
+    pub(super) started_version: Option<&'a str>,
+    pub(super) started_dv: Option<&'a str>,
+    pub(super) dv_key: Option<i64>,
+    /// The turn appended events (the execution row is updated).
+    pub(super) appended: bool,
+    pub(super) exec_state: InstanceState,
+    pub(super) name: &'a str,
+    pub(super) version: &'a str,
+    pub(super) next_exec: i64,
+    pub(super) state: InstanceState,
+    pub(super) output: &'a Option<String>,
+    pub(super) error: Option<String>,
+    pub(super) set_custom_status: bool,
+    pub(super) custom_status: Option<String>,
+    pub(super) status_changes: i64,
+}
+
+impl<'a> TurnState<'a> {
+    pub(super) fn of(commit: &'a TurnCommit) -> Result<Self, ProviderError> {
+        let exec = ms(commit.execution_id);
+        let started = commit.new_events.iter().find_map(|e| match &e.kind {
+            EventKind::OrchestrationStarted { version, duroxide_version, .. } => {
+                Some((version.as_str(), duroxide_version.as_str()))
+            }
+            _ => None,
+        });
+        let exec_state = match commit.update.state {
+            InstanceState::Completed | InstanceState::Failed => commit.update.state,
+            _ if commit.next_execution_id.is_some() => InstanceState::Completed,
+            _ => InstanceState::Running,
+        };
+        let u = &commit.update;
+        let (set_custom_status, custom_status) = match &u.custom_status {
+            Some(v) => (true, v.clone()),
+            None => (false, None),
+        };
+        let started_dv = started.map(|s| s.1);
+        Ok(TurnState {
+            exec,
+            started: started.is_some(),
+            started_version: started.map(|s| s.0),
+            started_dv,
+            dv_key: started_dv.and_then(|dv| semver::Version::parse(dv).ok()).map(|v| version_key(&v)),
+            appended: !commit.new_events.is_empty(),
+            exec_state,
+            name: &u.name,
+            version: &u.version,
+            next_exec: commit.next_execution_id.map(ms).unwrap_or(exec),
+            state: u.state,
+            output: &u.output,
+            error: u.error.as_ref().map(to_json).transpose()?,
+            set_custom_status,
+            custom_status,
+            status_changes: ms(commit.status_changes()),
+        })
+    }
+}
+
 /// An activity with a lock token is handed straight to a worker of this node: it is stored
 /// locked, its first attempt counted.
-fn eager(a: &ActivityWorkItem) -> bool {
+pub(super) fn eager(a: &ActivityWorkItem) -> bool {
     !a.lock_token.is_empty()
 }
 
@@ -421,7 +490,7 @@ fn eager(a: &ActivityWorkItem) -> bool {
 /// for "now" at most, `w` when it queued work for any worker, `f:<instance>` when the
 /// instance `finished`, and `s:<origin>:<instance>` when its custom status `status_changed`
 /// (so `Client::wait_for_status_change` in other processes wakes at once).
-fn turn_wake_ups(
+pub(super) fn turn_wake_ups(
     wake_at: &[Option<u64>],
     now: u64,
     unlocked_work: bool,

@@ -74,10 +74,16 @@ impl LockTarget<'_> {
     /// so concurrent fetches never wait for each other.
     pub(super) fn candidates(&self) -> String {
         match self {
-            // One row per message: at most `$8` instances, fewer when one has several.
+            // One row per message: at most `$8` instances, fewer when one has several. The
+            // queue drives the loop whatever the statistics say: the instance is looked up
+            // per message (a `LATERAL` subquery with `LIMIT 1`, which the planner cannot
+            // turn into a join over all of `instances`; a generic plan of the plain join
+            // walked every instance per fetch).
             LockTarget::Oldest => format!(
-                "SELECT i.instance_id FROM orchestrator_queue q JOIN instances i ON i.instance_id = q.instance_id \
-                 WHERE q.visible_at <= $1 AND (i.lock_token IS NULL OR i.locked_until <= $1) AND {FILTER_SQL} \
+                "SELECT i.instance_id FROM orchestrator_queue q \
+                 CROSS JOIN LATERAL (SELECT i.instance_id FROM instances i WHERE i.instance_id = q.instance_id \
+                   AND (i.lock_token IS NULL OR i.locked_until <= $1) AND {FILTER_SQL} LIMIT 1) i \
+                 WHERE q.visible_at <= $1 \
                  ORDER BY q.id LIMIT $8 FOR UPDATE OF i SKIP LOCKED"
             ),
             LockTarget::Instances(_) => format!(

@@ -45,6 +45,7 @@ mod options;
 mod queries;
 mod sessions;
 mod transfer;
+mod turn;
 mod values;
 mod work;
 

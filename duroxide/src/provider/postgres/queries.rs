@@ -110,9 +110,9 @@ impl PostgresProvider {
         let now = crate::now_ms();
         let sql = format!(
             "SELECT DISTINCT i.instance_id FROM orchestrator_queue q \
-             JOIN instances i ON i.instance_id = q.instance_id \
-             WHERE q.visible_at <= $1 AND (i.lock_token IS NULL OR i.locked_until <= $1) \
-             AND NOT ({FILTER_SQL}) LIMIT $8"
+             CROSS JOIN LATERAL (SELECT i.instance_id FROM instances i WHERE i.instance_id = q.instance_id \
+               AND (i.lock_token IS NULL OR i.locked_until <= $1) AND NOT ({FILTER_SQL}) LIMIT 1) i \
+             WHERE q.visible_at <= $1 LIMIT $8"
         );
         let query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(ms(now));
         let ids = FilterParams::new(filter)

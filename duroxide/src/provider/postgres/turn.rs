@@ -1,0 +1,195 @@
+//! The turn commit in one statement: the common turn (events, state, activities, messages
+//! to instances that exist; no sub-orchestration start, value write or cancellation) is
+//! written by a single SQL statement, so it costs one round trip and one commit instead of
+//! a transaction of eight. Other turns take the transaction in `commit`.
+//!
+//! Every part of the statement hangs on `held`, the instance the lock token still locks
+//! (row-locked for the statement): when the lock was lost, nothing is written and the
+//! caller gets `LockLost`. A failing part (a duplicate event id) fails the whole statement,
+//! which is its own transaction.
+
+use super::commit::{TurnState, eager, turn_wake_ups};
+use super::*;
+
+/// `$1` lock token; `$2` execution; `$3` now; `$4`..`$18` the turn state (see
+/// `TurnState`); `$19`..`$21` events (ids, types, JSON); `$22`..`$32` activities (as in
+/// `ENQUEUE_ACTIVITIES_SQL`, visible at `$3`); `$33`..`$35` messages (targets, JSON,
+/// visible-at; sent only to instances that exist); `$36` the notification channel, `$37`
+/// wake-ups that name no instance, `$38` whether to announce that the instance finished,
+/// `$39` whether its custom status changed (with origin `$40`), `$41` the longest id a
+/// notification names.
+const ONE_STATEMENT_TURN_SQL: &str = "WITH held AS (\
+       SELECT instance_id FROM instances WHERE lock_token = $1 FOR UPDATE), \
+     hist AS (\
+       INSERT INTO history (instance_id, execution_id, event_id, event_type, data) \
+       SELECT h.instance_id, $2, e.event_id, e.event_type, e.data \
+       FROM held h, UNNEST($19::bigint[], $20::text[], $21::text[]) AS e(event_id, event_type, data)), \
+     started AS (\
+       INSERT INTO executions (instance_id, execution_id, version, state, duroxide_version, started_at, updated_at) \
+       SELECT h.instance_id, $2, $5, $8, $6, $3, $3 FROM held h WHERE $4), \
+     advanced AS (\
+       UPDATE executions x SET state = $8, updated_at = $3 FROM held h \
+       WHERE x.instance_id = h.instance_id AND x.execution_id = $2 AND $7 AND NOT $4), \
+     consumed AS (DELETE FROM orchestrator_queue WHERE lock_token = $1 AND EXISTS (SELECT 1 FROM held)), \
+     acts AS (\
+       INSERT INTO worker_queue (instance_id, execution_id, event_id, name, input, visible_at, session_id, \
+         lock_token, locked_until, attempt_count, tag, orchestration_name, orchestration_version) \
+       SELECT h.instance_id, a.execution_id, a.event_id, a.name, a.input, $3, a.session_id, a.lock_token, \
+         a.locked_until, a.attempt_count, a.tag, a.orchestration_name, a.orchestration_version \
+       FROM held h, UNNEST($22::bigint[], $23::bigint[], $24::text[], $25::text[], $26::text[], $27::text[], \
+         $28::bigint[], $29::integer[], $30::text[], $31::text[], $32::text[]) WITH ORDINALITY \
+         AS a(execution_id, event_id, name, input, session_id, lock_token, locked_until, attempt_count, tag, \
+         orchestration_name, orchestration_version, n) \
+       ORDER BY a.n \
+       ON CONFLICT (instance_id, execution_id, event_id) DO NOTHING), \
+     msgs AS (\
+       INSERT INTO orchestrator_queue (instance_id, message, visible_at, enqueued_at) \
+       SELECT m.instance_id, m.message, m.visible_at, $3 \
+       FROM held h, UNNEST($33::text[], $34::text[], $35::bigint[]) WITH ORDINALITY \
+         AS m(instance_id, message, visible_at, n) \
+       WHERE m.instance_id = h.instance_id \
+         OR EXISTS (SELECT 1 FROM instances t WHERE t.instance_id = m.instance_id) \
+       ORDER BY m.n \
+       RETURNING instance_id), \
+     notified AS (\
+       SELECT pg_notify($36, w.p) FROM held h, LATERAL (\
+         SELECT UNNEST($37::text[]) \
+         UNION ALL SELECT CASE WHEN octet_length(h.instance_id) <= $41 THEN 'f:' || h.instance_id ELSE 'f' END \
+           WHERE $38 \
+         UNION ALL SELECT CASE WHEN octet_length(h.instance_id) <= $41 THEN 's:' || $40 || ':' || h.instance_id \
+           ELSE 's:' || $40 END \
+           WHERE $39) AS w(p)) \
+     UPDATE instances SET name = $9, version = $10, execution_id = $11, state = $12, output = $13, \
+       error = $14, custom_status = CASE WHEN $15 THEN $16 ELSE custom_status END, \
+       custom_status_version = custom_status_version + $18, \
+       duroxide_version = COALESCE($6, duroxide_version), \
+       duroxide_version_key = COALESCE($17, duroxide_version_key), status_note = NULL, \
+       updated_at = $3, lock_token = NULL, locked_until = 0 \
+     WHERE instance_id = (SELECT instance_id FROM held) \
+     RETURNING instance_id, (SELECT COUNT(*) FROM notified) AS notices, \
+       (SELECT COALESCE(array_agg(instance_id), '{}') FROM msgs) AS sent";
+
+/// Whether `commit` can be written by [`ONE_STATEMENT_TURN_SQL`]: it starts no instance
+/// (a start may need a conflict reply), writes no value and cancels no activity.
+pub(super) fn fits_one_statement(commit: &TurnCommit) -> bool {
+    commit.cancelled_activities.is_empty()
+        && !commit
+            .messages
+            .iter()
+            .any(|m| matches!(m.message, OrchestratorMessage::StartOrchestration { .. }))
+        && crate::provider::value_writes(&commit.new_events).is_empty()
+}
+
+impl PostgresProvider {
+    /// Commits a turn that [`fits_one_statement`] in one round trip.
+    pub(super) async fn commit_in_one_statement(
+        &self,
+        lock_token: &str,
+        commit: TurnCommit,
+    ) -> Result<(), ProviderError> {
+        let now = crate::now_ms();
+        let v = TurnState::of(&commit)?;
+        let events = &commit.new_events;
+        let event_ids: Vec<i64> = events.iter().map(|e| ms(e.event_id)).collect();
+        let event_types: Vec<&str> = events.iter().map(|e| e.kind.type_name()).collect();
+        let event_data = events.iter().map(to_json).collect::<Result<Vec<_>, _>>()?;
+        let acts = &commit.activities;
+        let locked_until = ms(now + commit.activity_lock_timeout.as_millis() as u64);
+        let mut targets = Vec::with_capacity(commit.messages.len());
+        let mut messages = Vec::with_capacity(commit.messages.len());
+        let mut visible_at = Vec::with_capacity(commit.messages.len());
+        let mut wake_at = Vec::with_capacity(commit.messages.len());
+        for m in &commit.messages {
+            targets.push(m.instance.as_str());
+            messages.push(to_json(&m.message)?);
+            visible_at.push(ms(m.visible_at_ms.unwrap_or(now)));
+            wake_at.push(m.visible_at_ms);
+        }
+        let unlocked_work = acts.iter().any(|a| !eager(a));
+        let terminal = commit.update.state.is_terminal();
+        let status_changed = commit.status_changes() > 0;
+        let wake_ups = turn_wake_ups(&wake_at, now, unlocked_work, None, None);
+        let row = sqlx::query(ONE_STATEMENT_TURN_SQL)
+            .bind(lock_token)
+            .bind(v.exec)
+            .bind(ms(now))
+            .bind(v.started)
+            .bind(v.started_version)
+            .bind(v.started_dv)
+            .bind(v.appended)
+            .bind(v.exec_state.as_str())
+            .bind(v.name)
+            .bind(v.version)
+            .bind(v.next_exec)
+            .bind(v.state.as_str())
+            .bind(v.output)
+            .bind(v.error)
+            .bind(v.set_custom_status)
+            .bind(v.custom_status)
+            .bind(v.dv_key)
+            .bind(v.status_changes)
+            .bind(event_ids)
+            .bind(event_types)
+            .bind(event_data)
+            .bind(acts.iter().map(|a| ms(a.execution_id)).collect::<Vec<_>>())
+            .bind(acts.iter().map(|a| ms(a.event_id)).collect::<Vec<_>>())
+            .bind(acts.iter().map(|a| a.name.as_str()).collect::<Vec<_>>())
+            .bind(acts.iter().map(|a| a.input.as_str()).collect::<Vec<_>>())
+            .bind(acts.iter().map(|a| a.session_id.as_deref()).collect::<Vec<_>>())
+            .bind(acts.iter().map(|a| eager(a).then_some(a.lock_token.as_str())).collect::<Vec<_>>())
+            .bind(acts.iter().map(|a| if eager(a) { locked_until } else { 0 }).collect::<Vec<_>>())
+            .bind(acts.iter().map(|a| i32::from(eager(a))).collect::<Vec<_>>())
+            .bind(acts.iter().map(|a| a.tag.as_deref()).collect::<Vec<_>>())
+            .bind(acts.iter().map(|a| a.orchestration_name.as_str()).collect::<Vec<_>>())
+            .bind(acts.iter().map(|a| a.orchestration_version.as_str()).collect::<Vec<_>>())
+            .bind(&targets)
+            .bind(&messages)
+            .bind(&visible_at)
+            .bind(&self.channel)
+            .bind(&wake_ups)
+            .bind(terminal)
+            .bind(status_changed)
+            .bind(&self.origin)
+            .bind(MAX_INSTANCE_ID_BYTES as i32)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|err| match events.first().zip(events.last()) {
+                Some((first, last)) => ProviderError::Storage(format!(
+                    "committing the turn (events {}..={}) failed: {err}",
+                    first.event_id, last.event_id
+                )),
+                None => storage(err),
+            })?;
+        let Some(row) = row else {
+            return Err(lock_lost("instance", lock_token));
+        };
+        let instance: String = row.try_get("instance_id").map_err(storage)?;
+        let sent: Vec<String> = row.try_get("sent").map_err(storage)?;
+        // Messages to instances that do not exist were left out by the statement.
+        let mut delivered: HashMap<&str, usize> = HashMap::new();
+        for t in &sent {
+            *delivered.entry(t.as_str()).or_default() += 1;
+        }
+        for m in &commit.messages {
+            match delivered.get_mut(m.instance.as_str()) {
+                Some(n) if *n > 0 => *n -= 1,
+                _ => {
+                    tracing::warn!(instance = %m.instance, message = m.message.type_name(), "message to unknown instance dropped")
+                }
+            }
+        }
+        for w in wake_at {
+            self.notifiers.wake_orchestrator_at(w);
+        }
+        if unlocked_work {
+            self.notifiers.worker.notify_waiters();
+        }
+        if status_changed {
+            let _ = self.notifiers.status_changed.send(instance.clone());
+        }
+        if terminal {
+            let _ = self.notifiers.finished.send(Finished::id_only(instance));
+        }
+        Ok(())
+    }
+}
