@@ -1,6 +1,8 @@
-//! Durable writes of the dispatch path: an instance start, and a turn commit guarded by
-//! its lock token (history, state, activities, messages to itself and to other
-//! instances, sub-orchestration starts), each one transaction of a few statements.
+//! Durable writes of the dispatch path: an instance start (one statement), and a turn
+//! commit guarded by its lock token (history, state, activities, messages to itself and to
+//! other instances, sub-orchestration starts). Most turns commit in one statement (see
+//! `turn`); the others (sub-orchestration starts, value writes, cancellations) in one
+//! transaction of a few statements here.
 
 use super::*;
 
