@@ -179,6 +179,20 @@ impl PostgresProvider {
         );
         self.notify_all(&mut tx, &wake_ups).await?;
         tx.commit().await.map_err(storage)?;
+        self.announce_turn(instance, wake_at, unlocked_work, status_changed, terminal);
+        Ok(())
+    }
+
+    /// Tells this process what a committed turn of `instance` did: messages visible at
+    /// `wake_at`, work for any worker, a status change, the end of the instance.
+    pub(super) fn announce_turn(
+        &self,
+        instance: String,
+        wake_at: Vec<Option<u64>>,
+        unlocked_work: bool,
+        status_changed: bool,
+        terminal: bool,
+    ) {
         for w in wake_at {
             self.notifiers.wake_orchestrator_at(w);
         }
@@ -191,7 +205,6 @@ impl PostgresProvider {
         if terminal {
             let _ = self.notifiers.finished.send(Finished::id_only(instance));
         }
-        Ok(())
     }
 
     /// The instance `lock_token` still locks, row-locked until the commit so the lock cannot
@@ -243,29 +256,8 @@ impl PostgresProvider {
         now: u64,
     ) -> Result<(), ProviderError> {
         let v = TurnState::of(commit)?;
-        sqlx::query(TURN_STATE_SQL)
-            .bind(instance)
-            .bind(v.exec)
-            .bind(ms(now))
-            .bind(lock_token)
-            .bind(v.started)
-            .bind(v.started_version)
-            .bind(v.started_dv)
-            .bind(v.appended)
-            .bind(v.exec_state.as_str())
-            .bind(v.name)
-            .bind(v.version)
-            .bind(v.next_exec)
-            .bind(v.state.as_str())
-            .bind(v.output)
-            .bind(v.error)
-            .bind(v.set_custom_status)
-            .bind(v.custom_status)
-            .bind(v.dv_key)
-            .bind(v.status_changes)
-            .execute(&mut *tx)
-            .await
-            .map_err(storage)?;
+        let query = sqlx::query(TURN_STATE_SQL).bind(instance).bind(v.exec).bind(ms(now)).bind(lock_token);
+        v.bind_state(query).execute(&mut *tx).await.map_err(storage)?;
         Ok(())
     }
 
@@ -442,6 +434,33 @@ pub(super) struct TurnState<'a> {
 }
 
 impl<'a> TurnState<'a> {
+    /// Binds the state in the order both turn statements take it: started, its version and
+    /// duroxide version, appended, execution state, name, version, next execution, state,
+    /// output, error, whether and what custom status, duroxide version key, status changes.
+    pub(super) fn bind_state<'q>(
+        self,
+        q: sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>,
+    ) -> sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>
+    where
+        'a: 'q,
+    {
+        q.bind(self.started)
+            .bind(self.started_version)
+            .bind(self.started_dv)
+            .bind(self.appended)
+            .bind(self.exec_state.as_str())
+            .bind(self.name)
+            .bind(self.version)
+            .bind(self.next_exec)
+            .bind(self.state.as_str())
+            .bind(self.output)
+            .bind(self.error)
+            .bind(self.set_custom_status)
+            .bind(self.custom_status)
+            .bind(self.dv_key)
+            .bind(self.status_changes)
+    }
+
     pub(super) fn of(commit: &'a TurnCommit) -> Result<Self, ProviderError> {
         let exec = ms(commit.execution_id);
         let started = commit.new_events.iter().find_map(|e| match &e.kind {

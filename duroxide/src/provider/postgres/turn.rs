@@ -109,25 +109,9 @@ impl PostgresProvider {
         let terminal = commit.update.state.is_terminal();
         let status_changed = commit.status_changes() > 0;
         let wake_ups = turn_wake_ups(&wake_at, now, unlocked_work, None, None);
-        let row = sqlx::query(ONE_STATEMENT_TURN_SQL)
-            .bind(lock_token)
-            .bind(v.exec)
-            .bind(ms(now))
-            .bind(v.started)
-            .bind(v.started_version)
-            .bind(v.started_dv)
-            .bind(v.appended)
-            .bind(v.exec_state.as_str())
-            .bind(v.name)
-            .bind(v.version)
-            .bind(v.next_exec)
-            .bind(v.state.as_str())
-            .bind(v.output)
-            .bind(v.error)
-            .bind(v.set_custom_status)
-            .bind(v.custom_status)
-            .bind(v.dv_key)
-            .bind(v.status_changes)
+        let query = sqlx::query(ONE_STATEMENT_TURN_SQL).bind(lock_token).bind(v.exec).bind(ms(now));
+        let row = v
+            .bind_state(query)
             .bind(event_ids)
             .bind(event_types)
             .bind(event_data)
@@ -178,18 +162,7 @@ impl PostgresProvider {
                 }
             }
         }
-        for w in wake_at {
-            self.notifiers.wake_orchestrator_at(w);
-        }
-        if unlocked_work {
-            self.notifiers.worker.notify_waiters();
-        }
-        if status_changed {
-            let _ = self.notifiers.status_changed.send(instance.clone());
-        }
-        if terminal {
-            let _ = self.notifiers.finished.send(Finished::id_only(instance));
-        }
+        self.announce_turn(instance, wake_at, unlocked_work, status_changed, terminal);
         Ok(())
     }
 }
