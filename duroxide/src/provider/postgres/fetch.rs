@@ -99,7 +99,8 @@ impl LockTarget<'_> {
     /// each gets its own token from `$9` and the lock until `$10`, and its visible messages
     /// count an attempt. One row per instance: the record, the token, the stored history
     /// length (the last event id: an index seek, where a count would read the history) and
-    /// the messages in enqueue order.
+    /// the messages in enqueue order. A lock-only write: committed without waiting for the
+    /// WAL flush (see `async_commit!`).
     pub(super) fn lock_sql(&self) -> String {
         format!(
             "WITH c AS ({}), \
@@ -114,9 +115,11 @@ impl LockTarget<'_> {
                  WHERE h.instance_id = l.instance_id AND h.execution_id = l.execution_id), 0) AS stored_len, \
                ARRAY(SELECT m.id FROM m WHERE m.instance_id = l.instance_id ORDER BY m.id) AS message_ids, \
                ARRAY(SELECT m.message FROM m WHERE m.instance_id = l.instance_id ORDER BY m.id) AS messages, \
-               COALESCE((SELECT MAX(m.attempt_count) FROM m WHERE m.instance_id = l.instance_id), 0) AS attempt \
+               COALESCE((SELECT MAX(m.attempt_count) FROM m WHERE m.instance_id = l.instance_id), 0) AS attempt, \
+               {} \
              FROM l",
-            self.candidates()
+            self.candidates(),
+            async_commit!()
         )
     }
 }

@@ -36,6 +36,17 @@
 //! (client reads and management writes), `transfer` (export and import). Code the SQLite
 //! store shares lives in `provider::sql`.
 
+/// A select-list item that makes the statement's transaction commit without waiting for
+/// its WAL flush (`synchronous_commit = off` for that transaction only). Used where
+/// `SqliteDurability::Full` skips the fsync too: activity completions and lock-only
+/// writes. Losing one to a crash of the server only repeats work (an activity runs again,
+/// a lock is taken again); starts and turns always wait for the flush. Never corrupts.
+macro_rules! async_commit {
+    () => {
+        "set_config('synchronous_commit', 'off', true) AS async_commit"
+    };
+}
+
 mod commit;
 mod connection;
 mod fetch;

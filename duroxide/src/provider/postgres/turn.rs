@@ -137,12 +137,14 @@ impl PostgresProvider {
             .bind(MAX_INSTANCE_ID_BYTES as i32)
             .fetch_optional(&self.pool)
             .await
-            .map_err(|err| match events.first().zip(events.last()) {
-                Some((first, last)) => ProviderError::Storage(format!(
-                    "committing the turn (events {}..={}) failed: {err}",
+            .map_err(|err| match (storage(err), events.first().zip(events.last())) {
+                // Invalid input (a NUL byte, an oversized value) keeps its kind: the runtime
+                // fails the instance instead of retrying a write that cannot succeed.
+                (ProviderError::Storage(m), Some((first, last))) => ProviderError::Storage(format!(
+                    "committing the turn (events {}..={}) failed: {m}",
                     first.event_id, last.event_id
                 )),
-                None => storage(err),
+                (other, _) => other,
             })?;
         let Some(row) = row else {
             return Err(lock_lost("instance", lock_token));

@@ -7,8 +7,10 @@ use super::*;
 /// Deletes the work items whose tokens (`$1`) are still held and enqueues their
 /// completions (`$2` instances, `$3` messages) in order, at `$4`; touches their sessions (the
 /// idle clock of a session starts when its last activity finished). Returns the tokens
-/// that were held; with `$5`, notifies channel `$6` when there were any.
-pub(super) const COMPLETE_SQL: &str = "WITH done AS (DELETE FROM worker_queue WHERE lock_token = ANY($1::text[]) \
+/// that were held; with `$5`, notifies channel `$6` when there were any. Its transaction
+/// commits without waiting for the WAL flush (see `async_commit!`).
+pub(super) const COMPLETE_SQL: &str = concat!(
+    "WITH done AS (DELETE FROM worker_queue WHERE lock_token = ANY($1::text[]) \
        RETURNING lock_token, session_id), \
      touched AS (UPDATE sessions SET last_activity_at = $4 WHERE session_id IN (SELECT session_id FROM done)), \
      sent AS (INSERT INTO orchestrator_queue (instance_id, message, visible_at, enqueued_at) \
@@ -16,7 +18,9 @@ pub(super) const COMPLETE_SQL: &str = "WITH done AS (DELETE FROM worker_queue WH
        FROM UNNEST($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS c(lock_token, instance_id, message, n) \
        WHERE c.lock_token IN (SELECT lock_token FROM done) ORDER BY c.n) \
      SELECT ARRAY(SELECT lock_token FROM done) AS done, \
-       CASE WHEN $5 AND EXISTS (SELECT 1 FROM done) THEN pg_notify($6, 'o')::text END AS notified";
+       CASE WHEN $5 AND EXISTS (SELECT 1 FROM done) THEN pg_notify($6, 'o')::text END AS notified, ",
+    async_commit!()
+);
 
 /// Locks the oldest visible work items worker `$1` may run at `$2` that need no session
 /// claim: the run of session-less items before the oldest session item the worker may run
@@ -25,8 +29,10 @@ pub(super) const COMPLETE_SQL: &str = "WITH done AS (DELETE FROM worker_queue WH
 /// and its id), locked until `$6`. Work cancelled by its orchestration whose worker is gone
 /// is dropped on the way. The first row's `session_first` is that session item, if any;
 /// a row without `id` means nothing was locked. `{tags}` stands for the worker's tag
-/// condition (see `tag_condition`), whose tag list, when it has one, is `$7`.
-pub(super) const FETCH_WORK_SQL: &str = "WITH gone AS (DELETE FROM worker_queue WHERE cancel_requested AND locked_until <= $2), \
+/// condition (see `tag_condition`), whose tag list, when it has one, is `$7`. A lock is
+/// committed without waiting for the WAL flush (see `async_commit!`).
+pub(super) const FETCH_WORK_SQL: &str = concat!(
+    "WITH gone AS (DELETE FROM worker_queue WHERE cancel_requested AND locked_until <= $2), \
      bound AS (SELECT MIN(w.id) AS id FROM worker_queue w LEFT JOIN sessions s ON s.session_id = w.session_id \
        WHERE w.session_id IS NOT NULL AND w.visible_at <= $2 AND (w.lock_token IS NULL OR w.locked_until <= $2) \
          AND NOT w.cancel_requested AND {tags} AND ((s.worker_id = $1 AND s.locked_until > $2) \
@@ -41,7 +47,10 @@ pub(super) const FETCH_WORK_SQL: &str = "WITH gone AS (DELETE FROM worker_queue 
        attempt_count = w.attempt_count + 1 FROM head WHERE w.id = head.id \
        RETURNING w.id, w.lock_token, w.instance_id, w.execution_id, w.event_id, w.name, w.input, w.attempt_count, \
          w.visible_at, w.tag, w.orchestration_name, w.orchestration_version) \
-     SELECT b.id AS session_first, t.* FROM bound b LEFT JOIN taken t ON TRUE";
+     SELECT b.id AS session_first, t.*, ",
+    async_commit!(),
+    " FROM bound b LEFT JOIN taken t ON TRUE"
+);
 
 /// The condition over `worker_queue` alias `w` for the work `worker` takes by tag, its tag
 /// list (when it has one) bound as `list`.
