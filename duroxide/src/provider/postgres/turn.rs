@@ -14,7 +14,8 @@ use super::*;
 /// `$1` lock token; `$2` execution; `$3` now; `$4`..`$18` the turn state (see
 /// `TurnState`); `$19`..`$21` events (ids, types, JSON); `$22`..`$32` activities (as in
 /// `ENQUEUE_ACTIVITIES_SQL`, visible at `$3`); `$33`..`$35` messages (targets, JSON,
-/// visible-at; sent only to instances that exist); `$36` the notification channel, `$37`
+/// visible-at; sent only to instances that exist, each looked up by its id: a scalar
+/// subquery with `LIMIT 1`, which no plan turns into a hash of all of `instances`); `$36` the notification channel, `$37`
 /// wake-ups that name no instance, `$38` whether to announce that the instance finished,
 /// `$39` whether its custom status changed (with origin `$40`), `$41` the longest id a
 /// notification names.
@@ -48,7 +49,7 @@ const ONE_STATEMENT_TURN_SQL: &str = "WITH held AS (\
        FROM held h, UNNEST($33::text[], $34::text[], $35::bigint[]) WITH ORDINALITY \
          AS m(instance_id, message, visible_at, n) \
        WHERE m.instance_id = h.instance_id \
-         OR EXISTS (SELECT 1 FROM instances t WHERE t.instance_id = m.instance_id) \
+         OR (SELECT 1 FROM instances t WHERE t.instance_id = m.instance_id LIMIT 1) IS NOT NULL \
        ORDER BY m.n \
        RETURNING instance_id), \
      notified AS (\
