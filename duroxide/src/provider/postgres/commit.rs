@@ -269,23 +269,8 @@ impl PostgresProvider {
     ) -> Result<(), ProviderError> {
         let locked_until = ms(now + commit.activity_lock_timeout.as_millis() as u64);
         let acts = &commit.activities;
-        sqlx::query(ENQUEUE_ACTIVITIES_SQL)
-            .bind(instance)
-            .bind(ms(now))
-            .bind(acts.iter().map(|a| ms(a.execution_id)).collect::<Vec<_>>())
-            .bind(acts.iter().map(|a| ms(a.event_id)).collect::<Vec<_>>())
-            .bind(acts.iter().map(|a| a.name.as_str()).collect::<Vec<_>>())
-            .bind(acts.iter().map(|a| a.input.as_str()).collect::<Vec<_>>())
-            .bind(acts.iter().map(|a| a.session_id.as_deref()).collect::<Vec<_>>())
-            .bind(acts.iter().map(|a| eager(a).then_some(a.lock_token.as_str())).collect::<Vec<_>>())
-            .bind(acts.iter().map(|a| if eager(a) { locked_until } else { 0 }).collect::<Vec<_>>())
-            .bind(acts.iter().map(|a| i32::from(eager(a))).collect::<Vec<_>>())
-            .bind(acts.iter().map(|a| a.tag.as_deref()).collect::<Vec<_>>())
-            .bind(acts.iter().map(|a| a.orchestration_name.as_str()).collect::<Vec<_>>())
-            .bind(acts.iter().map(|a| a.orchestration_version.as_str()).collect::<Vec<_>>())
-            .execute(&mut *tx)
-            .await
-            .map_err(storage)?;
+        let query = sqlx::query(ENQUEUE_ACTIVITIES_SQL).bind(instance).bind(ms(now));
+        bind_activities(query, acts, locked_until).execute(&mut *tx).await.map_err(storage)?;
         Ok(())
     }
 
@@ -408,6 +393,28 @@ impl PostgresProvider {
         known.insert(instance.to_string());
         Ok(known)
     }
+}
+
+/// Binds a turn's activities as the eleven arrays both turn statements take: execution
+/// ids, event ids, names, inputs, sessions, lock tokens (NULL: not locked), lock expiries
+/// (`locked_until` for those handed to this node), attempts, tags, orchestration names and
+/// versions.
+pub(super) fn bind_activities<'q>(
+    q: sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>,
+    acts: &'q [ActivityWorkItem],
+    locked_until: i64,
+) -> sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments> {
+    q.bind(acts.iter().map(|a| ms(a.execution_id)).collect::<Vec<_>>())
+        .bind(acts.iter().map(|a| ms(a.event_id)).collect::<Vec<_>>())
+        .bind(acts.iter().map(|a| a.name.as_str()).collect::<Vec<_>>())
+        .bind(acts.iter().map(|a| a.input.as_str()).collect::<Vec<_>>())
+        .bind(acts.iter().map(|a| a.session_id.as_deref()).collect::<Vec<_>>())
+        .bind(acts.iter().map(|a| eager(a).then_some(a.lock_token.as_str())).collect::<Vec<_>>())
+        .bind(acts.iter().map(|a| if eager(a) { locked_until } else { 0 }).collect::<Vec<_>>())
+        .bind(acts.iter().map(|a| i32::from(eager(a))).collect::<Vec<_>>())
+        .bind(acts.iter().map(|a| a.tag.as_deref()).collect::<Vec<_>>())
+        .bind(acts.iter().map(|a| a.orchestration_name.as_str()).collect::<Vec<_>>())
+        .bind(acts.iter().map(|a| a.orchestration_version.as_str()).collect::<Vec<_>>())
 }
 
 /// What a turn writes to its execution and instance rows, ready to bind.

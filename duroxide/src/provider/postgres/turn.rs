@@ -8,7 +8,7 @@
 //! caller gets `LockLost`. A failing part (a duplicate event id) fails the whole statement,
 //! which is its own transaction.
 
-use super::commit::{TurnState, eager, turn_wake_ups};
+use super::commit::{TurnState, bind_activities, eager, turn_wake_ups};
 use super::*;
 
 /// `$1` lock token; `$2` execution; `$3` now; `$4`..`$18` the turn state (see
@@ -111,22 +111,8 @@ impl PostgresProvider {
         let status_changed = commit.status_changes() > 0;
         let wake_ups = turn_wake_ups(&wake_at, now, unlocked_work, None, None);
         let query = sqlx::query(ONE_STATEMENT_TURN_SQL).bind(lock_token).bind(v.exec).bind(ms(now));
-        let row = v
-            .bind_state(query)
-            .bind(event_ids)
-            .bind(event_types)
-            .bind(event_data)
-            .bind(acts.iter().map(|a| ms(a.execution_id)).collect::<Vec<_>>())
-            .bind(acts.iter().map(|a| ms(a.event_id)).collect::<Vec<_>>())
-            .bind(acts.iter().map(|a| a.name.as_str()).collect::<Vec<_>>())
-            .bind(acts.iter().map(|a| a.input.as_str()).collect::<Vec<_>>())
-            .bind(acts.iter().map(|a| a.session_id.as_deref()).collect::<Vec<_>>())
-            .bind(acts.iter().map(|a| eager(a).then_some(a.lock_token.as_str())).collect::<Vec<_>>())
-            .bind(acts.iter().map(|a| if eager(a) { locked_until } else { 0 }).collect::<Vec<_>>())
-            .bind(acts.iter().map(|a| i32::from(eager(a))).collect::<Vec<_>>())
-            .bind(acts.iter().map(|a| a.tag.as_deref()).collect::<Vec<_>>())
-            .bind(acts.iter().map(|a| a.orchestration_name.as_str()).collect::<Vec<_>>())
-            .bind(acts.iter().map(|a| a.orchestration_version.as_str()).collect::<Vec<_>>())
+        let query = v.bind_state(query).bind(event_ids).bind(event_types).bind(event_data);
+        let row = bind_activities(query, acts, locked_until)
             .bind(&targets)
             .bind(&messages)
             .bind(&visible_at)
