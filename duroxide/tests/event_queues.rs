@@ -154,7 +154,19 @@ on_all_stores!(
             }
         }
         assert_eq!(completed(&client, "p-1").await, "all 3");
+        // The notice of the last change may still be on its way: the client can hear that
+        // the instance finished (a PostgreSQL notification) before the committing task
+        // announces the status change in-process.
         let mut announced = Vec::new();
+        let all_three = async {
+            while announced.len() < 3 {
+                match notices.recv().await {
+                    Ok(id) => announced.push(id),
+                    Err(e) => panic!("the notices ended early: {e}"),
+                }
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(10), all_three).await;
         while let Ok(id) = notices.try_recv() {
             announced.push(id);
         }
