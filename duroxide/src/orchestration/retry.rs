@@ -170,17 +170,12 @@ impl OrchestrationContext {
         let plan = RetryPlan { ctx: self.clone(), loc, name, input, placement, policy, retryable };
         RetryFuture { plan: Some(plan), running: None }
     }
+}
 
-    pub(crate) fn retry_at(
-        &self,
-        loc: &'static std::panic::Location<'static>,
-        name: String,
-        input: String,
-        placement: Placement,
-        policy: RetryPolicy,
-        retryable: RetryPredicate,
-    ) -> BoxFuture<'static, Result<String, ErrorDetails>> {
-        let ctx = self.clone();
+impl RetryPlan {
+    /// The attempts, as one future: scheduled from its first poll.
+    fn run(self) -> BoxFuture<'static, Result<String, ErrorDetails>> {
+        let RetryPlan { ctx, loc, name, input, placement, policy, retryable } = self;
         Box::pin(async move {
             let max = policy.max_attempts.max(1);
             let mut attempt = 1;
@@ -281,8 +276,7 @@ impl std::future::Future for RetryFuture {
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Self::Output> {
         if let Some(plan) = self.plan.take() {
-            let RetryPlan { ctx, loc, name, input, placement, policy, retryable } = plan;
-            self.running = Some(ctx.retry_at(loc, name, input, placement, policy, retryable));
+            self.running = Some(plan.run());
         }
         match self.running.as_mut() {
             Some(running) => running.as_mut().poll(cx),
