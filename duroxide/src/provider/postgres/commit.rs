@@ -12,31 +12,16 @@ const APPEND_HISTORY_SQL: &str = "INSERT INTO history (instance_id, execution_id
      SELECT $1, $2, e.event_id, e.event_type, e.data \
      FROM UNNEST($3::bigint[], $4::text[], $5::text[]) AS e(event_id, event_type, data)";
 
-/// Records the outcome of a turn of instance `$1`, execution `$2`, at `$3`, in one statement:
-/// - the execution row: created when the turn started the execution (`$5`; version `$6`,
-///   duroxide version `$7`), otherwise, when the turn appended events (`$8`), updated; its
-///   state is `$9`;
-/// - the messages the turn consumed (locked with `$4`) are deleted;
-/// - the instance row gets `$10`..`$18` (name, version, current execution, state, output,
-///   error, custom status when `$16`, duroxide version key), its custom status version is
-///   raised by `$19` (the turn's status changes), and it is unlocked.
-///
-/// The parts touch different tables, so running them as one statement (one snapshot) changes
-/// nothing; the instance row is locked by the caller.
-const TURN_STATE_SQL: &str = "WITH started AS (\
-       INSERT INTO executions (instance_id, execution_id, version, state, duroxide_version, started_at, updated_at) \
-       SELECT $1, $2, $6, $9, $7, $3, $3 WHERE $5), \
-     advanced AS (\
-       UPDATE executions SET state = $9, updated_at = $3 \
-       WHERE instance_id = $1 AND execution_id = $2 AND $8 AND NOT $5), \
-     consumed AS (DELETE FROM orchestrator_queue WHERE lock_token = $4) \
-     UPDATE instances SET name = $10, version = $11, execution_id = $12, state = $13, output = $14, \
-       error = $15, custom_status = CASE WHEN $16 THEN $17 ELSE custom_status END, \
-       custom_status_version = custom_status_version + $19, \
-       duroxide_version = COALESCE($7, duroxide_version), \
-       duroxide_version_key = COALESCE($18, duroxide_version_key), status_note = NULL, \
-       updated_at = $3, lock_token = NULL, locked_until = 0 \
-     WHERE instance_id = $1";
+/// Records the outcome of a turn of instance `$19` (row-locked by the caller) in one
+/// statement: its execution and instance rows and its consumed messages
+/// ([`turn_state_ctes`], [`turn_instance_update`]; `$1`..`$18` as there). The parts touch
+/// different tables, so running them as one statement (one snapshot) changes nothing.
+const TURN_STATE_SQL: &str = concat!(
+    "WITH held AS (SELECT $19::text AS instance_id), ",
+    turn_state_ctes!(),
+    " ",
+    turn_instance_update!()
+);
 
 /// Enqueues activities of instance `$1`, visible at `$2`, in order: `$3` execution ids, `$4`
 /// event ids, `$5` names, `$6` inputs, `$7` sessions, `$8` lock tokens (NULL: not locked),
@@ -256,8 +241,8 @@ impl PostgresProvider {
         now: u64,
     ) -> Result<(), ProviderError> {
         let v = TurnState::of(commit)?;
-        let query = sqlx::query(TURN_STATE_SQL).bind(instance).bind(v.exec).bind(ms(now)).bind(lock_token);
-        v.bind_state(query).execute(&mut *tx).await.map_err(storage)?;
+        let query = sqlx::query(TURN_STATE_SQL).bind(lock_token).bind(v.exec).bind(ms(now));
+        v.bind_state(query).bind(instance).execute(&mut *tx).await.map_err(storage)?;
         Ok(())
     }
 
@@ -441,9 +426,10 @@ pub(super) struct TurnState<'a> {
 }
 
 impl<'a> TurnState<'a> {
-    /// Binds the state in the order both turn statements take it: started, its version and
-    /// duroxide version, appended, execution state, name, version, next execution, state,
-    /// output, error, whether and what custom status, duroxide version key, status changes.
+    /// Binds the state as `$4`..`$18` of both turn statements (see `turn_state_ctes!`):
+    /// started, its version and duroxide version, appended, execution state, name, version,
+    /// next execution, state, output, error, whether and what custom status, duroxide
+    /// version key, status changes.
     pub(super) fn bind_state<'q>(
         self,
         q: sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>,

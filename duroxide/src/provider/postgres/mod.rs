@@ -47,6 +47,39 @@ macro_rules! async_commit {
     };
 }
 
+/// The parts of a turn statement that record its outcome, over `held` (the instance the
+/// turn holds, one row or none): `$1` lock token, `$2` execution, `$3` now, `$4`..`$18` the
+/// turn state as `TurnState::bind_state` binds it. The execution row is created when the
+/// turn started the execution (`$4`; version `$5`, duroxide version `$6`), otherwise
+/// updated when the turn appended events (`$7`); its state is `$8`. The messages the turn
+/// consumed are deleted.
+macro_rules! turn_state_ctes {
+    () => {
+        "started AS (\
+           INSERT INTO executions (instance_id, execution_id, version, state, duroxide_version, started_at, updated_at) \
+           SELECT h.instance_id, $2, $5, $8, $6, $3, $3 FROM held h WHERE $4), \
+         advanced AS (\
+           UPDATE executions x SET state = $8, updated_at = $3 FROM held h \
+           WHERE x.instance_id = h.instance_id AND x.execution_id = $2 AND $7 AND NOT $4), \
+         consumed AS (DELETE FROM orchestrator_queue WHERE lock_token = $1 AND EXISTS (SELECT 1 FROM held))"
+    };
+}
+
+/// The instance row after a turn (see [`turn_state_ctes`]): `$9`..`$17` (name, version,
+/// current execution, state, output, error, custom status when `$15`, duroxide version
+/// key), its custom status version raised by `$18`, its status note cleared, unlocked.
+macro_rules! turn_instance_update {
+    () => {
+        "UPDATE instances SET name = $9, version = $10, execution_id = $11, state = $12, output = $13, \
+           error = $14, custom_status = CASE WHEN $15 THEN $16 ELSE custom_status END, \
+           custom_status_version = custom_status_version + $18, \
+           duroxide_version = COALESCE($6, duroxide_version), \
+           duroxide_version_key = COALESCE($17, duroxide_version_key), status_note = NULL, \
+           updated_at = $3, lock_token = NULL, locked_until = 0 \
+         WHERE instance_id = (SELECT instance_id FROM held)"
+    };
+}
+
 mod commit;
 mod connection;
 mod fetch;

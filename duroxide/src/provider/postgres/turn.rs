@@ -12,26 +12,21 @@ use super::commit::{TurnState, bind_activities, eager, turn_wake_ups};
 use super::*;
 
 /// `$1` lock token; `$2` execution; `$3` now; `$4`..`$18` the turn state (see
-/// `TurnState`); `$19`..`$21` events (ids, types, JSON); `$22`..`$32` activities (as in
+/// `turn_state_ctes!` and `turn_instance_update!`, shared with the transaction path);
+/// `$19`..`$21` events (ids, types, JSON); `$22`..`$32` activities (as in
 /// `ENQUEUE_ACTIVITIES_SQL`, visible at `$3`); `$33`..`$35` messages (targets, JSON,
 /// visible-at; sent only to instances that exist, each looked up by its id: a scalar
-/// subquery with `LIMIT 1`, which no plan turns into a hash of all of `instances`); `$36` the notification channel, `$37`
-/// wake-ups that name no instance, `$38` whether to announce that the instance finished,
+/// subquery with `LIMIT 1`, which no plan turns into a hash of all of `instances`); `$36`
+/// the notification channel, `$37` wake-ups that name no instance, `$38` whether to announce that the instance finished,
 /// `$39` whether its custom status changed (with origin `$40`), `$41` the longest id a
 /// notification names.
-const ONE_STATEMENT_TURN_SQL: &str = "WITH held AS (\
-       SELECT instance_id FROM instances WHERE lock_token = $1 FOR UPDATE), \
-     hist AS (\
+const ONE_STATEMENT_TURN_SQL: &str = concat!(
+    "WITH held AS (SELECT instance_id FROM instances WHERE lock_token = $1 FOR UPDATE), ",
+    turn_state_ctes!(),
+    ", hist AS (\
        INSERT INTO history (instance_id, execution_id, event_id, event_type, data) \
        SELECT h.instance_id, $2, e.event_id, e.event_type, e.data \
        FROM held h, UNNEST($19::bigint[], $20::text[], $21::text[]) AS e(event_id, event_type, data)), \
-     started AS (\
-       INSERT INTO executions (instance_id, execution_id, version, state, duroxide_version, started_at, updated_at) \
-       SELECT h.instance_id, $2, $5, $8, $6, $3, $3 FROM held h WHERE $4), \
-     advanced AS (\
-       UPDATE executions x SET state = $8, updated_at = $3 FROM held h \
-       WHERE x.instance_id = h.instance_id AND x.execution_id = $2 AND $7 AND NOT $4), \
-     consumed AS (DELETE FROM orchestrator_queue WHERE lock_token = $1 AND EXISTS (SELECT 1 FROM held)), \
      acts AS (\
        INSERT INTO worker_queue (instance_id, execution_id, event_id, name, input, visible_at, session_id, \
          lock_token, locked_until, attempt_count, tag, orchestration_name, orchestration_version) \
@@ -60,15 +55,11 @@ const ONE_STATEMENT_TURN_SQL: &str = "WITH held AS (\
          UNION ALL SELECT CASE WHEN octet_length(h.instance_id) <= $41 THEN 's:' || $40 || ':' || h.instance_id \
            ELSE 's:' || $40 END \
            WHERE $39) AS w(p)) \
-     UPDATE instances SET name = $9, version = $10, execution_id = $11, state = $12, output = $13, \
-       error = $14, custom_status = CASE WHEN $15 THEN $16 ELSE custom_status END, \
-       custom_status_version = custom_status_version + $18, \
-       duroxide_version = COALESCE($6, duroxide_version), \
-       duroxide_version_key = COALESCE($17, duroxide_version_key), status_note = NULL, \
-       updated_at = $3, lock_token = NULL, locked_until = 0 \
-     WHERE instance_id = (SELECT instance_id FROM held) \
-     RETURNING instance_id, (SELECT COUNT(*) FROM notified) AS notices, \
-       (SELECT COALESCE(array_agg(instance_id), '{}') FROM msgs) AS sent";
+    ",
+    turn_instance_update!(),
+    " RETURNING instance_id, (SELECT COUNT(*) FROM notified) AS notices, \
+       (SELECT COALESCE(array_agg(instance_id), '{}') FROM msgs) AS sent"
+);
 
 /// Whether `commit` can be written by [`ONE_STATEMENT_TURN_SQL`]: it starts no instance
 /// (a start may need a conflict reply), writes no value and cancels no activity.
