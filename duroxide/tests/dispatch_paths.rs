@@ -27,6 +27,8 @@ struct Counts {
     locked_by_completion: AtomicUsize,
     /// Activities stored already locked for a worker of this node.
     handed_to_workers: AtomicUsize,
+    /// Instance records read (a waiting client's status reads).
+    status_reads: AtomicUsize,
 }
 
 struct Counting {
@@ -146,6 +148,7 @@ impl Provider for Counting {
         self.inner.abandon_work_item(lock_token, delay).await
     }
     async fn get_instance(&self, instance: &str) -> Result<Option<InstanceRecord>, ProviderError> {
+        self.counts.status_reads.fetch_add(1, Ordering::SeqCst);
         self.inner.get_instance(instance).await
     }
     async fn read_history(
@@ -448,4 +451,50 @@ async fn work_fetched_ahead_never_waits_behind_a_long_activity() {
         assert!(matches!(status, OrchestrationStatus::Completed { .. }), "{status:?}");
         rt.shutdown(None).await;
     }
+}
+
+/// Waits for `Sleepy` (one 600 ms activity) on `inner`; returns the status reads the wait took.
+async fn status_reads_of_a_wait(inner: Arc<dyn Provider>) -> usize {
+    let counts = Arc::new(Counts::default());
+    let store: Arc<dyn Provider> =
+        Arc::new(Counting { inner, counts: counts.clone(), no_lock_on_complete: false });
+    let activities = ActivityRegistry::builder()
+        .register("Nap", |_ctx: ActivityContext, _input: String| async move {
+            tokio::time::sleep(Duration::from_millis(600)).await;
+            Ok("rested".to_string())
+        })
+        .build();
+    let orchestrations = OrchestrationRegistry::builder()
+        .register("Sleepy", |ctx: OrchestrationContext, _input: String| async move {
+            Ok(ctx.schedule_activity("Nap", "").await?)
+        })
+        .build();
+    let rt = Runtime::start_with_store(store.clone(), activities, orchestrations).await;
+    let client = Client::new(store.clone());
+    client.start_orchestration("sleepy", "Sleepy", "").await.unwrap();
+    let before = counts.status_reads.load(Ordering::SeqCst);
+    let status = client.wait_for_orchestration("sleepy", Duration::from_secs(10)).await.unwrap();
+    let reads = counts.status_reads.load(Ordering::SeqCst) - before;
+    assert_eq!(status, OrchestrationStatus::Completed { output: "rested".into() });
+    rt.shutdown(None).await;
+    reads
+}
+
+/// A store whose finish notices reach the client from every writer (here: a store in
+/// memory, which no other process can open) is read once by a waiting client, which then
+/// waits for the notice; a store file other processes may share is still polled, so an
+/// instance finished elsewhere is seen within the poll.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_client_reads_the_store_on_notices_where_they_cover_every_writer() {
+    let memory: Arc<dyn Provider> = Arc::new(SqliteProvider::in_memory().await.unwrap());
+    assert!(memory.notifiers().unwrap().sees_every_writer());
+    let reads = status_reads_of_a_wait(memory).await;
+    assert_eq!(reads, 1, "the first read, then the finish notice with the record");
+
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}", dir.path().join("shared.db").display());
+    let file: Arc<dyn Provider> = Arc::new(SqliteProvider::new(&url, None).await.unwrap());
+    assert!(!file.notifiers().unwrap().sees_every_writer());
+    let reads = status_reads_of_a_wait(file).await;
+    assert!(reads >= 3, "a shared file is polled while the instance runs ({reads} reads)");
 }

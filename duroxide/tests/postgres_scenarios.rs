@@ -272,6 +272,8 @@ async fn two_runtimes_share_one_schema() {
 async fn notify_wakes_an_idle_runtime_in_another_process() {
     on_postgres(|store, url, schema| async move {
         let runtime_store: Arc<dyn Provider> = Arc::new(pg::open(&url, &schema).await);
+        // The client waits for the runtime's finish notice, read only once a second otherwise.
+        assert!(store.notifiers().unwrap().sees_every_writer());
         let options = RuntimeOptions { dispatcher_poll_interval: Duration::from_secs(30), ..fast_options() };
         let rt = Runtime::start_with_options(runtime_store, activities(), orchestrations(), options).await;
         // Let the dispatchers go idle.

@@ -25,8 +25,8 @@ use crate::history::{ErrorCategory, ErrorDetails, Event};
 use crate::provider::instrumented::Instrumented;
 use crate::provider::{
     ExecutionRecord, IdentifierProblem, InstanceRecord, InstanceState, MAX_EVENT_NAME_BYTES,
-    MAX_INSTANCE_ID_BYTES, MAX_NAME_BYTES, OrchestratorMessage, OutboundMessage, Provider, ProviderError,
-    VersionCount, check_identifier,
+    MAX_INSTANCE_ID_BYTES, MAX_NAME_BYTES, Notifiers, OrchestratorMessage, OutboundMessage, Provider,
+    ProviderError, VersionCount, check_identifier,
 };
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -501,8 +501,9 @@ impl Client {
     ) -> Result<OrchestrationStatus, ClientError> {
         let start = Instant::now();
         let deadline = start + timeout;
-        let mut finished = self.calls.notifiers().map(|n| n.finished.subscribe());
-        let mut poll = Duration::from_millis(5);
+        let notifiers = self.calls.notifiers();
+        let mut finished = notifiers.as_ref().map(|n| n.finished.subscribe());
+        let (mut poll, max_poll) = Notifiers::client_poll(notifiers.as_deref(), Duration::from_millis(500));
         loop {
             let status = self.get_orchestration_status(instance).await?;
             match status {
@@ -537,7 +538,7 @@ impl Client {
                             return Ok(status);
                         }
                     }
-                    poll = (poll * 2).min(Duration::from_millis(500));
+                    poll = (poll * 2).min(max_poll);
                 }
                 None => {
                     tokio::time::sleep(wait).await;

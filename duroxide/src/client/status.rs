@@ -9,7 +9,7 @@
 //! backoff (5 ms doubling to 250 ms), one primary-key read each time.
 
 use super::{Client, ClientError, OrchestrationStatus};
-use crate::provider::{InstanceRecord, MAX_INSTANCE_ID_BYTES};
+use crate::provider::{InstanceRecord, MAX_INSTANCE_ID_BYTES, Notifiers};
 use std::time::{Duration, Instant};
 use tokio::sync::broadcast;
 
@@ -75,7 +75,7 @@ impl Client {
         // Subscribed before the first read, so a change committed in between is not missed.
         let mut changed = notifiers.as_ref().map(|n| n.status_changed.subscribe());
         let mut finished = notifiers.as_ref().map(|n| n.finished.subscribe());
-        let mut poll = Duration::from_millis(5);
+        let (mut poll, max_poll) = Notifiers::client_poll(notifiers.as_deref(), MAX_POLL);
         loop {
             let Some(record) = self.calls.get_instance(instance).await? else {
                 return Err(ClientError::NotFound(instance.to_string()));
@@ -98,7 +98,7 @@ impl Client {
                 }
             };
             let _ = tokio::time::timeout(wait, notice).await;
-            poll = (poll * 2).min(MAX_POLL);
+            poll = (poll * 2).min(max_poll);
         }
     }
 }

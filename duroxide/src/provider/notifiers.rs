@@ -7,6 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Notify, broadcast};
 
+/// How often a client waiting on a store that sees every writer reads it again without a
+/// notice: a safety net only.
+const SAFETY_POLL: Duration = Duration::from_secs(1);
+
 /// In-process wake-ups, so dispatchers in the same process react to new work at once
 /// instead of waiting for the next poll.
 #[derive(Debug)]
@@ -21,6 +25,9 @@ pub struct Notifiers {
     /// instance, read the store again). PostgreSQL relays it to other processes; SQLite,
     /// a single process's store, needs no relay.
     pub status_changed: broadcast::Sender<String>,
+    /// Whether every writer's notices reach this process (see
+    /// [`seeing_every_writer`](Self::seeing_every_writer)).
+    sees_every_writer: bool,
 }
 
 /// Notice that an instance reached a terminal state (see [`Notifiers::finished`]).
@@ -58,11 +65,46 @@ impl Default for Notifiers {
             worker: Notify::new(),
             finished: broadcast::channel(1024).0,
             status_changed: broadcast::channel(1024).0,
+            sees_every_writer: false,
         }
     }
 }
 
 impl Notifiers {
+    /// Notifiers of a store whose notices reach this process from every process that
+    /// writes to it: PostgreSQL with its listener, or a store no other process can open
+    /// (SQLite in memory). Clients then wait for notices and read the store again only on
+    /// one, or once a second as a safety net, instead of polling with a backoff. Such a
+    /// store calls [`notices_missed`](Self::notices_missed) whenever notices may have been
+    /// lost (a listener that reconnected).
+    pub fn seeing_every_writer() -> Self {
+        Self { sees_every_writer: true, ..Self::default() }
+    }
+
+    /// Whether every writer's notices reach this process (see
+    /// [`seeing_every_writer`](Self::seeing_every_writer)).
+    pub fn sees_every_writer(&self) -> bool {
+        self.sees_every_writer
+    }
+
+    /// Notices may have been lost: wakes every dispatcher and tells every waiting client to
+    /// read the store again.
+    pub fn notices_missed(&self) {
+        self.orchestrator.notify_waiters();
+        self.worker.notify_waiters();
+        let _ = self.finished.send(Finished::unknown());
+        let _ = self.status_changed.send(String::new());
+    }
+
+    /// How long a client waiting for an instance may go without reading the store again,
+    /// first and at most (the wait doubles in between): a notice wakes it earlier.
+    /// `None` (a store without notifiers) polls from 5 ms up to `fallback_max`.
+    pub fn client_poll(notifiers: Option<&Self>, fallback_max: Duration) -> (Duration, Duration) {
+        match notifiers {
+            Some(n) if n.sees_every_writer => (SAFETY_POLL, SAFETY_POLL),
+            _ => (Duration::from_millis(5), fallback_max),
+        }
+    }
     /// Wakes orchestration dispatchers now, or at `visible_at_ms` for delayed messages.
     pub fn wake_orchestrator_at(self: &Arc<Self>, visible_at_ms: Option<u64>) {
         let delay = visible_at_ms.map(|t| t.saturating_sub(crate::now_ms())).unwrap_or(0);
@@ -79,5 +121,32 @@ impl Notifiers {
                 }
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waits_poll_only_as_a_safety_net_where_notices_cover_every_writer() {
+        let fallback = Duration::from_millis(250);
+        let shared = Notifiers::default();
+        assert!(!shared.sees_every_writer());
+        assert_eq!(Notifiers::client_poll(Some(&shared), fallback), (Duration::from_millis(5), fallback));
+        assert_eq!(Notifiers::client_poll(None, fallback), (Duration::from_millis(5), fallback));
+        let every = Notifiers::seeing_every_writer();
+        assert!(every.sees_every_writer());
+        assert_eq!(Notifiers::client_poll(Some(&every), fallback), (SAFETY_POLL, SAFETY_POLL));
+    }
+
+    #[test]
+    fn missed_notices_send_every_waiter_back_to_the_store() {
+        let n = Notifiers::seeing_every_writer();
+        let mut finished = n.finished.subscribe();
+        let mut status = n.status_changed.subscribe();
+        n.notices_missed();
+        assert!(finished.try_recv().unwrap().concerns("any instance"));
+        assert_eq!(status.try_recv().unwrap(), "", "an empty id: some instance, read again");
     }
 }

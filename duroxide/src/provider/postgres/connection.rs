@@ -49,11 +49,19 @@ impl PostgresProvider {
             .acquire_timeout(options.acquire_timeout)
             .after_connect(move |conn, _meta| {
                 let search_path = search_path.clone();
+                // Generic plans: every statement is prepared once per connection and then
+                // executed without planning. Left to choose, PostgreSQL kept re-planning the
+                // fetch on every call (its planning cost as much as its execution). The
+                // statements are written so their generic plans are index lookups, which
+                // tests/hot_path_plans.rs and tests/management_plans.rs check.
                 Box::pin(async move {
-                    sqlx::query("SELECT set_config('search_path', $1, false)")
-                        .bind(search_path)
-                        .execute(conn)
-                        .await?;
+                    sqlx::query(
+                        "SELECT set_config('search_path', $1, false), \
+                         set_config('plan_cache_mode', 'force_generic_plan', false)",
+                    )
+                    .bind(search_path)
+                    .execute(conn)
+                    .await?;
                     Ok(())
                 })
             })
@@ -69,7 +77,9 @@ impl PostgresProvider {
             Self::migrate(&pool, &schema).await?;
         }
         let channel = format!("duroxide_{schema}");
-        let notifiers = Arc::new(Notifiers::default());
+        // With the listener, every process's notices reach this one.
+        let notifiers =
+            Arc::new(if options.listen { Notifiers::seeing_every_writer() } else { Notifiers::default() });
         let origin = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
         let listener = if options.listen {
             Some(tokio::spawn(listen_loop(pool.clone(), channel.clone(), notifiers.clone(), origin.clone())))

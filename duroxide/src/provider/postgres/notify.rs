@@ -73,14 +73,12 @@ pub(super) async fn listen_loop(pool: PgPool, channel: String, notifiers: Arc<No
                 Ok(Some(n)) => handle_notification(&notifiers, n.payload(), &origin),
                 Ok(None) => {
                     // Connection lost (sqlx reconnects): notifications may have been missed,
-                    // so wake everyone to poll once.
-                    notifiers.orchestrator.notify_waiters();
-                    notifiers.worker.notify_waiters();
+                    // so everyone reads the store once.
+                    notifiers.notices_missed();
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "postgres listener failed; reconnecting");
-                    notifiers.orchestrator.notify_waiters();
-                    notifiers.worker.notify_waiters();
+                    notifiers.notices_missed();
                     tokio::time::sleep(Duration::from_millis(500)).await;
                     break;
                 }

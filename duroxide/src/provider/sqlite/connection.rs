@@ -281,7 +281,9 @@ impl SqliteProvider {
                 SqliteDurability::Normal => BEGIN_LIGHT,
             },
         });
-        let notifiers = Arc::new(Notifiers::default());
+        // No other process can write to a store in memory; a file may be shared.
+        let notifiers =
+            Arc::new(if memory { Notifiers::seeing_every_writer() } else { Notifiers::default() });
         Ok(Self {
             conns: conns.clone(),
             group: Arc::new(GroupCommit {
