@@ -492,7 +492,9 @@ impl Client {
 
     /// Waits until the instance finishes, returning its final status, or
     /// [`ClientError::Timeout`]. Returns as soon as the instance ends when the runtime
-    /// shares this process; otherwise it polls.
+    /// shares this process or the store relays its notices (PostgreSQL), reading the store
+    /// once a second meanwhile as a safety net; on a store whose writers elsewhere send no
+    /// notice (a shared SQLite file) it polls, from 5 ms up to 500 ms.
     #[tracing::instrument(name = "duroxide.client", level = "info", skip_all, fields(operation = "wait_for_orchestration", instance = %instance))]
     pub async fn wait_for_orchestration(
         &self,
@@ -503,7 +505,7 @@ impl Client {
         let deadline = start + timeout;
         let notifiers = self.calls.notifiers();
         let mut finished = notifiers.as_ref().map(|n| n.finished.subscribe());
-        let (mut poll, max_poll) = Notifiers::client_poll(notifiers.as_deref(), Duration::from_millis(500));
+        let (mut poll, max_poll) = poll_bounds(notifiers.as_deref(), Duration::from_millis(500));
         loop {
             let status = self.get_orchestration_status(instance).await?;
             match status {
@@ -607,5 +609,34 @@ impl Client {
     )]
     pub async fn list_instances(&self) -> Result<Vec<String>, ClientError> {
         Ok(self.calls.list_instances().await?)
+    }
+}
+
+/// How often a wait for an instance reads the store without a notice: first and at most
+/// (doubling in between). Where notices reach this process from every writer
+/// ([`Notifiers::sees_every_writer`]) a read is only a safety net, once a second; otherwise
+/// (a shared SQLite file, a store without notifiers) from 5 ms up to `max`.
+pub(crate) fn poll_bounds(notifiers: Option<&Notifiers>, max: Duration) -> (Duration, Duration) {
+    const SAFETY_POLL: Duration = Duration::from_secs(1);
+    match notifiers {
+        Some(n) if n.sees_every_writer() => (SAFETY_POLL, SAFETY_POLL),
+        _ => (Duration::from_millis(5), max),
+    }
+}
+
+#[cfg(test)]
+mod poll_tests {
+    use super::*;
+
+    #[test]
+    fn waits_poll_only_as_a_safety_net_where_notices_cover_every_writer() {
+        let max = Duration::from_millis(250);
+        let shared = Notifiers::default();
+        assert!(!shared.sees_every_writer());
+        assert_eq!(poll_bounds(Some(&shared), max), (Duration::from_millis(5), max));
+        assert_eq!(poll_bounds(None, max), (Duration::from_millis(5), max));
+        let every = Notifiers::seeing_every_writer();
+        assert!(every.sees_every_writer());
+        assert_eq!(poll_bounds(Some(&every), max), (Duration::from_secs(1), Duration::from_secs(1)));
     }
 }

@@ -4,16 +4,18 @@
 //! Every custom status change an orchestration records raises the instance's status
 //! version by one (the store counts the turn's `CustomStatusSet` events in the same commit).
 //! A waiter names the last version it saw and is woken by the next change. In the process
-//! that commits the turn the wake-up is immediate (the store's in-process notifier); for
-//! changes made by other processes the client re-reads the instance row with a bounded
+//! that commits the turn the wake-up is immediate (the store's in-process notifier), and so
+//! it is in other processes where the store relays its notices (PostgreSQL); there the
+//! client reads the instance row again only on a notice or once a second. Where changes
+//! made by other processes send no notice (a shared SQLite file) it re-reads with a bounded
 //! backoff (5 ms doubling to 250 ms), one primary-key read each time.
 
-use super::{Client, ClientError, OrchestrationStatus};
-use crate::provider::{InstanceRecord, MAX_INSTANCE_ID_BYTES, Notifiers};
+use super::{Client, ClientError, OrchestrationStatus, poll_bounds};
+use crate::provider::{InstanceRecord, MAX_INSTANCE_ID_BYTES};
 use std::time::{Duration, Instant};
 use tokio::sync::broadcast;
 
-/// The longest pause between two reads when no in-process notice arrives.
+/// The longest pause between two reads on a store whose notices do not cover every writer.
 const MAX_POLL: Duration = Duration::from_millis(250);
 
 /// An instance's custom status at a version, as [`Client::wait_for_status_change`] returns it.
@@ -75,7 +77,7 @@ impl Client {
         // Subscribed before the first read, so a change committed in between is not missed.
         let mut changed = notifiers.as_ref().map(|n| n.status_changed.subscribe());
         let mut finished = notifiers.as_ref().map(|n| n.finished.subscribe());
-        let (mut poll, max_poll) = Notifiers::client_poll(notifiers.as_deref(), MAX_POLL);
+        let (mut poll, max_poll) = poll_bounds(notifiers.as_deref(), MAX_POLL);
         loop {
             let Some(record) = self.calls.get_instance(instance).await? else {
                 return Err(ClientError::NotFound(instance.to_string()));

@@ -7,10 +7,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Notify, broadcast};
 
-/// How often a client waiting on a store that sees every writer reads it again without a
-/// notice: a safety net only.
-const SAFETY_POLL: Duration = Duration::from_secs(1);
-
 /// In-process wake-ups, so dispatchers in the same process react to new work at once
 /// instead of waiting for the next poll.
 #[derive(Debug)]
@@ -96,15 +92,6 @@ impl Notifiers {
         let _ = self.status_changed.send(String::new());
     }
 
-    /// How long a client waiting for an instance may go without reading the store again,
-    /// first and at most (the wait doubles in between): a notice wakes it earlier.
-    /// `None` (a store without notifiers) polls from 5 ms up to `fallback_max`.
-    pub fn client_poll(notifiers: Option<&Self>, fallback_max: Duration) -> (Duration, Duration) {
-        match notifiers {
-            Some(n) if n.sees_every_writer => (SAFETY_POLL, SAFETY_POLL),
-            _ => (Duration::from_millis(5), fallback_max),
-        }
-    }
     /// Wakes orchestration dispatchers now, or at `visible_at_ms` for delayed messages.
     pub fn wake_orchestrator_at(self: &Arc<Self>, visible_at_ms: Option<u64>) {
         let delay = visible_at_ms.map(|t| t.saturating_sub(crate::now_ms())).unwrap_or(0);
@@ -127,18 +114,6 @@ impl Notifiers {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn waits_poll_only_as_a_safety_net_where_notices_cover_every_writer() {
-        let fallback = Duration::from_millis(250);
-        let shared = Notifiers::default();
-        assert!(!shared.sees_every_writer());
-        assert_eq!(Notifiers::client_poll(Some(&shared), fallback), (Duration::from_millis(5), fallback));
-        assert_eq!(Notifiers::client_poll(None, fallback), (Duration::from_millis(5), fallback));
-        let every = Notifiers::seeing_every_writer();
-        assert!(every.sees_every_writer());
-        assert_eq!(Notifiers::client_poll(Some(&every), fallback), (SAFETY_POLL, SAFETY_POLL));
-    }
 
     #[test]
     fn missed_notices_send_every_waiter_back_to_the_store() {
