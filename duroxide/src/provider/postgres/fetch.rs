@@ -100,19 +100,15 @@ impl LockTarget<'_> {
     /// count an attempt. One row per instance: the record, the token, the stored history
     /// length (the last event id: an index seek, where a count would read the history) and
     /// the messages in enqueue order. A lock-only write: committed without waiting for the
-    /// WAL flush (see `async_commit!`). The updates look their rows up by the ids in `t`
-    /// (`= ANY(ARRAY(..))`), so their plans stay index lookups on a small, young table,
-    /// where a join with `t` would be planned as a walk of the table.
+    /// WAL flush (see `async_commit!`).
     pub(super) fn lock_sql(&self) -> String {
         format!(
             "WITH c AS ({}), \
              t AS (SELECT d.instance_id, row_number() OVER () AS n FROM (SELECT DISTINCT instance_id FROM c) d), \
              l AS (UPDATE instances i SET lock_token = ($9::text[])[t.n::int], locked_until = $10 FROM t \
-                   WHERE i.instance_id = t.instance_id AND i.instance_id = ANY(ARRAY(SELECT instance_id FROM t)) \
-                   RETURNING i.*), \
+                   WHERE i.instance_id = t.instance_id RETURNING i.*), \
              m AS (UPDATE orchestrator_queue q SET lock_token = l.lock_token, attempt_count = q.attempt_count + 1 \
                    FROM l WHERE q.instance_id = l.instance_id AND q.visible_at <= $1 \
-                   AND q.instance_id = ANY(ARRAY(SELECT instance_id FROM t)) \
                    RETURNING q.instance_id, q.id, q.message, q.attempt_count) \
              SELECT l.*, \
                COALESCE((SELECT MAX(h.event_id) FROM history h \
