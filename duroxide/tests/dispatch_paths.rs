@@ -29,6 +29,9 @@ struct Counts {
     handed_to_workers: AtomicUsize,
     /// Instance records read (a waiting client's status reads).
     status_reads: AtomicUsize,
+    /// Activity fetches running now, and the most that ever ran at once.
+    activity_fetches_in_flight: AtomicUsize,
+    most_activity_fetches_at_once: AtomicUsize,
 }
 
 struct Counting {
@@ -99,7 +102,11 @@ impl Provider for Counting {
         lock_timeout: Duration,
         worker: &WorkerIdentity,
     ) -> Result<Option<ActivityWorkItem>, ProviderError> {
-        let item = self.inner.fetch_work_item(lock_timeout, worker).await?;
+        let at_once = self.counts.activity_fetches_in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.counts.most_activity_fetches_at_once.fetch_max(at_once, Ordering::SeqCst);
+        let item = self.inner.fetch_work_item(lock_timeout, worker).await;
+        self.counts.activity_fetches_in_flight.fetch_sub(1, Ordering::SeqCst);
+        let item = item?;
         if item.is_some() {
             self.counts.store_activity_fetches.fetch_add(1, Ordering::SeqCst);
         }
@@ -272,6 +279,51 @@ async fn without_lock_on_completion_turns_are_fetched_with_the_same_history() {
             .collect::<Vec<_>>()
     };
     assert_eq!(shape(&fast), shape(&slow));
+}
+
+/// Announced work wakes every idle worker loop of a node. One of them fetches (its batch
+/// goes to the node's backlog for the others) while the rest wait for that fetch instead of
+/// racing it to the store for the same rows, which on SQLite would queue one write
+/// transaction per loop on the single writer, nearly all of them finding nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_fetches_activities_one_fetch_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}", dir.path().join("gate.db").display());
+    let counts = Arc::new(Counts::default());
+    let sqlite: Arc<dyn Provider> = Arc::new(SqliteProvider::new(&url, None).await.unwrap());
+    let store: Arc<dyn Provider> =
+        Arc::new(Counting { inner: sqlite, counts: counts.clone(), no_lock_on_complete: false });
+    let activities = ActivityRegistry::builder()
+        .register("Nap", |_ctx: ActivityContext, n: String| async move {
+            tokio::time::sleep(Duration::from_millis(3)).await;
+            Ok(n)
+        })
+        .build();
+    let orchestrations = OrchestrationRegistry::builder()
+        .register("Wide", |ctx: OrchestrationContext, _input: String| async move {
+            let tasks = (1..=12).map(|i| ctx.schedule_activity("Nap", i.to_string())).collect();
+            let mut total = 0u64;
+            for r in ctx.join(tasks).await {
+                total += r?.parse::<u64>().map_err(|e| OrchestrationError::application(e.to_string()))?;
+            }
+            Ok(total.to_string())
+        })
+        .build();
+    let options =
+        RuntimeOptions { worker_concurrency: 8, orchestration_concurrency: 2, ..Default::default() };
+    let rt = Runtime::start_with_options(store.clone(), activities, orchestrations, options).await;
+    let client = Client::new(store.clone());
+    for i in 0..8 {
+        client.start_orchestration(&format!("wide-{i}"), "Wide", "").await.unwrap();
+    }
+    for i in 0..8 {
+        let status =
+            client.wait_for_orchestration(&format!("wide-{i}"), Duration::from_secs(30)).await.unwrap();
+        assert_eq!(status, OrchestrationStatus::Completed { output: "78".into() }, "wide-{i}");
+    }
+    rt.shutdown(None).await;
+    assert!(counts.store_activity_fetches.load(Ordering::SeqCst) > 0, "workers fetched from the store");
+    assert_eq!(counts.most_activity_fetches_at_once.load(Ordering::SeqCst), 1);
 }
 
 /// More activities than workers, of different lengths: workers run handed-over work,

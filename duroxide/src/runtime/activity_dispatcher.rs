@@ -37,7 +37,7 @@ pub(super) async fn worker_loop(inner: Arc<Inner>, mut shutdown: Shutdown) {
         };
         let next = match held {
             Some(item) => Ok(Some(item)),
-            None => fetch_activities(&inner).await,
+            None => fetch_activities(&inner, Busy::Wait).await,
         };
         match next {
             Ok(Some(item)) => {
@@ -91,7 +91,7 @@ async fn run_and_fetch_ahead(inner: &Arc<Inner>, item: HeldActivity, since_store
         if !look {
             return;
         }
-        match fetch_activities(inner).await {
+        match fetch_activities(inner, Busy::Skip).await {
             Ok(Some(next)) => inner.eager.push(vec![next]),
             Ok(None) => {}
             Err(e) => tracing::debug!(error = %e, "fetching ahead failed"),
@@ -113,9 +113,39 @@ async fn release_unstarted(inner: &Inner) {
     }
 }
 
+/// What a worker loop does when another loop of its node is fetching already.
+#[derive(Clone, Copy)]
+enum Busy {
+    /// Wait for that fetch and take nothing from the store: its batch lands in the backlog,
+    /// which the caller reads next (`Ok(None)` tells it to look there).
+    Wait,
+    /// Return at once with nothing (a fetch ahead: the other fetch covers it).
+    Skip,
+}
+
 /// Fetches an activity for the calling worker and, in the same store call, as many more as
 /// the node's backlog of handed-over work has room for (queued for the other workers).
-async fn fetch_activities(inner: &Inner) -> Result<Option<HeldActivity>, ProviderError> {
+///
+/// One fetch at a time per node: when new work is announced every idle worker loop wakes,
+/// and without the gate each would race the others to the store for the same rows (on
+/// SQLite each a write transaction on the one writer connection, mostly returning nothing).
+/// With it, the first loop fetches a batch for all and the rest take from the backlog.
+///
+/// A loop that waited takes nothing from the store and goes back to its idle wait, whose
+/// notice it armed before it came here, so nothing announced is left behind: work announced
+/// after that wakes it again at once, and work announced before it either was visible to
+/// the fetch it waited for or was announced after that fetch's loop armed its own notice,
+/// which then sends that loop back to the store (through its next fetch or its fetch ahead).
+async fn fetch_activities(inner: &Inner, busy: Busy) -> Result<Option<HeldActivity>, ProviderError> {
+    let _gate = match inner.work_fetch.try_lock() {
+        Ok(gate) => gate,
+        Err(_) => {
+            if let Busy::Wait = busy {
+                drop(inner.work_fetch.lock().await);
+            }
+            return Ok(None);
+        }
+    };
     let max = 1 + inner.eager.room(eager_backlog(&inner.options));
     let items = inner.store.fetch_work_items(inner.options.activity_lock_timeout, &inner.worker, max).await?;
     let mut held = items.into_iter().map(|item| HeldActivity::hold(inner, item));

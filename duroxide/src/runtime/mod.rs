@@ -83,6 +83,10 @@ struct Inner {
     pending: Arc<Mutex<PendingCompletions>>,
     /// Activities a turn locked for this node's workers (see `EagerActivities`).
     eager: EagerActivities,
+    /// Held while one of this node's worker loops fetches activities from the store: the
+    /// others wait for that fetch's batch instead of racing it for the same rows (see
+    /// `activity_dispatcher::fetch_activities`).
+    work_fetch: tokio::sync::Mutex<()>,
     /// Instances that completing activities locked for this node's dispatchers (see
     /// `ReadyTurns`).
     ready: ReadyTurns,
@@ -158,6 +162,7 @@ impl Runtime {
             completions: Mutex::new(tokio::task::JoinSet::new()),
             pending: Arc::default(),
             eager: EagerActivities::default(),
+            work_fetch: tokio::sync::Mutex::new(()),
             ready: ReadyTurns::default(),
             completion_slots: Arc::new(tokio::sync::Semaphore::new(options.worker_concurrency.max(1) * 2)),
             options,

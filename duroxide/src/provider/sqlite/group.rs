@@ -93,8 +93,10 @@ impl GroupCommit {
 
     pub(super) async fn commit_round(&self, jobs: &[Job]) -> Vec<Result<Effects, ProviderError>> {
         let all_failed = |e: ProviderError| jobs.iter().map(|_| Err(e.clone())).collect();
+        let batches = round_batches(jobs, crate::now_ms(), self.conns.begin_durable);
         let mut writer = self.conns.writer().await;
-        if let Some(results) = fast_round(&mut writer, jobs, crate::now_ms(), self.conns.begin_durable).await
+        if let Some(batches) = batches
+            && let Some(results) = fast_round(&mut writer, jobs, batches).await
         {
             return results;
         }
@@ -162,35 +164,42 @@ impl Drop for Handoff {
     }
 }
 
-/// A round of starts and turns, one round trip per write: the first write's batch begins
-/// the transaction (`begin`) and the last one's commits it. `None` if a batch failed: the
-/// transaction was rolled back, and the caller applies the writes again one by one.
-pub(super) async fn fast_round(
-    w: &mut Writer,
-    jobs: &[Job],
-    now: u64,
-    begin: &str,
-) -> Option<Vec<Result<Effects, ProviderError>>> {
+/// The batches of a round of starts and turns, one per write: the first write's begins the
+/// transaction (`begin`) and the last one's commits it. `None` if a write cannot be
+/// expressed (the caller then applies the writes one by one, so the error stays with its
+/// write). Built before the writer connection is taken, which is the store's bottleneck
+/// under load.
+pub(super) fn round_batches(jobs: &[Job], now: u64, begin: &str) -> Option<Vec<Batch>> {
     let last = jobs.len().checked_sub(1)?;
-    let mut records = Vec::with_capacity(jobs.len());
-    w.open = true;
+    let mut batches = Vec::with_capacity(jobs.len());
     for (k, job) in jobs.iter().enumerate() {
         let mut batch = Batch::new();
         if k == 0 {
             batch.stmt(begin);
         }
-        let built = push_write(&mut batch, &job.write, now);
+        push_write(&mut batch, &job.write, now).ok()?;
         if k == last {
             batch.stmt("COMMIT");
         }
-        let rows = match built {
-            Ok(()) => batch.q.build().fetch_all(&mut w.conn).await.ok(),
-            Err(_) => None,
-        };
-        let Some(rows) = rows else {
-            if k > 0 || built.is_ok() {
-                let _ = sqlx::raw_sql("ROLLBACK").execute(&mut w.conn).await;
-            }
+        batches.push(batch);
+    }
+    Some(batches)
+}
+
+/// Runs a round's `batches` (see `round_batches`), one round trip per write. `None` if a
+/// batch failed: the transaction was rolled back, and the caller applies the writes again
+/// one by one.
+pub(super) async fn fast_round(
+    w: &mut Writer,
+    jobs: &[Job],
+    batches: Vec<Batch>,
+) -> Option<Vec<Result<Effects, ProviderError>>> {
+    let mut records = Vec::with_capacity(jobs.len());
+    w.open = true;
+    for mut batch in batches {
+        let Ok(rows) = batch.q.build().fetch_all(&mut w.conn).await else {
+            // Fails harmlessly if the first batch failed before its BEGIN.
+            let _ = sqlx::raw_sql("ROLLBACK").execute(&mut w.conn).await;
             w.open = false;
             return None;
         };

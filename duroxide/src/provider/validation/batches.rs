@@ -345,3 +345,44 @@ pub async fn batch_work_fetch_keeps_session_order(f: Factory) {
     assert_eq!(event_ids(&mine), held, "the holder gets the rest of its session");
     assert!(mine.iter().all(|w| w.session_id.as_deref() == Some("s1") && !w.session_claimed));
 }
+
+// Batch completions (`complete_work_items`)
+
+/// A batch of completions does what that many single calls would, in the order given: each
+/// held item completes once and its result is queued in that order; a token no longer
+/// held, or given a second time in the batch, fails alone and queues nothing.
+pub async fn batch_completions_fail_alone_and_keep_order(f: Factory) {
+    let p = f.create_provider().await;
+    with_activities(&p, "bc", &[2, 3, 4]).await;
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(fetch_work(&p, LOCK).await.expect("a scheduled activity"));
+    }
+    let [a, b, c] = <[ActivityWorkItem; 3]>::try_from(held).unwrap();
+    p.complete_work_item(&a.lock_token, completion("bc", a.event_id, "a")).await.expect("complete a");
+    let results = p
+        .complete_work_items(vec![
+            (a.lock_token.clone(), completion("bc", a.event_id, "a again")),
+            (c.lock_token.clone(), completion("bc", c.event_id, "c")),
+            (b.lock_token.clone(), completion("bc", b.event_id, "b")),
+            (c.lock_token.clone(), completion("bc", c.event_id, "c again")),
+        ])
+        .await;
+    assert_eq!(results.len(), 4, "one result per item");
+    let mut results = results.into_iter();
+    assert_lock_lost(results.next().unwrap(), "completed before the batch");
+    results.next().unwrap().expect("c is held");
+    results.next().unwrap().expect("b is held");
+    assert_lock_lost(results.next().unwrap(), "c given a second time");
+    let item = fetch_some(&p, "bc").await;
+    let queued: Vec<String> = item
+        .messages
+        .iter()
+        .map(|m| match m {
+            OrchestratorMessage::ActivityCompleted { result, .. } => result.clone(),
+            other => other.type_name().to_string(),
+        })
+        .collect();
+    assert_eq!(queued, ["a", "c", "b"]);
+    assert!(fetch_work(&p, LOCK).await.is_none(), "every activity completed");
+}

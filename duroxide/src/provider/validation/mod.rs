@@ -376,6 +376,7 @@ macro_rules! __duroxide_validation_list {
             batch_work_locks_expire,
             batch_work_fetch_skips_locked_activities,
             batch_work_fetch_keeps_session_order,
+            batch_completions_fail_alone_and_keep_order,
             // executions
             continue_as_new_switches_execution,
             list_executions_after_continue_as_new,
