@@ -80,16 +80,18 @@ impl LockTarget<'_> {
             // turn into a join over all of `instances`; a generic plan of the plain join
             // walked every instance per fetch).
             LockTarget::Oldest => format!(
-                "SELECT i.instance_id FROM orchestrator_queue q \
-                 CROSS JOIN LATERAL (SELECT i.instance_id FROM instances i WHERE i.instance_id = q.instance_id \
+                "SELECT i.instance_id, i.tid FROM orchestrator_queue q \
+                 CROSS JOIN LATERAL (SELECT i.instance_id, i.ctid AS tid FROM instances i WHERE i.instance_id = q.instance_id \
                    AND (i.lock_token IS NULL OR i.locked_until <= $1) AND {FILTER_SQL} LIMIT 1) i \
                  WHERE q.visible_at <= $1 \
                  ORDER BY q.id LIMIT $8 FOR UPDATE OF i SKIP LOCKED"
             ),
             LockTarget::Instances(_) => format!(
-                "SELECT i.instance_id FROM instances i WHERE i.instance_id = ANY($11::text[]) \
-                 AND (i.lock_token IS NULL OR i.locked_until <= $1) AND {FILTER_SQL} \
-                 AND EXISTS (SELECT 1 FROM orchestrator_queue q WHERE q.instance_id = i.instance_id AND q.visible_at <= $1) \
+                "SELECT i.instance_id, i.tid FROM UNNEST($11::text[]) AS want(id) \
+                 CROSS JOIN LATERAL (SELECT i.instance_id, i.ctid AS tid FROM instances i WHERE i.instance_id = want.id \
+                   AND (i.lock_token IS NULL OR i.locked_until <= $1) AND {FILTER_SQL} \
+                   AND EXISTS (SELECT 1 FROM orchestrator_queue q WHERE q.instance_id = i.instance_id AND q.visible_at <= $1) \
+                   LIMIT 1) i \
                  LIMIT $8 FOR UPDATE OF i SKIP LOCKED"
             ),
         }
@@ -104,11 +106,15 @@ impl LockTarget<'_> {
     pub(super) fn lock_sql(&self) -> String {
         format!(
             "WITH c AS ({}), \
-             t AS (SELECT d.instance_id, row_number() OVER () AS n FROM (SELECT DISTINCT instance_id FROM c) d), \
+             t AS (SELECT d.instance_id, d.tid, row_number() OVER () AS n \
+                   FROM (SELECT DISTINCT instance_id, tid FROM c) d), \
              l AS (UPDATE instances i SET lock_token = ($9::text[])[t.n::int], locked_until = $10 FROM t \
-                   WHERE i.instance_id = t.instance_id RETURNING i.*), \
-             m AS (UPDATE orchestrator_queue q SET lock_token = l.lock_token, attempt_count = q.attempt_count + 1 \
-                   FROM l WHERE q.instance_id = l.instance_id AND q.visible_at <= $1 \
+                   WHERE i.ctid = t.tid AND i.instance_id = t.instance_id RETURNING i.*), \
+             qm AS (SELECT l.lock_token, x.tid FROM l CROSS JOIN LATERAL \
+                   (SELECT q.ctid AS tid FROM orchestrator_queue q \
+                    WHERE q.instance_id = l.instance_id AND q.visible_at <= $1 ORDER BY q.id) x), \
+             m AS (UPDATE orchestrator_queue q SET lock_token = qm.lock_token, attempt_count = q.attempt_count + 1 \
+                   FROM qm WHERE q.ctid = qm.tid \
                    RETURNING q.instance_id, q.id, q.message, q.attempt_count) \
              SELECT l.*, \
                COALESCE((SELECT MAX(h.event_id) FROM history h \
