@@ -103,6 +103,12 @@ impl LockTarget<'_> {
     /// length (the last event id: an index seek, where a count would read the history) and
     /// the messages in enqueue order. A lock-only write: committed without waiting for the
     /// WAL flush (see `async_commit!`).
+    ///
+    /// Instances and messages are updated by row address (`ctid`): the candidates lock
+    /// their rows in this statement, so the addresses cannot change under it, and a join on
+    /// them is a TID scan whatever the planner's statistics say (a generic plan made while
+    /// the tables were nearly empty updated through a sequential scan of `instances`). A row
+    /// another writer updated in between fails the address check and is not taken now.
     pub(super) fn lock_sql(&self) -> String {
         format!(
             "WITH c AS ({}), \
