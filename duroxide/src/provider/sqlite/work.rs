@@ -43,15 +43,12 @@ impl SqliteProvider {
     /// Appends the statements that delete locked work items and enqueue their completions;
     /// each deleted item returns a row tagged 'd' with its token (see `completed`). An item
     /// whose lock is gone writes nothing. Three statements per 100 items (each statement
-    /// costs the single writer a step of its own).
+    /// costs the single writer a step of its own). The tokens must be distinct.
     pub(super) fn push_completions(
         batch: &mut Batch,
-        items: &[(String, OutboundMessage)],
+        items: &[&(String, OutboundMessage)],
         now: u64,
     ) -> Result<(), ProviderError> {
-        // A token given twice completes once, with its first result.
-        let mut seen = std::collections::HashSet::new();
-        let items: Vec<_> = items.iter().filter(|(token, _)| seen.insert(token.as_str())).collect();
         for chunk in items.chunks(100) {
             let tokens = |q: &mut sqlx::QueryBuilder<Sqlite>| {
                 let mut list = q.separated(", ");
@@ -119,9 +116,15 @@ impl SqliteProvider {
             |e: ProviderError, n: usize| ((0..n).map(|_| Err(e.clone())).collect::<Vec<_>>(), Vec::new());
         // One round trip: the completions, then the locks of the instances they went to
         // (those with visible messages: a completion whose lock was lost added none).
+        // A token given twice completes once, with its first result; its repeats fail, as a
+        // second single call would.
+        let mut seen = std::collections::HashSet::new();
+        let first: Vec<bool> = items.iter().map(|(token, _)| seen.insert(token.as_str())).collect();
+        let distinct: Vec<_> =
+            items.iter().zip(&first).filter(|(_, first)| **first).map(|(item, _)| item).collect();
         let mut batch = Batch::new();
         batch.stmt(BEGIN_LIGHT);
-        if let Err(e) = Self::push_completions(&mut batch, &items, now) {
+        if let Err(e) = Self::push_completions(&mut batch, &distinct, now) {
             return all_failed(e, items.len());
         }
         let mut targets: Vec<&str> = Vec::new();
@@ -146,10 +149,8 @@ impl SqliteProvider {
         };
         let mut results = Vec::with_capacity(items.len());
         let mut instances: Vec<&str> = Vec::new();
-        // A token given twice completed once: its repeats fail, as a second single call would.
-        let mut first = std::collections::HashSet::new();
-        for ((lock_token, completion), done) in items.iter().zip(completed) {
-            if done && first.insert(lock_token.as_str()) {
+        for (((lock_token, completion), done), first) in items.iter().zip(completed).zip(first) {
+            if done && first {
                 results.push(Ok(()));
                 if !instances.contains(&completion.instance.as_str()) {
                     instances.push(&completion.instance);
