@@ -105,17 +105,21 @@ impl LockTarget<'_> {
     /// WAL flush (see `async_commit!`).
     ///
     /// Instances and messages are updated by row address (`ctid`): the candidates lock
-    /// their rows in this statement, so the addresses cannot change under it, and a join on
-    /// them is a TID scan whatever the planner's statistics say (a generic plan made while
-    /// the tables were nearly empty updated through a sequential scan of `instances`). A row
-    /// another writer updated in between fails the address check and is not taken now.
+    /// their rows in this statement, so the addresses cannot change under it. A row another
+    /// writer updated in between fails the address check and is not taken now. The
+    /// instances' addresses are joined through `rows_by_address` (migration 9), which the
+    /// planner takes for one row, so each instance is looked up on its own whatever the
+    /// statistics say: a plain join with the candidates, planned while the tables were
+    /// young, stays a hash join over a sequential scan of `instances` for the connection's
+    /// life (`tests/hot_path_plans.rs` checks the plans made on an empty store).
     pub(super) fn lock_sql(&self) -> String {
         format!(
             "WITH c AS ({}), \
              t AS (SELECT d.instance_id, d.tid, row_number() OVER () AS n \
                    FROM (SELECT DISTINCT instance_id, tid FROM c) d), \
-             l AS (UPDATE instances i SET lock_token = ($9::text[])[t.n::int], locked_until = $10 FROM t \
-                   WHERE i.ctid = t.tid AND i.instance_id = t.instance_id RETURNING i.*), \
+             l AS (UPDATE instances i SET lock_token = ($9::text[])[t.n::int], locked_until = $10 \
+                   FROM rows_by_address(ARRAY(SELECT tid FROM t)) AS a(tid) JOIN t ON t.tid = a.tid \
+                   WHERE i.ctid = a.tid AND i.instance_id = t.instance_id RETURNING i.*), \
              qm AS (SELECT l.lock_token, x.tid FROM l CROSS JOIN LATERAL \
                    (SELECT q.ctid AS tid FROM orchestrator_queue q \
                     WHERE q.instance_id = l.instance_id AND q.visible_at <= $1 ORDER BY q.id) x), \
@@ -228,12 +232,16 @@ impl PostgresProvider {
             }
         }
         if !ids.is_empty() {
-            // The instances are locked: their histories cannot change meanwhile.
+            // The instances are locked: their histories cannot change meanwhile. Each is
+            // read on its own through the key (a `LATERAL` subquery): a plain join, planned
+            // while `history` was young, stays a hash join over all of it.
             let rows = sqlx::query_as::<_, (String, i64, String)>(
-                "SELECT h.instance_id, h.event_id, h.data FROM history h \
-                 JOIN UNNEST($1::text[], $2::bigint[]) AS t(instance_id, execution_id) \
-                 ON h.instance_id = t.instance_id AND h.execution_id = t.execution_id \
-                 ORDER BY h.instance_id, h.event_id",
+                "SELECT t.instance_id, h.event_id, h.data \
+                 FROM UNNEST($1::text[], $2::bigint[]) AS t(instance_id, execution_id) \
+                 CROSS JOIN LATERAL (SELECT h.event_id, h.data FROM history h \
+                   WHERE h.instance_id = t.instance_id AND h.execution_id = t.execution_id \
+                   ORDER BY h.event_id OFFSET 0) h \
+                 ORDER BY t.instance_id, h.event_id",
             )
             .bind(&ids)
             .bind(&execs)
