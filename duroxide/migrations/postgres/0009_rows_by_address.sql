@@ -7,7 +7,8 @@
 -- update that joins `instances` with a set of row addresses is cheapest as a hash join over
 -- a sequential scan; the plan then stays, walking every instance on every lock once the
 -- table has grown. Joining the addresses through this function, which the planner is told
--- returns one row, makes each row a TID lookup whatever the statistics say.
+-- returns one row, makes each row a lookup of its own (by primary key, the address checked
+-- on the row) whatever the statistics say.
 CREATE FUNCTION rows_by_address(addresses tid[]) RETURNS SETOF tid
 LANGUAGE plpgsql IMMUTABLE STRICT ROWS 1 AS $$
 BEGIN

@@ -233,8 +233,9 @@ impl PostgresProvider {
         }
         if !ids.is_empty() {
             // The instances are locked: their histories cannot change meanwhile. Each is
-            // read on its own through the key (a `LATERAL` subquery): a plain join, planned
-            // while `history` was young, stays a hash join over all of it.
+            // read on its own through the key (a `LATERAL` subquery that `OFFSET 0` keeps
+            // from being merged into a join): a plain join, planned while `history` was
+            // young, stays a hash join over all of it.
             let rows = sqlx::query_as::<_, (String, i64, String)>(
                 "SELECT t.instance_id, h.event_id, h.data \
                  FROM UNNEST($1::text[], $2::bigint[]) AS t(instance_id, execution_id) \
