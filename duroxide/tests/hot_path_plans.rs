@@ -359,8 +359,11 @@ async fn hot_paths_never_walk_finished_work() {
     // must not walk finished work either once the tables have grown.
     let schema = pg::random_schema();
     drop(pg::open(&pg_url, &schema).await);
-    let walks = check_postgres(&pg_url, &schema, captured).await;
+    // Spawned like the runs above, so the schema is dropped even if the check panics.
+    let (url, name) = (pg_url.clone(), schema.clone());
+    let result = tokio::spawn(async move { check_postgres(&url, &name, captured).await }).await;
     pg::drop_schema(&pg_url, &schema).await;
+    let walks = result.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
     pg_walks.extend(walks.into_iter().map(|w| format!("(planned on an empty store) {w}")));
     let all: Vec<String> = sqlite_walks
         .iter()
