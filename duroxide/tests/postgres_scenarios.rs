@@ -6,7 +6,8 @@ mod pg;
 
 use duroxide::history::{Event, EventKind};
 use duroxide::prelude::*;
-use duroxide::{Either2, Provider};
+use duroxide::provider::FetchFilter;
+use duroxide::{Either2, Provider, ProviderError};
 use std::collections::HashSet;
 use std::future::Future;
 use std::sync::Arc;
@@ -584,6 +585,76 @@ async fn a_cached_instance_notices_its_history_was_corrupted() {
             }
             other => panic!("the instance must fail, it ended {other:?}"),
         }
+    })
+    .await;
+}
+
+/// A lock token names its instance, and an instance whose history cannot be read is
+/// unlocked at once: the next fetch takes it again without waiting for its lock to expire,
+/// and the failed fetch does not count as an attempt.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_history_read_releases_the_lock_at_once() {
+    on_postgres(|store, url, schema| async move {
+        let orchestrations = OrchestrationRegistry::builder()
+            .register("Wait", |ctx: OrchestrationContext, _input: String| async move {
+                Ok(ctx.schedule_wait("Go").await)
+            })
+            .build();
+        let rt =
+            Runtime::start_with_options(store.clone(), activities(), orchestrations, fast_options()).await;
+        let client = Client::new(store.clone());
+        client.start_orchestration("held.by.dots", "Wait", "x").await.unwrap();
+        for _ in 0..500 {
+            let h = client.read_execution_history("held.by.dots", None).await.unwrap_or_default();
+            if h.iter().any(|e| matches!(e.kind, EventKind::ExternalSubscribed { .. })) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        rt.shutdown(None).await;
+        client.raise_event("held.by.dots", "Go", "now").await.unwrap();
+
+        // A store that holds nothing in memory must read the history, and reading the
+        // events fails (a view that divides by zero for every event's data) after the
+        // instance was locked (the lock statement reads only the last event id).
+        let fresh = pg::open(&url, &schema).await;
+        let sql = |s: &str| {
+            let url = url.clone();
+            let s = s.replace("{schema}", &schema);
+            async move {
+                use sqlx::Connection;
+                let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+                sqlx::query(sqlx::AssertSqlSafe(s)).execute(&mut conn).await.unwrap();
+                conn.close().await.unwrap();
+            }
+        };
+        sql("ALTER TABLE \"{schema}\".history RENAME TO history_away").await;
+        sql("CREATE VIEW \"{schema}\".history AS SELECT instance_id, execution_id, event_id, event_type, \
+             CAST(1 / (event_id - event_id) AS TEXT) AS data FROM \"{schema}\".history_away")
+        .await;
+        let lock = Duration::from_secs(600);
+        let failed = fresh.fetch_orchestration_item(lock, &FetchFilter::default()).await;
+        sql("DROP VIEW \"{schema}\".history").await;
+        sql("ALTER TABLE \"{schema}\".history_away RENAME TO history").await;
+        assert!(failed.is_err(), "{failed:?}");
+
+        let item = fresh
+            .fetch_orchestration_item(lock, &FetchFilter::default())
+            .await
+            .unwrap()
+            .expect("the lock was released, so the instance is taken again at once");
+        assert_eq!(item.instance, "held.by.dots");
+        assert_eq!(item.attempt, 1, "the failed fetch is not counted");
+        assert!(!item.history.is_empty());
+        let (uuid, named) = item.lock_token.split_once('.').expect("a token names its instance");
+        assert_eq!(named, "held.by.dots");
+        assert!(!uuid.is_empty());
+
+        // A token that names the instance but is not its lock takes nothing.
+        let forged = format!("{}.held.by.dots", uuid.chars().rev().collect::<String>());
+        let renewed = fresh.renew_orchestration_lock(&forged, lock).await;
+        assert!(matches!(renewed, Err(ProviderError::LockLost(_))), "{renewed:?}");
+        fresh.renew_orchestration_lock(&item.lock_token, lock).await.unwrap();
     })
     .await;
 }

@@ -195,12 +195,15 @@ impl PostgresProvider {
     /// The instance `lock_token` still locks, row-locked until the commit so the lock cannot
     /// expire and pass to another process mid-turn.
     async fn lock_holder(tx: &mut PgConnection, lock_token: &str) -> Result<String, ProviderError> {
-        let instance: Option<String> =
-            sqlx::query_scalar("SELECT instance_id FROM instances WHERE lock_token = $1 FOR UPDATE")
-                .bind(lock_token)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(storage)?;
+        let instance: Option<String> = sqlx::query_scalar(concat!(
+            "SELECT instance_id FROM instances WHERE instance_id = ",
+            token_instance!("$1"),
+            " AND lock_token = $1 FOR UPDATE"
+        ))
+        .bind(lock_token)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(storage)?;
         instance.ok_or_else(|| lock_lost("instance", lock_token))
     }
 

@@ -98,7 +98,8 @@ impl LockTarget<'_> {
     }
 
     /// One statement that locks the instances [`candidates`](Self::candidates) selects:
-    /// each gets its own token from `$9` and the lock until `$10`, and its visible messages
+    /// each gets its own token (`$9`'s uuid, a dot, the instance id: see `token_instance!`)
+    /// and the lock until `$10`, and its visible messages
     /// count an attempt. One row per instance: the record, the token, the stored history
     /// length (the last event id: an index seek, where a count would read the history) and
     /// the messages in enqueue order. A lock-only write: committed without waiting for the
@@ -117,7 +118,7 @@ impl LockTarget<'_> {
             "WITH c AS ({}), \
              t AS (SELECT d.instance_id, d.tid, row_number() OVER () AS n \
                    FROM (SELECT DISTINCT instance_id, tid FROM c) d), \
-             l AS (UPDATE instances i SET lock_token = ($9::text[])[t.n::int], locked_until = $10 \
+             l AS (UPDATE instances i SET lock_token = ($9::text[])[t.n::int] || '.' || i.instance_id, locked_until = $10 \
                    FROM rows_by_address(ARRAY(SELECT tid FROM t)) AS a(tid) JOIN t ON t.tid = a.tid \
                    WHERE i.ctid = a.tid AND i.instance_id = t.instance_id RETURNING i.*), \
              qm AS (SELECT l.lock_token, x.tid FROM l CROSS JOIN LATERAL \
@@ -274,22 +275,29 @@ impl PostgresProvider {
     }
 
     /// Unlocks instances this node locked but cannot hand over, without counting the
-    /// attempt. Best effort: otherwise their locks expire.
+    /// attempt. Best effort: otherwise their locks expire. Only a failed history read
+    /// gets here, so each token is released by a statement of its own, whose plan is a
+    /// lookup by key whatever the statistics (a join with a set of tokens, planned on a
+    /// young store, would walk both tables).
     pub(super) async fn release_locks(&self, tokens: Vec<String>) {
-        let released = sqlx::query(
-            "WITH i AS (UPDATE instances SET lock_token = NULL, locked_until = 0 WHERE lock_token = ANY($1::text[])) \
-             UPDATE orchestrator_queue SET lock_token = NULL, attempt_count = attempt_count - 1 \
-             WHERE lock_token = ANY($1::text[])",
-        )
-        .bind(tokens)
-        .execute(&self.pool)
-        .await;
-        match released {
-            Ok(_) => self.notifiers.wake_orchestrator_at(None),
-            Err(e) => {
-                tracing::warn!(error = %e, "releasing locked instances failed; their locks will expire")
+        for token in tokens {
+            let released = sqlx::query(concat!(
+                "WITH i AS (UPDATE instances SET lock_token = NULL, locked_until = 0 WHERE instance_id = ",
+                token_instance!("$1"),
+                " AND lock_token = $1) \
+                 UPDATE orchestrator_queue SET lock_token = NULL, attempt_count = attempt_count - 1 \
+                 WHERE instance_id = ",
+                token_instance!("$1"),
+                " AND lock_token = $1"
+            ))
+            .bind(&token)
+            .execute(&self.pool)
+            .await;
+            if let Err(e) = released {
+                tracing::warn!(error = %e, "releasing a locked instance failed; its lock will expire");
             }
         }
+        self.notifiers.wake_orchestrator_at(None);
     }
 
     pub(super) async fn lock_ready_instances(
@@ -321,10 +329,12 @@ impl PostgresProvider {
         let now = crate::now_ms();
         let visible = now + delay.map(|d| d.as_millis() as u64).unwrap_or(0);
         let mut tx = self.begin().await?;
-        let done = sqlx::query(
+        let done = sqlx::query(concat!(
             "UPDATE instances SET lock_token = NULL, locked_until = 0, \
-             status_note = COALESCE($1, status_note), updated_at = $2 WHERE lock_token = $3",
-        )
+                 status_note = COALESCE($1, status_note), updated_at = $2 WHERE instance_id = ",
+            token_instance!("$3"),
+            " AND lock_token = $3"
+        ))
         .bind(note)
         .bind(ms(now))
         .bind(lock_token)
@@ -334,10 +344,12 @@ impl PostgresProvider {
         if done.rows_affected() == 0 {
             return Err(lock_lost("instance", lock_token));
         }
-        sqlx::query(
+        sqlx::query(concat!(
             "UPDATE orchestrator_queue SET lock_token = NULL, visible_at = GREATEST(visible_at, $1), \
-             attempt_count = attempt_count - $2 WHERE lock_token = $3",
-        )
+                 attempt_count = attempt_count - $2 WHERE instance_id = ",
+            token_instance!("$3"),
+            " AND lock_token = $3"
+        ))
         .bind(ms(visible))
         .bind(if attempt == Attempt::Counted { 0i32 } else { 1i32 })
         .bind(lock_token)
@@ -356,12 +368,16 @@ impl PostgresProvider {
         lock_timeout: Duration,
     ) -> Result<(), ProviderError> {
         let until = crate::now_ms() + lock_timeout.as_millis() as u64;
-        let done = sqlx::query("UPDATE instances SET locked_until = $1 WHERE lock_token = $2")
-            .bind(ms(until))
-            .bind(lock_token)
-            .execute(&self.pool)
-            .await
-            .map_err(storage)?;
+        let done = sqlx::query(concat!(
+            "UPDATE instances SET locked_until = $1 WHERE instance_id = ",
+            token_instance!("$2"),
+            " AND lock_token = $2"
+        ))
+        .bind(ms(until))
+        .bind(lock_token)
+        .execute(&self.pool)
+        .await
+        .map_err(storage)?;
         if done.rows_affected() == 0 {
             return Err(lock_lost("instance", lock_token));
         }

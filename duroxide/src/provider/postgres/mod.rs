@@ -47,6 +47,18 @@ macro_rules! async_commit {
     };
 }
 
+/// The instance an instance lock token names, for the token parameter `$p`. A token is
+/// `<uuid>.<instance id>` (the lock statement appends the id, see `LockTarget::lock_sql`),
+/// so every statement that takes a token finds its instance by primary key and checks the
+/// token there: `lock_token` needs no index, and an update that only locks or unlocks
+/// touches no indexed column, which lets PostgreSQL keep it on its page without index
+/// writes (a HOT update). A token without a dot names no instance.
+macro_rules! token_instance {
+    ($p:literal) => {
+        concat!("substr(", $p, ", strpos(", $p, ", '.') + 1)")
+    };
+}
+
 /// The parts of a turn statement that record its outcome, over `held` (the instance the
 /// turn holds, one row or none): `$1` lock token, `$2` execution, `$3` now, `$4`..`$18` the
 /// turn state as `TurnState::bind_state` binds it. The execution row is created when the
@@ -61,7 +73,8 @@ macro_rules! turn_state_ctes {
          advanced AS (\
            UPDATE executions x SET state = $8, updated_at = $3 FROM held h \
            WHERE x.instance_id = h.instance_id AND x.execution_id = $2 AND $7 AND NOT $4), \
-         consumed AS (DELETE FROM orchestrator_queue WHERE lock_token = $1 AND EXISTS (SELECT 1 FROM held))"
+         consumed AS (DELETE FROM orchestrator_queue \
+           WHERE instance_id = (SELECT instance_id FROM held) AND lock_token = $1)"
     };
 }
 

@@ -21,7 +21,9 @@ use super::*;
 /// `$39` whether its custom status changed (with origin `$40`), `$41` the longest id a
 /// notification names.
 const ONE_STATEMENT_TURN_SQL: &str = concat!(
-    "WITH held AS (SELECT instance_id FROM instances WHERE lock_token = $1 FOR UPDATE), ",
+    "WITH held AS (SELECT instance_id FROM instances WHERE instance_id = ",
+    token_instance!("$1"),
+    " AND lock_token = $1 FOR UPDATE), ",
     turn_state_ctes!(),
     ", hist AS (\
        INSERT INTO history (instance_id, execution_id, event_id, event_type, data) \
