@@ -23,6 +23,8 @@ struct Counts {
     store_activity_fetches: AtomicUsize,
     /// Orchestration items a dispatcher fetched from the store.
     store_turn_fetches: AtomicUsize,
+    /// Dispatcher fetches from the store, empty ones included.
+    turn_fetch_calls: AtomicUsize,
     /// Instances locked by completing activities.
     locked_by_completion: AtomicUsize,
     /// Activities stored already locked for a worker of this node.
@@ -69,6 +71,7 @@ impl Provider for Counting {
         filter: &FetchFilter,
         cached: &CachedLookup<'_>,
     ) -> Result<Option<OrchestrationItem>, ProviderError> {
+        self.counts.turn_fetch_calls.fetch_add(1, Ordering::SeqCst);
         let item = self.inner.fetch_orchestration_item_cached(lock_timeout, filter, cached).await?;
         if item.is_some() {
             self.counts.store_turn_fetches.fetch_add(1, Ordering::SeqCst);
@@ -324,6 +327,53 @@ async fn a_node_fetches_activities_one_fetch_at_a_time() {
     rt.shutdown(None).await;
     assert!(counts.store_activity_fetches.load(Ordering::SeqCst) > 0, "workers fetched from the store");
     assert_eq!(counts.most_activity_fetches_at_once.load(Ordering::SeqCst), 1);
+}
+
+/// New work wakes one idle dispatcher, not all of them: its fetch takes instances for the
+/// others too, so the rest would only go to the store to find nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_wakes_one_dispatcher() {
+    let counts = Arc::new(Counts::default());
+    let sqlite: Arc<dyn Provider> = Arc::new(SqliteProvider::in_memory().await.unwrap());
+    let store: Arc<dyn Provider> =
+        Arc::new(Counting { inner: sqlite, counts: counts.clone(), no_lock_on_complete: false });
+    let orchestrations = OrchestrationRegistry::builder()
+        .register("Wait", |ctx: OrchestrationContext, _input: String| async move {
+            Ok(ctx.schedule_wait("Go").await)
+        })
+        .build();
+    let options = RuntimeOptions {
+        dispatcher_poll_interval: Duration::from_secs(30),
+        orchestration_concurrency: 4,
+        ..Default::default()
+    };
+    let rt = Runtime::start_with_options(
+        store.clone(),
+        ActivityRegistry::builder().build(),
+        orchestrations,
+        options,
+    )
+    .await;
+    let client = Client::new(store.clone());
+    // Every dispatcher looks once at start-up, then waits.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let before = counts.turn_fetch_calls.load(Ordering::SeqCst);
+    client.start_orchestration("one", "Wait", "").await.unwrap();
+    for _ in 0..500 {
+        let h = client.read_execution_history("one", None).await.unwrap_or_default();
+        if h.iter().any(|e| matches!(e.kind, duroxide::EventKind::ExternalSubscribed { .. })) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let fetches = counts.turn_fetch_calls.load(Ordering::SeqCst) - before;
+    // The woken dispatcher's fetch, and its look for more work after the turn.
+    assert_eq!(fetches, 2, "dispatcher fetches for one start");
+    client.raise_event("one", "Go", "now").await.unwrap();
+    let status = client.wait_for_orchestration("one", Duration::from_secs(10)).await.unwrap();
+    assert_eq!(status, OrchestrationStatus::Completed { output: "now".into() });
+    rt.shutdown(None).await;
 }
 
 /// More activities than workers, of different lengths: workers run handed-over work,

@@ -11,7 +11,10 @@ use tokio::sync::{Notify, broadcast};
 /// instead of waiting for the next poll.
 #[derive(Debug)]
 pub struct Notifiers {
-    /// New orchestration messages are visible.
+    /// New orchestration messages are visible. Stores wake one idle dispatcher per notice
+    /// (`notify_one`, through [`wake_orchestrator_at`](Self::wake_orchestrator_at)): its
+    /// fetch takes instances for the node's other idle dispatchers too, so waking them all
+    /// would only send the rest to the store for nothing.
     pub orchestrator: Notify,
     /// New activity work is visible.
     pub worker: Notify,
@@ -92,11 +95,12 @@ impl Notifiers {
         let _ = self.status_changed.send(String::new());
     }
 
-    /// Wakes orchestration dispatchers now, or at `visible_at_ms` for delayed messages.
+    /// Wakes one orchestration dispatcher now, or at `visible_at_ms` for delayed messages.
+    /// With none idle, the first to finish its turn fetches again at once.
     pub fn wake_orchestrator_at(self: &Arc<Self>, visible_at_ms: Option<u64>) {
         let delay = visible_at_ms.map(|t| t.saturating_sub(crate::now_ms())).unwrap_or(0);
         if delay == 0 {
-            self.orchestrator.notify_waiters();
+            self.orchestrator.notify_one();
             return;
         }
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
@@ -104,7 +108,7 @@ impl Notifiers {
             handle.spawn(async move {
                 tokio::time::sleep(Duration::from_millis(delay)).await;
                 if let Some(me) = me.upgrade() {
-                    me.orchestrator.notify_waiters();
+                    me.orchestrator.notify_one();
                 }
             });
         }

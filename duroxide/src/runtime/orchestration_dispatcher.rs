@@ -46,14 +46,18 @@ pub(super) async fn orchestration_loop(inner: Arc<Inner>, mut shutdown: Shutdown
     let notifiers = inner.notifiers.clone().unwrap_or(fallback);
     let mut error_backoff = ErrorBackoff::default();
     while !shutdown.is_shutdown() {
-        let notified = notifiers.orchestrator.notified();
-        tokio::pin!(notified);
+        // Wake-ups are registered before looking for work, so one sent in between is not
+        // missed, and given up before a turn runs: stores and completions wake one
+        // dispatcher each (`notify_one`), and a dropped waiter hands a wake-up it was
+        // given to the next one, so a wake-up that comes during the turn goes to an idle
+        // dispatcher instead of waiting for this turn to end.
+        let mut notified = Box::pin(notifiers.orchestrator.notified());
         notified.as_mut().enable();
-        let readied = inner.ready.notified();
-        tokio::pin!(readied);
+        let mut readied = Box::pin(inner.ready.notified());
         readied.as_mut().enable();
         // An instance a completing activity already locked for this node first.
         if let Some(ready) = inner.ready.pop() {
+            drop((notified, readied));
             if let Some(item) = ready.still_locked(&inner).await {
                 run_turn(&inner, item).await;
             }
@@ -79,14 +83,15 @@ pub(super) async fn orchestration_loop(inner: Arc<Inner>, mut shutdown: Shutdown
             });
         match fetched {
             Ok(Some(item)) => {
+                drop((notified, readied));
                 error_backoff.reset();
                 run_turn(&inner, item).await;
             }
             Ok(None) => {
                 error_backoff.reset();
                 let go_on = tokio::select! {
-                    _ = readied => true,
-                    go_on = shutdown.idle(notified, inner.options.dispatcher_poll_interval) => go_on,
+                    _ = readied.as_mut() => true,
+                    go_on = shutdown.idle(notified.as_mut(), inner.options.dispatcher_poll_interval) => go_on,
                 };
                 if !go_on {
                     break;
@@ -94,7 +99,7 @@ pub(super) async fn orchestration_loop(inner: Arc<Inner>, mut shutdown: Shutdown
             }
             Err(e) => {
                 tracing::warn!(error = %e, "fetching orchestration work failed; retrying");
-                if !error_backoff.wait(notified, &mut shutdown).await {
+                if !error_backoff.wait(notified.as_mut(), &mut shutdown).await {
                     break;
                 }
             }

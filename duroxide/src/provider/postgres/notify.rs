@@ -49,7 +49,7 @@ pub(super) fn handle_notification(notifiers: &Arc<Notifiers>, payload: &str, own
             let _ = notifiers.finished.send(Finished::unknown());
         }
         _ if payload == "w" => notifiers.worker.notify_waiters(),
-        _ => notifiers.orchestrator.notify_waiters(),
+        _ => notifiers.wake_orchestrator_at(None),
     }
 }
 
