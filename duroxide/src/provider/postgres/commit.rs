@@ -119,7 +119,7 @@ impl PostgresProvider {
             .bind(ms(now))
             .bind(to_json(&msg)?)
             .bind(&self.channel)
-            .bind(orchestrator_wake(None))
+            .bind(orchestrator_wake(&self.origin, None))
             .fetch_optional(&self.pool)
             .await
             .map_err(storage)?;
@@ -156,11 +156,12 @@ impl PostgresProvider {
         let terminal = commit.update.state.is_terminal();
         let status_changed = commit.status_changes() > 0;
         let wake_ups = turn_wake_ups(
+            &self.origin,
             &wake_at,
             now,
             unlocked_work,
             terminal.then_some(instance.as_str()),
-            status_changed.then_some((self.origin.as_str(), instance.as_str())),
+            status_changed.then_some(instance.as_str()),
         );
         self.notify_all(&mut tx, &wake_ups).await?;
         tx.commit().await.map_err(storage)?;
@@ -503,25 +504,26 @@ pub(super) fn eager(a: &ActivityWorkItem) -> bool {
     !a.lock_token.is_empty()
 }
 
-/// The notifications a turn sends: one per future visibility time of its messages and one
-/// for "now" at most, `w` when it queued work for any worker, `f:<instance>` when the
+/// The notifications a turn of the store named `origin` sends: one per future visibility
+/// time of its messages and one for "now" at most (see `orchestrator_wake`), `w` when it queued work for any worker, `f:<instance>` when the
 /// instance `finished`, and `s:<origin>:<instance>` when its custom status `status_changed`
 /// (so `Client::wait_for_status_change` in other processes wakes at once).
 pub(super) fn turn_wake_ups(
+    origin: &str,
     wake_at: &[Option<u64>],
     now: u64,
     unlocked_work: bool,
     finished: Option<&str>,
-    status_changed: Option<(&str, &str)>,
+    status_changed: Option<&str>,
 ) -> Vec<String> {
     let mut wake_ups = Vec::new();
     let mut notified_now = false;
     for w in wake_at {
         match w {
-            Some(t) if *t > now => wake_ups.push(orchestrator_wake(Some(*t))),
+            Some(t) if *t > now => wake_ups.push(orchestrator_wake(origin, Some(*t))),
             _ if !notified_now => {
                 notified_now = true;
-                wake_ups.push(orchestrator_wake(None));
+                wake_ups.push(orchestrator_wake(origin, None));
             }
             _ => {}
         }
@@ -532,7 +534,7 @@ pub(super) fn turn_wake_ups(
     if let Some(instance) = finished {
         wake_ups.push(finished_wake(instance));
     }
-    if let Some((origin, instance)) = status_changed {
+    if let Some(instance) = status_changed {
         wake_ups.push(status_wake(origin, instance));
     }
     wake_ups

@@ -103,7 +103,7 @@ impl PostgresProvider {
         let done = shared::terminate(&mut Tx(&mut tx), instance, reason, now).await?;
         let mut wake_ups = Vec::new();
         if done.parent_notified.is_some() {
-            wake_ups.push(orchestrator_wake(None));
+            wake_ups.push(orchestrator_wake(&self.origin, None));
         }
         if let TerminateOutcome::Terminated(ids) = &done.outcome {
             wake_ups.extend(ids.iter().map(|id| finished_wake(id)));

@@ -200,6 +200,27 @@ mod tests {
         assert_eq!(status_wake("me", &"x".repeat(8000)), "s:me");
         assert!(rx.try_recv().is_err(), "status notices are not finish notices");
         handle_notification(&n, "w", "me");
+    }
+
+    /// A wake-up for orchestrations wakes one dispatcher (a permit, with none waiting), except
+    /// the store's own "now" notice, which its process acted on before committing it.
+    #[tokio::test]
+    async fn orchestrator_notices_skip_their_own_origin() {
+        let n = Arc::new(Notifiers::default());
+        let woken = |n: &Arc<Notifiers>| {
+            let n = n.clone();
+            async move { tokio::time::timeout(Duration::from_millis(50), n.orchestrator.notified()).await.is_ok() }
+        };
+        assert_eq!(orchestrator_wake("me", None), "o::me");
+        let later = crate::now_ms() + 60_000;
+        assert_eq!(orchestrator_wake("me", Some(later)), format!("o:{later}"));
+        handle_notification(&n, "o::me", "me");
+        assert!(!woken(&n).await, "this process woke its dispatcher before the notice came back");
+        handle_notification(&n, "o::other", "me");
+        assert!(woken(&n).await, "another process's work");
         handle_notification(&n, "o", "me");
+        assert!(woken(&n).await, "an older version's notice");
+        handle_notification(&n, "o:0", "me");
+        assert!(woken(&n).await, "a time already passed is now");
     }
 }

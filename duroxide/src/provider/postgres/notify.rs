@@ -3,12 +3,16 @@
 
 use super::*;
 
-/// The notification for orchestrator messages visible at `visible_at_ms`: `o:<time>` for a
-/// future time, so dispatchers sleep until then, `o` for now.
-pub(super) fn orchestrator_wake(visible_at_ms: Option<u64>) -> String {
+/// The notification for orchestrator messages visible at `visible_at_ms`, sent by the store
+/// named `origin`: `o:<time>` for a future time, so dispatchers sleep until then, and
+/// `o::<origin>` for now. The sending store has already woken its own process, so its
+/// listener skips an `o::` notice of its own origin (it would send one more dispatcher to
+/// the store for work another has taken). Versions before the origin was added send `o`
+/// and read `o::<origin>` as "now" too.
+pub(super) fn orchestrator_wake(origin: &str, visible_at_ms: Option<u64>) -> String {
     match visible_at_ms {
         Some(t) if t > crate::now_ms() => format!("o:{t}"),
-        _ => "o".to_string(),
+        _ => format!("o::{origin}"),
     }
 }
 
@@ -35,7 +39,11 @@ pub(super) fn status_wake(origin: &str, instance: &str) -> String {
 /// What a notification asks this process to do.
 pub(super) fn handle_notification(notifiers: &Arc<Notifiers>, payload: &str, own_origin: &str) {
     match payload.split_once(':') {
-        Some(("o", at)) => notifiers.wake_orchestrator_at(at.parse().ok()),
+        Some(("o", at)) => match at.strip_prefix(':') {
+            Some(origin) if origin == own_origin => {}
+            Some(_) => notifiers.wake_orchestrator_at(None),
+            None => notifiers.wake_orchestrator_at(at.parse().ok()),
+        },
         Some(("f", instance)) => {
             let _ = notifiers.finished.send(Finished::id_only(instance));
         }
@@ -97,7 +105,7 @@ impl PostgresProvider {
         conn: &mut PgConnection,
         visible_at_ms: Option<u64>,
     ) -> Result<(), ProviderError> {
-        self.notify(conn, &orchestrator_wake(visible_at_ms)).await
+        self.notify(conn, &orchestrator_wake(&self.origin, visible_at_ms)).await
     }
 
     /// Sends several notifications in one statement.

@@ -102,7 +102,7 @@ impl PostgresProvider {
         let unlocked_work = acts.iter().any(|a| !eager(a));
         let terminal = commit.update.state.is_terminal();
         let status_changed = commit.status_changes() > 0;
-        let wake_ups = turn_wake_ups(&wake_at, now, unlocked_work, None, None);
+        let wake_ups = turn_wake_ups(&self.origin, &wake_at, now, unlocked_work, None, None);
         let query = sqlx::query(ONE_STATEMENT_TURN_SQL).bind(lock_token).bind(v.exec).bind(ms(now));
         let query = v.bind_state(query).bind(event_ids).bind(event_types).bind(event_data);
         let row = bind_activities(query, acts, locked_until)

@@ -7,7 +7,7 @@ use super::*;
 /// Deletes the work items whose tokens (`$1`) are still held and enqueues their
 /// completions (`$2` instances, `$3` messages) in order, at `$4`; touches their sessions (the
 /// idle clock of a session starts when its last activity finished). Returns the tokens
-/// that were held; with `$5`, notifies channel `$6` when there were any. Its transaction
+/// that were held; with `$5`, notifies channel `$6` with `$7` when there were any. Its transaction
 /// commits without waiting for the WAL flush (see `async_commit!`).
 pub(super) const COMPLETE_SQL: &str = concat!(
     "WITH done AS (DELETE FROM worker_queue WHERE lock_token = ANY($1::text[]) \
@@ -18,7 +18,7 @@ pub(super) const COMPLETE_SQL: &str = concat!(
        FROM UNNEST($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS c(lock_token, instance_id, message, n) \
        WHERE c.lock_token IN (SELECT lock_token FROM done) ORDER BY c.n) \
      SELECT ARRAY(SELECT lock_token FROM done) AS done, \
-       CASE WHEN $5 AND EXISTS (SELECT 1 FROM done) THEN pg_notify($6, 'o')::text END AS notified, ",
+       CASE WHEN $5 AND EXISTS (SELECT 1 FROM done) THEN pg_notify($6, $7)::text END AS notified, ",
     async_commit!()
 );
 
@@ -233,6 +233,7 @@ impl PostgresProvider {
                 .bind(ms(now))
                 .bind(notify)
                 .bind(&self.channel)
+                .bind(orchestrator_wake(&self.origin, None))
         };
         let done_tokens = |row: &PgRow| -> Result<HashSet<String>, ProviderError> {
             Ok(row.try_get::<Vec<String>, _>("done").map_err(storage)?.into_iter().collect())
