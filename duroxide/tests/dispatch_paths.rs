@@ -359,13 +359,7 @@ async fn a_start_wakes_one_dispatcher() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     let before = counts.turn_fetch_calls.load(Ordering::SeqCst);
     client.start_orchestration("one", "Wait", "").await.unwrap();
-    for _ in 0..500 {
-        let h = client.read_execution_history("one", None).await.unwrap_or_default();
-        if h.iter().any(|e| matches!(e.kind, duroxide::EventKind::ExternalSubscribed { .. })) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    common::wait_until_subscribed(&client, "one").await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let fetches = counts.turn_fetch_calls.load(Ordering::SeqCst) - before;
     // The woken dispatcher's fetch, and its look for more work after the turn.

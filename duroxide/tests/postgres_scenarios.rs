@@ -1,6 +1,7 @@
 //! End-to-end runtime scenarios on PostgreSQL, each in its own schema (dropped afterwards).
 //! Skipped with a message when `DUROXIDE_TEST_PG_URL` is unset (failing under `CI=true`).
 
+mod common;
 #[path = "pg_support/mod.rs"]
 mod pg;
 
@@ -559,13 +560,7 @@ async fn a_cached_instance_notices_its_history_was_corrupted() {
         let rt = Runtime::start_with_options(store.clone(), activities(), orchestrations, options).await;
         let client = Client::new(store.clone());
         client.start_orchestration("rot", "Wait", "x").await.unwrap();
-        for _ in 0..500 {
-            let h = client.read_execution_history("rot", None).await.unwrap_or_default();
-            if h.iter().any(|e| matches!(e.kind, EventKind::ExternalSubscribed { .. })) {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        common::wait_until_subscribed(&client, "rot").await;
         {
             use sqlx::Connection;
             let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
@@ -604,13 +599,7 @@ async fn a_failed_history_read_releases_the_lock_at_once() {
             Runtime::start_with_options(store.clone(), activities(), orchestrations, fast_options()).await;
         let client = Client::new(store.clone());
         client.start_orchestration("held.by.dots", "Wait", "x").await.unwrap();
-        for _ in 0..500 {
-            let h = client.read_execution_history("held.by.dots", None).await.unwrap_or_default();
-            if h.iter().any(|e| matches!(e.kind, EventKind::ExternalSubscribed { .. })) {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        common::wait_until_subscribed(&client, "held.by.dots").await;
         rt.shutdown(None).await;
         client.raise_event("held.by.dots", "Go", "now").await.unwrap();
 

@@ -505,9 +505,10 @@ pub(super) fn eager(a: &ActivityWorkItem) -> bool {
 }
 
 /// The notifications a turn of the store named `origin` sends: one per future visibility
-/// time of its messages and one for "now" at most (see `orchestrator_wake`), `w` when it queued work for any worker, `f:<instance>` when the
-/// instance `finished`, and `s:<origin>:<instance>` when its custom status `status_changed`
-/// (so `Client::wait_for_status_change` in other processes wakes at once).
+/// time of its messages and one for "now" at most (see `orchestrator_wake`), `w` when it
+/// queued work for any worker, `f:<instance>` when the instance `finished`, and
+/// `s:<origin>:<instance>` when its custom status `status_changed` (so
+/// `Client::wait_for_status_change` in other processes wakes at once).
 pub(super) fn turn_wake_ups(
     origin: &str,
     wake_at: &[Option<u64>],

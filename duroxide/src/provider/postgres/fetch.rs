@@ -99,10 +99,9 @@ impl LockTarget<'_> {
 
     /// One statement that locks the instances [`candidates`](Self::candidates) selects:
     /// each gets its own token (`$9`'s uuid, a dot, the instance id: see `token_instance!`)
-    /// and the lock until `$10`, and its visible messages
-    /// count an attempt. One row per instance: the record, the token, the stored history
-    /// length (the last event id: an index seek, where a count would read the history) and
-    /// the messages in enqueue order. A lock-only write: committed without waiting for the
+    /// and the lock until `$10`, and its visible messages count an attempt. One row per
+    /// instance: the record, the token, the stored history length (the last event id: an
+    /// index seek, where a count would read the history) and the messages in enqueue order. A lock-only write: committed without waiting for the
     /// WAL flush (see `async_commit!`).
     ///
     /// Instances and messages are updated by row address (`ctid`): the candidates lock
