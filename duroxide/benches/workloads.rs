@@ -13,7 +13,9 @@
 //! Stores: memory (SQLite in-memory), file (SQLite file in a temp dir, default durability),
 //! postgres (with `--features postgres`; a fresh schema per run, dropped at its end).
 //! Options: `--seconds`, `--preload N`, `--pg-pool N`, `--sequential-sizes a,b,c`,
-//! `--replay-events a,b`, `--nodes a,b,c`, `--idle-instances`, `--management-instances`.
+//! `--replay-events a,b`, `--nodes a,b,c`, `--idle-instances`, `--management-instances`,
+//! `--runs N` (run the selection N times, then print each target's median as a
+//! `target_median` line with the figure of every run).
 
 #[path = "workloads/app.rs"]
 mod app;
@@ -61,6 +63,19 @@ async fn main() {
         "duroxide benchmarks on {} cores",
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
     );
+    for run in 1..=args.runs {
+        if args.runs > 1 {
+            println!("run {run} of {}", args.runs);
+        }
+        run_selection(&args).await;
+    }
+    if args.runs > 1 {
+        report::print_medians();
+    }
+}
+
+/// Every selected workload on every selected store, once.
+async fn run_selection(args: &args::Args) {
     for w in &args.workloads {
         if w == "replay" {
             replay::replay(&args.replay_events);

@@ -19,6 +19,9 @@ pub struct Args {
     pub replay_events: Vec<usize>,
     /// Runtime processes for `nodes`; the ratio compares the last with the first.
     pub node_counts: Vec<usize>,
+    /// How many times to run the whole selection; with more than one, the median of every
+    /// target figure is printed at the end.
+    pub runs: usize,
 }
 
 /// Finished instances `scale` loads when `--preload` is not given.
@@ -52,6 +55,7 @@ pub fn parse_args() -> Args {
         sequential_sizes: vec![1_000, 5_000, 10_000],
         replay_events: vec![10_000, 100_000],
         node_counts: vec![1, 2, 3],
+        runs: 1,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -65,6 +69,7 @@ pub fn parse_args() -> Args {
             "--sequential-sizes" => a.sequential_sizes = list(it.next(), "--sequential-sizes"),
             "--replay-events" => a.replay_events = list(it.next(), "--replay-events"),
             "--nodes" => a.node_counts = list(it.next(), "--nodes"),
+            "--runs" => a.runs = number::<usize>(it.next(), "--runs").max(1),
             s if s.starts_with("--") => {} // cargo bench passes --bench
             w => a.workloads.push(w.to_string()),
         }
