@@ -177,14 +177,18 @@ fn a_reachable_console_that_can_act_without_a_password_is_warned_about() {
     assert!(quiet.banner.contains("reachable from other machines"), "{}", quiet.banner);
 }
 
+/// Bad options are refused before the store is even looked at: the store named here does
+/// not exist, and a usage error (exit 2) still wins over a store error (exit 1).
 #[test]
 fn bad_options_are_usage_errors() {
-    let store = format!("sqlite:{}", template().display());
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = format!("sqlite:{}", dir.path().join("absent.db").display());
     let out = command(&store, &["--basic-auth", "no-colon"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("must be USER:PASSWORD"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("must be USER:PASSWORD"), "{stderr}");
     let out = command(&store, &["--listen", "localhost"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
     let out = Command::new(env!("CARGO_BIN_EXE_duroxide"))
         .env_remove("DUROXIDE_STORE")
         .arg("console")

@@ -13,17 +13,24 @@ use duroxide::console::{Console, basic_auth};
 /// `console`.
 pub async fn serve(ctx: &Context, a: ConsoleArgs) -> Result<(), CliError> {
     let url = ctx.store_url()?;
+    // Options are checked before the store is opened: a usage error never depends on it.
+    let credentials = match &a.basic_auth {
+        Some(credentials) => {
+            let Some((user, password)) =
+                credentials.split_once(':').filter(|(u, p)| !u.is_empty() && !p.is_empty())
+            else {
+                return Err(CliError::usage(
+                    "--basic-auth (or DUROXIDE_CONSOLE_AUTH) must be USER:PASSWORD",
+                    "for example DUROXIDE_CONSOLE_AUTH=ops:$(openssl rand -hex 16)",
+                ));
+            };
+            Some((user, password))
+        }
+        None => None,
+    };
     let store = url.open(Access::Existing).await?;
     let mut console = Console::new(store).read_only(a.read_only);
-    if let Some(credentials) = &a.basic_auth {
-        let Some((user, password)) =
-            credentials.split_once(':').filter(|(u, p)| !u.is_empty() && !p.is_empty())
-        else {
-            return Err(CliError::usage(
-                "--basic-auth (or DUROXIDE_CONSOLE_AUTH) must be USER:PASSWORD",
-                "for example DUROXIDE_CONSOLE_AUTH=ops:$(openssl rand -hex 16)",
-            ));
-        };
+    if let Some((user, password)) = credentials {
         console = console.authorize(basic_auth(user, password));
     }
     let listener = tokio::net::TcpListener::bind(a.listen).await.map_err(|e| {
