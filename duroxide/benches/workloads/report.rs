@@ -54,6 +54,7 @@ pub fn target_ratio(workload: &str, store: &str, figure_name: &str, figure: f64,
 }
 
 /// Prints, for every target printed more than once (`--runs N`), the median of its figures
+/// (for an even number of runs, the upper of the middle two, as `percentile` picks)
 /// and the figures of each run, with the median's ratio to the target.
 pub fn print_medians() {
     let recorded = RECORDED.lock().unwrap_or_else(|e| e.into_inner());
@@ -64,18 +65,17 @@ pub fn print_medians() {
             continue;
         }
         seen.push(key);
-        let runs: Vec<&Recorded> = recorded
+        let figures: Vec<f64> = recorded
             .iter()
             .filter(|o| (o.workload.as_str(), o.store.as_str(), o.figure_name.as_str()) == key)
+            .map(|o| o.figure)
             .collect();
-        if runs.len() < 2 {
+        if figures.len() < 2 {
             continue;
         }
-        let figures: Vec<f64> = runs.iter().map(|o| o.figure).collect();
         let mut sorted = figures.clone();
         sorted.sort_by(f64::total_cmp);
-        let mid = sorted.len() / 2;
-        let median = if sorted.len() % 2 == 1 { sorted[mid] } else { (sorted[mid - 1] + sorted[mid]) / 2.0 };
+        let median = percentile(&sorted, 0.5);
         print_target("target_median", key.0, key.1, key.2, median, r.goal, r.target, &figures);
     }
 }

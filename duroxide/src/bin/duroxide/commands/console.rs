@@ -14,20 +14,18 @@ use duroxide::console::{Console, basic_auth};
 pub async fn serve(ctx: &Context, a: ConsoleArgs) -> Result<(), CliError> {
     let url = ctx.store_url()?;
     // Options are checked before the store is opened: a usage error never depends on it.
-    let credentials = match &a.basic_auth {
-        Some(credentials) => {
-            let Some((user, password)) =
-                credentials.split_once(':').filter(|(u, p)| !u.is_empty() && !p.is_empty())
-            else {
-                return Err(CliError::usage(
+    let credentials = a
+        .basic_auth
+        .as_deref()
+        .map(|c| {
+            c.split_once(':').filter(|(u, p)| !u.is_empty() && !p.is_empty()).ok_or_else(|| {
+                CliError::usage(
                     "--basic-auth (or DUROXIDE_CONSOLE_AUTH) must be USER:PASSWORD",
                     "for example DUROXIDE_CONSOLE_AUTH=ops:$(openssl rand -hex 16)",
-                ));
-            };
-            Some((user, password))
-        }
-        None => None,
-    };
+                )
+            })
+        })
+        .transpose()?;
     let store = url.open(Access::Existing).await?;
     let mut console = Console::new(store).read_only(a.read_only);
     if let Some((user, password)) = credentials {
