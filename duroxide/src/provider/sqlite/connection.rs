@@ -16,6 +16,9 @@ pub(super) struct Conns {
     pub(super) readers: Option<SqlitePool>,
     /// Starts a write whose commit is acknowledged (fsynced under `Full`).
     pub(super) begin_durable: &'static str,
+    /// Flushes the WAL for the group commit outside the writer: a file store under
+    /// `Full` (see `WalSync`).
+    pub(super) wal: Option<Arc<WalSync>>,
 }
 
 /// The writer connection. Most writes run in one round trip as a statement batch that
@@ -90,6 +93,17 @@ impl Conns {
             w.open = false;
         }
         w
+    }
+
+    /// Returns once everything a read that has ended could have seen is durable: a group
+    /// commit round is visible as soon as it commits, before its WAL flush (see `WalSync`),
+    /// and a client must not act on a write that a power loss could still take back. Call
+    /// it after a read whose result reaches a caller, with the read connection returned.
+    pub(super) async fn settle(&self) -> Result<(), ProviderError> {
+        match &self.wal {
+            Some(wal) => wal.sync_through(wal.last_begun()).await,
+            None => Ok(()),
+        }
     }
 
     pub(super) async fn reader(&self) -> Result<ReadConn<'_>, ProviderError> {
@@ -253,6 +267,7 @@ impl SqliteProvider {
                 SqliteDurability::Normal => SqliteSynchronous::Normal,
             });
         }
+        let database = connect.get_filename().to_path_buf();
         let open_err = |e: sqlx::Error| match e {
             sqlx::Error::Configuration(c) => ProviderError::Configuration(c.to_string()),
             other => ProviderError::Storage(format!("cannot open '{url}': {other}")),
@@ -272,6 +287,8 @@ impl SqliteProvider {
             MIGRATOR.run(&pool).await.map_err(|e| ProviderError::Migration(e.to_string()))?;
         }
         let writer = pool.acquire().await.map_err(open_err)?.detach();
+        let wal = (!memory && options.durability == SqliteDurability::Full)
+            .then(|| Arc::new(WalSync::new(&database)));
         let readers = if memory { None } else { Some(pool) };
         let conns = Arc::new(Conns {
             writer: tokio::sync::Mutex::new(Writer { conn: writer, open: false }),
@@ -280,6 +297,7 @@ impl SqliteProvider {
                 SqliteDurability::Full => "PRAGMA synchronous = FULL; BEGIN IMMEDIATE",
                 SqliteDurability::Normal => BEGIN_LIGHT,
             },
+            wal,
         });
         // No other process can write to a store in memory; a file may be shared.
         let notifiers =

@@ -72,8 +72,11 @@ impl GroupCommit {
         })
     }
 
-    /// Commits rounds of queued writes until the queue is empty.
-    pub(super) async fn lead(&self) {
+    /// Commits rounds of queued writes until the queue is empty. A round's writers hear
+    /// of it once it is durable: at once when its commit flushed the WAL itself, otherwise
+    /// after a flush outside the writer (see `WalSync`), which runs while the next round
+    /// commits.
+    pub(super) async fn lead(self: &Arc<Self>) {
         loop {
             let jobs = {
                 let mut st = self.state();
@@ -84,25 +87,72 @@ impl GroupCommit {
                 let n = st.queue.len().min(GROUP_MAX);
                 st.queue.drain(..n).collect::<Vec<_>>()
             };
-            let results = self.commit_round(&jobs).await;
-            for (job, result) in jobs.into_iter().zip(results) {
-                let _ = job.reply.send(result.map(|effects| self.announce(effects)));
+            let (results, round) = self.commit_round(&jobs).await;
+            match (&self.conns.wal, round) {
+                (Some(wal), Some(seq)) if results.iter().any(Result::is_ok) => {
+                    let (group, wal) = (self.clone(), wal.clone());
+                    tokio::spawn(async move {
+                        let synced = wal.sync_through(seq).await;
+                        group.reply(jobs, results, synced);
+                    });
+                }
+                _ => self.reply(jobs, results, Ok(())),
             }
         }
     }
 
-    pub(super) async fn commit_round(&self, jobs: &[Job]) -> Vec<Result<Effects, ProviderError>> {
-        let all_failed = |e: ProviderError| jobs.iter().map(|_| Err(e.clone())).collect();
-        let batches = round_batches(jobs, crate::now_ms(), self.conns.begin_durable);
+    /// Answers a round's writers: each its own result unless the round could not be made
+    /// durable.
+    fn reply(
+        &self,
+        jobs: Vec<Job>,
+        results: Vec<Result<Effects, ProviderError>>,
+        synced: Result<(), ProviderError>,
+    ) {
+        for (job, result) in jobs.into_iter().zip(results) {
+            let result = match &synced {
+                Ok(()) => result.map(|effects| self.announce(effects)),
+                Err(e) => Err(e.clone()),
+            };
+            let _ = job.reply.send(result);
+        }
+    }
+
+    /// Commits one round. With a `WalSync`, the round commits without flushing the WAL and
+    /// its number comes back: the caller flushes before it answers.
+    pub(super) async fn commit_round(
+        &self,
+        jobs: &[Job],
+    ) -> (Vec<Result<Effects, ProviderError>>, Option<u64>) {
+        let begin = match self.conns.wal {
+            Some(_) => BEGIN_LIGHT,
+            None => self.conns.begin_durable,
+        };
+        let batches = round_batches(jobs, crate::now_ms(), begin);
         let mut writer = self.conns.writer().await;
+        let round = self.conns.wal.as_ref().map(|w| w.begin_round());
+        let seq = round.as_ref().map(|r| r.seq);
+        let results = self.apply_round(&mut writer, jobs, batches, begin).await;
+        drop(round);
+        (results, seq)
+    }
+
+    async fn apply_round(
+        &self,
+        writer: &mut Writer,
+        jobs: &[Job],
+        batches: Option<Vec<Batch>>,
+        begin: &'static str,
+    ) -> Vec<Result<Effects, ProviderError>> {
+        let all_failed = |e: ProviderError| jobs.iter().map(|_| Err(e.clone())).collect();
         if let Some(batches) = batches
-            && let Some(results) = fast_round(&mut writer, jobs, batches).await
+            && let Some(results) = fast_round(writer, jobs, batches).await
         {
             return results;
         }
         // A batch failed (an SQL error, not a lost lock or a taken id): the round again, each
         // write in its own savepoint, so the failure stays with the write that caused it.
-        let mut tx = match sqlx::Connection::begin_with(&mut writer.conn, self.conns.begin_durable).await {
+        let mut tx = match sqlx::Connection::begin_with(&mut writer.conn, begin).await {
             Ok(tx) => tx,
             Err(e) => return all_failed(storage(e)),
         };

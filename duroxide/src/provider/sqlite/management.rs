@@ -15,6 +15,8 @@ impl SqliteProvider {
         let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err(storage)?;
         let out = f(&mut Tx(&mut tx)).await?;
         tx.rollback().await.map_err(storage)?;
+        drop(conn);
+        self.conns.settle().await?;
         Ok(out)
     }
 

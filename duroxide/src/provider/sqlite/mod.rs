@@ -11,7 +11,9 @@
 //! `commit_turn` returns, the write is on disk and survives a process crash *and* a power
 //! loss. Turns and starts that arrive together share one commit and one fsync (group
 //! commit, one statement batch each; a batch that fails is retried one by one, each in
-//! its own savepoint, so the failure stays with its write). Lock-only writes and activity completions commit
+//! its own savepoint, so the failure stays with its write). The fsync of a file store runs
+//! outside the writer connection while the next round commits (`wal_sync`); activity
+//! fetches and client reads wait for it, so nothing acts on a write before it is durable. Lock-only writes and activity completions commit
 //! without their own fsync: losing them to a power loss only repeats work (the lock was not
 //! taken; the activity runs again), and the next durable commit covers them.
 //! [`SqliteDurability::Normal`] fsyncs nothing on commit: a power loss may also drop the
@@ -24,10 +26,10 @@
 //! This file holds the store type and its error classification; the `Provider` impl is
 //! the shared forwarding one (`provider::sql::provider_impl`). `options` (what callers
 //! tune), `connection` (opening, the writer and readers, statement batches), `group`
-//! (group commit of durable writes), `commit` (a start's and a turn's statements), `fetch`
-//! (instance locks), `work` (the activity queue), `sessions` (session leases), `queries`
-//! (client reads and management writes), `transfer` (export and import). Code the
-//! PostgreSQL store shares lives in `provider::sql`.
+//! (group commit of durable writes), `wal_sync` (its WAL flush), `commit` (a start's and
+//! a turn's statements), `fetch` (instance locks), `work` (the activity queue), `sessions`
+//! (session leases), `queries` (client reads and management writes), `transfer` (export
+//! and import). Code the PostgreSQL store shares lives in `provider::sql`.
 
 /// Opens a write transaction on the writer connection: `write_tx!(conns, guard, tx, BEGIN)`.
 macro_rules! write_tx {
@@ -48,6 +50,7 @@ mod queries;
 mod sessions;
 mod transfer;
 mod values;
+mod wal_sync;
 mod work;
 
 use super::sql::{
@@ -68,6 +71,7 @@ use connection::*;
 use fetch::*;
 use group::*;
 use queries::*;
+use wal_sync::*;
 
 pub use options::{SqliteDurability, SqliteOptions};
 

@@ -85,7 +85,10 @@ impl SqliteProvider {
             Some(e) => e,
             None => sql::current_execution(Self::instance_row(&mut conn, instance).await?, instance)?,
         };
-        sql::events_or_corrupt(Self::load_history(&mut conn, instance, exec).await?)
+        let events = Self::load_history(&mut conn, instance, exec).await?;
+        drop(conn);
+        self.conns.settle().await?;
+        sql::events_or_corrupt(events)
     }
 
     pub(super) async fn executions_of(&self, instance: &str) -> Result<Vec<ExecutionRecord>, ProviderError> {
@@ -100,6 +103,8 @@ impl SqliteProvider {
         .fetch_all(&mut *conn)
         .await
         .map_err(storage)?;
+        drop(conn);
+        self.conns.settle().await?;
         rows.iter()
             .map(|r| sql::execution_from_row(r, r.try_get::<i64, _>("n").map_err(storage)? as u64))
             .collect()
@@ -169,8 +174,9 @@ impl SqliteProvider {
         &self,
         instance: &str,
     ) -> Result<Option<InstanceRecord>, ProviderError> {
-        let mut conn = self.conns.reader().await?;
-        Self::instance_row(&mut conn, instance).await
+        let record = Self::instance_row(&mut *self.conns.reader().await?, instance).await?;
+        self.conns.settle().await?;
+        Ok(record)
     }
 
     pub(super) async fn instance_ids(&self) -> Result<Vec<String>, ProviderError> {

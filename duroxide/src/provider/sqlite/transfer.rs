@@ -62,6 +62,8 @@ impl SqliteProvider {
         let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err(storage)?;
         let snapshot = sql::export(&mut Tx(&mut tx), instance).await?;
         tx.rollback().await.map_err(storage)?;
+        drop(conn);
+        self.conns.settle().await?;
         Ok(snapshot)
     }
 

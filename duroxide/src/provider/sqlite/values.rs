@@ -38,12 +38,15 @@ impl SqliteProvider {
         instance: &str,
         key: &str,
     ) -> Result<Option<String>, ProviderError> {
-        sqlx::query_scalar("SELECT value FROM instance_values WHERE instance_id = ?1 AND key = ?2")
-            .bind(instance)
-            .bind(key)
-            .fetch_optional(&mut *self.conns.reader().await?)
-            .await
-            .map_err(storage)
+        let value =
+            sqlx::query_scalar("SELECT value FROM instance_values WHERE instance_id = ?1 AND key = ?2")
+                .bind(instance)
+                .bind(key)
+                .fetch_optional(&mut *self.conns.reader().await?)
+                .await
+                .map_err(storage)?;
+        self.conns.settle().await?;
+        Ok(value)
     }
 
     pub(super) async fn read_values(
@@ -56,6 +59,7 @@ impl SqliteProvider {
                 .fetch_all(&mut *self.conns.reader().await?)
                 .await
                 .map_err(storage)?;
+        self.conns.settle().await?;
         Ok(rows.into_iter().collect())
     }
 }

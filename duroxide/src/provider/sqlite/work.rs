@@ -190,11 +190,15 @@ impl SqliteProvider {
         if !self.work_visible(now, worker).await? {
             return Ok(Vec::new());
         }
-        let items = self.lock_sessionless_run(now, lock_timeout, max, worker).await?;
-        if !items.is_empty() {
-            return Ok(items);
+        let mut items = self.lock_sessionless_run(now, lock_timeout, max, worker).await?;
+        if items.is_empty() {
+            items = self.lock_next_work(now, lock_timeout, worker).await?;
         }
-        self.lock_next_work(now, lock_timeout, worker).await
+        if !items.is_empty() {
+            // An activity runs only once the turn that scheduled it is durable.
+            self.conns.settle().await?;
+        }
+        Ok(items)
     }
 
     /// Whether any work is runnable, read without the write lock.
