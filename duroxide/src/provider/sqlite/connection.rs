@@ -95,6 +95,13 @@ impl Conns {
         w
     }
 
+    /// The writer connection if nobody holds it now (see `writer`).
+    pub(super) fn try_writer(&self) -> Option<tokio::sync::MutexGuard<'_, Writer>> {
+        let w = self.writer.try_lock().ok()?;
+        // A batch a cancelled caller left open is rolled back by `writer`.
+        (!w.open).then_some(w)
+    }
+
     /// Returns once everything a read that has ended could have seen is durable: a group
     /// commit round is visible as soon as it commits, before its WAL flush (see `WalSync`),
     /// and a client must not act on a write that a power loss could still take back. Call

@@ -118,23 +118,46 @@ impl GroupCommit {
         }
     }
 
-    /// Commits one round. With a `WalSync`, the round commits without flushing the WAL and
-    /// its number comes back: the caller flushes before it answers.
+    /// Commits one round. With a `WalSync` and a busy writer, the round commits without
+    /// flushing the WAL and its number comes back: the caller flushes before it answers.
+    /// When nothing else waits (a round of one write, none queued, the writer free), the
+    /// round commits with its own flush, as without a `WalSync`: at low load a flush off the
+    /// writer would only add hand-offs to the round's latency.
     pub(super) async fn commit_round(
         &self,
         jobs: &[Job],
     ) -> (Vec<Result<Effects, ProviderError>>, Option<u64>) {
-        let begin = match self.conns.wal {
-            Some(_) => BEGIN_LIGHT,
-            None => self.conns.begin_durable,
+        if let Some(Err(e)) = self.conns.wal.as_ref().map(|w| w.check()) {
+            return (jobs.iter().map(|_| Err(e.clone())).collect(), None);
+        }
+        let quiet = self.conns.wal.is_none() || (jobs.len() == 1 && self.state().queue.is_empty());
+        let (mut writer, begin, batches) = match quiet.then(|| self.conns.try_writer()).flatten() {
+            Some(writer) => {
+                let begin = self.conns.begin_durable;
+                (writer, begin, round_batches(jobs, crate::now_ms(), begin))
+            }
+            None => {
+                let begin = if self.conns.wal.is_some() { BEGIN_LIGHT } else { self.conns.begin_durable };
+                // Built before waiting for the writer, the store's bottleneck under load.
+                let batches = round_batches(jobs, crate::now_ms(), begin);
+                (self.conns.writer().await, begin, batches)
+            }
         };
-        let batches = round_batches(jobs, crate::now_ms(), begin);
-        let mut writer = self.conns.writer().await;
-        let round = self.conns.wal.as_ref().map(|w| w.begin_round());
-        let seq = round.as_ref().map(|r| r.seq);
+        let Some(wal) = &self.conns.wal else {
+            return (self.apply_round(&mut writer, jobs, batches, begin).await, None);
+        };
+        let round = wal.begin_round();
+        let seq = round.seq;
         let results = self.apply_round(&mut writer, jobs, batches, begin).await;
         drop(round);
-        (results, seq)
+        if begin == BEGIN_LIGHT {
+            return (results, Some(seq));
+        }
+        if results.iter().any(Result::is_ok) {
+            // Its commit flushed the WAL, and with it every round before.
+            wal.flushed_through(seq);
+        }
+        (results, None)
     }
 
     async fn apply_round(

@@ -27,6 +27,8 @@ pub(super) struct WalSync {
     finished: tokio::sync::watch::Sender<u64>,
     /// Every round up to this number is durable.
     synced: AtomicU64,
+    /// Flushes done here (not counting commits that flushed the WAL themselves).
+    flushes: AtomicU64,
     /// Set when a flush failed: what the failed flush should have covered may be lost, and
     /// a later flush cannot tell (the kernel reports a write-back error once), so nothing
     /// is acknowledged as durable again until the store is reopened.
@@ -65,6 +67,7 @@ impl WalSync {
             begun: AtomicU64::new(0),
             finished: tokio::sync::watch::Sender::new(0),
             synced: AtomicU64::new(0),
+            flushes: AtomicU64::new(0),
             failed: AtomicBool::new(false),
             file: tokio::sync::Mutex::new(None),
         }
@@ -80,6 +83,12 @@ impl WalSync {
     /// seen a round numbered higher.
     pub(super) fn last_begun(&self) -> u64 {
         self.begun.load(Ordering::Acquire)
+    }
+
+    /// Records that a commit which flushed the WAL itself (`synchronous = FULL`) made every
+    /// round up to `seq` durable.
+    pub(super) fn flushed_through(&self, seq: u64) {
+        self.synced.fetch_max(seq, Ordering::AcqRel);
     }
 
     /// Returns once every round up to `seq` is durable, flushing the WAL if no flush that
@@ -125,11 +134,13 @@ impl WalSync {
                 )));
             }
             self.synced.fetch_max(target, Ordering::AcqRel);
+            self.flushes.fetch_add(1, Ordering::Relaxed);
             return Ok(());
         }
     }
 
-    fn check(&self) -> Result<(), ProviderError> {
+    /// Fails once a flush has failed (see `failed`).
+    pub(super) fn check(&self) -> Result<(), ProviderError> {
         match self.failed.load(Ordering::Acquire) {
             false => Ok(()),
             true => Err(ProviderError::Storage(format!(
@@ -155,7 +166,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_start_is_acknowledged_after_the_flush_that_covers_it() {
+    async fn a_lone_start_commits_with_its_own_flush() {
         let dir = tempfile::tempdir().unwrap();
         let store = file_store(&dir).await;
         let wal = store.conns.wal.clone().expect("a file store under Full flushes the WAL itself");
@@ -165,6 +176,8 @@ mod tests {
             assert_eq!(wal.last_begun(), k, "one round per start");
             assert_eq!(synced(&wal), k, "start {k} was acknowledged before its round was flushed");
         }
+        // Nothing else waited, so each round flushed the WAL in its own commit.
+        assert_eq!(wal.flushes.load(Ordering::Relaxed), 0);
     }
 
     #[tokio::test]
@@ -203,7 +216,9 @@ mod tests {
         }
         let wal = store.conns.wal.clone().unwrap();
         assert!(wal.last_begun() < 50, "50 concurrent starts took {} rounds", wal.last_begun());
-        assert_eq!(synced(&wal), wal.last_begun());
+        assert_eq!(synced(&wal), wal.last_begun(), "a start was acknowledged before its round was flushed");
+        let flushes = wal.flushes.load(Ordering::Relaxed);
+        assert!(flushes > 0, "rounds under load flush the WAL outside the writer");
         assert_eq!(store.instance_ids().await.unwrap().len(), 50);
     }
 
