@@ -107,8 +107,20 @@ impl Conns {
     /// and a client must not act on a write that a power loss could still take back. Call
     /// it after a read whose result reaches a caller, with the read connection returned.
     pub(super) async fn settle(&self) -> Result<(), ProviderError> {
+        self.settle_through(self.wal.as_ref().map_or(0, |w| w.last_begun())).await
+    }
+
+    /// The last group commit round a write on the writer connection can see, for its
+    /// holder to read: every round begun so far has finished (it held the writer), and
+    /// none can begin until the holder lets go.
+    pub(super) fn seen_by_writer(&self) -> u64 {
+        self.wal.as_ref().map_or(0, |w| w.last_begun())
+    }
+
+    /// Returns once every group commit round up to `seq` is durable (see `settle`).
+    pub(super) async fn settle_through(&self, seq: u64) -> Result<(), ProviderError> {
         match &self.wal {
-            Some(wal) => wal.sync_through(wal.last_begun()).await,
+            Some(wal) => wal.sync_through(seq).await,
             None => Ok(()),
         }
     }

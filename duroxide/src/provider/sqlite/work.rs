@@ -190,13 +190,13 @@ impl SqliteProvider {
         if !self.work_visible(now, worker).await? {
             return Ok(Vec::new());
         }
-        let mut items = self.lock_sessionless_run(now, lock_timeout, max, worker).await?;
+        let (mut items, mut seen) = self.lock_sessionless_run(now, lock_timeout, max, worker).await?;
         if items.is_empty() {
-            items = self.lock_next_work(now, lock_timeout, worker).await?;
+            (items, seen) = self.lock_next_work(now, lock_timeout, worker).await?;
         }
         if !items.is_empty() {
             // An activity runs only once the turn that scheduled it is durable.
-            self.conns.settle().await?;
+            self.conns.settle_through(seen).await?;
         }
         Ok(items)
     }
@@ -218,14 +218,15 @@ impl SqliteProvider {
     }
 
     /// Up to `max` of the oldest runnable items, when they have no session; empty when the
-    /// oldest has one.
+    /// oldest has one. With them, the last group commit round they could have seen (see
+    /// `Conns::seen_by_writer`).
     async fn lock_sessionless_run(
         &self,
         now: u64,
         lock_timeout: Duration,
         max: usize,
         worker: &WorkerIdentity,
-    ) -> Result<Vec<ActivityWorkItem>, ProviderError> {
+    ) -> Result<(Vec<ActivityWorkItem>, u64), ProviderError> {
         // The common case in one statement (and one round trip, with its transaction): the
         // oldest runnable items have no session. Only the run of them before the first
         // session item is taken, so the order is the one single fetches would give; each
@@ -254,7 +255,10 @@ impl SqliteProvider {
             Some(list) => query.bind(list),
             None => query,
         };
-        let rows = self.conns.writer().await.one_trip_query(query).await.map_err(storage)?;
+        let mut writer = self.conns.writer().await;
+        let seen = self.conns.seen_by_writer();
+        let rows = writer.one_trip_query(query).await.map_err(storage)?;
+        drop(writer);
         let mut items = rows
             .iter()
             .map(|r| {
@@ -265,17 +269,19 @@ impl SqliteProvider {
             .collect::<Result<Vec<_>, ProviderError>>()?;
         // RETURNING has no order.
         items.sort_by_key(|(id, _)| *id);
-        Ok(items.into_iter().map(|(_, item)| item).collect())
+        Ok((items.into_iter().map(|(_, item)| item).collect(), seen))
     }
 
-    /// The oldest runnable item, session work included, claiming its session for `worker`.
+    /// The oldest runnable item, session work included, claiming its session for `worker`,
+    /// and the last group commit round it could have seen.
     async fn lock_next_work(
         &self,
         now: u64,
         lock_timeout: Duration,
         worker: &WorkerIdentity,
-    ) -> Result<Vec<ActivityWorkItem>, ProviderError> {
+    ) -> Result<(Vec<ActivityWorkItem>, u64), ProviderError> {
         write_tx!(self.conns, _w, tx, BEGIN_LIGHT);
+        let seen = self.conns.seen_by_writer();
         // Runnable: no session; or a session this worker holds; or, if it holds fewer than
         // `max_sessions` sessions with work, a session nobody holds or whose lease expired. Work cancelled by its
         // orchestration is never handed out (renew_sessions deletes it once unlocked). One
@@ -305,7 +311,7 @@ impl SqliteProvider {
             query = query.bind(list);
         }
         let row = query.fetch_optional(&mut *tx).await.map_err(storage)?;
-        let Some(r) = row else { return Ok(Vec::new()) };
+        let Some(r) = row else { return Ok((Vec::new(), seen)) };
         let id: i64 = r.try_get("id").map_err(storage)?;
         let session_id: Option<String> = r.try_get("session_id").map_err(storage)?;
         let mine: Option<bool> = r.try_get("mine").map_err(storage)?;
@@ -340,7 +346,7 @@ impl SqliteProvider {
         // The row was read before the lock counted this attempt.
         let item = work_item_from_row(&r, lock_token, session_id, session_claimed, 1)?;
         tx.commit().await.map_err(storage)?;
-        Ok(vec![item])
+        Ok((vec![item], seen))
     }
 
     pub(super) async fn renew_work_lock(
