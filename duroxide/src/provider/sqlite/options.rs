@@ -7,9 +7,11 @@ use super::*;
 /// How hard SQLite works to keep committed data on power loss.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SqliteDurability {
-    /// `synchronous = FULL` for starts, events and turns: nothing acknowledged is lost.
-    /// Lock-only writes and activity completions skip their own fsync (a power loss only
-    /// repeats that work; see the module docs).
+    /// Starts, events and turns are on disk before they are acknowledged: nothing
+    /// acknowledged is lost. Each commits with `synchronous = FULL`, or, under load, commits
+    /// its WAL frames and waits for a flush of the WAL beside the writer, which nothing
+    /// acts on before (see the module docs). Lock-only writes and activity completions
+    /// skip their own fsync (a power loss only repeats that work).
     #[default]
     Full,
     /// `synchronous = NORMAL`: WAL is fsynced at checkpoints. A power loss may drop the
