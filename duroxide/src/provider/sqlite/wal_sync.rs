@@ -224,54 +224,18 @@ mod tests {
 
     #[tokio::test]
     async fn an_activity_is_handed_out_only_once_its_turn_is_durable() {
-        use crate::history::{Event, EventKind};
         let dir = tempfile::tempdir().unwrap();
         let store = file_store(&dir).await;
         let wal = store.conns.wal.clone().unwrap();
-        let p: &dyn Provider = &store;
-        p.create_instance("i", "Flow", None, "{}").await.unwrap();
-        let item = p.fetch_orchestration_item(Duration::from_secs(30), &FetchFilter::default()).await;
-        let item = item.unwrap().expect("the started instance");
-        let kind = EventKind::ActivityScheduled {
-            name: "Act".into(),
-            input: "x".into(),
-            call_site: None,
-            session_id: None,
-            tag: None,
-        };
-        let commit = TurnCommit {
-            execution_id: 1,
-            new_events: vec![Event { event_id: 2, timestamp_ms: crate::now_ms(), kind }],
-            update: InstanceUpdate {
-                name: "Flow".into(),
-                version: "1.0.0".into(),
-                state: InstanceState::Running,
-                output: None,
-                error: None,
-                custom_status: None,
-            },
-            next_execution_id: None,
-            activities: vec![ActivityWorkItem {
-                instance: "i".into(),
-                execution_id: 1,
-                event_id: 2,
-                name: "Act".into(),
-                input: "x".into(),
-                session_id: None,
-                lock_token: String::new(),
-                attempt: 0,
-                session_claimed: false,
-                visible_at_ms: 0,
-                tag: None,
-                orchestration_name: String::new(),
-                orchestration_version: String::new(),
-            }],
-            activity_lock_timeout: Duration::ZERO,
-            cancelled_activities: Vec::new(),
-            messages: Vec::new(),
-        };
-        p.commit_turn(&item.lock_token, commit).await.unwrap();
-        // A round committed after it and not flushed yet, as under load.
+        // An activity a turn scheduled, then a round committed after it and not flushed
+        // yet, as under load.
+        sqlx::query(
+            "INSERT INTO worker_queue (instance_id, execution_id, event_id, name, input, visible_at) \
+             VALUES ('i', 1, 2, 'Act', 'x', 0)",
+        )
+        .execute(&mut store.conns.writer().await.conn)
+        .await
+        .unwrap();
         let seq = wal.begin_round().seq;
         assert!(synced(&wal) < seq);
         let worker = WorkerIdentity {
@@ -280,6 +244,7 @@ mod tests {
             max_sessions: 1,
             tags: TagFilter::Untagged,
         };
+        let p: &dyn Provider = &store;
         let work = p.fetch_work_item(Duration::from_secs(30), &worker).await.unwrap();
         assert_eq!(work.expect("the scheduled activity").event_id, 2);
         assert!(
