@@ -130,7 +130,7 @@ impl GroupCommit {
         if let Some(Err(e)) = self.conns.wal.as_ref().map(|w| w.check()) {
             return (jobs.iter().map(|_| Err(e.clone())).collect(), None);
         }
-        let quiet = self.conns.wal.is_none() || (jobs.len() == 1 && self.state().queue.is_empty());
+        let quiet = self.conns.wal.is_some() && jobs.len() == 1 && self.state().queue.is_empty();
         let (mut writer, begin, batches) = match quiet.then(|| self.conns.try_writer()).flatten() {
             Some(writer) => {
                 let begin = self.conns.begin_durable;
