@@ -120,6 +120,11 @@ fn orchestrations() -> OrchestrationRegistry {
             }
             Ok(format!("done at {n} in execution {}", ctx.execution_id()))
         })
+        .register("Remember", |ctx: OrchestrationContext, input: String| async move {
+            // A value write: the final turn takes the transaction path, not the one statement.
+            ctx.set_value("last", &input).map_err(|e| e.to_string())?;
+            Ok(input)
+        })
         .register("Progress", |ctx: OrchestrationContext, _input: String| async move {
             ctx.set_custom_status("step 1");
             ctx.schedule_wait("next").await;
@@ -169,6 +174,36 @@ async fn chaining_and_fan_out_of_50() {
         assert_eq!(completed(&client, "fan").await, "1275");
         for id in ["chain", "fan"] {
             assert_clean_history(&client.read_execution_history(id, None).await.unwrap());
+        }
+        rt.shutdown(None).await;
+    })
+    .await;
+}
+
+/// A turn that ends an instance tells this process's waiters with the instance as it
+/// committed it, so a waiting client need not read it back; both commit paths (the one
+/// statement and the transaction) do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_finish_notice_carries_the_committed_record() {
+    on_postgres(|store, _, _| async move {
+        let mut finished = store.notifiers().expect("the store has notifiers").finished.subscribe();
+        let rt =
+            Runtime::start_with_options(store.clone(), activities(), orchestrations(), fast_options()).await;
+        let client = Client::new(store.clone());
+        for (id, name, output) in [("chain", "Chain", "6"), ("remember", "Remember", "1")] {
+            client.start_orchestration(id, name, "1").await.unwrap();
+            assert_eq!(completed(&client, id).await, output);
+            let stored = store.get_instance(id).await.unwrap().expect("the instance exists");
+            let carried = loop {
+                let notice = tokio::time::timeout(Duration::from_secs(5), finished.recv())
+                    .await
+                    .expect("a finish notice for the instance")
+                    .expect("the notice channel is open");
+                if let (true, Some(record)) = (notice.instance == id, notice.record) {
+                    break record;
+                }
+            };
+            assert_eq!(*carried, stored, "{name}: the notice's record is what the store holds");
         }
         rt.shutdown(None).await;
     })

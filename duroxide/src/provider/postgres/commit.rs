@@ -20,7 +20,9 @@ const TURN_STATE_SQL: &str = concat!(
     "WITH held AS (SELECT $19::text AS instance_id), ",
     turn_state_ctes!(),
     " ",
-    turn_instance_update!()
+    turn_instance_update!(),
+    " RETURNING ",
+    instance_record_columns!()
 );
 
 /// Enqueues activities of instance `$1`, visible at `$2`, in order: `$3` execution ids, `$4`
@@ -143,7 +145,7 @@ impl PostgresProvider {
         let exec = ms(commit.execution_id);
         Self::append_history(&mut tx, &instance, exec, &commit.new_events).await?;
         Self::write_values(&mut tx, &instance, &commit.new_events, now).await?;
-        Self::write_turn_state(&mut tx, &instance, lock_token, &commit, now).await?;
+        let record = Self::write_turn_state(&mut tx, &instance, lock_token, &commit, now).await?;
         if !commit.activities.is_empty() {
             Self::enqueue_activities(&mut tx, &instance, &commit, now).await?;
         }
@@ -165,15 +167,18 @@ impl PostgresProvider {
         );
         self.notify_all(&mut tx, &wake_ups).await?;
         tx.commit().await.map_err(storage)?;
-        self.announce_turn(instance, wake_at, unlocked_work, status_changed, terminal);
+        self.announce_turn(instance, record, wake_at, unlocked_work, status_changed, terminal);
         Ok(())
     }
 
     /// Tells this process what a committed turn of `instance` did: messages visible at
-    /// `wake_at`, work for any worker, a status change, the end of the instance.
+    /// `wake_at`, work for any worker, a status change, the end of the instance. The
+    /// finished notice carries `record` (the instance as the turn left it) when there is
+    /// one, so a waiting client need not read it back.
     pub(super) fn announce_turn(
         &self,
         instance: String,
+        record: Option<InstanceRecord>,
         wake_at: Vec<Option<u64>>,
         unlocked_work: bool,
         status_changed: bool,
@@ -189,7 +194,7 @@ impl PostgresProvider {
             let _ = self.notifiers.status_changed.send(instance.clone());
         }
         if terminal {
-            let _ = self.notifiers.finished.send(Finished::id_only(instance));
+            let _ = self.notifiers.finished.send(Finished { instance, record: record.map(Arc::new) });
         }
     }
 
@@ -243,11 +248,12 @@ impl PostgresProvider {
         lock_token: &str,
         commit: &TurnCommit,
         now: u64,
-    ) -> Result<(), ProviderError> {
+    ) -> Result<Option<InstanceRecord>, ProviderError> {
         let v = TurnState::of(commit)?;
         let query = sqlx::query(TURN_STATE_SQL).bind(lock_token).bind(v.exec).bind(ms(now));
-        v.bind_state(query).bind(instance).execute(&mut *tx).await.map_err(storage)?;
-        Ok(())
+        let row = v.bind_state(query).bind(instance).fetch_optional(&mut *tx).await.map_err(storage)?;
+        // A record that does not read back only costs waiters a read.
+        Ok(row.and_then(|r| record_from_row(&r).ok()))
     }
 
     async fn enqueue_activities(

@@ -81,6 +81,15 @@ macro_rules! turn_state_ctes {
 /// The instance row after a turn (see [`turn_state_ctes`]): `$9`..`$17` (name, version,
 /// current execution, state, output, error, custom status when `$15`, duroxide version
 /// key), its custom status version raised by `$18`, its status note cleared, unlocked.
+/// The columns of an instance's record (see `sql::record_from_row`), in the order every
+/// read and every `RETURNING` of the record lists them.
+macro_rules! instance_record_columns {
+    () => {
+        "instance_id, name, version, execution_id, state, output, error, custom_status, \
+         custom_status_version, parent_instance, duroxide_version, status_note, created_at, updated_at"
+    };
+}
+
 macro_rules! turn_instance_update {
     () => {
         "UPDATE instances SET name = $9, version = $10, execution_id = $11, state = $12, output = $13, \

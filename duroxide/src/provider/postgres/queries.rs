@@ -9,11 +9,11 @@ impl PostgresProvider {
         conn: &mut PgConnection,
         instance: &str,
     ) -> Result<Option<InstanceRecord>, ProviderError> {
-        let row = sqlx::query(
-            "SELECT instance_id, name, version, execution_id, state, output, error, custom_status, \
-             custom_status_version, parent_instance, duroxide_version, status_note, created_at, updated_at \
-             FROM instances WHERE instance_id = $1",
-        )
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            instance_record_columns!(),
+            " FROM instances WHERE instance_id = $1"
+        ))
         .bind(instance)
         .fetch_optional(&mut *conn)
         .await

@@ -59,7 +59,9 @@ const ONE_STATEMENT_TURN_SQL: &str = concat!(
            WHERE $39) AS w(p)) \
     ",
     turn_instance_update!(),
-    " RETURNING instance_id, (SELECT COUNT(*) FROM notified) AS notices, \
+    " RETURNING ",
+    instance_record_columns!(),
+    ", (SELECT COUNT(*) FROM notified) AS notices, \
        (SELECT COALESCE(array_agg(instance_id), '{}') FROM msgs) AS sent"
 );
 
@@ -130,6 +132,8 @@ impl PostgresProvider {
             return Err(lock_lost("instance", lock_token));
         };
         let instance: String = row.try_get("instance_id").map_err(storage)?;
+        // The turn is committed: a record that does not read back only costs waiters a read.
+        let record = record_from_row(&row).ok();
         let sent: Vec<String> = row.try_get("sent").map_err(storage)?;
         // Messages to instances that do not exist were left out by the statement.
         let mut delivered: HashMap<&str, usize> = HashMap::new();
@@ -144,7 +148,7 @@ impl PostgresProvider {
                 }
             }
         }
-        self.announce_turn(instance, wake_at, unlocked_work, status_changed, terminal);
+        self.announce_turn(instance, record, wake_at, unlocked_work, status_changed, terminal);
         Ok(())
     }
 }
