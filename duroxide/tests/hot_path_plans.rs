@@ -14,6 +14,10 @@
 //! A walk through a partial index (one that holds only live rows, such as the index of
 //! locked instances) is not a scan of finished work.
 //!
+//! The same PostgreSQL statements show where wake-ups are sent: never inside a durable
+//! write, whose commit would then hold the database-wide notification lock through its WAL
+//! flush and keep other notifying writes from sharing the flush.
+//!
 //! Management queries (listing, counting, bulk removal) are not hot paths; their plans are
 //! checked by `management_plans.rs`.
 
@@ -34,6 +38,19 @@ use tracing_subscriber::layer::SubscriberExt;
 const FINISHED: i64 = 50_000;
 /// Tables whose size grows with finished work.
 const GROWING: &[&str] = &["instances", "executions", "history", "instance_values"];
+
+/// Every statement that sends wake-ups (`pg_notify`) commits without waiting for the WAL
+/// flush: it is the wake-up sender's own, not part of a start, turn or completion.
+fn assert_wake_ups_skip_durable_writes(statements: &[String]) {
+    let notifying: Vec<&String> = statements.iter().filter(|s| s.contains("pg_notify")).collect();
+    assert!(!notifying.is_empty(), "the workload sent no wake-up: {statements:#?}");
+    for sql in notifying {
+        assert!(
+            sql.contains("'synchronous_commit', 'off'") && !sql.contains("INSERT") && !sql.contains("UPDATE"),
+            "a statement sends wake-ups inside a durable write:\n{sql}"
+        );
+    }
+}
 
 // ---------------------------------------------------------------------------------------
 // Capturing the statements
@@ -353,6 +370,7 @@ async fn hot_paths_never_walk_finished_work() {
         pg_walks.extend(walks.into_iter().map(|w| format!("({label}) {w}")));
         captured = statements;
     }
+    assert_wake_ups_skip_durable_writes(&captured);
     // Once more, planned on an empty store: a store's connections prepare their statements
     // while its tables are young, and PostgreSQL keeps a statement's generic plan for the
     // connection's life (until the table is analyzed again, which may be never). That plan

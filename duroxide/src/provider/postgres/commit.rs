@@ -50,16 +50,14 @@ const ENQUEUE_MESSAGES_SQL: &str = "INSERT INTO orchestrator_queue (instance_id,
      ORDER BY m.n";
 
 /// Creates instance `$1` (name `$2`, version `$3`, at `$4`) unless the id is taken, and
-/// then queues its start message `$5` and notifies channel `$6` with `$7`; returns a row
-/// only when it created the instance.
+/// then queues its start message `$5`; returns a row only when it created the instance.
 const START_INSTANCE_SQL: &str = "WITH created AS (\
        INSERT INTO instances (instance_id, name, version, state, created_at, updated_at) \
        VALUES ($1, $2, $3, 'Pending', $4, $4) ON CONFLICT (instance_id) DO NOTHING RETURNING instance_id), \
      queued AS (\
        INSERT INTO orchestrator_queue (instance_id, message, visible_at, enqueued_at) \
-       SELECT instance_id, $5, $4, $4 FROM created), \
-     notified AS (SELECT pg_notify($6, $7) FROM created) \
-     SELECT instance_id, (SELECT COUNT(*) FROM notified) AS notices FROM created";
+       SELECT instance_id, $5, $4, $4 FROM created) \
+     SELECT instance_id FROM created";
 
 impl PostgresProvider {
     /// Inserts an instance row; false when it exists already.
@@ -98,8 +96,8 @@ impl PostgresProvider {
         Ok(row.is_some())
     }
 
-    /// Creates an instance with its start message and wakes the dispatchers, in one
-    /// statement (one round trip): nothing is written when the id is taken.
+    /// Creates an instance with its start message in one statement (nothing is written when
+    /// the id is taken), then wakes the dispatchers.
     pub(super) async fn start_instance(
         &self,
         instance: &str,
@@ -120,8 +118,6 @@ impl PostgresProvider {
             .bind(version)
             .bind(ms(now))
             .bind(to_json(&msg)?)
-            .bind(&self.channel)
-            .bind(orchestrator_wake(&self.origin, None))
             .fetch_optional(&self.pool)
             .await
             .map_err(storage)?;
@@ -129,6 +125,7 @@ impl PostgresProvider {
             return Err(ProviderError::InstanceExists(instance.to_string()));
         }
         self.notifiers.wake_orchestrator_at(None);
+        self.send_wakeups([orchestrator_wake(&self.origin, None)]).await;
         Ok(())
     }
 
@@ -165,8 +162,8 @@ impl PostgresProvider {
             terminal.then_some(instance.as_str()),
             status_changed.then_some(instance.as_str()),
         );
-        self.notify_all(&mut tx, &wake_ups).await?;
         tx.commit().await.map_err(storage)?;
+        self.post_wakeups(wake_ups);
         self.announce_turn(instance, record, wake_at, unlocked_work, status_changed, terminal);
         Ok(())
     }

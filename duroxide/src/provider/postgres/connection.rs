@@ -86,7 +86,9 @@ impl PostgresProvider {
         } else {
             None
         };
-        Ok(Self { pool, schema, channel, notifiers, listener, origin })
+        let wakeups = wakeups::Wakeups::new();
+        tokio::spawn(wakeups.clone().run(pool.clone(), channel.clone()));
+        Ok(Self { pool, schema, notifiers, listener, wakeups, origin })
     }
 
     /// The schema this store uses.

@@ -355,9 +355,9 @@ impl PostgresProvider {
         .execute(&mut *tx)
         .await
         .map_err(storage)?;
-        self.notify_orchestrator(&mut tx, Some(visible)).await?;
         tx.commit().await.map_err(storage)?;
         self.notifiers.wake_orchestrator_at(Some(visible));
+        self.post_wakeups([orchestrator_wake(&self.origin, Some(visible))]);
         Ok(())
     }
 

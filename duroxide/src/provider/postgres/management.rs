@@ -108,7 +108,6 @@ impl PostgresProvider {
         if let TerminateOutcome::Terminated(ids) = &done.outcome {
             wake_ups.extend(ids.iter().map(|id| finished_wake(id)));
         }
-        self.notify_all(&mut tx, &wake_ups).await?;
         tx.commit().await.map_err(storage)?;
         if done.parent_notified.is_some() {
             self.notifiers.wake_orchestrator_at(None);
@@ -118,6 +117,7 @@ impl PostgresProvider {
                 let _ = self.notifiers.finished.send(Finished::id_only(id.clone()));
             }
         }
+        self.send_wakeups(wake_ups).await;
         Ok(done.outcome)
     }
 

@@ -17,10 +17,12 @@
 //! - `commit_turn` is one transaction that first re-checks the lock token under a row lock,
 //!   then writes the turn in a few statements however many events, activities and messages
 //!   it has (arrays bound as parameters and expanded with `UNNEST`).
-//! - Wake-ups: every enqueue sends `pg_notify` on the channel `duroxide_<schema>` inside
-//!   its transaction (delivered on commit). A background task owned by the provider (stopped
-//!   when it is dropped) LISTENs and wakes this process's dispatchers, so idle runtimes in
-//!   other processes react at once; polling remains the fallback.
+//! - Wake-ups: every enqueue is announced with `pg_notify` on the channel
+//!   `duroxide_<schema>` once it has committed, several commits' worth per statement, from
+//!   a task of the provider (`wakeups`: a notifying transaction holds a database-wide lock
+//!   until its commit is flushed, so notifying inside the durable writes kept them from
+//!   sharing a flush). A second task LISTENs and wakes this process's dispatchers, so idle
+//!   runtimes in other processes react at once; polling remains the fallback.
 //!
 //! ## Errors
 //! Connection loss and other database failures are [`ProviderError::Storage`] (retryable);
@@ -31,7 +33,7 @@
 //! This file holds the store type, its error classification and its tests; the
 //! `Provider` impl is the shared forwarding one (`provider::sql::provider_impl`).
 //! `options` (what callers tune, schema names), `connection` (pool, schema, migrations),
-//! `notify` (cross-process wake-ups), `commit` (a start and a turn commit), `fetch`
+//! `notify` (wake-up payloads and the listener), `wakeups` (sending them after commit), `commit` (a start and a turn commit), `fetch`
 //! (instance locks), `work` (the activity queue), `sessions` (session leases), `queries`
 //! (client reads and management writes), `transfer` (export and import). Code the SQLite
 //! store shares lives in `provider::sql`.
@@ -113,6 +115,7 @@ mod sessions;
 mod transfer;
 mod turn;
 mod values;
+mod wakeups;
 mod work;
 
 use super::sql::{
@@ -136,9 +139,10 @@ pub use options::{PostgresOptions, validate_schema_name};
 pub struct PostgresProvider {
     pool: PgPool,
     schema: String,
-    channel: String,
     notifiers: Arc<Notifiers>,
     listener: Option<tokio::task::JoinHandle<()>>,
+    /// Wake-ups for other processes, sent after the writes they announce commit.
+    wakeups: Arc<wakeups::Wakeups>,
     /// Names this store in the notifications it sends that it also delivers in-process, so
     /// its listener does not deliver them a second time.
     origin: String,
@@ -155,6 +159,8 @@ impl Drop for PostgresProvider {
         if let Some(l) = self.listener.take() {
             l.abort();
         }
+        // The sending task sends what is queued, then ends.
+        self.wakeups.close();
     }
 }
 

@@ -1,5 +1,5 @@
-//! Cross-process wake-ups: the `pg_notify` payloads writes send inside their transaction,
-//! and the listener task that turns them into this process's notifiers.
+//! Cross-process wake-ups: the `pg_notify` payloads writes send once they committed (see
+//! `wakeups`), and the listener task that turns them into this process's notifiers.
 
 use super::*;
 
@@ -96,33 +96,15 @@ pub(super) async fn listen_loop(pool: PgPool, channel: String, notifiers: Arc<No
 }
 
 impl PostgresProvider {
-    pub(super) async fn notify(&self, conn: &mut PgConnection, payload: &str) -> Result<(), ProviderError> {
-        self.notify_all(conn, &[payload.to_string()]).await
+    /// Queues wake-ups for other processes, sent after this point (see `wakeups`); for the
+    /// runtime's own writes, which do not wait for them.
+    pub(super) fn post_wakeups(&self, payloads: impl IntoIterator<Item = String>) {
+        self.wakeups.post(payloads);
     }
 
-    pub(super) async fn notify_orchestrator(
-        &self,
-        conn: &mut PgConnection,
-        visible_at_ms: Option<u64>,
-    ) -> Result<(), ProviderError> {
-        self.notify(conn, &orchestrator_wake(&self.origin, visible_at_ms)).await
-    }
-
-    /// Sends several notifications in one statement.
-    pub(super) async fn notify_all(
-        &self,
-        conn: &mut PgConnection,
-        payloads: &[String],
-    ) -> Result<(), ProviderError> {
-        if payloads.is_empty() {
-            return Ok(());
-        }
-        sqlx::query("SELECT pg_notify($1, p) FROM UNNEST($2::text[]) AS p")
-            .bind(&self.channel)
-            .bind(payloads)
-            .execute(&mut *conn)
-            .await
-            .map_err(storage)?;
-        Ok(())
+    /// Sends wake-ups for other processes and waits until they went out (see `wakeups`);
+    /// for client calls, whose process may end right after.
+    pub(super) async fn send_wakeups(&self, payloads: impl IntoIterator<Item = String>) {
+        self.wakeups.sent_through(self.wakeups.post(payloads)).await;
     }
 }

@@ -66,9 +66,9 @@ impl PostgresProvider {
         }
         Self::insert_message(&mut tx, &message.instance, &message.message, message.visible_at_ms, now)
             .await?;
-        self.notify_orchestrator(&mut tx, message.visible_at_ms).await?;
         tx.commit().await.map_err(storage)?;
         self.notifiers.wake_orchestrator_at(message.visible_at_ms);
+        self.send_wakeups([orchestrator_wake(&self.origin, message.visible_at_ms)]).await;
         Ok(())
     }
 

@@ -30,11 +30,11 @@ impl PostgresProvider {
             .execute(&mut *tx)
             .await
             .map_err(storage)?;
+        tx.commit().await.map_err(storage)?;
         if !released.is_empty() {
             // Work of released sessions may now go to other workers.
-            self.notify(&mut tx, "w").await?;
+            self.post_wakeups(["w".to_string()]);
         }
-        tx.commit().await.map_err(storage)?;
         Ok(released)
     }
 }

@@ -71,11 +71,10 @@ impl PostgresProvider {
     pub(super) async fn import(&self, snapshot: InstanceSnapshot) -> Result<(), ProviderError> {
         let mut tx = self.begin().await?;
         sql::import(&mut Tx(&mut tx), &snapshot, crate::now_ms()).await?;
-        self.notify_orchestrator(&mut tx, None).await?;
-        self.notify(&mut tx, "w").await?;
         tx.commit().await.map_err(storage)?;
         self.notifiers.wake_orchestrator_at(None);
         self.notifiers.worker.notify_waiters();
+        self.send_wakeups([orchestrator_wake(&self.origin, None), "w".to_string()]).await;
         Ok(())
     }
 }

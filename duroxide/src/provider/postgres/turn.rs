@@ -16,10 +16,8 @@ use super::*;
 /// `$19`..`$21` events (ids, types, JSON); `$22`..`$32` activities (as in
 /// `ENQUEUE_ACTIVITIES_SQL`, visible at `$3`); `$33`..`$35` messages (targets, JSON,
 /// visible-at; sent only to instances that exist, each looked up by its id: a scalar
-/// subquery with `LIMIT 1`, which no plan turns into a hash of all of `instances`); `$36`
-/// the notification channel, `$37` wake-ups that name no instance, `$38` whether to announce that the instance finished,
-/// `$39` whether its custom status changed (with origin `$40`), `$41` the longest id a
-/// notification names.
+/// subquery with `LIMIT 1`, which no plan turns into a hash of all of `instances`). The
+/// wake-ups for other processes are sent after the commit (see `wakeups`).
 const ONE_STATEMENT_TURN_SQL: &str = concat!(
     "WITH held AS (SELECT instance_id FROM instances WHERE instance_id = ",
     token_instance!("$1"),
@@ -48,21 +46,12 @@ const ONE_STATEMENT_TURN_SQL: &str = concat!(
        WHERE m.instance_id = h.instance_id \
          OR (SELECT 1 FROM instances t WHERE t.instance_id = m.instance_id LIMIT 1) IS NOT NULL \
        ORDER BY m.n \
-       RETURNING instance_id), \
-     notified AS (\
-       SELECT pg_notify($36, w.p) FROM held h, LATERAL (\
-         SELECT UNNEST($37::text[]) \
-         UNION ALL SELECT CASE WHEN octet_length(h.instance_id) <= $41 THEN 'f:' || h.instance_id ELSE 'f' END \
-           WHERE $38 \
-         UNION ALL SELECT CASE WHEN octet_length(h.instance_id) <= $41 THEN 's:' || $40 || ':' || h.instance_id \
-           ELSE 's:' || $40 END \
-           WHERE $39) AS w(p)) \
+       RETURNING instance_id) \
     ",
     turn_instance_update!(),
     " RETURNING ",
     instance_record_columns!(),
-    ", (SELECT COUNT(*) FROM notified) AS notices, \
-       (SELECT COALESCE(array_agg(instance_id), '{}') FROM msgs) AS sent"
+    ", (SELECT COALESCE(array_agg(instance_id), '{}') FROM msgs) AS sent"
 );
 
 /// Whether `commit` can be written by [`ONE_STATEMENT_TURN_SQL`]: it starts no instance
@@ -104,19 +93,12 @@ impl PostgresProvider {
         let unlocked_work = acts.iter().any(|a| !eager(a));
         let terminal = commit.update.state.is_terminal();
         let status_changed = commit.status_changes() > 0;
-        let wake_ups = turn_wake_ups(&self.origin, &wake_at, now, unlocked_work, None, None);
         let query = sqlx::query(ONE_STATEMENT_TURN_SQL).bind(lock_token).bind(v.exec).bind(ms(now));
         let query = v.bind_state(query).bind(event_ids).bind(event_types).bind(event_data);
         let row = bind_activities(query, acts, locked_until)
             .bind(&targets)
             .bind(&messages)
             .bind(&visible_at)
-            .bind(&self.channel)
-            .bind(&wake_ups)
-            .bind(terminal)
-            .bind(status_changed)
-            .bind(&self.origin)
-            .bind(MAX_INSTANCE_ID_BYTES as i32)
             .fetch_optional(&self.pool)
             .await
             .map_err(|err| match (storage(err), events.first().zip(events.last())) {
@@ -148,6 +130,14 @@ impl PostgresProvider {
                 }
             }
         }
+        self.post_wakeups(turn_wake_ups(
+            &self.origin,
+            &wake_at,
+            now,
+            unlocked_work,
+            terminal.then_some(instance.as_str()),
+            status_changed.then_some(instance.as_str()),
+        ));
         self.announce_turn(instance, record, wake_at, unlocked_work, status_changed, terminal);
         Ok(())
     }

@@ -7,8 +7,8 @@ use super::*;
 /// Deletes the work items whose tokens (`$1`) are still held and enqueues their
 /// completions (`$2` instances, `$3` messages) in order, at `$4`; touches their sessions (the
 /// idle clock of a session starts when its last activity finished). Returns the tokens
-/// that were held; with `$5`, notifies channel `$6` with `$7` when there were any. Its transaction
-/// commits without waiting for the WAL flush (see `async_commit!`).
+/// that were held. Its transaction commits without waiting for the WAL flush (see
+/// `async_commit!`).
 pub(super) const COMPLETE_SQL: &str = concat!(
     "WITH done AS (DELETE FROM worker_queue WHERE lock_token = ANY($1::text[]) \
        RETURNING lock_token, session_id), \
@@ -17,8 +17,7 @@ pub(super) const COMPLETE_SQL: &str = concat!(
        SELECT c.instance_id, c.message, $4, $4 \
        FROM UNNEST($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS c(lock_token, instance_id, message, n) \
        WHERE c.lock_token IN (SELECT lock_token FROM done) ORDER BY c.n) \
-     SELECT ARRAY(SELECT lock_token FROM done) AS done, \
-       CASE WHEN $5 AND EXISTS (SELECT 1 FROM done) THEN pg_notify($6, $7)::text END AS notified, ",
+     SELECT ARRAY(SELECT lock_token FROM done) AS done, ",
     async_commit!()
 );
 
@@ -192,6 +191,7 @@ impl PostgresProvider {
             };
         if notified {
             self.notifiers.wake_orchestrator_at(None);
+            self.post_wakeups([orchestrator_wake(&self.origin, None)]);
         }
         let results = items
             .iter()
@@ -217,7 +217,7 @@ impl PostgresProvider {
 
     /// Deletes the completed work and enqueues the completions (`COMPLETE_SQL`), then, with
     /// `lock`, locks the instances they report to in the same transaction. The tokens whose
-    /// work was still held, the instances locked, and whether dispatchers were notified.
+    /// work was still held, the instances locked, and whether dispatchers need waking.
     async fn write_completions(
         &self,
         conn: &mut PgConnection,
@@ -225,27 +225,24 @@ impl PostgresProvider {
         lock: Option<&LockAfterComplete<'_>>,
         now: u64,
     ) -> Result<(HashSet<String>, Vec<Locked>, bool), ProviderError> {
-        let complete = |notify: bool| {
+        let complete = || {
             sqlx::query(COMPLETE_SQL)
                 .bind(&batch.tokens)
                 .bind(&batch.instances)
                 .bind(&batch.messages)
                 .bind(ms(now))
-                .bind(notify)
-                .bind(&self.channel)
-                .bind(orchestrator_wake(&self.origin, None))
         };
         let done_tokens = |row: &PgRow| -> Result<HashSet<String>, ProviderError> {
             Ok(row.try_get::<Vec<String>, _>("done").map_err(storage)?.into_iter().collect())
         };
         let Some(lock) = lock else {
             // One statement, so no transaction to open.
-            let done = done_tokens(&complete(true).fetch_one(&mut *conn).await.map_err(storage)?)?;
+            let done = done_tokens(&complete().fetch_one(&mut *conn).await.map_err(storage)?)?;
             let notified = !done.is_empty();
             return Ok((done, Vec::new(), notified));
         };
         let mut tx = conn.begin().await.map_err(storage)?;
-        let done = done_tokens(&complete(false).fetch_one(&mut *tx).await.map_err(storage)?)?;
+        let done = done_tokens(&complete().fetch_one(&mut *tx).await.map_err(storage)?)?;
         let mut targets: Vec<String> = Vec::new();
         for (token, instance) in batch.tokens.iter().zip(&batch.instances) {
             if done.contains(token) && !targets.contains(instance) {
@@ -263,9 +260,6 @@ impl PostgresProvider {
         // Dispatchers (here and elsewhere) need waking only for completions whose
         // instance was not locked here.
         let notified = targets.len() > locked.len();
-        if notified {
-            self.notify_orchestrator(&mut tx, None).await?;
-        }
         tx.commit().await.map_err(storage)?;
         Ok((done, locked, notified))
     }
@@ -342,19 +336,17 @@ impl PostgresProvider {
         delay: Option<Duration>,
     ) -> Result<(), ProviderError> {
         let visible = crate::now_ms() + delay.map(|d| d.as_millis() as u64).unwrap_or(0);
-        let mut tx = self.begin().await?;
         let done = sqlx::query(
             "UPDATE worker_queue SET lock_token = NULL, locked_until = 0, visible_at = $1 WHERE lock_token = $2",
         )
         .bind(ms(visible))
         .bind(lock_token)
-        .execute(&mut *tx)
+        .execute(&self.pool)
         .await
         .map_err(storage)?;
         if done.rows_affected() > 0 {
-            self.notify(&mut tx, "w").await?;
+            self.post_wakeups(["w".to_string()]);
         }
-        tx.commit().await.map_err(storage)?;
         Ok(())
     }
 }
