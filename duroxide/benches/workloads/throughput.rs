@@ -109,9 +109,11 @@ pub async fn fanout(store_kind: &str, seconds: u64) {
 
 /// The runtime settings `overhead` uses on each store: the concurrency that suits it on
 /// the 2-core machine (measured). SQLite wants enough turn slots and workers that a round
-/// trip in flight does not idle the node (8/8 beats 2/4, more does not help); PostgreSQL
-/// does best at 2/4 (at 8/8 the dispatchers contend on the server: about half the
-/// throughput).
+/// trip in flight does not idle the node (8/8 beats 2/4, more does not help). PostgreSQL
+/// stays at 2/4 because `nodes` runs each node with these settings: one node does better
+/// at 4/8 since wake-ups left the durable writes (2,819 activities/s against 1,765, medians
+/// of 3), but three 4/8 nodes oversubscribe the two cores (3 nodes / 1 node: 0.69), and
+/// 4/4, 6/8 and 8/8 do far worse on one node (1,100-1,800; see docs/performance.md).
 ///
 /// `DUROXIDE_BENCH_CONCURRENCY=T/W` overrides both, to explore other settings.
 pub fn overhead_options(store_kind: &str) -> RuntimeOptions {
