@@ -150,37 +150,38 @@ impl PostgresProvider {
             Self::cancel_activities(&mut tx, &instance, exec, &commit.cancelled_activities, now).await?;
         }
         let wake_at = Self::send_messages(&mut tx, &instance, &commit.messages, now).await?;
-        // Cross-process wake-ups, delivered by PostgreSQL when the transaction commits.
-        let unlocked_work = commit.activities.iter().any(|a| !eager(a));
-        let terminal = commit.update.state.is_terminal();
-        let status_changed = commit.status_changes() > 0;
-        let wake_ups = turn_wake_ups(
+        let outcome = TurnOutcome {
+            wake_at,
+            unlocked_work: commit.activities.iter().any(|a| !eager(a)),
+            status_changed: commit.status_changes() > 0,
+            terminal: commit.update.state.is_terminal(),
+        };
+        tx.commit().await.map_err(storage)?;
+        self.announce_turn(instance, record, outcome, now);
+        Ok(())
+    }
+
+    /// Tells this process what a committed turn of `instance` did (at `now`), and queues
+    /// the same for other processes: messages visible at `wake_at`, work for any worker, a
+    /// status change, the end of the instance. The local finished notice carries `record`
+    /// (the instance as the turn left it) when there is one, so a waiting client need not
+    /// read it back.
+    pub(super) fn announce_turn(
+        &self,
+        instance: String,
+        record: Option<InstanceRecord>,
+        outcome: TurnOutcome,
+        now: u64,
+    ) {
+        let TurnOutcome { wake_at, unlocked_work, status_changed, terminal } = outcome;
+        self.post_wakeups(turn_wake_ups(
             &self.origin,
             &wake_at,
             now,
             unlocked_work,
             terminal.then_some(instance.as_str()),
             status_changed.then_some(instance.as_str()),
-        );
-        tx.commit().await.map_err(storage)?;
-        self.post_wakeups(wake_ups);
-        self.announce_turn(instance, record, wake_at, unlocked_work, status_changed, terminal);
-        Ok(())
-    }
-
-    /// Tells this process what a committed turn of `instance` did: messages visible at
-    /// `wake_at`, work for any worker, a status change, the end of the instance. The
-    /// finished notice carries `record` (the instance as the turn left it) when there is
-    /// one, so a waiting client need not read it back.
-    pub(super) fn announce_turn(
-        &self,
-        instance: String,
-        record: Option<InstanceRecord>,
-        wake_at: Vec<Option<u64>>,
-        unlocked_work: bool,
-        status_changed: bool,
-        terminal: bool,
-    ) {
+        ));
         for w in wake_at {
             self.notifiers.wake_orchestrator_at(w);
         }
@@ -410,6 +411,17 @@ pub(super) fn bind_activities<'q>(
 }
 
 /// What a turn writes to its execution and instance rows, ready to bind.
+/// What a committed turn did that others may wait for (see `announce_turn`).
+pub(super) struct TurnOutcome {
+    /// When each message the turn sent becomes visible (`None`: now).
+    pub(super) wake_at: Vec<Option<u64>>,
+    /// It queued work no worker of this node took.
+    pub(super) unlocked_work: bool,
+    pub(super) status_changed: bool,
+    /// The instance finished.
+    pub(super) terminal: bool,
+}
+
 pub(super) struct TurnState<'a> {
     pub(super) exec: i64,
     /// The turn started the execution (its row is created), with this version and

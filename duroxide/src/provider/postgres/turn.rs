@@ -8,7 +8,7 @@
 //! caller gets `LockLost`. A failing part (a duplicate event id) fails the whole statement,
 //! which is its own transaction.
 
-use super::commit::{TurnState, bind_activities, eager, turn_wake_ups};
+use super::commit::{TurnOutcome, TurnState, bind_activities, eager};
 use super::*;
 
 /// `$1` lock token; `$2` execution; `$3` now; `$4`..`$18` the turn state (see
@@ -130,15 +130,8 @@ impl PostgresProvider {
                 }
             }
         }
-        self.post_wakeups(turn_wake_ups(
-            &self.origin,
-            &wake_at,
-            now,
-            unlocked_work,
-            terminal.then_some(instance.as_str()),
-            status_changed.then_some(instance.as_str()),
-        ));
-        self.announce_turn(instance, record, wake_at, unlocked_work, status_changed, terminal);
+        let outcome = TurnOutcome { wake_at, unlocked_work, status_changed, terminal };
+        self.announce_turn(instance, record, outcome, now);
         Ok(())
     }
 }
