@@ -410,7 +410,6 @@ pub(super) fn bind_activities<'q>(
         .bind(acts.iter().map(|a| a.orchestration_version.as_str()).collect::<Vec<_>>())
 }
 
-/// What a turn writes to its execution and instance rows, ready to bind.
 /// What a committed turn did that others may wait for (see `announce_turn`).
 pub(super) struct TurnOutcome {
     /// When each message the turn sent becomes visible (`None`: now).
@@ -422,6 +421,7 @@ pub(super) struct TurnOutcome {
     pub(super) terminal: bool,
 }
 
+/// What a turn writes to its execution and instance rows, ready to bind.
 pub(super) struct TurnState<'a> {
     pub(super) exec: i64,
     /// The turn started the execution (its row is created), with this version and

@@ -33,10 +33,10 @@
 //! This file holds the store type, its error classification and its tests; the
 //! `Provider` impl is the shared forwarding one (`provider::sql::provider_impl`).
 //! `options` (what callers tune, schema names), `connection` (pool, schema, migrations),
-//! `notify` (wake-up payloads and the listener), `wakeups` (sending them after commit), `commit` (a start and a turn commit), `fetch`
-//! (instance locks), `work` (the activity queue), `sessions` (session leases), `queries`
-//! (client reads and management writes), `transfer` (export and import). Code the SQLite
-//! store shares lives in `provider::sql`.
+//! `notify` (wake-up payloads and the listener), `wakeups` (sending them after commit),
+//! `commit` (a start and a turn commit), `fetch` (instance locks), `work` (the activity
+//! queue), `sessions` (session leases), `queries` (client reads and management writes),
+//! `transfer` (export and import). Code the SQLite store shares lives in `provider::sql`.
 
 /// A select-list item that makes the statement's transaction commit without waiting for
 /// its WAL flush (`synchronous_commit = off` for that transaction only). Used where
@@ -80,9 +80,6 @@ macro_rules! turn_state_ctes {
     };
 }
 
-/// The instance row after a turn (see [`turn_state_ctes`]): `$9`..`$17` (name, version,
-/// current execution, state, output, error, custom status when `$15`, duroxide version
-/// key), its custom status version raised by `$18`, its status note cleared, unlocked.
 /// The columns of an instance's record (see `sql::record_from_row`), in the order every
 /// read and every `RETURNING` of the record lists them.
 macro_rules! instance_record_columns {
@@ -92,6 +89,9 @@ macro_rules! instance_record_columns {
     };
 }
 
+/// The instance row after a turn (see [`turn_state_ctes`]): `$9`..`$17` (name, version,
+/// current execution, state, output, error, custom status when `$15`, duroxide version
+/// key), its custom status version raised by `$18`, its status note cleared, unlocked.
 macro_rules! turn_instance_update {
     () => {
         "UPDATE instances SET name = $9, version = $10, execution_id = $11, state = $12, output = $13, \
