@@ -40,7 +40,7 @@
 //! is refused, so a console behind cookie authentication cannot be driven by another
 //! site's page. Pages forbid framing.
 //!
-//! What does not live here: every read and change goes through [`Client`](crate::Client)'s
+//! What does not live here: every read and change goes through [`Client`]'s
 //! management calls (the console runs no SQL of its own), and the standalone server (its
 //! listening address and warnings) is the CLI's `console` command.
 //!

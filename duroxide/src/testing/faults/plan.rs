@@ -7,6 +7,12 @@
 use std::fmt;
 use std::time::Duration;
 
+// Named by the docs' links only.
+#[cfg(doc)]
+use super::FaultyProvider;
+#[cfg(doc)]
+use crate::{Provider, ProviderError};
+
 /// One method of the [`Provider`] trait, as the fault injector counts and names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[non_exhaustive]
