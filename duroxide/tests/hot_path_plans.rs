@@ -12,7 +12,9 @@
 //! without, and for the generic plan made on an empty store (the one a young store's
 //! connections keep until the tables are analyzed).
 //! A walk through a partial index (one that holds only live rows, such as the index of
-//! locked instances) is not a scan of finished work.
+//! locked instances) is not a scan of finished work. A fourth PostgreSQL planning, with a
+//! backlog of messages in the queue, checks that finding one instance's messages never
+//! reads every visible message of the queue.
 //!
 //! The same PostgreSQL statements show where wake-ups are sent: never inside a durable
 //! write, whose commit would then hold the database-wide notification lock through its WAL
@@ -362,7 +364,7 @@ async fn hot_paths_never_walk_finished_work() {
             run_workload(store).await;
             CAPTURING.store(false, Ordering::SeqCst);
             let statements = take_statements();
-            (check_postgres(&pg_url, &schema, statements.clone()).await, statements)
+            (check_postgres(&pg_url, &schema, statements.clone(), false).await, statements)
         };
         let result = tokio::spawn(checked).await;
         pg::drop_schema(&pg_url, &schema).await;
@@ -380,10 +382,26 @@ async fn hot_paths_never_walk_finished_work() {
     drop(pg::open(&pg_url, &schema).await);
     // Spawned like the runs above, so the schema is dropped even if the check panics.
     let (url, name) = (pg_url.clone(), schema.clone());
-    let result = tokio::spawn(async move { check_postgres(&url, &name, captured).await }).await;
+    let empty_store_statements = captured.clone();
+    let result =
+        tokio::spawn(async move { check_postgres(&url, &name, empty_store_statements, false).await }).await;
     pg::drop_schema(&pg_url, &schema).await;
     let walks = result.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
     pg_walks.extend(walks.into_iter().map(|w| format!("(planned on an empty store) {w}")));
+    // And planned with a backlog: messages of many instances waiting in the queue. Taking
+    // one instance reads its visible messages; that lookup must stay bounded by the
+    // instance, never read every visible message of the queue.
+    let schema = pg::random_schema();
+    drop(pg::open(&pg_url, &schema).await);
+    let (url, name) = (pg_url.clone(), schema.clone());
+    let result = tokio::spawn(async move {
+        preload_backlog(&url, &name).await;
+        check_postgres(&url, &name, captured, true).await
+    })
+    .await;
+    pg::drop_schema(&pg_url, &schema).await;
+    let walks = result.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+    pg_walks.extend(walks.into_iter().map(|w| format!("(planned with a backlog) {w}")));
     let all: Vec<String> = sqlite_walks
         .iter()
         .map(|w| format!("SQLite: {w}"))
@@ -480,7 +498,55 @@ async fn preload_postgres(url: &str, schema: &str, analyzed: bool) {
     conn.close().await.unwrap();
 }
 
-async fn check_postgres(url: &str, schema: &str, statements: Vec<String>) -> Vec<String> {
+/// Messages waiting in the queue when the backlog's plans are made, spread over
+/// [`BACKLOG_INSTANCES`] instances (a hundred each, as after a burst of events), each the
+/// size of a typical serialized message.
+const BACKLOG: i64 = 20_000;
+const BACKLOG_INSTANCES: i64 = 200;
+
+/// A queue with a backlog: [`BACKLOG`] visible messages, analyzed. With many messages per
+/// instance the planner narrowed one instance's messages by also reading the visible-time
+/// index (every visible message) until the instance index held both columns (migration 11).
+async fn preload_backlog(url: &str, schema: &str) {
+    let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+    let queue = format!("\"{schema}\".orchestrator_queue");
+    for sql in [
+        format!(
+            "INSERT INTO {queue} (instance_id, message, visible_at, enqueued_at) \
+             SELECT 'waiting-' || lpad((x % {BACKLOG_INSTANCES})::text, 5, '0'), repeat('x', 300), \
+               1700000000000 + x, 1700000000000 + x FROM generate_series(0, {BACKLOG} - 1) AS x"
+        ),
+        format!("ANALYZE {queue}"),
+    ] {
+        sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await.unwrap();
+    }
+    conn.close().await.unwrap();
+}
+
+/// With a backlog in the queue: a plan that reads the visible-time index (every visible
+/// message) to find one instance's messages, combined with the instance's index in a
+/// bitmap AND or scanned with the instance as a filter. `plan[0]` is the node.
+fn backlog_walk(plan: &[String]) -> Option<String> {
+    let node = plan[0].trim().trim_start_matches("-> ").trim();
+    let why = "reads every visible message of `orchestrator_queue` to find one instance's";
+    if node.starts_with("BitmapAnd") {
+        let children: Vec<&String> = plan[1..].iter().take(6).collect();
+        if children.iter().any(|l| l.contains("orchestrator_queue_visible")) {
+            return Some(why.to_string());
+        }
+    }
+    if node.contains("using orchestrator_queue_visible") {
+        let details = plan[1..].iter().take_while(|l| !l.trim_start().starts_with("->"));
+        if details.clone().any(|l| l.contains("Filter") && l.contains("instance_id")) {
+            return Some(why.to_string());
+        }
+    }
+    None
+}
+
+/// The walks in the generic plans of `statements` on `schema`; with `backlog`, also the
+/// walks of the queue's backlog (see [`backlog_walk`]).
+async fn check_postgres(url: &str, schema: &str, statements: Vec<String>, backlog: bool) -> Vec<String> {
     let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
     sqlx::query(sqlx::AssertSqlSafe(format!("SET search_path TO \"{schema}\"")))
         .execute(&mut conn)
@@ -520,8 +586,9 @@ async fn check_postgres(url: &str, schema: &str, statements: Vec<String>) -> Vec
             plan.iter().map(|l| l.trim()).collect::<Vec<_>>().join(" / ")
         );
         for (i, line) in plan.iter().enumerate() {
-            if let Some(why) =
-                full_walk(line.trim(), &[], &partial).or_else(|| unbounded_index_walk(&plan[i..], &partial))
+            if let Some(why) = full_walk(line.trim(), &[], &partial)
+                .or_else(|| unbounded_index_walk(&plan[i..], &partial))
+                .or_else(|| backlog.then(|| backlog_walk(&plan[i..])).flatten())
             {
                 walks.push(format!("{why}: {}\n    {}", line.trim(), one_line(sql)));
             }
