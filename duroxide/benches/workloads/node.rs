@@ -1,8 +1,8 @@
 //! A worker node of the `nodes` workload: the bench binary started again by the parent
 //! with [`NODE_ENV`] set to a PostgreSQL schema. It runs a runtime on that schema with the
-//! `overhead` settings, says `ready` on stdout, runs until its stdin closes (the parent's
-//! stop signal; also what happens if the parent dies), shuts down, and writes its turn
-//! ledger (see `turn_ledger`) to the file named by [`LEDGER_ENV`].
+//! node settings (`throughput::node_options`), says `ready` on stdout, runs until its stdin
+//! closes (the parent's stop signal; also what happens if the parent dies), shuts down, and
+//! writes its turn ledger (see `turn_ledger`) to the file named by [`LEDGER_ENV`].
 
 use super::app::{activities, orchestrations};
 use super::turn_ledger::TurnLedger;
@@ -30,7 +30,7 @@ pub async fn run(schema: &str) {
     let ledger = TurnLedger::default();
     tracing_subscriber::registry().with(ledger.clone()).init();
     let provider = open_schema(schema, pool).await;
-    let options = super::throughput::overhead_options("postgres");
+    let options = super::throughput::node_options();
     let rt = Runtime::start_with_options(provider, activities(0), orchestrations(), options).await;
     {
         let mut out = std::io::stdout().lock();

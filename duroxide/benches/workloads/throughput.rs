@@ -107,24 +107,38 @@ pub async fn fanout(store_kind: &str, seconds: u64) {
     store.close().await;
 }
 
-/// The runtime settings `overhead` uses on each store: the concurrency that suits it on
-/// the 2-core machine (measured). SQLite wants enough turn slots and workers that a round
-/// trip in flight does not idle the node (8/8 beats 2/4, more does not help). PostgreSQL
-/// stays at 2/4 because `nodes` runs each node with these settings: one node does better
-/// at 4/8 since wake-ups left the durable writes (2,819 activities/s against 1,765, medians
-/// of 3), but three 4/8 nodes oversubscribe the two cores (3 nodes / 1 node: 0.69), and
-/// 4/4, 6/8 and 8/8 do far worse on one node (1,100-1,800; see docs/performance.md).
+/// The runtime settings `overhead` uses on each store: the concurrency that suits one
+/// node of it on the 2-core machine (measured; see docs/performance.md). SQLite wants
+/// enough turn slots and workers that a round trip in flight does not idle the node (8/8
+/// beats 2/4, more does not help). PostgreSQL wants more: each turn waits for its own
+/// commit's flush on the server, and with eight turn slots and twice as many workers those
+/// flushes are shared (8/16 against 2/4: about 1.7 times the activities per second since
+/// migration 11; 4/8 and 6/12 in between, 12/24 no better).
 ///
 /// `DUROXIDE_BENCH_CONCURRENCY=T/W` overrides both, to explore other settings.
 pub fn overhead_options(store_kind: &str) -> RuntimeOptions {
-    let (turns, workers) = if store_kind == "postgres" { (2, 4) } else { (8, 8) };
-    let (turns, workers) = std::env::var("DUROXIDE_BENCH_CONCURRENCY")
-        .ok()
-        .and_then(|v| {
-            let (t, w) = v.split_once('/')?;
-            Some((t.trim().parse().ok()?, w.trim().parse().ok()?))
-        })
-        .unwrap_or((turns, workers));
+    let defaults = if store_kind == "postgres" { (8, 16) } else { (8, 8) };
+    options_with(concurrency_from_env("DUROXIDE_BENCH_CONCURRENCY").unwrap_or(defaults))
+}
+
+/// The runtime settings of each node of `nodes`: 2/4, so that three nodes together hold
+/// fewer turn slots and workers than one `overhead` node and the two cores are not
+/// oversubscribed (three nodes at 4/8 each ran at 0.69 of one). `nodes` compares its own
+/// runs with each other, so what it measures is the cost of sharing one store.
+///
+/// `DUROXIDE_BENCH_NODE_CONCURRENCY=T/W` overrides it.
+pub fn node_options() -> RuntimeOptions {
+    options_with(concurrency_from_env("DUROXIDE_BENCH_NODE_CONCURRENCY").unwrap_or((2, 4)))
+}
+
+/// `T/W` from the environment variable `name`: turn slots and activity workers.
+fn concurrency_from_env(name: &str) -> Option<(usize, usize)> {
+    let v = std::env::var(name).ok()?;
+    let (t, w) = v.split_once('/')?;
+    Some((t.trim().parse().ok()?, w.trim().parse().ok()?))
+}
+
+fn options_with((turns, workers): (usize, usize)) -> RuntimeOptions {
     RuntimeOptions { orchestration_concurrency: turns, worker_concurrency: workers, ..Default::default() }
 }
 

@@ -19,6 +19,9 @@ pub struct RuntimeOptions {
     /// Orchestration turns run concurrently (on different instances). Also how many
     /// instances this node may hold locked for its next turns (locked by a completing
     /// activity or fetched several at once) before a dispatcher is free to run them.
+    /// On PostgreSQL, where each turn waits for its commit's flush on the server, more
+    /// turn slots (with about twice as many workers) let commits share flushes: see
+    /// "Concurrency" in docs/providers.md.
     pub orchestration_concurrency: usize,
     /// Activities run concurrently (0: none; an orchestration-only node, as with
     /// `activity_tags: TagFilter::None`). A node also holds some activities locked for its own
