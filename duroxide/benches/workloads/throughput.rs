@@ -107,18 +107,18 @@ pub async fn fanout(store_kind: &str, seconds: u64) {
     store.close().await;
 }
 
-/// The runtime settings `overhead` uses on each store: the concurrency that suits one
-/// node of it on the 2-core machine (measured; see docs/performance.md). SQLite wants
-/// enough turn slots and workers that a round trip in flight does not idle the node (8/8
-/// beats 2/4, more does not help). PostgreSQL wants more: each turn waits for its own
-/// commit's flush on the server, and with eight turn slots and twice as many workers those
-/// flushes are shared (8/16 against 2/4: about 1.7 times the activities per second since
-/// migration 11; 4/8 and 6/12 in between, 12/24 no better).
+/// The runtime settings `overhead` uses on every store: eight turn slots and sixteen
+/// workers, the concurrency that suits one node on the 2-core machine (measured; see
+/// docs/performance.md, round two's ninth levers). Enough turn slots that a round trip in
+/// flight does not idle the node and that commits share flushes (on PostgreSQL each turn
+/// waits for its own commit's flush on the server), and twice as many workers so that a
+/// fan-out's five activities finish close together and one turn answers them. PostgreSQL,
+/// activities per raw commit in rotation: 4/8 0.40-0.44, 8/16 0.48-0.52, 12/24 0.46-0.48;
+/// the file store, activities/s: 8/8 4,650-5,095, 8/16 5,333-5,714, 4/8 3,717-4,083.
 ///
-/// `DUROXIDE_BENCH_CONCURRENCY=T/W` overrides both, to explore other settings.
-pub fn overhead_options(store_kind: &str) -> RuntimeOptions {
-    let defaults = if store_kind == "postgres" { (8, 16) } else { (8, 8) };
-    options_with(concurrency_from_env("DUROXIDE_BENCH_CONCURRENCY").unwrap_or(defaults))
+/// `DUROXIDE_BENCH_CONCURRENCY=T/W` overrides it, to explore other settings.
+pub fn overhead_options() -> RuntimeOptions {
+    options_with(concurrency_from_env("DUROXIDE_BENCH_CONCURRENCY").unwrap_or((8, 16)))
 }
 
 /// The runtime settings of each node of `nodes`: 2/4, so that three nodes together hold
@@ -163,7 +163,7 @@ pub struct Overhead {
 
 /// `overhead` on an open store (possibly preloaded with `preloaded` finished instances).
 pub async fn overhead_on(store: &Store, store_kind: &str, seconds: u64, preloaded: u64) -> Overhead {
-    let d = fanout_run(store, 0, overhead_options(store_kind), seconds, OVERHEAD_IN_FLIGHT).await;
+    let d = fanout_run(store, 0, overhead_options(), seconds, OVERHEAD_IN_FLIGHT).await;
     let mut figures = vec![
         ("preloaded_instances", preloaded as f64),
         ("orchestrations_per_s", d.orchestrations_per_s),
