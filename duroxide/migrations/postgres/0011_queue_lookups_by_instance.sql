@@ -3,7 +3,7 @@
 --
 -- Locking an instance reads its messages visible now (`instance_id = $x AND visible_at <=
 -- $now`). With `orchestrator_queue_instance` on `(instance_id, id)` the planner, once the
--- queue's statistics count a few hundred visible messages, combined it with
+-- queue's statistics showed instances with several messages each, combined it with
 -- `orchestrator_queue_visible` in a bitmap AND: each lookup of one instance then read the
 -- index entries of every visible message in the queue, so a backlog made every lock
 -- slower, which let the backlog grow further. With both columns in one index the lookup
