@@ -150,14 +150,9 @@ impl PostgresProvider {
             Self::cancel_activities(&mut tx, &instance, exec, &commit.cancelled_activities, now).await?;
         }
         let wake_at = Self::send_messages(&mut tx, &instance, &commit.messages, now).await?;
-        let outcome = TurnOutcome {
-            wake_at,
-            unlocked_work: commit.activities.iter().any(|a| !eager(a)),
-            status_changed: commit.status_changes() > 0,
-            terminal: commit.update.state.is_terminal(),
-        };
+        let effects = TurnEffects::of(&commit, wake_at);
         tx.commit().await.map_err(storage)?;
-        self.announce_turn(instance, record, outcome, now);
+        self.announce_turn(instance, record, effects, now);
         Ok(())
     }
 
@@ -170,18 +165,11 @@ impl PostgresProvider {
         &self,
         instance: String,
         record: Option<InstanceRecord>,
-        outcome: TurnOutcome,
+        effects: TurnEffects,
         now: u64,
     ) {
-        let TurnOutcome { wake_at, unlocked_work, status_changed, terminal } = outcome;
-        self.post_wakeups(turn_wake_ups(
-            &self.origin,
-            &wake_at,
-            now,
-            unlocked_work,
-            terminal.then_some(instance.as_str()),
-            status_changed.then_some(instance.as_str()),
-        ));
+        self.post_wakeups(effects.wake_ups(&self.origin, &instance, now));
+        let TurnEffects { wake_at, unlocked_work, status_changed, terminal } = effects;
         for w in wake_at {
             self.notifiers.wake_orchestrator_at(w);
         }
@@ -411,14 +399,57 @@ pub(super) fn bind_activities<'q>(
 }
 
 /// What a committed turn did that others may wait for (see `announce_turn`).
-pub(super) struct TurnOutcome {
+pub(super) struct TurnEffects {
     /// When each message the turn sent becomes visible (`None`: now).
-    pub(super) wake_at: Vec<Option<u64>>,
+    wake_at: Vec<Option<u64>>,
     /// It queued work no worker of this node took.
-    pub(super) unlocked_work: bool,
-    pub(super) status_changed: bool,
+    unlocked_work: bool,
+    status_changed: bool,
     /// The instance finished.
-    pub(super) terminal: bool,
+    terminal: bool,
+}
+
+impl TurnEffects {
+    /// The effects of `commit`, whose messages become visible at `wake_at`.
+    pub(super) fn of(commit: &TurnCommit, wake_at: Vec<Option<u64>>) -> Self {
+        Self {
+            wake_at,
+            unlocked_work: commit.activities.iter().any(|a| !eager(a)),
+            status_changed: commit.status_changes() > 0,
+            terminal: commit.update.state.is_terminal(),
+        }
+    }
+
+    /// The notifications a turn of `instance` committed at `now` by the store named
+    /// `origin` sends: one per future visibility time of its messages and one for "now" at
+    /// most (see `orchestrator_wake`), `w` when it queued work for any worker,
+    /// `f:<instance>` when the instance finished, and `s:<origin>:<instance>` when its
+    /// custom status changed (so `Client::wait_for_status_change` in other processes wakes
+    /// at once).
+    fn wake_ups(&self, origin: &str, instance: &str, now: u64) -> Vec<String> {
+        let mut wake_ups = Vec::new();
+        let mut notified_now = false;
+        for w in &self.wake_at {
+            match w {
+                Some(t) if *t > now => wake_ups.push(orchestrator_wake(origin, Some(*t))),
+                _ if !notified_now => {
+                    notified_now = true;
+                    wake_ups.push(orchestrator_wake(origin, None));
+                }
+                _ => {}
+            }
+        }
+        if self.unlocked_work {
+            wake_ups.push("w".to_string());
+        }
+        if self.terminal {
+            wake_ups.push(finished_wake(instance));
+        }
+        if self.status_changed {
+            wake_ups.push(status_wake(origin, instance));
+        }
+        wake_ups
+    }
 }
 
 /// What a turn writes to its execution and instance rows, ready to bind.
@@ -517,41 +548,4 @@ impl<'a> TurnState<'a> {
 /// locked, its first attempt counted.
 pub(super) fn eager(a: &ActivityWorkItem) -> bool {
     !a.lock_token.is_empty()
-}
-
-/// The notifications a turn of the store named `origin` sends: one per future visibility
-/// time of its messages and one for "now" at most (see `orchestrator_wake`), `w` when it
-/// queued work for any worker, `f:<instance>` when the instance `finished`, and
-/// `s:<origin>:<instance>` when its custom status `status_changed` (so
-/// `Client::wait_for_status_change` in other processes wakes at once).
-pub(super) fn turn_wake_ups(
-    origin: &str,
-    wake_at: &[Option<u64>],
-    now: u64,
-    unlocked_work: bool,
-    finished: Option<&str>,
-    status_changed: Option<&str>,
-) -> Vec<String> {
-    let mut wake_ups = Vec::new();
-    let mut notified_now = false;
-    for w in wake_at {
-        match w {
-            Some(t) if *t > now => wake_ups.push(orchestrator_wake(origin, Some(*t))),
-            _ if !notified_now => {
-                notified_now = true;
-                wake_ups.push(orchestrator_wake(origin, None));
-            }
-            _ => {}
-        }
-    }
-    if unlocked_work {
-        wake_ups.push("w".to_string());
-    }
-    if let Some(instance) = finished {
-        wake_ups.push(finished_wake(instance));
-    }
-    if let Some(instance) = status_changed {
-        wake_ups.push(status_wake(origin, instance));
-    }
-    wake_ups
 }

@@ -8,7 +8,7 @@
 //! caller gets `LockLost`. A failing part (a duplicate event id) fails the whole statement,
 //! which is its own transaction.
 
-use super::commit::{TurnOutcome, TurnState, bind_activities, eager};
+use super::commit::{TurnEffects, TurnState, bind_activities};
 use super::*;
 
 /// `$1` lock token; `$2` execution; `$3` now; `$4`..`$18` the turn state (see
@@ -90,9 +90,6 @@ impl PostgresProvider {
             visible_at.push(ms(m.visible_at_ms.unwrap_or(now)));
             wake_at.push(m.visible_at_ms);
         }
-        let unlocked_work = acts.iter().any(|a| !eager(a));
-        let terminal = commit.update.state.is_terminal();
-        let status_changed = commit.status_changes() > 0;
         let query = sqlx::query(ONE_STATEMENT_TURN_SQL).bind(lock_token).bind(v.exec).bind(ms(now));
         let query = v.bind_state(query).bind(event_ids).bind(event_types).bind(event_data);
         let row = bind_activities(query, acts, locked_until)
@@ -130,8 +127,7 @@ impl PostgresProvider {
                 }
             }
         }
-        let outcome = TurnOutcome { wake_at, unlocked_work, status_changed, terminal };
-        self.announce_turn(instance, record, outcome, now);
+        self.announce_turn(instance, record, TurnEffects::of(&commit, wake_at), now);
         Ok(())
     }
 }
